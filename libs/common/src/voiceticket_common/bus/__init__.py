@@ -1,0 +1,20 @@
+"""The event bus: a port with a Kafka adapter (and an embedded one for single-process mode)."""
+
+from .envelope import Envelope, MalformedMessage, decode, encode, envelope_for
+from .errors import PermanentError, TransientError
+from .port import EventBus, EventPublisher, Handler, RetryPolicy, dead_letter_topic
+
+__all__ = [
+    "Envelope",
+    "EventBus",
+    "EventPublisher",
+    "Handler",
+    "MalformedMessage",
+    "PermanentError",
+    "RetryPolicy",
+    "TransientError",
+    "dead_letter_topic",
+    "decode",
+    "encode",
+    "envelope_for",
+]

@@ -1,0 +1,88 @@
+"""Running a handler with bounded retries: the part every bus adapter shares."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from ..events import Event
+from ..tracing import record_failure
+from .envelope import Envelope
+from .errors import PermanentError, TransientError
+from .port import Handler, RetryPolicy
+
+log = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Delivered:
+    events: Sequence[Event]
+    attempts: int
+
+
+@dataclass(frozen=True)
+class DeadLettered:
+    reason: str
+    error_type: str
+    attempts: int
+
+
+def backoff_delay(policy: RetryPolicy, attempt: int, retry_after: float | None) -> float:
+    """Full-jitter exponential backoff; a server's Retry-After is never undercut."""
+
+    ceiling = min(policy.max_backoff, policy.initial_backoff * (2 ** (attempt - 1)))
+    delay = random.uniform(0, ceiling)
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return delay
+
+
+async def run_handler(
+    envelope: Envelope,
+    handler: Handler,
+    policy: RetryPolicy,
+    sleep: Sleep = asyncio.sleep,
+) -> Delivered | DeadLettered:
+    """Call ``handler`` until it succeeds, fails permanently, or the retry budget is spent."""
+
+    from opentelemetry import trace
+
+    span = trace.get_current_span()
+    started = time.monotonic()
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            events = await handler(envelope)
+            return Delivered(events=events, attempts=attempt)
+        except PermanentError as exc:
+            record_failure(span, exc, retrying=False)
+            return DeadLettered(reason=str(exc), error_type=type(exc).__name__, attempts=attempt)
+        except TransientError as exc:
+            delay = backoff_delay(policy, attempt, exc.retry_after)
+            elapsed = time.monotonic() - started
+            if attempt >= policy.max_attempts or elapsed + delay > policy.max_total_seconds:
+                record_failure(span, exc, retrying=False)
+                return DeadLettered(
+                    reason=f"retries exhausted: {exc}", error_type=type(exc).__name__, attempts=attempt
+                )
+            record_failure(span, exc, retrying=True)
+            log.warning(
+                "transient failure, retrying",
+                extra={"attempt": attempt, "delay_s": round(delay, 2), "error": str(exc)},
+            )
+            await sleep(delay)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # an unexpected bug: dead-letter it rather than stall the partition
+            log.exception("handler failed unexpectedly", extra={"error_type": type(exc).__name__})
+            record_failure(span, exc, retrying=False)
+            return DeadLettered(
+                reason=f"unexpected {type(exc).__name__}", error_type=type(exc).__name__, attempts=attempt
+            )

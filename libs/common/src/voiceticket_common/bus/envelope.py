@@ -1,0 +1,114 @@
+"""CloudEvents 1.0 binary mode on Kafka headers: attributes as ``ce_*`` headers, data as the value."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ..events import Event, event_class
+
+SPEC_VERSION = "1.0"
+CONTENT_TYPE = "application/json"
+
+Headers = list[tuple[str, bytes]]
+
+
+class MalformedMessage(ValueError):
+    """A record that is not a valid event of a known type and version (never retried)."""
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """An event with its CloudEvents attributes and trace context."""
+
+    event: Event
+    id: str
+    source: str
+    time: datetime
+    extra_headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def type(self) -> str:
+        return self.event.ce_type()
+
+    @property
+    def subject(self) -> str:
+        return self.event.call_sid
+
+
+def envelope_for(event: Event, source: str, discriminator: str = "") -> Envelope:
+    return Envelope(
+        event=event,
+        id=event.deterministic_id(discriminator),
+        source=source,
+        time=event.occurred_at,
+    )
+
+
+def encode(envelope: Envelope) -> tuple[bytes, bytes, Headers]:
+    """Key, value and headers of the Kafka record for ``envelope``."""
+
+    headers: Headers = [
+        ("ce_specversion", SPEC_VERSION.encode()),
+        ("ce_id", envelope.id.encode()),
+        ("ce_type", envelope.type.encode()),
+        ("ce_source", envelope.source.encode()),
+        ("ce_time", envelope.time.isoformat().encode()),
+        ("ce_subject", envelope.subject.encode()),
+        ("content-type", CONTENT_TYPE.encode()),
+    ]
+    headers += [(k, v.encode()) for k, v in envelope.extra_headers.items()]
+    value = envelope.event.model_dump_json().encode()
+    return envelope.event.key.encode(), value, headers
+
+
+def header_map(headers: Headers | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, raw in headers or []:
+        try:
+            out[name] = raw.decode() if raw is not None else ""
+        except UnicodeDecodeError:
+            out[name] = ""
+    return out
+
+
+def decode(value: bytes | None, headers: Headers | None) -> Envelope:
+    """Parse and validate a record; raises MalformedMessage with a reason that holds no payload."""
+
+    attrs = header_map(headers)
+    ce_type = attrs.get("ce_type")
+    if not ce_type:
+        raise MalformedMessage("missing ce_type header")
+    if attrs.get("ce_specversion") != SPEC_VERSION:
+        raise MalformedMessage(f"unsupported ce_specversion {attrs.get('ce_specversion')!r}")
+    try:
+        cls = event_class(ce_type)
+    except LookupError as exc:
+        raise MalformedMessage(str(exc)) from None
+    if value is None:
+        raise MalformedMessage("empty value")
+    try:
+        data = json.loads(value)
+        event = cls.model_validate(data)
+    except (ValueError, TypeError) as exc:
+        # pydantic errors quote input values, which may be personal data: keep only locations.
+        locations = getattr(exc, "errors", None)
+        where = (
+            ", ".join(".".join(str(p) for p in e["loc"]) + ": " + e["type"] for e in locations())
+            if callable(locations)
+            else "not JSON"
+        )
+        raise MalformedMessage(f"invalid {ce_type} payload ({where})") from None
+    try:
+        time = datetime.fromisoformat(attrs.get("ce_time", ""))
+    except ValueError:
+        time = event.occurred_at
+    extra = {k: v for k, v in attrs.items() if not k.startswith("ce_") and k != "content-type"}
+    return Envelope(
+        event=event,
+        id=attrs.get("ce_id", ""),
+        source=attrs.get("ce_source", ""),
+        time=time,
+        extra_headers=extra,
+    )

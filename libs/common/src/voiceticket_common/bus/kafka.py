@@ -1,0 +1,183 @@
+"""The Kafka adapter of the bus port, on aiokafka.
+
+Producer: idempotent, ``acks=all``, key = CallSid, CloudEvents binary-mode headers plus
+``traceparent``. Consumer: manual commits, each offset committed only after the handler's outcome
+events were acknowledged by the broker (or the record was dead-lettered), one record at a time per
+partition so a call's events keep their order.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from ..events import Event
+from ..tracing import inject_headers, process_span, send_span
+from .delivery import DeadLettered, run_handler
+from .envelope import Headers, MalformedMessage, decode, encode, envelope_for, header_map
+from .port import Handler, RetryPolicy, dead_letter_topic
+
+log = logging.getLogger(__name__)
+
+
+class KafkaEventBus:
+    """Publishes and consumes events on a Kafka cluster."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        source: str,
+        *,
+        partitions: int = 3,
+        replication_factor: int = 1,
+    ) -> None:
+        self._bootstrap = bootstrap_servers
+        self._source = source
+        self._partitions = partitions
+        self._replication = replication_factor
+        self._producer: AIOKafkaProducer | None = None
+        self._known_topics: set[str] = set()
+
+    async def start(self) -> None:
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap,
+            client_id=self._source,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=5,
+        )
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def ensure_topics(self, topics: Sequence[str]) -> None:
+        """Create missing topics; consumers subscribe to explicit, existing topics."""
+
+        missing = [t for t in topics if t not in self._known_topics]
+        if not missing:
+            return
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, client_id=self._source)
+        await admin.start()
+        try:
+            existing = set(await admin.list_topics())
+            new = [
+                NewTopic(name=t, num_partitions=self._partitions, replication_factor=self._replication)
+                for t in missing
+                if t not in existing
+            ]
+            if new:
+                try:
+                    await admin.create_topics(new)
+                except TopicAlreadyExistsError:
+                    pass
+        finally:
+            await admin.close()
+        self._known_topics.update(missing)
+
+    async def publish(self, event: Event, *, discriminator: str = "") -> None:
+        await self._send(event.topic(), envelope_for(event, self._source, discriminator))
+
+    async def _send(self, topic: str, envelope) -> None:  # type: ignore[no-untyped-def]
+        if self._producer is None:
+            raise RuntimeError("bus not started")
+        event = envelope.event
+        with send_span(topic, event.call_sid, event.tenant_id, envelope.id):
+            envelope.extra_headers.update(inject_headers())
+            key, value, headers = encode(envelope)
+            await self._producer.send_and_wait(topic, value=value, key=key, headers=headers)
+
+    async def _dead_letter(self, group: str, record: ConsumerRecord, outcome: DeadLettered) -> None:
+        assert self._producer is not None
+        headers: Headers = list(record.headers or [])
+        headers += [
+            ("dlq_original_topic", record.topic.encode()),
+            ("dlq_original_partition", str(record.partition).encode()),
+            ("dlq_original_offset", str(record.offset).encode()),
+            ("dlq_consumer_group", group.encode()),
+            ("dlq_error_type", outcome.error_type.encode()),
+            ("dlq_error", outcome.reason[:1000].encode()),
+            ("dlq_attempts", str(outcome.attempts).encode()),
+        ]
+        await self._producer.send_and_wait(
+            dead_letter_topic(group), value=record.value, key=record.key, headers=headers
+        )
+        log.error(
+            "message dead-lettered",
+            extra={
+                "group": group,
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "error_type": outcome.error_type,
+                "error": outcome.reason,
+            },
+        )
+
+    async def consume(
+        self,
+        group: str,
+        event_types: Sequence[type[Event]],
+        handler: Handler,
+        retry: RetryPolicy = RetryPolicy(),
+    ) -> None:
+        topics = [cls.topic() for cls in event_types]
+        await self.ensure_topics([*topics, dead_letter_topic(group)])
+        consumer = AIOKafkaConsumer(
+            *topics,
+            bootstrap_servers=self._bootstrap,
+            group_id=group,
+            client_id=f"{self._source}-{group}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_poll_interval_ms=max(300_000, int(retry.max_total_seconds * 1000) + 60_000),
+        )
+        await consumer.start()
+        log.info("consuming", extra={"group": group, "topics": topics})
+        try:
+            while True:
+                batches = await consumer.getmany(timeout_ms=1000, max_records=50)
+                for tp, records in batches.items():
+                    for record in records:
+                        await self._process(group, record, handler, retry)
+                        await consumer.commit({TopicPartition(tp.topic, tp.partition): record.offset + 1})
+        finally:
+            await consumer.stop()
+
+    async def _process(
+        self, group: str, record: ConsumerRecord, handler: Handler, retry: RetryPolicy
+    ) -> None:
+        headers = header_map(record.headers)
+        try:
+            envelope = decode(record.value, record.headers)
+        except MalformedMessage as exc:
+            with process_span(record.topic, group, headers, None, None, headers.get("ce_id")):
+                await self._dead_letter(
+                    group, record, DeadLettered(reason=str(exc), error_type="MalformedMessage", attempts=1)
+                )
+            return
+        event = envelope.event
+        with process_span(
+            record.topic,
+            group,
+            headers,
+            event.call_sid,
+            event.tenant_id,
+            envelope.id,
+            record.partition,
+            record.offset,
+        ):
+            outcome = await run_handler(envelope, handler, retry)
+            if isinstance(outcome, DeadLettered):
+                await self._dead_letter(group, record, outcome)
+                return
+            for out in outcome.events:
+                await self.publish(out)
+

@@ -1,0 +1,37 @@
+"""Schema-versioned events of the call lifecycle."""
+
+from .base import Event
+from .registry import EVENT_CLASSES, UnknownEventType, event_class
+from .v1 import (
+    Analysis,
+    CallAnalyzed,
+    CallReceived,
+    CallTranscribed,
+    Entity,
+    NotificationFailed,
+    NotificationSent,
+    Priority,
+    RecordingAbsent,
+    RecordingCompleted,
+    Sentiment,
+    TicketCreated,
+)
+
+__all__ = [
+    "EVENT_CLASSES",
+    "Analysis",
+    "CallAnalyzed",
+    "CallReceived",
+    "CallTranscribed",
+    "Entity",
+    "Event",
+    "NotificationFailed",
+    "NotificationSent",
+    "Priority",
+    "RecordingAbsent",
+    "RecordingCompleted",
+    "Sentiment",
+    "TicketCreated",
+    "UnknownEventType",
+    "event_class",
+]

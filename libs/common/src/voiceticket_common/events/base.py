@@ -1,0 +1,60 @@
+"""The base of every event the services exchange.
+
+An event is an immutable pydantic model with a stable type name and a major version. The pair picks
+the Kafka topic (``voiceticket.<type>.v<version>``) and the CloudEvents ``ce_type``. A breaking change
+is a new class with ``version = 2`` published side by side, never an edit of a released one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Fixed namespace so that an event's id is a pure function of (call, type): a replayed step
+# produces the same id, which lets consumers and auditors recognise duplicates.
+_EVENT_ID_NAMESPACE = uuid.UUID("0b7a3c52-6f0e-4d1e-9a57-3f2f1d6c9e11")
+
+TOPIC_PREFIX = "voiceticket"
+CE_TYPE_PREFIX = "io.voiceticket"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Event(BaseModel):
+    """Base class of all events. Subclasses set ``event_type`` and ``version``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_type: ClassVar[str]
+    version: ClassVar[int]
+
+    tenant_id: str = Field(description="Tenant (Jira site and its settings) the call belongs to.")
+    call_sid: str = Field(
+        pattern=r"^CA[0-9a-fA-F]{32}$", description="Twilio CallSid; the key of every event of a call."
+    )
+    occurred_at: datetime = Field(default_factory=utcnow, description="When the fact happened (UTC).")
+
+    @classmethod
+    def topic(cls) -> str:
+        return f"{TOPIC_PREFIX}.{cls.event_type}.v{cls.version}"
+
+    @classmethod
+    def ce_type(cls) -> str:
+        return f"{CE_TYPE_PREFIX}.{cls.event_type}.v{cls.version}"
+
+    @classmethod
+    def schema_name(cls) -> str:
+        return f"{cls.event_type}.v{cls.version}"
+
+    @property
+    def key(self) -> str:
+        """The partitioning key: the CallSid, never a phone number."""
+        return self.call_sid
+
+    def deterministic_id(self, discriminator: str = "") -> str:
+        return str(uuid.uuid5(_EVENT_ID_NAMESPACE, f"{self.call_sid}|{self.ce_type()}|{discriminator}"))

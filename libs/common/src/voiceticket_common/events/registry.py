@@ -1,0 +1,39 @@
+"""The registry of event classes: CloudEvents type -> model class."""
+
+from __future__ import annotations
+
+from .base import Event
+from .v1 import (
+    CallAnalyzed,
+    CallReceived,
+    CallTranscribed,
+    NotificationFailed,
+    NotificationSent,
+    RecordingAbsent,
+    RecordingCompleted,
+    TicketCreated,
+)
+
+EVENT_CLASSES: tuple[type[Event], ...] = (
+    CallReceived,
+    RecordingCompleted,
+    RecordingAbsent,
+    CallTranscribed,
+    CallAnalyzed,
+    TicketCreated,
+    NotificationSent,
+    NotificationFailed,
+)
+
+_BY_CE_TYPE: dict[str, type[Event]] = {cls.ce_type(): cls for cls in EVENT_CLASSES}
+
+
+class UnknownEventType(LookupError):
+    pass
+
+
+def event_class(ce_type: str) -> type[Event]:
+    try:
+        return _BY_CE_TYPE[ce_type]
+    except KeyError:
+        raise UnknownEventType(f"unknown event type {ce_type!r}") from None

@@ -1,0 +1,154 @@
+"""Version 1 of the call lifecycle events (see docs/events.md).
+
+Personal data is kept to what a consumer needs: the caller's number travels to jira-writer (issue
+property or custom field) and notifier (the SMS); the transcript travels to analyzer and jira-writer.
+Secrets never travel in events.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .base import Event
+
+E164 = r"^\+[1-9]\d{6,14}$"
+
+
+class _CallContext(Event):
+    line_number: str = Field(description="The support number that was called (Twilio `To`).")
+    caller_number: str = Field(description="The caller (Twilio `From`), personal data.")
+
+
+class CallReceived(_CallContext):
+    """Ingress answered an incoming call with the greeting, consent notice and `<Record>`."""
+
+    event_type: ClassVar[str] = "call.received"
+    version: ClassVar[int] = 1
+
+    account_sid: str = Field(pattern=r"^AC[0-9a-fA-F]{32}$")
+
+
+class RecordingCompleted(_CallContext):
+    """Twilio reported a finished recording whose media can be downloaded."""
+
+    event_type: ClassVar[str] = "call.recording.completed"
+    version: ClassVar[int] = 1
+
+    account_sid: str = Field(pattern=r"^AC[0-9a-fA-F]{32}$")
+    recording_sid: str = Field(pattern=r"^RE[0-9a-fA-F]{32}$")
+    recording_url: str = Field(description="Twilio media URL without extension (needs basic auth).")
+    duration_seconds: int = Field(ge=0)
+    channels: int = Field(default=1, ge=1, le=2)
+
+
+class RecordingAbsent(_CallContext):
+    """Twilio reported no usable recording (too short, silent, or failed)."""
+
+    event_type: ClassVar[str] = "call.recording.absent"
+    version: ClassVar[int] = 1
+
+    status: str = Field(description="Twilio RecordingStatus: absent or failed.")
+    error_code: str | None = Field(default=None, description="Twilio ErrorCode, e.g. 16101.")
+
+
+class CallTranscribed(_CallContext):
+    """The recording was turned into text."""
+
+    event_type: ClassVar[str] = "call.transcribed"
+    version: ClassVar[int] = 1
+
+    recording_sid: str
+    duration_seconds: int = Field(ge=0)
+    transcript: str = Field(description="What the caller said, personal data.")
+    language: str | None = Field(default=None, description="ISO 639-1 if known.")
+    model: str = Field(description="Speech-to-text model that produced the transcript.")
+
+
+class Priority(StrEnum):
+    LOWEST = "lowest"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    HIGHEST = "highest"
+
+
+class Sentiment(StrEnum):
+    NEGATIVE = "negative"
+    NEUTRAL = "neutral"
+    POSITIVE = "positive"
+
+
+class Entity(BaseModel):
+    """A fact the caller gave: a name, an account or order number, an email, an address."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: str
+    value: str
+
+
+class Analysis(BaseModel):
+    """What the LLM made of the transcript, validated against the strict schema."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    summary: str = Field(max_length=255)
+    description: str
+    intent: str
+    entities: list[Entity] = Field(default_factory=list)
+    priority: Priority
+    sentiment: Sentiment
+    language: str = Field(description="Language the caller spoke, ISO 639-1.")
+
+
+class CallAnalyzed(_CallContext):
+    """The transcript was analysed into ticket fields."""
+
+    event_type: ClassVar[str] = "call.analyzed"
+    version: ClassVar[int] = 1
+
+    recording_sid: str
+    duration_seconds: int = Field(ge=0)
+    transcript: str
+    analysis: Analysis
+    model: str
+
+
+class TicketCreated(_CallContext):
+    """A JSM request exists for the call."""
+
+    event_type: ClassVar[str] = "ticket.created"
+    version: ClassVar[int] = 1
+
+    issue_key: str
+    issue_id: str
+    service_desk_id: str
+    request_type_id: str
+    summary: str = Field(max_length=255)
+    language: str | None = None
+
+
+class NotificationSent(Event):
+    """The caller was sent an SMS with the request key."""
+
+    event_type: ClassVar[str] = "notification.sent"
+    version: ClassVar[int] = 1
+
+    issue_key: str
+    message_sid: str
+    segments: int | None = None
+
+
+class NotificationFailed(Event):
+    """No SMS went out: opted out, invalid or landline number, SMS disabled, or retries exhausted."""
+
+    event_type: ClassVar[str] = "notification.failed"
+    version: ClassVar[int] = 1
+
+    issue_key: str
+    reason: str
+    error_code: str | None = None
+    retryable: bool = False

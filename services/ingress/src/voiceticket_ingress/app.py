@@ -1,0 +1,82 @@
+"""The ingress application: Twilio's webhook target."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import PlainTextResponse
+from pydantic import ValidationError
+from voiceticket_common.bus import EventPublisher
+from voiceticket_common.bus.kafka import KafkaEventBus
+from voiceticket_common.config_client import RuntimeConfigClient
+from voiceticket_common.events import CallReceived, RecordingAbsent, RecordingCompleted
+from voiceticket_common.httpserver import add_server_spans
+
+from .settings import IngressSettings
+from .webhooks import Forbidden, Webhooks
+
+PUBLISHED = (CallReceived, RecordingCompleted, RecordingAbsent)
+
+
+def create_app(
+    settings: IngressSettings,
+    publisher: EventPublisher | None = None,
+    config: RuntimeConfigClient | None = None,
+) -> FastAPI:
+    """Build the app. Without a publisher or config client, Kafka and config-api clients are
+    created in the lifespan (never at import time)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        bus = None
+        app.state.publisher = publisher
+        app.state.config = config
+        if publisher is None:
+            bus = KafkaEventBus(
+                settings.kafka_bootstrap_servers, source="ingress", partitions=settings.kafka_partitions
+            )
+            await bus.start()
+            await bus.ensure_topics([c.topic() for c in PUBLISHED])
+            app.state.publisher = bus
+        if config is None:
+            app.state.config = RuntimeConfigClient(
+                settings.config_api_url, settings.config_api_token, settings.config_cache_seconds
+            )
+        app.state.ready = True
+        try:
+            yield
+        finally:
+            app.state.ready = False
+            if config is None:
+                await app.state.config.aclose()
+            if bus is not None:
+                await bus.stop()
+
+    app = FastAPI(title="voiceticket ingress", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.ready = False
+    app.include_router(Webhooks(settings).router)
+    add_server_spans(app, trace_query_param="tp")
+
+    @app.exception_handler(Forbidden)
+    async def forbidden(_: Request, __: Forbidden) -> Response:
+        return PlainTextResponse("invalid Twilio signature", status_code=403)
+
+    @app.exception_handler(ValidationError)
+    async def malformed(_: Request, exc: ValidationError) -> Response:
+        fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors())
+        return PlainTextResponse(f"malformed webhook parameters: {fields}", status_code=400)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz(request: Request, response: Response) -> dict[str, str]:
+        if not request.app.state.ready:
+            response.status_code = 503
+            return {"status": "starting"}
+        return {"status": "ready"}
+
+    return app

@@ -1,0 +1,65 @@
+"""What the JSM request, its issue property and its internal comment say."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from voiceticket_common.events import CallAnalyzed
+
+PROPERTY_KEY = "voiceticket.call"
+PROPERTY_LIMIT = 32_768
+TRUNCATION_MARKER = "\n\n[… transcript truncated by Voice to Ticket …]"
+
+
+def description(event: CallAnalyzed) -> str:
+    analysis = event.analysis
+    lines = [analysis.description.strip(), "", "----", f"*Intent:* {analysis.intent}"]
+    lines.append(f"*Priority (from the call):* {analysis.priority.value}")
+    lines.append(f"*Caller sentiment:* {analysis.sentiment.value}")
+    lines.append(f"*Language:* {analysis.language}")
+    if analysis.entities:
+        lines.append("*Details the caller gave:*")
+        lines += [f"* {e.type.replace('_', ' ')}: {e.value}" for e in analysis.entities]
+    lines += ["", f"_Created by Voice to Ticket from call {event.call_sid}._"]
+    return "\n".join(lines)
+
+
+def request_fields(event: CallAnalyzed, phone_field_id: str | None) -> dict[str, Any]:
+    fields: dict[str, Any] = {"summary": event.analysis.summary, "description": description(event)}
+    if phone_field_id:
+        fields[phone_field_id] = event.caller_number
+    return fields
+
+
+def call_property(event: CallAnalyzed) -> dict[str, Any]:
+    """Call metadata for the issue property (readable by anyone who sees the issue)."""
+
+    analysis = event.analysis
+    value: dict[str, Any] = {
+        "schemaVersion": 1,
+        "callSid": event.call_sid,
+        "recordingSid": event.recording_sid,
+        "durationSeconds": event.duration_seconds,
+        "lineNumber": event.line_number,
+        "callerNumber": event.caller_number,
+        "receivedAt": event.occurred_at.isoformat(),
+        "intent": analysis.intent,
+        "priority": analysis.priority.value,
+        "sentiment": analysis.sentiment.value,
+        "language": analysis.language,
+        "model": event.model,
+        "entities": [e.model_dump() for e in analysis.entities],
+    }
+    while len(json.dumps(value)) > PROPERTY_LIMIT and value["entities"]:
+        value["entities"] = value["entities"][:-1]
+    return value
+
+
+def transcript_comment(event: CallAnalyzed, max_chars: int) -> str:
+    header = f"Call transcript ({event.duration_seconds} s, model {event.model}):\n\n"
+    transcript = event.transcript.strip() or "[no speech was recognised in the recording]"
+    budget = max_chars - len(header) - len(TRUNCATION_MARKER)
+    if len(transcript) > budget:
+        transcript = transcript[:budget] + TRUNCATION_MARKER
+    return header + "{quote}\n" + transcript + "\n{quote}"
