@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr
@@ -28,12 +28,24 @@ class LineConfig(BaseModel):
         return SecretStr(str(value))
 
 
+class RuntimeConfig(Protocol):
+    """Where a service looks up a line and its tenant (config-api, or a static fake)."""
+
+    async def line(self, number: str) -> LineConfig: ...
+
+
 class UnknownLine(PermanentError):
     """The number belongs to no configured line."""
 
 
 class RuntimeConfigClient:
-    def __init__(self, base_url: str, token: SecretStr, cache_seconds: float = 30.0, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: SecretStr,
+        cache_seconds: float = 30.0,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
         self._base = base_url.rstrip("/")
         self._token = token
         self._ttl = cache_seconds

@@ -21,7 +21,9 @@ class EgressDenied(PermanentError):
 class AllowListTransport(httpx.AsyncBaseTransport):
     """Refuses requests to hosts outside the allow-list and wraps each call in a client span."""
 
-    def __init__(self, allowed_hosts: Sequence[str], provider: str, inner: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self, allowed_hosts: Sequence[str], provider: str, inner: httpx.AsyncBaseTransport | None = None
+    ) -> None:
         self._allowed = [h.lower() for h in allowed_hosts]
         self._provider = provider
         self._inner = inner or httpx.AsyncHTTPTransport(retries=0)

@@ -35,7 +35,11 @@ class ServerSpanMiddleware:
             f"{method} {scope['path']}",
             context=extract_context(carrier),
             kind=SpanKind.SERVER,
-            attributes={"http.request.method": method, "url.path": scope["path"], "http.route": scope["path"]},
+            attributes={
+                "http.request.method": method,
+                "url.path": scope["path"],
+                "http.route": scope["path"],
+            },
         ) as span:
 
             async def send_wrapper(message: Message) -> None:

@@ -54,12 +54,16 @@ def health_app(ready: asyncio.Event) -> FastAPI:
     return app
 
 
-async def serve_consumer(spec: ConsumerSpec, settings: ServiceSettings, handler_factory: HandlerFactory) -> None:
+async def serve_consumer(
+    spec: ConsumerSpec, settings: ServiceSettings, handler_factory: HandlerFactory
+) -> None:
     """Run one consumer service until SIGTERM/SIGINT, then shut down cleanly."""
 
     setup_logging(spec.name, settings.log_level)
     setup_tracing(spec.name)
-    bus = KafkaEventBus(settings.kafka_bootstrap_servers, source=spec.name, partitions=settings.kafka_partitions)
+    bus = KafkaEventBus(
+        settings.kafka_bootstrap_servers, source=spec.name, partitions=settings.kafka_partitions
+    )
     ready = asyncio.Event()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -69,7 +73,9 @@ async def serve_consumer(spec: ConsumerSpec, settings: ServiceSettings, handler_
     health_task = None
     if settings.health_port:
         server = uvicorn.Server(
-            uvicorn.Config(health_app(ready), host=settings.health_host, port=settings.health_port, log_level="warning")
+            uvicorn.Config(
+                health_app(ready), host=settings.health_host, port=settings.health_port, log_level="warning"
+            )
         )
         health_task = asyncio.create_task(server.serve())
 

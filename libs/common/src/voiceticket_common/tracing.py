@@ -40,8 +40,7 @@ def setup_tracing(service_name: str, exporter: SpanExporter | None = None) -> Tr
         return _provider
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
     if exporter is None and (
-        os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-        or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
     ):
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 

@@ -28,7 +28,9 @@ def handler_factory(settings: AnalyzerSettings):  # type: ignore[no-untyped-def]
     @asynccontextmanager
     async def build(_bus: object) -> AsyncIterator[Handler]:
         deps = AnalyzerDeps(
-            config=RuntimeConfigClient(settings.config_api_url, settings.config_api_token, settings.config_cache_seconds),
+            config=RuntimeConfigClient(
+                settings.config_api_url, settings.config_api_token, settings.config_cache_seconds
+            ),
             model=OpenAIChatModel(settings.egress_allowed_hosts, settings.llm_timeout_seconds),
             max_transcript_chars=settings.max_transcript_chars,
         )

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 from voiceticket_common.bus import Envelope, PermanentError, TransientError
-from voiceticket_common.config_client import RuntimeConfigClient
+from voiceticket_common.config_client import RuntimeConfig
 from voiceticket_common.events import Analysis, CallAnalyzed, CallTranscribed, Event
 
 from .ports import LanguageModel, LanguageModelTarget
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class AnalyzerDeps:
-    config: RuntimeConfigClient
+    config: RuntimeConfig
     model: LanguageModel
     max_transcript_chars: int = 20_000
 

@@ -10,7 +10,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import ValidationError
 from voiceticket_common.bus import EventPublisher
 from voiceticket_common.bus.kafka import KafkaEventBus
-from voiceticket_common.config_client import RuntimeConfigClient
+from voiceticket_common.config_client import RuntimeConfig
 from voiceticket_common.events import CallReceived, RecordingAbsent, RecordingCompleted
 from voiceticket_common.httpserver import add_server_spans
 
@@ -23,7 +23,7 @@ PUBLISHED = (CallReceived, RecordingCompleted, RecordingAbsent)
 def create_app(
     settings: IngressSettings,
     publisher: EventPublisher | None = None,
-    config: RuntimeConfigClient | None = None,
+    config: RuntimeConfig | None = None,
 ) -> FastAPI:
     """Build the app. Without a publisher or config client, Kafka and config-api clients are
     created in the lifespan (never at import time)."""

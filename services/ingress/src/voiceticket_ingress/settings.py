@@ -18,6 +18,9 @@ class IngressSettings(ServiceSettings):
 
     @model_validator(mode="after")
     def _real_key_in_production(self) -> IngressSettings:
-        if self.environment == "production" and self.callback_context_key.get_secret_value() == _DEV_CONTEXT_KEY:
+        if (
+            self.environment == "production"
+            and self.callback_context_key.get_secret_value() == _DEV_CONTEXT_KEY
+        ):
             raise ValueError("VOICETICKET_CALLBACK_CONTEXT_KEY must be set in production")
         return self

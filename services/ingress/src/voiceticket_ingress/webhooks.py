@@ -10,7 +10,7 @@ from opentelemetry import trace
 from starlette.datastructures import FormData
 from twilio.request_validator import RequestValidator
 from voiceticket_common.bus import EventPublisher, TransientError
-from voiceticket_common.config_client import RuntimeConfigClient, UnknownLine
+from voiceticket_common.config_client import RuntimeConfig, UnknownLine
 from voiceticket_common.events import CallReceived, RecordingAbsent, RecordingCompleted
 from voiceticket_common.logging import current_call_sid
 from voiceticket_common.tracing import CALL_SID_ATTR, TENANT_ATTR, current_traceparent
@@ -45,7 +45,7 @@ class Webhooks:
         return request.app.state.publisher  # type: ignore[no-any-return]
 
     @staticmethod
-    def _config(request: Request) -> RuntimeConfigClient:
+    def _config(request: Request) -> RuntimeConfig:
         return request.app.state.config  # type: ignore[no-any-return]
 
     def public_url(self, request: Request) -> str:
@@ -65,7 +65,9 @@ class Webhooks:
 
     def _verify(self, request: Request, form: FormData, auth_token: str) -> None:
         signature = request.headers.get("X-Twilio-Signature", "")
-        if not signature or not RequestValidator(auth_token).validate(self.public_url(request), form, signature):
+        if not signature or not RequestValidator(auth_token).validate(
+            self.public_url(request), form, signature
+        ):
             raise Forbidden()
 
     @staticmethod
@@ -142,7 +144,9 @@ class Webhooks:
                 channels=int(str(form.get("RecordingChannels") or 1)),
             )
         elif status in ("absent", "failed"):
-            event = RecordingAbsent(**common, status=status, error_code=str(form.get("ErrorCode") or "") or None)
+            event = RecordingAbsent(
+                **common, status=status, error_code=str(form.get("ErrorCode") or "") or None
+            )
         else:
             # in-progress and other interim statuses carry nothing to act on.
             return Response(status_code=204)

@@ -33,8 +33,12 @@ def handler_factory(settings: JiraWriterSettings):  # type: ignore[no-untyped-de
         ledger = SqlRequestLedger(engine)
         await ledger.create_schema()
         desk = JsmServiceDesk(settings.egress_allowed_hosts, settings.jira_timeout_seconds)
-        config = RuntimeConfigClient(settings.config_api_url, settings.config_api_token, settings.config_cache_seconds)
-        deps = JiraWriterDeps(config=config, desk=desk, ledger=ledger, max_comment_chars=settings.max_comment_chars)
+        config = RuntimeConfigClient(
+            settings.config_api_url, settings.config_api_token, settings.config_cache_seconds
+        )
+        deps = JiraWriterDeps(
+            config=config, desk=desk, ledger=ledger, max_comment_chars=settings.max_comment_chars
+        )
         try:
             yield partial(write_request, deps=deps)
         finally:

@@ -48,8 +48,12 @@ class JsmServiceDesk:
         except KeyError:
             raise PermanentError("jira create request answered without issueId/issueKey") from None
 
-    async def set_issue_property(self, site: JiraSite, issue_key: str, key: str, value: dict[str, Any]) -> None:
-        await self._call(site, "set issue property", "PUT", f"/rest/api/3/issue/{issue_key}/properties/{key}", json=value)
+    async def set_issue_property(
+        self, site: JiraSite, issue_key: str, key: str, value: dict[str, Any]
+    ) -> None:
+        await self._call(
+            site, "set issue property", "PUT", f"/rest/api/3/issue/{issue_key}/properties/{key}", json=value
+        )
 
     async def add_internal_comment(self, site: JiraSite, issue_key: str, body: str) -> None:
         await self._call(
@@ -68,7 +72,11 @@ class JsmServiceDesk:
             "search",
             "POST",
             "/rest/api/3/search/jql",
-            json={"jql": f'created >= -30d AND text ~ "\\"{call_sid}\\""', "fields": ["summary"], "maxResults": 2},
+            json={
+                "jql": f'created >= -30d AND text ~ "\\"{call_sid}\\""',
+                "fields": ["summary"],
+                "maxResults": 2,
+            },
         )
         issues = response.json().get("issues") or []
         if not issues:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from voiceticket_common.bus import Envelope
-from voiceticket_common.config_client import RuntimeConfigClient
+from voiceticket_common.config_client import RuntimeConfig
 from voiceticket_common.events import CallAnalyzed, Event, TicketCreated
 
 from .ports import JiraSite, RequestDraft, RequestLedger, ServiceDesk
@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class JiraWriterDeps:
-    config: RuntimeConfigClient
+    config: RuntimeConfig
     desk: ServiceDesk
     ledger: RequestLedger
     max_comment_chars: int = 30_000
@@ -42,18 +42,24 @@ async def write_request(envelope: Envelope, deps: JiraWriterDeps) -> Sequence[Ev
     if entry.issue_key is None:
         existing = None if entry.fresh else await deps.desk.find_request_for_call(site, event.call_sid)
         if existing is None:
-            draft = RequestDraft(service_desk_id, request_type_id, request_fields(event, line.get("phone_field_id")))
+            draft = RequestDraft(
+                service_desk_id, request_type_id, request_fields(event, line.get("phone_field_id"))
+            )
             existing = await deps.desk.create_request(site, draft)
             log.info("jsm request created", extra={"issue_key": existing.issue_key})
         else:
-            log.warning("recovered request from an interrupted attempt", extra={"issue_key": existing.issue_key})
+            log.warning(
+                "recovered request from an interrupted attempt", extra={"issue_key": existing.issue_key}
+            )
         await deps.ledger.record_created(entry, existing)
     assert entry.issue_key is not None and entry.issue_id is not None
     if not entry.property_set:
         await deps.desk.set_issue_property(site, entry.issue_key, PROPERTY_KEY, call_property(event))
         await deps.ledger.mark(entry, property_set=True)
     if not entry.comment_added:
-        await deps.desk.add_internal_comment(site, entry.issue_key, transcript_comment(event, deps.max_comment_chars))
+        await deps.desk.add_internal_comment(
+            site, entry.issue_key, transcript_comment(event, deps.max_comment_chars)
+        )
         await deps.ledger.mark(entry, comment_added=True)
     return [
         TicketCreated(

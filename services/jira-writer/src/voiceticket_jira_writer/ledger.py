@@ -56,7 +56,9 @@ class SqlRequestLedger:
             fresh = result.rowcount == 1
             row = (
                 await session.execute(
-                    select(RequestRow).where(RequestRow.tenant_id == tenant_id, RequestRow.call_sid == call_sid)
+                    select(RequestRow).where(
+                        RequestRow.tenant_id == tenant_id, RequestRow.call_sid == call_sid
+                    )
                 )
             ).scalar_one()
             return LedgerEntry(
@@ -73,7 +75,9 @@ class SqlRequestLedger:
         await self._update(entry, issue_key=request.issue_key, issue_id=request.issue_id)
         entry.issue_key, entry.issue_id = request.issue_key, request.issue_id
 
-    async def mark(self, entry: LedgerEntry, *, property_set: bool = False, comment_added: bool = False) -> None:
+    async def mark(
+        self, entry: LedgerEntry, *, property_set: bool = False, comment_added: bool = False
+    ) -> None:
         changes = {}
         if property_set:
             changes["property_set"] = entry.property_set = True

@@ -38,7 +38,9 @@ def handler_factory(settings: NotifierSettings):  # type: ignore[no-untyped-def]
             settings.message_status_callback_url,
             settings.twilio_timeout_seconds,
         )
-        config = RuntimeConfigClient(settings.config_api_url, settings.config_api_token, settings.config_cache_seconds)
+        config = RuntimeConfigClient(
+            settings.config_api_url, settings.config_api_token, settings.config_cache_seconds
+        )
         deps = NotifierDeps(config=config, sender=sender, ledger=ledger)
         try:
             yield partial(notify_caller, deps=deps)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from voiceticket_common.bus import Envelope
-from voiceticket_common.config_client import RuntimeConfigClient
+from voiceticket_common.config_client import RuntimeConfig
 from voiceticket_common.events import Event, NotificationFailed, NotificationSent, TicketCreated
 
 from .adapters import AmbiguousSend
@@ -20,7 +20,7 @@ DEFAULT_TEMPLATE = "Thanks for calling. Your support request {request_key} has b
 
 @dataclass
 class NotifierDeps:
-    config: RuntimeConfigClient
+    config: RuntimeConfig
     sender: SmsSender
     ledger: SmsLedger
 
@@ -48,7 +48,11 @@ async def notify_caller(envelope: Envelope, deps: NotifierDeps) -> Sequence[Even
         account_sid=str(config.tenant.get("twilio_account_sid") or ""),
         auth_token=config.secret("twilio_auth_token"),
     )
-    sms = Sms(to=event.caller_number, sender=sender, body=render(line.get("sms_template") or DEFAULT_TEMPLATE, event))
+    sms = Sms(
+        to=event.caller_number,
+        sender=sender,
+        body=render(line.get("sms_template") or DEFAULT_TEMPLATE, event),
+    )
     try:
         receipt = await deps.sender.send(account, sms)
     except SmsRejected as exc:

@@ -34,7 +34,9 @@ class SqlSmsLedger:
             await conn.run_sync(Base.metadata.create_all)
 
     async def claim(self, tenant_id: str, call_sid: str) -> bool:
-        insert = (postgresql.insert if self._engine.dialect.name == "postgresql" else sqlite.insert)(MessageRow)
+        insert = (postgresql.insert if self._engine.dialect.name == "postgresql" else sqlite.insert)(
+            MessageRow
+        )
         async with self._sessions.begin() as session:
             result = await session.execute(
                 insert.values(

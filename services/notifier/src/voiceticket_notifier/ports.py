@@ -47,4 +47,6 @@ class SmsLedger(Protocol):
     async def release(self, tenant_id: str, call_sid: str) -> None:
         """Give the claim back after a failure that certainly sent nothing (so a retry may send)."""
 
-    async def complete(self, tenant_id: str, call_sid: str, outcome: str, message_sid: str | None) -> None: ...
+    async def complete(
+        self, tenant_id: str, call_sid: str, outcome: str, message_sid: str | None
+    ) -> None: ...

@@ -28,7 +28,9 @@ def handler_factory(settings: TranscriberSettings):  # type: ignore[no-untyped-d
     @asynccontextmanager
     async def build(_bus: object) -> AsyncIterator[Handler]:
         deps = TranscriberDeps(
-            config=RuntimeConfigClient(settings.config_api_url, settings.config_api_token, settings.config_cache_seconds),
+            config=RuntimeConfigClient(
+                settings.config_api_url, settings.config_api_token, settings.config_cache_seconds
+            ),
             recordings=TwilioRecordingSource(
                 settings.egress_allowed_hosts, settings.max_recording_bytes, settings.download_timeout_seconds
             ),

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from voiceticket_common.bus import Envelope
-from voiceticket_common.config_client import RuntimeConfigClient
+from voiceticket_common.config_client import RuntimeConfig
 from voiceticket_common.events import CallTranscribed, Event, RecordingCompleted
 
 from .ports import RecordingSource, SpeechToTextTarget, TranscriptionEngine, TwilioAccount
@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TranscriberDeps:
-    config: RuntimeConfigClient
+    config: RuntimeConfig
     recordings: RecordingSource
     engine: TranscriptionEngine
 

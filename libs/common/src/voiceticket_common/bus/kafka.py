@@ -180,4 +180,3 @@ class KafkaEventBus:
                 return
             for out in outcome.events:
                 await self.publish(out)
-
