@@ -1,0 +1,107 @@
+"""Database engine, session factory and ORM models.
+
+Tables are created with ``metadata.create_all`` at startup for now; Alembic migrations (and a
+schema of its own in Postgres) come with the full config-api issue.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, event
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_TRANSCRIPTION_MODEL = "gpt-4o-mini-transcribe"
+DEFAULT_ANALYSIS_MODEL = "gpt-4o-mini"
+DEFAULT_GREETING = "Thank you for calling support."
+DEFAULT_RECORDING_NOTICE = (
+    "This call is recorded and transcribed to create a support ticket. "
+    "Please leave your message after the tone and hang up when you are done."
+)
+DEFAULT_VOICE = "Polly.Joanna"
+DEFAULT_SMS_TEMPLATE = "Thanks for calling. Your support request {request_key} has been created."
+
+# Tenant secret fields; the column holds "<kid>:<fernet token>", never plaintext.
+SECRET_FIELDS = ("jira_api_token", "twilio_auth_token", "openai_api_key")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    jira_base_url: Mapped[str] = mapped_column(String(500))
+    jira_email: Mapped[str | None] = mapped_column(String(320))
+    jira_api_token_enc: Mapped[str | None] = mapped_column(Text)
+    twilio_account_sid: Mapped[str | None] = mapped_column(String(34))
+    twilio_auth_token_enc: Mapped[str | None] = mapped_column(Text)
+    openai_base_url: Mapped[str] = mapped_column(String(500), default=DEFAULT_OPENAI_BASE_URL)
+    openai_api_key_enc: Mapped[str | None] = mapped_column(Text)
+    transcription_model: Mapped[str] = mapped_column(String(100), default=DEFAULT_TRANSCRIPTION_MODEL)
+    analysis_model: Mapped[str] = mapped_column(String(100), default=DEFAULT_ANALYSIS_MODEL)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    lines: Mapped[list[Line]] = relationship(
+        back_populates="tenant", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Line(Base):
+    __tablename__ = "lines"
+
+    number: Mapped[str] = mapped_column(String(16), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    service_desk_id: Mapped[str] = mapped_column(String(32))
+    request_type_id: Mapped[str] = mapped_column(String(32))
+    request_types: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    language_mode: Mapped[str] = mapped_column(String(16), default="auto")
+    language: Mapped[str] = mapped_column(String(2), default="en")
+    greeting: Mapped[str] = mapped_column(Text, default=DEFAULT_GREETING)
+    recording_notice: Mapped[str] = mapped_column(Text, default=DEFAULT_RECORDING_NOTICE)
+    voice: Mapped[str] = mapped_column(String(64), default=DEFAULT_VOICE)
+    max_recording_seconds: Mapped[int] = mapped_column(Integer, default=120)
+    sms_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    sms_from: Mapped[str | None] = mapped_column(String(16))
+    sms_template: Mapped[str] = mapped_column(Text, default=DEFAULT_SMS_TEMPLATE)
+    phone_field_id: Mapped[str | None] = mapped_column(String(64))
+    attach_recording: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    tenant: Mapped[Tenant] = relationship(back_populates="lines")
+
+
+def make_engine(url: str) -> AsyncEngine:
+    # hide_parameters: SQL errors and echo must not carry phone numbers or ciphertexts.
+    engine = create_async_engine(url, pool_pre_ping=not url.startswith("sqlite"), hide_parameters=True)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_fk(dbapi_conn, _record):  # ON DELETE CASCADE needs this in SQLite
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+    return engine
+
+
+async def create_schema(engine: AsyncEngine) -> None:
+    # Alembic migrations replace this with the full config-api issue.
+    async with engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker:
+    return async_sessionmaker(engine, expire_on_commit=False)

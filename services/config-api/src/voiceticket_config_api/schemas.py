@@ -1,0 +1,211 @@
+"""API request/response models (admin API and seed file)."""
+
+from __future__ import annotations
+
+import re
+import string
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+from . import db
+
+E164_RE = re.compile(r"^\+[1-9]\d{6,14}$")
+SMS_PLACEHOLDERS = frozenset({"request_key"})
+
+
+def _e164(v: str) -> str:
+    if not E164_RE.match(v):
+        raise ValueError("must be an E.164 phone number like +14155550100")
+    return v
+
+
+def _http_url(v: str) -> str:
+    parts = urlsplit(v)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an absolute http(s) URL")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError("must not contain credentials, a query or a fragment")
+    return v.rstrip("/")
+
+
+def _sms_template(v: str) -> str:
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(v) if f is not None}
+    except ValueError as exc:
+        raise ValueError(f"is not a valid template ({exc}); write literal braces as {{{{ }}}}") from None
+    unknown = fields - SMS_PLACEHOLDERS
+    if unknown:
+        raise ValueError(f"unknown placeholder(s) {sorted(unknown)}; allowed: {sorted(SMS_PLACEHOLDERS)}")
+    return v
+
+
+E164 = Annotated[str, AfterValidator(_e164)]
+HttpUrlStr = Annotated[str, Field(max_length=500), AfterValidator(_http_url)]
+TenantId = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$",
+        description="slug: lowercase letters, digits and '-', e.g. 'acme'",
+    ),
+]
+Email = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=320)]
+AccountSid = Annotated[str, Field(pattern=r"^AC[0-9a-fA-F]{32}$")]
+ModelName = Annotated[str, Field(min_length=1, max_length=100)]
+Secret = Annotated[SecretStr, Field(min_length=1, max_length=4096)]
+JsmId = Annotated[str, Field(pattern=r"^\d{1,18}$", description="numeric JSM id, as a string")]
+Language = Annotated[str, Field(pattern=r"^[a-z]{2}$", description="ISO 639-1 code, e.g. 'en'")]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+CredentialName = StrEnum("CredentialName", {name: name for name in db.SECRET_FIELDS})
+
+
+class TenantCreate(_In):
+    id: TenantId
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    jira_base_url: HttpUrlStr
+    jira_email: Email | None = None
+    jira_api_token: Secret | None = None
+    twilio_account_sid: AccountSid | None = None
+    twilio_auth_token: Secret | None = None
+    openai_base_url: HttpUrlStr = db.DEFAULT_OPENAI_BASE_URL
+    openai_api_key: Secret | None = None
+    transcription_model: ModelName = db.DEFAULT_TRANSCRIPTION_MODEL
+    analysis_model: ModelName = db.DEFAULT_ANALYSIS_MODEL
+
+
+class TenantPatch(_In):
+    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    jira_base_url: HttpUrlStr | None = None
+    jira_email: Email | None = None
+    twilio_account_sid: AccountSid | None = None
+    openai_base_url: HttpUrlStr | None = None
+    transcription_model: ModelName | None = None
+    analysis_model: ModelName | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_secrets_no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            secrets = sorted(set(data) & set(db.SECRET_FIELDS))
+            if secrets:
+                raise ValueError(
+                    f"credentials {secrets} cannot be changed with PATCH; "
+                    "use PUT /v1/tenants/{id}/credentials/{name}"
+                )
+            nullable = {"jira_email", "twilio_account_sid"}
+            nulls = sorted(k for k, v in data.items() if v is None and k not in nullable)
+            if nulls:
+                raise ValueError(f"fields {nulls} cannot be null")
+        return data
+
+
+class CredentialIn(_In):
+    value: Secret
+
+
+def mask(plaintext: str | None) -> str | None:
+    """'••••abcd' (last 4) for secrets of 12+ chars; shorter ones show nothing."""
+    if plaintext is None:
+        return None
+    return "••••" + (plaintext[-4:] if len(plaintext) >= 12 else "")
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    @field_validator("created_at", "updated_at", check_fields=False)
+    @classmethod
+    def _utc(cls, v: datetime) -> datetime:
+        return v.replace(tzinfo=UTC) if v.tzinfo is None else v  # SQLite drops the tz
+
+
+class TenantOut(_Out):
+    id: str
+    name: str
+    jira_base_url: str
+    jira_email: str | None
+    jira_api_token: str | None = Field(description="masked")
+    twilio_account_sid: str | None
+    twilio_auth_token: str | None = Field(description="masked")
+    openai_base_url: str
+    openai_api_key: str | None = Field(description="masked")
+    transcription_model: str
+    analysis_model: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class LineIn(_In):
+    number: E164 | None = Field(None, description="optional in PUT; must equal the path")
+    tenant_id: TenantId
+    service_desk_id: JsmId
+    request_type_id: JsmId = Field(description="default request type")
+    request_types: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")], JsmId] = Field(
+        default_factory=dict, description="intent name -> request type id"
+    )
+    language_mode: Literal["auto", "enforced"] = "auto"
+    language: Language = "en"
+    greeting: Annotated[str, Field(max_length=2000)] = db.DEFAULT_GREETING
+    recording_notice: Annotated[str, Field(min_length=1, max_length=2000)] = db.DEFAULT_RECORDING_NOTICE
+    voice: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = db.DEFAULT_VOICE
+    max_recording_seconds: Annotated[int, Field(ge=5, le=3600)] = 120
+    sms_enabled: bool = True
+    sms_from: E164 | None = Field(None, description="null: send from the line's own number")
+    sms_template: Annotated[str, Field(min_length=1, max_length=1000), AfterValidator(_sms_template)] = (
+        db.DEFAULT_SMS_TEMPLATE
+    )
+    phone_field_id: Annotated[str, Field(pattern=r"^customfield_\d{1,10}$")] | None = Field(
+        None, description="null: the caller's number goes only to the issue property"
+    )
+    attach_recording: bool = False
+
+
+class LineOut(_Out):
+    number: str
+    tenant_id: str
+    service_desk_id: str
+    request_type_id: str
+    request_types: dict[str, str]
+    language_mode: str
+    language: str
+    greeting: str
+    recording_notice: str
+    voice: str
+    max_recording_seconds: int
+    sms_enabled: bool
+    sms_from: str | None
+    sms_template: str
+    phone_field_id: str | None
+    attach_recording: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class SeedLine(LineIn):
+    number: E164
+
+
+class SeedFile(_In):
+    tenants: list[TenantCreate] = Field(default_factory=list)
+    lines: list[SeedLine] = Field(default_factory=list)
+
+
+class RotateResult(BaseModel):
+    primary_kid: str
+    reencrypted: int

@@ -1,0 +1,115 @@
+"""Persistence operations shared by the admin API, the runtime API and seeding."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from pydantic import SecretStr, ValidationError
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from .crypto import KeyRing, SecretDecryptError
+from .db import SECRET_FIELDS, Line, Tenant
+from .schemas import LineIn, SeedFile, TenantCreate, TenantOut, mask
+
+log = logging.getLogger(__name__)
+
+
+def get_secret(tenant: Tenant, name: str, keyring: KeyRing) -> str | None:
+    stored = getattr(tenant, f"{name}_enc")
+    return None if stored is None else keyring.decrypt(stored)
+
+
+def set_secret(tenant: Tenant, name: str, value: SecretStr | str | None, keyring: KeyRing) -> None:
+    """Encrypt and store; leaves the row untouched when the plaintext is unchanged."""
+    if name not in SECRET_FIELDS:
+        raise ValueError(f"not a credential: {name}")
+    plain = value.get_secret_value() if isinstance(value, SecretStr) else value
+    try:
+        if plain == get_secret(tenant, name, keyring):
+            return
+    except SecretDecryptError:
+        pass  # overwrite an undecryptable value
+    setattr(tenant, f"{name}_enc", None if plain is None else keyring.encrypt(plain))
+
+
+def tenant_out(tenant: Tenant, keyring: KeyRing) -> TenantOut:
+    masked: dict[str, str | None] = {}
+    for name in SECRET_FIELDS:
+        try:
+            masked[name] = mask(get_secret(tenant, name, keyring))
+        except SecretDecryptError:
+            log.warning("tenant %s: credential %s cannot be decrypted", tenant.id, name)
+            masked[name] = "•••• (cannot decrypt)"
+    plain = {c: getattr(tenant, c) for c in TenantOut.model_fields if c not in SECRET_FIELDS}
+    return TenantOut(**plain, **masked)
+
+
+def apply_tenant(tenant: Tenant, data: TenantCreate, keyring: KeyRing) -> None:
+    for field, value in data:
+        if field == "id":
+            continue
+        if field in SECRET_FIELDS:
+            set_secret(tenant, field, value, keyring)
+        elif getattr(tenant, field) != value:
+            setattr(tenant, field, value)
+
+
+def apply_line(line: Line, data: LineIn) -> None:
+    for field, value in data:
+        if field != "number" and getattr(line, field) != value:
+            setattr(line, field, value)
+
+
+async def delete_tenant(session: AsyncSession, tenant: Tenant) -> None:
+    # Explicit line delete as well as ON DELETE CASCADE: both backends, no reliance on pragmas.
+    await session.execute(delete(Line).where(Line.tenant_id == tenant.id))
+    await session.delete(tenant)
+
+
+async def reencrypt_all(session: AsyncSession, keyring: KeyRing) -> int:
+    """Rewrite every secret not under the primary key with the primary key. Returns the count."""
+    count = 0
+    for tenant in (await session.scalars(select(Tenant).with_for_update())).all():
+        for name in SECRET_FIELDS:
+            stored = getattr(tenant, f"{name}_enc")
+            if stored is not None and keyring.kid_of(stored) != keyring.primary_kid:
+                setattr(tenant, f"{name}_enc", keyring.encrypt(keyring.decrypt(stored)))
+                count += 1
+    await session.commit()
+    return count
+
+
+def load_seed(path: Path) -> SeedFile:
+    try:
+        return SeedFile.model_validate(json.loads(path.read_text()))
+    except ValidationError as exc:  # report locations and messages only, never input values
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False)
+        )
+        raise RuntimeError(f"seed file {path} is invalid: {problems}") from None
+
+
+async def apply_seed(sessions: async_sessionmaker, keyring: KeyRing, path: Path) -> None:
+    """Idempotent upsert of the seed file's tenants and lines (nothing is deleted)."""
+    seed = load_seed(path)
+    async with sessions() as session:
+        for t in seed.tenants:
+            tenant = await session.get(Tenant, t.id)
+            if tenant is None:
+                tenant = Tenant(id=t.id)
+                session.add(tenant)
+            apply_tenant(tenant, t, keyring)
+        await session.flush()
+        for i, ln in enumerate(seed.lines):
+            if await session.get(Tenant, ln.tenant_id) is None:
+                raise RuntimeError(f"seed file {path}: lines[{i}] names unknown tenant")
+            line = await session.get(Line, ln.number)
+            if line is None:
+                line = Line(number=ln.number)
+                session.add(line)
+            apply_line(line, ln)
+        await session.commit()
+    log.info("seed applied: %d tenants, %d lines", len(seed.tenants), len(seed.lines))

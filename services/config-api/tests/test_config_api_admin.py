@@ -1,0 +1,164 @@
+# ruff: noqa: S105, S106 - test credentials
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from config_api_testkit import ADMIN_TOKEN, NUMBER, PLAIN, auth, line_body, tenant_body
+
+A = auth(ADMIN_TOKEN)
+
+
+def assert_no_plaintext(text: str) -> None:
+    for value in PLAIN.values():
+        assert value not in text
+
+
+async def test_tenant_crud_and_masking(client):
+    r = await client.post("/v1/tenants", json=tenant_body(), headers=A)
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["jira_api_token"] == "••••" + PLAIN["jira_api_token"][-4:]
+    assert body["twilio_auth_token"] == "••••" + PLAIN["twilio_auth_token"][-4:]
+    assert body["openai_api_key"] == "••••" + PLAIN["openai_api_key"][-4:]
+    assert body["openai_base_url"] == "https://api.openai.com/v1"
+    assert body["transcription_model"] == "gpt-4o-mini-transcribe"
+    assert body["analysis_model"] == "gpt-4o-mini"
+    assert body["created_at"].endswith(("Z", "+00:00"))
+    assert r.headers["cache-control"] == "no-store"
+
+    assert (await client.post("/v1/tenants", json=tenant_body(), headers=A)).status_code == 409
+
+    r = await client.patch("/v1/tenants/acme", json={"name": "Acme Inc"}, headers=A)
+    assert r.status_code == 200 and r.json()["name"] == "Acme Inc"
+    r = await client.put(
+        "/v1/tenants/acme/credentials/openai_api_key",
+        json={"value": "sk-rotated-key-000000abcd"},
+        headers=A,
+    )
+    assert r.status_code == 200 and r.json()["openai_api_key"] == "••••abcd"
+
+    responses = [
+        await client.get("/v1/tenants", headers=A),
+        await client.get("/v1/tenants/acme", headers=A),
+    ]
+    assert [t["id"] for t in responses[0].json()] == ["acme"]
+    assert responses[1].json()["name"] == "Acme Inc"
+    for resp in [r, *responses]:
+        assert_no_plaintext(resp.text)
+        assert "sk-rotated-key-000000abcd" not in resp.text
+
+    assert (await client.get("/v1/tenants/nope", headers=A)).status_code == 404
+    assert (await client.delete("/v1/tenants/acme", headers=A)).status_code == 204
+    assert (await client.get("/v1/tenants/acme", headers=A)).status_code == 404
+
+
+async def test_unset_and_short_secrets(client):
+    body = tenant_body("bare", jira_api_token="short1234")
+    del body["openai_api_key"]
+    r = await client.post("/v1/tenants", json=body, headers=A)
+    assert r.status_code == 201
+    assert r.json()["openai_api_key"] is None
+    assert r.json()["jira_api_token"] == "••••"  # too short to reveal its tail
+
+
+async def test_secrets_encrypted_at_rest(client, settings):
+    await client.post("/v1/tenants", json=tenant_body(), headers=A)
+    db_file = settings.database_url.split("///", 1)[1]
+    with sqlite3.connect(db_file) as conn:
+        conn.row_factory = sqlite3.Row
+        row = dict(conn.execute("SELECT * FROM tenants WHERE id = 'acme'").fetchone())
+        dump = "\n".join(conn.iterdump())
+    assert_no_plaintext(dump)
+    for name in PLAIN:
+        assert name not in row  # only the *_enc columns exist
+        assert row[f"{name}_enc"].startswith("k1:gAAAAA")  # kid + Fernet token
+
+
+async def test_patch_validation(client):
+    await client.post("/v1/tenants", json=tenant_body(), headers=A)
+    r = await client.patch("/v1/tenants/acme", json={"jira_api_token": "x" * 20}, headers=A)
+    assert r.status_code == 422
+    assert "credentials" in r.text and "PUT /v1/tenants/{id}/credentials/{name}" in r.text
+    assert "x" * 20 not in r.text  # inputs are not echoed
+    r = await client.patch("/v1/tenants/acme", json={"name": None}, headers=A)
+    assert r.status_code == 422
+    r = await client.put("/v1/tenants/acme/credentials/bogus", json={"value": "v"}, headers=A)
+    assert r.status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ({"id": "Not A Slug"}, "id"),
+        ({"jira_base_url": "ftp://x"}, "http(s) URL"),
+        ({"twilio_account_sid": "XX123"}, "twilio_account_sid"),
+        ({"unexpected": 1}, "unexpected"),
+    ],
+)
+async def test_tenant_validation(client, override, needle):
+    r = await client.post("/v1/tenants", json=tenant_body(**override), headers=A)
+    assert r.status_code == 422
+    assert needle in r.text
+    assert_no_plaintext(r.text)
+
+
+async def test_line_crud(client):
+    await client.post("/v1/tenants", json=tenant_body(), headers=A)
+    r = await client.put(f"/v1/lines/{NUMBER}", json=line_body(), headers=A)
+    assert r.status_code == 201, r.text
+    line = r.json()
+    assert line["number"] == NUMBER
+    assert line["greeting"] == "Thank you for calling support."
+    assert line["voice"] == "Polly.Joanna"
+    assert line["max_recording_seconds"] == 120
+    assert line["sms_enabled"] is True and line["attach_recording"] is False
+    assert line["sms_template"].endswith("{request_key} has been created.")
+
+    # replace: omitted fields go back to their defaults; %2B-encoded path works too
+    r = await client.put(
+        "/v1/lines/%2B14155550100", json=line_body(language="de", sms_enabled=False), headers=A
+    )
+    assert r.status_code == 200
+    assert r.json()["language"] == "de" and r.json()["sms_enabled"] is False
+    assert (await client.get(f"/v1/lines/{NUMBER}", headers=A)).json()["language"] == "de"
+    assert len((await client.get("/v1/lines", headers=A)).json()) == 1
+    assert (await client.get("/v1/lines?tenant_id=other", headers=A)).json() == []
+    assert (await client.delete(f"/v1/lines/{NUMBER}", headers=A)).status_code == 204
+    assert (await client.get(f"/v1/lines/{NUMBER}", headers=A)).status_code == 404
+    assert (await client.delete(f"/v1/lines/{NUMBER}", headers=A)).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("number", "override", "needle"),
+    [
+        ("4155550100", {}, "E.164"),
+        ("+0123456789", {}, "E.164"),
+        (NUMBER, {"sms_from": "0800"}, "E.164"),
+        (NUMBER, {"language_mode": "sometimes"}, "language_mode"),
+        (NUMBER, {"language": "eng"}, "language"),
+        (NUMBER, {"sms_template": "Hi {name}"}, "unknown placeholder"),
+        (NUMBER, {"phone_field_id": "summary"}, "phone_field_id"),
+        (NUMBER, {"max_recording_seconds": 0}, "max_recording_seconds"),
+        (NUMBER, {"tenant_id": "ghost"}, "unknown tenant"),
+        (NUMBER, {"number": "+14155550199"}, "differs"),
+    ],
+)
+async def test_line_validation(client, number, override, needle):
+    await client.post("/v1/tenants", json=tenant_body(), headers=A)
+    r = await client.put(f"/v1/lines/{number}", json=line_body(**override), headers=A)
+    assert r.status_code == 422, r.text
+    assert needle in r.text
+
+
+async def test_tenant_delete_removes_lines_and_credentials(seeded, settings):
+    await seeded.put("/v1/lines/+14155550101", json=line_body(), headers=A)
+    assert len((await seeded.get("/v1/lines", headers=A)).json()) == 2
+    assert (await seeded.delete("/v1/tenants/acme", headers=A)).status_code == 204
+    assert (await seeded.get("/v1/lines", headers=A)).json() == []
+    db_file = settings.database_url.split("///", 1)[1]
+    with sqlite3.connect(db_file) as conn:
+        assert conn.execute("SELECT count(*) FROM tenants").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM lines").fetchone()[0] == 0
+    r = await seeded.get(f"/v1/runtime/lines/{NUMBER}", headers=auth("notifier-token-0123456789abcdef"))
+    assert r.status_code == 404
