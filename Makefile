@@ -1,0 +1,57 @@
+# Voice to Ticket — developer entry points. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+# uv from PATH, else the one pip installs as a module (`make` installs it when missing).
+UV ?= $(or $(shell command -v uv 2>/dev/null),python3 -m uv)
+export UV_LINK_MODE ?= copy
+
+.PHONY: help bootstrap demo test test-unit test-integration lint format schemas schemas-check \
+        kafka-install kafka-start kafka-stop broker-status clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+.venv/.synced: pyproject.toml uv.lock $(wildcard libs/*/pyproject.toml services/*/pyproject.toml)
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	$(UV) sync --frozen --all-packages
+	@touch $@
+
+bootstrap: .venv/.synced kafka-install ## install Python packages and the Kafka broker's jars
+
+demo: bootstrap ## play a sample call through all six services and print the resulting ticket
+	$(UV) run --frozen python -m voiceticket_sandbox demo
+
+test: bootstrap ## run every test tier (unit, then integration on real Kafka and Postgres)
+	$(UV) run --frozen pytest
+
+test-unit: .venv/.synced ## unit tests only (no broker, no database server)
+	$(UV) run --frozen pytest -m "not integration"
+
+test-integration: bootstrap ## integration and end-to-end tests only
+	$(UV) run --frozen pytest -m integration
+
+lint: .venv/.synced ## ruff lint and format check
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+
+format: .venv/.synced ## apply ruff's formatting and fixes
+	$(UV) run --frozen ruff format .
+	$(UV) run --frozen ruff check --fix .
+
+schemas: .venv/.synced ## regenerate the committed event JSON Schemas (refuses breaking changes)
+	$(UV) run --frozen python -m voiceticket_common.events.schemas write
+
+schemas-check: .venv/.synced ## fail when models and committed schemas disagree
+	$(UV) run --frozen python -m voiceticket_common.events.schemas check
+
+kafka-install: ## fetch Apache Kafka 4.x from Maven Central into deploy/local/kafka/lib
+	deploy/local/kafka/kafka.sh install
+
+kafka-start: kafka-install ## start a local single-node KRaft broker on 127.0.0.1:9092
+	deploy/local/kafka/kafka.sh start
+
+kafka-stop: ## stop the local broker
+	deploy/local/kafka/kafka.sh stop
+
+clean: ## remove local state (broker data, SQLite files)
+	rm -rf .local

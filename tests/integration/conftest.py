@@ -1,0 +1,56 @@
+"""Real infrastructure for the integration tier: a Kafka 4.x broker and a Postgres cluster.
+
+``KAFKA_BOOTSTRAP_SERVERS`` points the tests at an existing broker; otherwise the broker assembled
+from Maven Central (deploy/local/kafka) is started for the session. ``VOICETICKET_TEST_POSTGRES_DSN``
+does the same for Postgres; otherwise a throwaway cluster is made from the Debian server binaries.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+from voiceticket_sandbox.devstack import Stack  # noqa: E402
+from voiceticket_sandbox.kafka_broker import LocalKafkaBroker  # noqa: E402
+from voiceticket_sandbox.postgres import throwaway_postgres  # noqa: E402
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if configured:
+        yield configured
+        return
+    with LocalKafkaBroker() as broker:
+        yield broker.bootstrap_servers
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> Iterator[str]:
+    configured = os.environ.get("VOICETICKET_TEST_POSTGRES_DSN")
+    if configured:
+        yield configured
+        return
+    with throwaway_postgres() as dsn:
+        yield dsn
+
+
+@pytest.fixture(scope="module")
+def stack(kafka_bootstrap: str, postgres_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    running = Stack(tmp_path_factory.mktemp("stack"), kafka_bootstrap, postgres_dsn)
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()

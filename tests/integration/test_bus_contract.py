@@ -1,0 +1,191 @@
+"""The bus port's contract, proven on a real Kafka 4.x broker.
+
+Every adapter of the port must pass these: order per call, at-least-once with commits only after
+the handler's outcome is published, dead-lettering of poison and permanently failing messages
+without stalling the partition, CloudEvents headers and trace context on the wire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from voiceticket_common.bus import Envelope, PermanentError, RetryPolicy, TransientError, dead_letter_topic
+from voiceticket_common.bus.kafka import KafkaEventBus
+from voiceticket_common.events import Event, NotificationSent, TicketCreated
+
+FAST = RetryPolicy(max_attempts=3, initial_backoff=0.05, max_backoff=0.2, max_total_seconds=10)
+
+
+def ticket(call_no: int, key: str = "HELP-1") -> TicketCreated:
+    return TicketCreated(
+        tenant_id="acme", call_sid=f"CA{call_no:032x}", line_number="+15005550006",
+        caller_number="+14155550100", issue_key=key, issue_id="1", service_desk_id="4",
+        request_type_id="41", summary="s",
+    )
+
+
+@pytest.fixture
+async def bus(kafka_bootstrap: str) -> AsyncIterator[KafkaEventBus]:
+    bus = KafkaEventBus(kafka_bootstrap, source="contract-test")
+    await bus.start()
+    yield bus
+    await bus.stop()
+
+
+@contextlib.asynccontextmanager
+async def consuming(bus: KafkaEventBus, group: str, handler, types=(TicketCreated,)):  # type: ignore[no-untyped-def]
+    task = asyncio.create_task(bus.consume(group, list(types), handler, FAST))
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def eventually(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.1)
+
+
+async def read_topic(bootstrap: str, topic: str, expect: int, timeout: float = 15.0) -> list:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False, group_id=None)  # fmt: skip
+    await consumer.start()
+    records: list = []
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while len(records) < expect and asyncio.get_running_loop().time() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for recs in batch.values():
+                records += recs
+    finally:
+        await consumer.stop()
+    return records
+
+
+def group() -> str:
+    return f"contract-{uuid.uuid4().hex[:8]}"
+
+
+async def test_events_of_one_call_arrive_in_order(bus: KafkaEventBus) -> None:
+    seen: list[str] = []
+
+    async def handler(envelope: Envelope) -> Sequence[Event]:
+        seen.append(envelope.event.issue_key)  # type: ignore[attr-defined]
+        return []
+
+    call = 1000 + uuid.uuid4().int % 10_000
+    keys = [f"HELP-{n}" for n in range(20)]
+    await bus.ensure_topics([TicketCreated.topic()])
+    async with consuming(bus, group(), handler):
+        for key in keys:
+            await bus.publish(ticket(call, key), discriminator=key)
+        await eventually(lambda: len([k for k in seen if k in keys]) >= len(keys))
+    assert [k for k in seen if k in keys] == keys
+
+
+async def test_record_headers_are_cloudevents_binary_mode_with_traceparent(bus: KafkaEventBus, kafka_bootstrap: str) -> None:
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    trace.set_tracer_provider(TracerProvider())
+    event = ticket(uuid.uuid4().int % 10**9)
+    with trace.get_tracer("t").start_as_current_span("root"):
+        await bus.publish(event)
+    records = [r for r in await read_topic(kafka_bootstrap, TicketCreated.topic(), 10_000, timeout=5)
+               if r.key == event.call_sid.encode()]  # fmt: skip
+    assert len(records) == 1
+    headers = dict(records[0].headers)
+    assert headers["ce_type"] == b"io.voiceticket.ticket.created.v1"
+    assert headers["ce_subject"] == event.call_sid.encode()
+    assert headers["ce_source"] == b"contract-test"
+    assert headers["content-type"] == b"application/json"
+    assert headers["traceparent"].startswith(b"00-")
+
+
+async def test_handler_outcome_is_published_before_the_input_is_committed(bus: KafkaEventBus) -> None:
+    """A consumer that dies mid-handler gets the message again: at-least-once."""
+
+    gid = group()
+    event = ticket(uuid.uuid4().int % 10**9)
+    first_attempt = asyncio.Event()
+
+    async def dies(envelope: Envelope) -> Sequence[Event]:
+        if envelope.event.call_sid == event.call_sid:
+            first_attempt.set()
+            await asyncio.sleep(3600)  # "crash": cancelled before returning
+        return []
+
+    await bus.ensure_topics([TicketCreated.topic()])
+    async with consuming(bus, gid, dies):
+        await bus.publish(event)
+        await asyncio.wait_for(first_attempt.wait(), 30)
+
+    outcomes: list[str] = []
+
+    async def succeeds(envelope: Envelope) -> Sequence[Event]:
+        if envelope.event.call_sid == event.call_sid:
+            outcomes.append(envelope.event.call_sid)
+            return [NotificationSent(tenant_id="acme", call_sid=event.call_sid, issue_key="HELP-1", message_sid="SM1")]
+        return []
+
+    async with consuming(bus, gid, succeeds):
+        await eventually(lambda: outcomes == [event.call_sid])
+
+
+async def test_poison_and_permanent_failures_go_to_the_dead_letter_topic_and_do_not_stall(
+    bus: KafkaEventBus, kafka_bootstrap: str
+) -> None:
+    gid = group()
+    call = uuid.uuid4().int % 10**9
+    bad, good = ticket(call, "HELP-BAD"), ticket(call, "HELP-GOOD")
+    handled: list[str] = []
+    attempts: list[str] = []
+
+    async def handler(envelope: Envelope) -> Sequence[Event]:
+        key = envelope.event.issue_key  # type: ignore[attr-defined]
+        attempts.append(key)
+        if key == "HELP-BAD":
+            raise PermanentError("jira rejected the request: field summary is required")
+        if key == "HELP-FLAKY":
+            raise TransientError("503")
+        handled.append(key)
+        return []
+
+    await bus.ensure_topics([TicketCreated.topic(), dead_letter_topic(gid)])
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        # A record no schema accepts, on the same partition (same key) as the good one.
+        await producer.send_and_wait(
+            TicketCreated.topic(), b"{not json", key=good.call_sid.encode(),
+            headers=[("ce_type", b"io.voiceticket.ticket.created.v1"), ("ce_specversion", b"1.0")],
+        )  # fmt: skip
+    finally:
+        await producer.stop()
+    await bus.publish(bad, discriminator="bad")
+    await bus.publish(ticket(call, "HELP-FLAKY"), discriminator="flaky")
+    await bus.publish(good, discriminator="good")
+    async with consuming(bus, gid, handler):
+        await eventually(lambda: "HELP-GOOD" in handled)
+
+    assert attempts.count("HELP-BAD") == 1, "permanent failures are not retried"
+    assert attempts.count("HELP-FLAKY") == FAST.max_attempts, "transient failures are retried, boundedly"
+    dead = await read_topic(kafka_bootstrap, dead_letter_topic(gid), 3)
+    reasons = sorted(dict(r.headers)["dlq_error_type"].decode() for r in dead)
+    assert reasons == ["MalformedMessage", "PermanentError", "TransientError"]
+    for record in dead:
+        headers = dict(record.headers)
+        assert headers["dlq_original_topic"] == TicketCreated.topic().encode()
+        assert headers["dlq_consumer_group"] == gid.encode()
+        assert b"+1415" not in headers["dlq_error"]
