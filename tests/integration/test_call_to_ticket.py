@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from voiceticket_sandbox.devstack import ACCOUNT_SID, AUTH_TOKEN, SMS_FROM, SUPPORT_LINE, Stack
 from voiceticket_common.events import CallReceived
@@ -107,11 +107,15 @@ def test_unsigned_or_tampered_webhook_is_403_and_produces_no_ticket(stack: Stack
 async def record_keys(bootstrap: str, topic: str) -> set[bytes]:
     """Every key on ``topic`` right now, read from the beginning of each partition."""
 
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in await producer.partitions_for(topic)]
+    finally:
+        await producer.stop()
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        await consumer.topics()  # fetch metadata
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         end = await consumer.end_offsets(partitions)

@@ -2,9 +2,10 @@
 
 from .envelope import Envelope, MalformedMessage, decode, encode, envelope_for
 from .errors import PermanentError, TransientError
-from .port import EventBus, EventPublisher, Handler, RetryPolicy, dead_letter_topic
+from .port import DeadLetter, EventBus, EventPublisher, Handler, RetryPolicy, dead_letter_topic
 
 __all__ = [
+    "DeadLetter",
     "Envelope",
     "EventBus",
     "EventPublisher",

@@ -19,7 +19,7 @@ from ..events import Event
 from ..tracing import inject_headers, process_span, send_span
 from .delivery import DeadLettered, run_handler
 from .envelope import Headers, MalformedMessage, decode, encode, envelope_for, header_map
-from .port import Handler, RetryPolicy, dead_letter_topic
+from .port import DeadLetter, Handler, RetryPolicy, dead_letter_topic
 
 log = logging.getLogger(__name__)
 
@@ -180,3 +180,24 @@ class KafkaEventBus:
                 return
             for out in outcome.events:
                 await self.publish(out)
+
+    async def dead_letters(self, group: str) -> list[DeadLetter]:
+        topic = dead_letter_topic(group)
+        if self._producer is None:
+            raise RuntimeError("bus not started")
+        await self.ensure_topics([topic])
+        partitions = [TopicPartition(topic, p) for p in await self._producer.partitions_for(topic)]
+        consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            end = await consumer.end_offsets(partitions)
+            records: list[ConsumerRecord] = []
+            while any([await consumer.position(tp) < offset for tp, offset in end.items()]):
+                for batch in (await consumer.getmany(timeout_ms=500)).values():
+                    records += batch
+        finally:
+            await consumer.stop()
+        records.sort(key=lambda r: r.timestamp)
+        return [DeadLetter.from_record(r.key, r.value, list(r.headers or [])) for r in records]

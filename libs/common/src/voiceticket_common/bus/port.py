@@ -50,6 +50,35 @@ class EventBus(EventPublisher, Protocol):
         retries go to the group's dead-letter topic so a poison message never stalls a partition.
         """
 
+    async def dead_letters(self, group: str) -> list[DeadLetter]:
+        """What ``group`` dead-lettered so far, oldest first."""
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A record a consumer group gave up on, with the reason, ready to inspect or replay."""
+
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+    original_topic: str
+    error_type: str
+    error: str
+    attempts: int
+
+    @classmethod
+    def from_record(cls, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> DeadLetter:
+        attrs = {k: v.decode("utf-8", "replace") for k, v in headers}
+        return cls(
+            key=key,
+            value=value,
+            headers=[(k, v) for k, v in headers if not k.startswith("dlq_")],
+            original_topic=attrs.get("dlq_original_topic", ""),
+            error_type=attrs.get("dlq_error_type", ""),
+            error=attrs.get("dlq_error", ""),
+            attempts=int(attrs.get("dlq_attempts", "0") or 0),
+        )
+
 
 def dead_letter_topic(group: str) -> str:
     return f"voiceticket.dlq.{group}"

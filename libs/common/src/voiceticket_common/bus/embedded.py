@@ -1,0 +1,206 @@
+"""The embedded adapter of the bus port: a durable log in SQLite, for single-process deployments.
+
+Same contract as the Kafka adapter: events of a call keep their order, a handler's outcome events
+are stored before its input counts as consumed (here in the same transaction), failures are retried
+per the policy and then dead-lettered, and everything survives a restart: a record that was being
+handled when the process died is delivered again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import aiosqlite
+
+from ..events import Event
+from ..tracing import inject_headers, process_span, send_span
+from .delivery import DeadLettered, run_handler
+from .envelope import Envelope, Headers, MalformedMessage, decode, encode, envelope_for, header_map
+from .port import DeadLetter, Handler, RetryPolicy, dead_letter_topic
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS bus_records (
+    position INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic TEXT NOT NULL,
+    key BLOB,
+    value BLOB,
+    headers TEXT NOT NULL,
+    stored_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+CREATE INDEX IF NOT EXISTS bus_records_topic ON bus_records (topic, position);
+CREATE TABLE IF NOT EXISTS bus_offsets (
+    consumer_group TEXT PRIMARY KEY,
+    position INTEGER NOT NULL
+);
+"""
+
+
+def _dump_headers(headers: Headers) -> str:
+    return json.dumps([[k, v.decode("utf-8", "replace")] for k, v in headers])
+
+
+def _load_headers(raw: str) -> Headers:
+    return [(k, v.encode()) for k, v in json.loads(raw)]
+
+
+class EmbeddedEventBus:
+    """Publishes to and consumes from a SQLite file; one consumer loop per group."""
+
+    def __init__(self, path: Path | str, source: str, poll_interval: float = 0.5) -> None:
+        self._path = str(path)
+        self._source = source
+        self._poll = poll_interval
+        self._db: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+        self._wakeup = asyncio.Condition()
+        self._version = 0  # bumped on every write, so a consumer never sleeps through one
+
+    async def start(self) -> None:
+        if self._path != ":memory:":
+            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = await aiosqlite.connect(self._path, isolation_level=None)
+        await self._db.execute("PRAGMA journal_mode=WAL")
+        await self._db.execute("PRAGMA synchronous=FULL")
+        await self._db.execute("PRAGMA busy_timeout=5000")
+        await self._db.executescript(_SCHEMA)
+
+    async def stop(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    async def ensure_topics(self, topics: Sequence[str]) -> None:
+        """Topics need no creation here; kept for parity with the Kafka adapter."""
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise RuntimeError("bus not started")
+        return self._db
+
+    def _record(self, event: Event, discriminator: str = "") -> tuple[str, bytes, bytes, Headers]:
+        envelope = envelope_for(event, self._source, discriminator)
+        with send_span(event.topic(), event.call_sid, event.tenant_id, envelope.id):
+            envelope.extra_headers.update(inject_headers())
+            key, value, headers = encode(envelope)
+        return event.topic(), key, value, headers
+
+    async def publish(self, event: Event, *, discriminator: str = "") -> None:
+        await self._write([self._record(event, discriminator)])
+
+    async def _write(
+        self, records: list[tuple[str, bytes | None, bytes | None, Headers]], commit: tuple[str, int] | None = None
+    ) -> None:
+        async with self._lock:
+            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                await self.db.executemany(
+                    "INSERT INTO bus_records (topic, key, value, headers) VALUES (?, ?, ?, ?)",
+                    [(t, k, v, _dump_headers(h)) for t, k, v, h in records],
+                )
+                if commit is not None:
+                    await self.db.execute(
+                        "INSERT INTO bus_offsets (consumer_group, position) VALUES (?, ?) "
+                        "ON CONFLICT (consumer_group) DO UPDATE SET position = excluded.position",
+                        commit,
+                    )
+                await self.db.execute("COMMIT")
+            except BaseException:
+                await self.db.execute("ROLLBACK")
+                raise
+            self._version += 1
+        async with self._wakeup:
+            self._wakeup.notify_all()
+
+    async def _next(self, group: str, topics: Sequence[str]) -> tuple[int, str, bytes, bytes, Headers] | None:
+        marks = ",".join("?" for _ in topics)
+        async with self._lock:
+            cursor = await self.db.execute(
+                f"SELECT position, topic, key, value, headers FROM bus_records "  # noqa: S608 - placeholders only
+                f"WHERE topic IN ({marks}) AND position > "
+                f"COALESCE((SELECT position FROM bus_offsets WHERE consumer_group = ?), 0) "
+                f"ORDER BY position LIMIT 1",
+                (*topics, group),
+            )
+            row = await cursor.fetchone()
+        if row is None:
+            return None
+        return row[0], row[1], row[2], row[3], _load_headers(row[4])
+
+    async def consume(
+        self,
+        group: str,
+        event_types: Sequence[type[Event]],
+        handler: Handler,
+        retry: RetryPolicy = RetryPolicy(),
+    ) -> None:
+        topics = [cls.topic() for cls in event_types]
+        log.info("consuming", extra={"group": group, "topics": topics})
+        while True:
+            seen = self._version
+            record = await self._next(group, topics)
+            if record is None:
+                if seen != self._version:
+                    continue
+                async with self._wakeup:
+                    try:
+                        await asyncio.wait_for(self._wakeup.wait(), self._poll)
+                    except TimeoutError:
+                        pass
+                continue
+            position, topic, key, value, headers = record
+            outputs = await self._process(group, topic, key, value, headers, handler, retry)
+            await self._write(outputs, commit=(group, position))
+
+    async def _process(
+        self, group: str, topic: str, key: bytes, value: bytes, headers: Headers, handler: Handler, retry: RetryPolicy
+    ) -> list[tuple[str, bytes | None, bytes | None, Headers]]:
+        attrs = header_map(headers)
+        try:
+            envelope: Envelope = decode(value, headers)
+        except MalformedMessage as exc:
+            outcome = DeadLettered(reason=str(exc), error_type="MalformedMessage", attempts=1)
+            return [self._dead_letter_record(group, topic, key, value, headers, outcome)]
+        event = envelope.event
+        with process_span(topic, group, attrs, event.call_sid, event.tenant_id, envelope.id):
+            outcome = await run_handler(envelope, handler, retry)
+            if isinstance(outcome, DeadLettered):
+                log.error(
+                    "message dead-lettered",
+                    extra={"group": group, "topic": topic, "error_type": outcome.error_type, "error": outcome.reason},
+                )
+                return [self._dead_letter_record(group, topic, key, value, headers, outcome)]
+            return [self._record(out) for out in outcome.events]
+
+    @staticmethod
+    def _dead_letter_record(
+        group: str, topic: str, key: bytes | None, value: bytes | None, headers: Headers, outcome: DeadLettered
+    ) -> tuple[str, bytes | None, bytes | None, Headers]:
+        return (
+            dead_letter_topic(group),
+            key,
+            value,
+            [
+                *headers,
+                ("dlq_original_topic", topic.encode()),
+                ("dlq_consumer_group", group.encode()),
+                ("dlq_error_type", outcome.error_type.encode()),
+                ("dlq_error", outcome.reason[:1000].encode()),
+                ("dlq_attempts", str(outcome.attempts).encode()),
+            ],
+        )
+
+    async def dead_letters(self, group: str) -> list[DeadLetter]:
+        async with self._lock:
+            cursor = await self.db.execute(
+                "SELECT key, value, headers FROM bus_records WHERE topic = ? ORDER BY position",
+                (dead_letter_topic(group),),
+            )
+            rows = await cursor.fetchall()
+        return [DeadLetter.from_record(key, value, _load_headers(raw)) for key, value, raw in rows]
