@@ -1,0 +1,264 @@
+"""Caller simulator: plays Twilio's side of an inbound call against the ingress service.
+
+For each call it registers the recording (and its reference transcript) with the Twilio stand-in,
+then sends the webhooks Twilio would send, signed with ``X-Twilio-Signature`` exactly as Twilio
+signs them: the incoming-call webhook, the recording status callback(s) the returned ``<Record>``
+subscribes to, the ``<Record action>`` request and, if configured, the call status callback.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import xml.etree.ElementTree as ET  # noqa: S405 - parses TwiML from our own service under test
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from urllib.parse import urljoin
+
+import httpx
+
+from voiceticket_sandbox.audio import make_tone_wav
+from voiceticket_sandbox.twilio_webhooks import rfc2822, send_webhook, twilio_signature
+
+__all__ = ["CallerSimulator", "PlayedCall", "make_tone_wav"]
+
+WEBHOOK_TIMEOUT = 15.0  # Twilio gives a webhook at most 15 s in total
+_COUNTRIES = {
+    "+1": "US", "+44": "GB", "+49": "DE", "+33": "FR", "+34": "ES", "+41": "CH", "+43": "AT",
+    "+31": "NL", "+39": "IT", "+61": "AU", "+353": "IE", "+45": "DK", "+46": "SE", "+47": "NO",
+}  # fmt: skip
+
+
+@dataclass
+class PlayedCall:
+    """What happened during one simulated call. Status fields are HTTP status codes of the
+    webhooks; ``None`` means that webhook was not sent (no ``<Record>``, not subscribed, no URL)."""
+
+    call_sid: str
+    recording_sid: str
+    twiml: str
+    voice_status: int
+    recording_callback_url: str | None = None
+    recording_status: int | None = None
+    action_url: str | None = None
+    action_status: int | None = None
+    call_status_status: int | None = None
+    extra_statuses: dict[str, int] = field(default_factory=dict)
+
+
+class CallerSimulator:
+    """Plays calls into ``ingress_url`` as Twilio account ``account_sid`` would.
+
+    ``twilio_sandbox_url`` is the Twilio stand-in's origin; recording URLs point there. Pass
+    ``call_status_url`` to also send the call status callback, and ``http_client`` to reuse a client.
+    """
+
+    def __init__(
+        self,
+        ingress_url: str,
+        account_sid: str,
+        auth_token: str,
+        twilio_sandbox_url: str,
+        *,
+        call_status_url: str | None = None,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.ingress_url = ingress_url.rstrip("/")
+        self.account_sid = account_sid
+        self.auth_token = auth_token
+        self.twilio_sandbox_url = twilio_sandbox_url.rstrip("/")
+        self.call_status_url = call_status_url
+        self._client = http_client
+
+    def sign(self, url: str, params: Mapping[str, str]) -> str:
+        """``X-Twilio-Signature`` for a POST of ``params`` to ``url``."""
+        return twilio_signature(self.auth_token, url, params)
+
+    async def post_signed(self, url: str, params: Mapping[str, str]) -> httpx.Response:
+        """Send one signed webhook (e.g. to replay a callback as Twilio's retries do)."""
+        async with self._http() as client:
+            return await send_webhook(client, self.auth_token, url, params)
+
+    async def play_call(
+        self,
+        from_number: str,
+        to_number: str,
+        audio: bytes,
+        transcript: str,
+        recording_duration: int = 12,
+        content_type: str = "audio/x-wav",
+    ) -> PlayedCall:
+        """A caller who leaves a message. The OpenAI stand-in will transcribe ``audio`` as
+        ``transcript`` (keyed by the audio's sha256, so use distinct audio per transcript)."""
+        call_sid, recording_sid = "CA" + secrets.token_hex(16), "RE" + secrets.token_hex(16)
+        async with self._http() as client:
+            await self._register(
+                client, recording_sid, call_sid, audio, content_type, transcript, recording_duration
+            )
+            return await self._play(
+                client, call_sid, recording_sid, from_number, to_number, recording_duration, None
+            )
+
+    async def play_absent_call(self, from_number: str, to_number: str) -> PlayedCall:
+        """A caller who hangs up before saying anything: the recording is ``absent`` (error 16101)."""
+        call_sid, recording_sid = "CA" + secrets.token_hex(16), "RE" + secrets.token_hex(16)
+        async with self._http() as client:
+            await self._ensure_account(client)
+            return await self._play(client, call_sid, recording_sid, from_number, to_number, 0, "16101")
+
+    @asynccontextmanager
+    async def _http(self) -> AsyncIterator[httpx.AsyncClient]:
+        if self._client is not None:
+            yield self._client
+            return
+        async with httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT) as client:
+            yield client
+
+    async def _ensure_account(self, client: httpx.AsyncClient) -> None:
+        response = await client.post(
+            f"{self.twilio_sandbox_url}/_sandbox/accounts",
+            json={"account_sid": self.account_sid, "auth_token": self.auth_token},
+        )
+        response.raise_for_status()
+
+    async def _register(
+        self,
+        client: httpx.AsyncClient,
+        recording_sid: str,
+        call_sid: str,
+        audio: bytes,
+        content_type: str,
+        transcript: str,
+        duration: int,
+    ) -> None:
+        await self._ensure_account(client)
+        response = await client.post(
+            f"{self.twilio_sandbox_url}/_sandbox/recordings",
+            json={
+                "account_sid": self.account_sid,
+                "recording_sid": recording_sid,
+                "audio_base64": base64.b64encode(audio).decode(),
+                "content_type": content_type,
+                "transcript": transcript,
+                "call_sid": call_sid,
+                "duration": duration,
+            },
+        )
+        response.raise_for_status()
+
+    async def _play(
+        self,
+        client: httpx.AsyncClient,
+        call_sid: str,
+        recording_sid: str,
+        from_number: str,
+        to_number: str,
+        duration: int,
+        error_code: str | None,
+    ) -> PlayedCall:
+        voice_url = f"{self.ingress_url}/twilio/voice"
+        base = self._call_params(call_sid, from_number, to_number)
+        voice = await send_webhook(client, self.auth_token, voice_url, {**base, "CallStatus": "ringing"})
+        played = PlayedCall(call_sid, recording_sid, voice.text, voice.status_code)
+        record = _find_record(voice.text)
+        if record is None:
+            return played
+        recording_url = (
+            f"{self.twilio_sandbox_url}/2010-04-01/Accounts/{self.account_sid}/Recordings/{recording_sid}"
+        )
+        started = rfc2822()
+        callback = record.get("recordingStatusCallback")
+        if callback:
+            played.recording_callback_url = urljoin(voice_url, callback)
+            method = record.get("recordingStatusCallbackMethod", "POST")
+            events = (record.get("recordingStatusCallbackEvent") or "completed").replace(",", " ").split()
+            final = "absent" if error_code else "completed"
+            for event in ("in-progress", final):
+                if event not in events:
+                    continue
+                params = {
+                    "AccountSid": self.account_sid,
+                    "CallSid": call_sid,
+                    "RecordingSid": recording_sid,
+                    "RecordingUrl": recording_url,
+                    "RecordingStatus": event,
+                    "RecordingChannels": "1",
+                    "RecordingSource": "RecordVerb",
+                    "RecordingStartTime": started,
+                }
+                if event == final:
+                    params["RecordingDuration"] = str(duration)
+                    if error_code:
+                        params["ErrorCode"] = error_code
+                response = await send_webhook(
+                    client, self.auth_token, played.recording_callback_url, params, method
+                )
+                if event == final:
+                    played.recording_status = response.status_code
+                else:
+                    played.extra_statuses["recording_in_progress"] = response.status_code
+        action = record.get("action")
+        if action:
+            played.action_url = urljoin(voice_url, action)
+            params = {
+                **base,
+                "CallStatus": "completed",
+                "RecordingUrl": recording_url,
+                "RecordingSid": recording_sid,
+                "RecordingDuration": str(duration),
+                "Digits": "hangup",
+            }
+            response = await send_webhook(
+                client, self.auth_token, played.action_url, params, record.get("method", "POST")
+            )
+            played.action_status = response.status_code
+        if self.call_status_url:
+            params = {
+                **base,
+                "CallStatus": "completed",
+                "CallDuration": str(duration + 8),
+                "Duration": str(max(1, (duration + 8 + 59) // 60)),
+                "Timestamp": rfc2822(),
+                "CallbackSource": "call-progress-events",
+                "SequenceNumber": "0",
+            }
+            response = await send_webhook(client, self.auth_token, self.call_status_url, params)
+            played.call_status_status = response.status_code
+        return played
+
+    def _call_params(self, call_sid: str, from_number: str, to_number: str) -> dict[str, str]:
+        from_country, to_country = _country(from_number), _country(to_number)
+        return {
+            "AccountSid": self.account_sid,
+            "ApiVersion": "2010-04-01",
+            "CallSid": call_sid,
+            "Direction": "inbound",
+            "From": from_number,
+            "To": to_number,
+            "Caller": from_number,
+            "Called": to_number,
+            "FromCountry": from_country,
+            "ToCountry": to_country,
+            "CallerCountry": from_country,
+            "CalledCountry": to_country,
+            "FromCity": "", "FromState": "", "FromZip": "",
+            "ToCity": "", "ToState": "", "ToZip": "",
+            "CallerCity": "", "CallerState": "", "CallerZip": "",
+            "CalledCity": "", "CalledState": "", "CalledZip": "",
+        }  # fmt: skip
+
+
+def _find_record(twiml: str) -> ET.Element | None:
+    try:
+        root = ET.fromstring(twiml)  # noqa: S314 - TwiML from the service under test
+    except ET.ParseError:
+        return None
+    return next(root.iter("Record"), None)
+
+
+def _country(number: str) -> str:
+    for prefix in sorted(_COUNTRIES, key=len, reverse=True):
+        if number.startswith(prefix):
+            return _COUNTRIES[prefix]
+    return ""

@@ -1,0 +1,199 @@
+"""The whole product as separate processes on real infrastructure: Kafka, a database, sandboxes.
+
+Used by the end-to-end tests and by ``make demo``. Postgres is used when a DSN is given (tests);
+otherwise each stateful service gets its own SQLite file in the work directory (the demo).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import httpx
+from cryptography.fernet import Fernet
+
+from .processes import ServiceProcess, free_port
+
+ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
+AUTH_TOKEN = "sandbox-twilio-auth-token-" + "7" * 8
+SUPPORT_LINE = "+15005550006"
+SMS_FROM = "+15005550001"
+JIRA_EMAIL = "voiceticket-bot@acme.example"
+JIRA_TOKEN = "sandbox-jira-api-token-" + "9" * 8
+OPENAI_KEY = "sk-sandbox-" + "5" * 20
+SERVICE_DESK_ID = "4"
+REQUEST_TYPES = {"incident": "41", "service_request": "42", "question": "43", "complaint": "44", "other": "45"}
+ROLES = ("ingress", "transcriber", "analyzer", "jira-writer", "notifier")
+
+
+@dataclass
+class SandboxUrls:
+    twilio: str
+    openai: str
+    jira: str
+
+
+@dataclass
+class Stack:
+    """Handles to a running stack; tests talk to it only over HTTP, like Twilio and agents do."""
+
+    workdir: Path
+    bootstrap_servers: str
+    postgres_dsn: str | None = None
+    sandbox: SandboxUrls = field(init=False)
+    ingress_url: str = field(init=False)
+    config_api_url: str = field(init=False)
+    admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    service_tokens: dict[str, str] = field(default_factory=lambda: {r: secrets.token_urlsafe(24) for r in ROLES})
+    processes: dict[str, ServiceProcess] = field(default_factory=dict)
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    # -- start-up --------------------------------------------------------------------------
+    def start(self, services: tuple[str, ...] = ("ingress", *ROLES[1:]), timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._start_sandbox(deadline)
+        self._configure_sandbox()
+        self._start_config_api(deadline)
+        for name in services:
+            self._start_service(name)
+        for proc in self.processes.values():
+            proc.wait_ready(deadline)
+
+    def _spawn(self, name: str, module: str, env: dict[str, str], ready_url: str | None) -> ServiceProcess:
+        proc = ServiceProcess(name, module, {**env, **self.extra_env}, self.workdir, ready_url)
+        proc.start()
+        self.processes[name] = proc
+        return proc
+
+    def _start_sandbox(self, deadline: float) -> None:
+        ready_file = self.workdir / "sandbox.json"
+        ready_file.unlink(missing_ok=True)
+        ports = [str(free_port()) for _ in range(3)]
+        args = ["serve", "--host", "127.0.0.1", "--twilio-port", ports[0], "--openai-port", ports[1],
+                "--jira-port", ports[2], "--ready-file", str(ready_file)]  # fmt: skip
+        proc = ServiceProcess("sandbox", "voiceticket_sandbox", {}, self.workdir, args=args)
+        proc.start()
+        self.processes["sandbox"] = proc
+        while not ready_file.exists() or not ready_file.read_text().strip():
+            if proc.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"sandbox did not start:\n{proc.tail()}")
+            time.sleep(0.2)
+        urls = json.loads(ready_file.read_text())
+        self.sandbox = SandboxUrls(twilio=urls["twilio"], openai=urls["openai"], jira=urls["jira"])
+
+    def _configure_sandbox(self) -> None:
+        httpx.post(f"{self.sandbox.twilio}/_sandbox/accounts",
+                   json={"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN}).raise_for_status()
+        httpx.post(f"{self.sandbox.jira}/_sandbox/credentials",
+                   json={"email": JIRA_EMAIL, "api_token": JIRA_TOKEN}).raise_for_status()
+        httpx.post(f"{self.sandbox.openai}/_sandbox/api-keys", json={"api_key": OPENAI_KEY})
+        fields = [{"fieldId": "summary", "name": "Summary", "required": True},
+                  {"fieldId": "description", "name": "Description", "required": False}]
+        httpx.post(
+            f"{self.sandbox.jira}/_sandbox/servicedesks",
+            json={"id": SERVICE_DESK_ID, "project_key": "HELP",
+                  "request_types": [{"id": rid, "name": name, "fields": fields} for name, rid in REQUEST_TYPES.items()]},
+        ).raise_for_status()
+
+    def _database(self, name: str) -> str:
+        if self.postgres_dsn is None:
+            return f"sqlite+aiosqlite:///{self.workdir / name}.db"
+
+        async def create() -> None:
+            conn = await asyncpg.connect(self.postgres_dsn)
+            try:
+                exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+                if not exists:
+                    await conn.execute(f'CREATE DATABASE "{name}"')
+            finally:
+                await conn.close()
+
+        asyncio.run(create())
+        base = self.postgres_dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+        return f"{base}/{name}"
+
+    def seed(self) -> dict:
+        return {
+            "tenants": [{
+                "id": "acme", "name": "Acme Corp",
+                "jira_base_url": self.sandbox.jira, "jira_email": JIRA_EMAIL, "jira_api_token": JIRA_TOKEN,
+                "twilio_account_sid": ACCOUNT_SID, "twilio_auth_token": AUTH_TOKEN,
+                "openai_base_url": f"{self.sandbox.openai}/v1", "openai_api_key": OPENAI_KEY,
+            }],
+            "lines": [{
+                "number": SUPPORT_LINE, "tenant_id": "acme", "service_desk_id": SERVICE_DESK_ID,
+                "request_type_id": REQUEST_TYPES["other"], "request_types": REQUEST_TYPES,
+                "language_mode": "auto", "language": "en", "sms_enabled": True, "sms_from": SMS_FROM,
+                "greeting": "Thank you for calling Acme support.",
+            }],
+        }
+
+    def _start_config_api(self, deadline: float) -> None:
+        seed = self.workdir / "seed.json"
+        seed.write_text(json.dumps(self.seed()))
+        port = free_port()
+        self.config_api_url = f"http://127.0.0.1:{port}"
+        proc = self._spawn(
+            "config-api",
+            "voiceticket_config_api",
+            {
+                "CONFIG_API_ENV": "test",
+                "CONFIG_API_PORT": str(port),
+                "CONFIG_API_DATABASE_URL": self._database("config_api"),
+                "CONFIG_API_MASTER_KEYS": f"k1:{Fernet.generate_key().decode()}",
+                "CONFIG_API_ADMIN_TOKEN": self.admin_token,
+                "CONFIG_API_SERVICE_TOKENS": ",".join(f"{r}:{t}" for r, t in self.service_tokens.items()),
+                "CONFIG_API_SEED_FILE": str(seed),
+            },
+            f"{self.config_api_url}/readyz",
+        )
+        proc.wait_ready(deadline)
+
+    def _start_service(self, name: str) -> None:
+        health = free_port()
+        env = {
+            "VOICETICKET_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+            "VOICETICKET_CONFIG_API_URL": self.config_api_url,
+            "VOICETICKET_CONFIG_API_TOKEN": self.service_tokens[name],
+            "VOICETICKET_EGRESS_ALLOWED_HOSTS": json.dumps(["127.0.0.1"]),
+            "VOICETICKET_HEALTH_PORT": str(health),
+        }
+        ready = f"http://127.0.0.1:{health}/readyz"
+        if name == "ingress":
+            port = free_port()
+            self.ingress_url = f"http://127.0.0.1:{port}"
+            env |= {"VOICETICKET_PORT": str(port), "VOICETICKET_PUBLIC_BASE_URL": self.ingress_url}
+            ready = f"{self.ingress_url}/readyz"
+        if name == "jira-writer":
+            env["VOICETICKET_DATABASE_URL"] = self._database("jira_writer")
+        if name == "notifier":
+            env["VOICETICKET_DATABASE_URL"] = self._database("notifier")
+            env["VOICETICKET_TWILIO_API_BASE_URL"] = self.sandbox.twilio
+        self._spawn(name, f"voiceticket_{name.replace('-', '_')}", env, ready)
+
+    def stop(self) -> None:
+        for proc in reversed(list(self.processes.values())):
+            proc.stop()
+
+    # -- observation -----------------------------------------------------------------------
+    def issues(self) -> list[dict]:
+        return httpx.get(f"{self.sandbox.jira}/_sandbox/issues").json()
+
+    def requests_to(self, provider: str) -> list[dict]:
+        return httpx.get(f"{getattr(self.sandbox, provider)}/_sandbox/requests").json()
+
+    def sms_sent(self) -> list[dict]:
+        return [r for r in self.requests_to("twilio") if r["method"] == "POST" and r["path"].endswith("/Messages.json")]
+
+    def logs(self) -> dict[str, str]:
+        return {name: proc.log_text() for name, proc in self.processes.items()}
+
+    def reset_sandbox_records(self) -> None:
+        for url in (self.sandbox.twilio, self.sandbox.openai, self.sandbox.jira):
+            httpx.post(f"{url}/_sandbox/reset")

@@ -1,0 +1,389 @@
+"""Jira Cloud / Jira Service Management stand-in: the endpoints Voice to Ticket uses.
+
+JSM (``/rest/servicedeskapi``): service desks, request types and their fields, create and read
+customer requests, comments, temporary files and attachments. Platform (``/rest/api/3``): issue
+properties and ``POST /search/jql`` (see ``jql`` for the supported subset). Service desks, request
+types and credentials are configured through ``/_sandbox/``; nothing exists until configured.
+
+A request type without configured fields gets ``summary`` (required) and ``description``; fields a
+request type does not have are refused with 400, so a writer that sends a custom field the desk
+does not use fails here rather than in production.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import secrets
+import time
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from voiceticket_sandbox import jira_views as views
+from voiceticket_sandbox.contracts import JIRA
+from voiceticket_sandbox.control import control_router
+from voiceticket_sandbox.jql import JqlError, compile_jql
+from voiceticket_sandbox.recorder import SandboxMiddleware
+from voiceticket_sandbox.state import Issue, JiraState, RequestType, SandboxState, ServiceDesk
+
+JSM = "/rest/servicedeskapi"
+PLATFORM = "/rest/api/3"
+MAX_PROPERTY_CHARS = 32768
+MAX_PROPERTY_KEY = 255
+DEFAULT_FIELDS = [
+    {"fieldId": "summary", "name": "Summary", "required": True},
+    {"fieldId": "description", "name": "Description", "required": False},
+]
+
+
+def jira_error(status: int, messages: list[str], path: str = "") -> Any:
+    """JSM's error body on ``/rest/servicedeskapi``, the platform's elsewhere."""
+    if path.startswith(JSM):
+        return {
+            "errorMessage": "; ".join(messages),
+            "i18nErrorMessage": {"i18nKey": f"sd.sandbox.error.{status}", "parameters": []},
+        }
+    return {"errorMessages": messages, "errors": {}}
+
+
+def _error(status: int, message: str, path: str) -> JSONResponse:
+    return JSONResponse(jira_error(status, [message], path), status_code=status)
+
+
+class CredentialsIn(BaseModel):
+    """Body of ``POST /_sandbox/credentials``."""
+
+    email: str
+    api_token: str
+
+
+class FieldIn(BaseModel):
+    """One request-type field."""
+
+    fieldId: str
+    name: str
+    required: bool = False
+
+
+class RequestTypeIn(BaseModel):
+    """One request type of a service desk."""
+
+    id: str
+    name: str
+    fields: list[FieldIn] | None = None
+
+
+class ServiceDeskIn(BaseModel):
+    """Body of ``POST /_sandbox/servicedesks``."""
+
+    id: str
+    project_key: str
+    request_types: list[RequestTypeIn] = Field(default_factory=list)
+
+
+def create_jira_app(state: SandboxState | None = None) -> FastAPI:
+    """The Jira/JSM stand-in as an ASGI app; pass a shared state to run it beside the others."""
+    state = state or SandboxState()
+    app = FastAPI(title="Jira sandbox", docs_url="/_sandbox/docs", openapi_url="/_sandbox/openapi.json")
+    app.state.sandbox = state
+    app.add_middleware(SandboxMiddleware, state=state, service=JIRA, spec_name=JIRA, error_body=jira_error)
+    app.include_router(control_router(state, JIRA))
+    app.include_router(_jira_control(state.jira))
+    app.include_router(_jsm_api(state.jira))
+    app.include_router(_platform_api(state.jira))
+    return app
+
+
+def _jira_control(jira: JiraState) -> APIRouter:
+    router = APIRouter(prefix="/_sandbox")
+
+    @router.post("/credentials", status_code=201)
+    async def add_credentials(body: CredentialsIn) -> dict[str, str]:
+        jira.credentials[body.email] = body.api_token
+        return {"email": body.email}
+
+    @router.post("/servicedesks", status_code=201)
+    async def add_service_desk(body: ServiceDeskIn) -> dict[str, Any]:
+        jira.service_desks[body.id] = ServiceDesk(
+            id=body.id,
+            project_key=body.project_key.upper(),
+            request_types={
+                rt.id: RequestType(
+                    id=rt.id,
+                    name=rt.name,
+                    fields=[f.model_dump() for f in rt.fields] if rt.fields is not None else DEFAULT_FIELDS,
+                )
+                for rt in body.request_types
+            },
+        )
+        return {"id": body.id, "project_key": body.project_key.upper()}
+
+    @router.get("/issues")
+    async def issues() -> list[dict[str, Any]]:
+        return [views.issue_summary(issue) for issue in jira.issues.values()]
+
+    return router
+
+
+def _authorized(jira: JiraState, request: Request) -> bool:
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        return any(secrets.compare_digest(t, credentials.strip()) for t in jira.credentials.values())
+    if scheme.lower() != "basic":
+        return False
+    try:
+        email, _, token = base64.b64decode(credentials).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    expected = jira.credentials.get(email)
+    return expected is not None and secrets.compare_digest(expected, token)
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def _jsm_api(jira: JiraState) -> APIRouter:
+    router = APIRouter(prefix=JSM)
+
+    @router.get("/servicedesk")
+    async def service_desks(request: Request, start: int = 0, limit: int = 50) -> Response:
+        if not _authorized(jira, request):
+            return _error(401, "Unauthorized", request.url.path)
+        values = [
+            {"id": d.id, "projectId": d.id, "projectName": d.project_key, "projectKey": d.project_key}
+            for d in jira.service_desks.values()
+        ]
+        return JSONResponse(views.paged(values, start, limit))
+
+    @router.get("/servicedesk/{serviceDeskId}/requesttype")
+    async def request_types(
+        serviceDeskId: str, request: Request, start: int = 0, limit: int = 50
+    ) -> Response:
+        if not _authorized(jira, request):
+            return _error(401, "Unauthorized", request.url.path)
+        desk = jira.service_desks.get(serviceDeskId)
+        if desk is None:
+            return _error(404, f"The service desk {serviceDeskId} does not exist.", request.url.path)
+        values = [
+            {"id": rt.id, "name": rt.name, "description": "", "serviceDeskId": desk.id, "groupIds": []}
+            for rt in desk.request_types.values()
+        ]
+        return JSONResponse(views.paged(values, start, limit))
+
+    @router.get("/servicedesk/{serviceDeskId}/requesttype/{requestTypeId}/field")
+    async def request_type_fields(serviceDeskId: str, requestTypeId: str, request: Request) -> Response:
+        if not _authorized(jira, request):
+            return _error(401, "Unauthorized", request.url.path)
+        desk = jira.service_desks.get(serviceDeskId)
+        request_type = desk.request_types.get(requestTypeId) if desk else None
+        if request_type is None:
+            return _error(404, "The request type does not exist.", request.url.path)
+        return JSONResponse(views.request_type_fields(request_type))
+
+    @router.post("/request")
+    async def create_request(request: Request) -> Response:
+        path = request.url.path
+        if not _authorized(jira, request):
+            return _error(401, "Unauthorized", path)
+        body = await request.json()
+        desk = jira.service_desks.get(str(body.get("serviceDeskId")))
+        if desk is None:
+            return _error(404, f"The service desk {body.get('serviceDeskId')} does not exist.", path)
+        request_type = desk.request_types.get(str(body.get("requestTypeId")))
+        if request_type is None:
+            return _error(400, f"The request type {body.get('requestTypeId')} does not exist.", path)
+        values = body.get("requestFieldValues") or {}
+        problem = _field_problem(request_type, values)
+        if problem:
+            return _error(400, problem, path)
+        issue = _new_issue(jira, desk, request_type, values, body.get("raiseOnBehalfOf"))
+        return JSONResponse(views.customer_request(issue, _base(request), request_type), status_code=201)
+
+    @router.get("/request/{issueIdOrKey}")
+    async def get_request(issueIdOrKey: str, request: Request) -> Response:
+        if not _authorized(jira, request):
+            return _error(401, "Unauthorized", request.url.path)
+        issue = jira.find_issue(issueIdOrKey)
+        if issue is None:
+            return _error(404, f"The request {issueIdOrKey} does not exist.", request.url.path)
+        desk = jira.service_desks[issue.service_desk_id]
+        request_type = desk.request_types.get(issue.request_type_id)
+        return JSONResponse(views.customer_request(issue, _base(request), request_type))
+
+    @router.post("/request/{issueIdOrKey}/comment")
+    async def add_comment(issueIdOrKey: str, request: Request) -> Response:
+        if not _authorized(jira, request):
+            return _error(401, "Unauthorized", request.url.path)
+        issue = jira.find_issue(issueIdOrKey)
+        if issue is None:
+            return _error(404, f"The request {issueIdOrKey} does not exist.", request.url.path)
+        body = await request.json()
+        if not body.get("body"):
+            return _error(400, "The comment body must not be empty.", request.url.path)
+        entry = _new_comment(jira, issue, body["body"], bool(body.get("public", True)))
+        return JSONResponse(views.comment(entry, _base(request), issue), status_code=201)
+
+    @router.post("/servicedesk/{serviceDeskId}/attachTemporaryFile")
+    async def attach_temporary_file(serviceDeskId: str, request: Request) -> Response:
+        path = request.url.path
+        if not _authorized(jira, request):
+            return _error(401, "Unauthorized", path)
+        if request.headers.get("x-atlassian-token", "").lower() != "no-check":
+            return _error(403, "XSRF check failed: send the header X-Atlassian-Token: no-check", path)
+        if serviceDeskId not in jira.service_desks:
+            return _error(404, f"The service desk {serviceDeskId} does not exist.", path)
+        form = await request.form()
+        uploaded = []
+        for upload in form.getlist("file"):
+            if isinstance(upload, str):
+                continue
+            temporary_id = f"temp{secrets.randbelow(10**18)}"
+            data = await upload.read()
+            jira.temporary_files[temporary_id] = {
+                "filename": upload.filename or "file",
+                "size": len(data),
+                "mimeType": upload.content_type or "application/octet-stream",
+            }
+            uploaded.append({"temporaryAttachmentId": temporary_id, "fileName": upload.filename})
+        if not uploaded:
+            return _error(400, "No attachments were sent in the 'file' part.", path)
+        return JSONResponse({"temporaryAttachments": uploaded}, status_code=201)
+
+    @router.post("/request/{issueIdOrKey}/attachment")
+    async def attach(issueIdOrKey: str, request: Request) -> Response:
+        path = request.url.path
+        if not _authorized(jira, request):
+            return _error(401, "Unauthorized", path)
+        issue = jira.find_issue(issueIdOrKey)
+        if issue is None:
+            return _error(404, f"The request {issueIdOrKey} does not exist.", path)
+        body = await request.json()
+        ids = body.get("temporaryAttachmentIds") or []
+        unknown = [i for i in ids if i not in jira.temporary_files]
+        if not ids or unknown:
+            return _error(400, f"Unknown temporary attachment ids: {unknown or ids}", path)
+        public = bool(body.get("public", True))
+        added = []
+        for temporary_id in ids:
+            entry = {**jira.temporary_files.pop(temporary_id), "public": public, "created": time.time()}
+            issue.attachments.append(entry)
+            added.append(views.attachment(entry))
+        comment_text = (body.get("additionalComment") or {}).get("body")
+        comment = _new_comment(jira, issue, comment_text, public) if comment_text else None
+        return JSONResponse(
+            {
+                "comment": views.comment(comment, _base(request), issue) if comment else None,
+                "attachments": views.paged(added, 0, len(added)),
+            },
+            status_code=201,
+        )
+
+    return router
+
+
+def _platform_api(jira: JiraState) -> APIRouter:
+    router = APIRouter(prefix=PLATFORM)
+
+    @router.put("/issue/{issueIdOrKey}/properties/{propertyKey}")
+    async def set_property(issueIdOrKey: str, propertyKey: str, request: Request) -> Response:
+        path = request.url.path
+        if not _authorized(jira, request):
+            return _error(401, "Unauthorized", path)
+        issue = jira.find_issue(issueIdOrKey)
+        if issue is None:
+            return _error(404, "Issue does not exist or you do not have permission to see it.", path)
+        raw = (await request.body()).decode("utf-8")
+        if len(propertyKey) > MAX_PROPERTY_KEY:
+            return _error(
+                400, f"The property key can not be longer than {MAX_PROPERTY_KEY} characters.", path
+            )
+        if len(raw) > MAX_PROPERTY_CHARS:
+            return _error(
+                400, f"The property value can not be longer than {MAX_PROPERTY_CHARS} characters.", path
+            )
+        existed = propertyKey in issue.properties
+        issue.properties[propertyKey] = json.loads(raw)
+        # Jira answers these with an empty body; clients must not parse it
+        return Response(status_code=200 if existed else 201)
+
+    @router.get("/issue/{issueIdOrKey}/properties/{propertyKey}")
+    async def get_property(issueIdOrKey: str, propertyKey: str, request: Request) -> Response:
+        path = request.url.path
+        if not _authorized(jira, request):
+            return _error(401, "Unauthorized", path)
+        issue = jira.find_issue(issueIdOrKey)
+        if issue is None or propertyKey not in issue.properties:
+            return _error(404, "The issue or property was not found.", path)
+        return JSONResponse({"key": propertyKey, "value": issue.properties[propertyKey]})
+
+    @router.post("/search/jql")
+    async def search(request: Request) -> Response:
+        path = request.url.path
+        if not _authorized(jira, request):
+            return _error(401, "Unauthorized", path)
+        body = await request.json()
+        try:
+            matches = compile_jql(body.get("jql", ""))
+        except JqlError as exc:
+            return _error(400, str(exc), path)
+        found = [issue for issue in jira.issues.values() if matches(issue)]
+        start = int(body.get("nextPageToken") or 0)
+        limit = int(body.get("maxResults") or 50)
+        fields = body.get("fields") or ["id"]
+        properties = body.get("properties") or []
+        page = [
+            views.search_issue(i, _base(request), fields, properties) for i in found[start : start + limit]
+        ]
+        result: dict[str, Any] = {"issues": page, "isLast": start + limit >= len(found)}
+        if not result["isLast"]:
+            result["nextPageToken"] = str(start + limit)
+        return JSONResponse(result)
+
+    return router
+
+
+def _field_problem(request_type: RequestType, values: dict[str, Any]) -> str | None:
+    known = {f["fieldId"]: f for f in request_type.fields}
+    for field_id in values:
+        if field_id not in known:
+            return f"The field '{field_id}' is not valid for request type '{request_type.name}'."
+    for field in request_type.fields:
+        value = values.get(field["fieldId"])
+        if field.get("required") and (value is None or value == "" or value == []):
+            return f"{field['name']}: You must specify a value for the field '{field['fieldId']}'."
+    return None
+
+
+def _new_issue(
+    jira: JiraState,
+    desk: ServiceDesk,
+    request_type: RequestType,
+    values: dict[str, Any],
+    raise_on_behalf_of: str | None,
+) -> Issue:
+    number = jira.next_issue_number.get(desk.project_key, 1)
+    jira.next_issue_number[desk.project_key] = number + 1
+    jira.next_issue_id += 1
+    issue = Issue(
+        id=str(jira.next_issue_id),
+        key=f"{desk.project_key}-{number}",
+        service_desk_id=desk.id,
+        request_type_id=request_type.id,
+        request_field_values=dict(values),
+        created=time.time(),
+        raise_on_behalf_of=raise_on_behalf_of,
+    )
+    jira.issues[issue.id] = issue
+    return issue
+
+
+def _new_comment(jira: JiraState, issue: Issue, body: str, public: bool) -> dict[str, Any]:
+    jira.next_comment_id += 1
+    entry = {"id": str(jira.next_comment_id), "body": body, "public": public, "created": time.time()}
+    issue.comments.append(entry)
+    return entry

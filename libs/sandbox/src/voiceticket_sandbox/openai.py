@@ -1,0 +1,228 @@
+"""OpenAI stand-in under ``/v1``: audio transcriptions and chat completions with structured outputs.
+
+This stand-in does NO speech recognition. ``/v1/audio/transcriptions`` answers with the reference
+transcript that travels with the sample audio: whoever registers a recording (the Twilio stand-in's
+``POST /_sandbox/recordings``, or ``POST /_sandbox/transcripts`` here) registers its transcript under
+the sha256 of the audio bytes, and the same bytes uploaded here get that text back. Unknown audio is
+answered with ``{"text": ""}``, as a silent recording would be.
+
+``/v1/chat/completions`` is no language model either: ``chat_model`` fills the requested JSON schema
+from keyword rules over the transcript. Only ``response_format.type == "json_schema"`` is served.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import secrets
+import time
+import wave
+from typing import Any
+
+import jsonschema
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel, model_validator
+
+from voiceticket_sandbox import chat_model, text_clues
+from voiceticket_sandbox.contracts import OPENAI
+from voiceticket_sandbox.control import control_router
+from voiceticket_sandbox.recorder import SandboxMiddleware
+from voiceticket_sandbox.state import SandboxState
+from voiceticket_sandbox.strict_schema import strict_schema_problems
+
+_ERROR_KINDS = {
+    401: ("invalid_request_error", "invalid_api_key"),
+    404: ("invalid_request_error", "unknown_url"),
+    429: ("requests", "rate_limit_exceeded"),
+}
+
+
+def openai_error(status: int, messages: list[str], path: str = "", param: str | None = None) -> Any:
+    """OpenAI's error body."""
+    kind, code = _ERROR_KINDS.get(
+        status, ("server_error", None) if status >= 500 else ("invalid_request_error", None)
+    )
+    return {"error": {"message": "; ".join(messages), "type": kind, "param": param, "code": code}}
+
+
+def _error(status: int, message: str, param: str | None = None) -> JSONResponse:
+    return JSONResponse(openai_error(status, [message], param=param), status_code=status)
+
+
+class TranscriptIn(BaseModel):
+    """Body of ``POST /_sandbox/transcripts``: the audio (or its sha256) and what it says."""
+
+    transcript: str
+    audio_base64: str | None = None
+    sha256: str | None = None
+
+    @model_validator(mode="after")
+    def _audio_or_digest(self) -> TranscriptIn:
+        if self.audio_base64 is None and not self.sha256:
+            raise ValueError("audio_base64 or sha256 is required")
+        return self
+
+
+class ApiKeyIn(BaseModel):
+    """Body of ``POST /_sandbox/api-keys``; once any key is registered, only those are accepted."""
+
+    api_key: str
+
+
+def create_openai_app(state: SandboxState | None = None) -> FastAPI:
+    """The OpenAI stand-in as an ASGI app; control routes answer at ``/_sandbox`` and ``/v1/_sandbox``."""
+    state = state or SandboxState()
+    app = FastAPI(title="OpenAI sandbox", docs_url="/_sandbox/docs", openapi_url="/_sandbox/openapi.json")
+    app.state.sandbox = state
+    app.add_middleware(
+        SandboxMiddleware,
+        state=state,
+        service=OPENAI,
+        spec_name=OPENAI,
+        error_body=openai_error,
+        control_prefixes=("/_sandbox/", "/v1/_sandbox/"),
+    )
+    for prefix in ("", "/v1"):
+        app.include_router(control_router(state, OPENAI), prefix=prefix)
+        app.include_router(_openai_control(state), prefix=prefix)
+    app.include_router(_openai_api(state), prefix="/v1")
+    return app
+
+
+def _openai_control(state: SandboxState) -> APIRouter:
+    router = APIRouter(prefix="/_sandbox")
+
+    @router.post("/transcripts", status_code=201)
+    async def add_transcript(body: TranscriptIn) -> dict[str, str]:
+        if body.audio_base64 is not None:
+            digest = hashlib.sha256(base64.b64decode(body.audio_base64)).hexdigest()
+        else:
+            digest = (body.sha256 or "").lower()
+        state.openai.transcripts[digest] = body.transcript
+        return {"sha256": digest}
+
+    @router.post("/api-keys", status_code=201)
+    async def add_api_key(body: ApiKeyIn) -> dict[str, str]:
+        state.openai.api_keys.add(body.api_key)
+        return {"status": "ok"}
+
+    return router
+
+
+def _authorized(state: SandboxState, request: Request) -> bool:
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        return False
+    return not state.openai.api_keys or key.strip() in state.openai.api_keys
+
+
+def _openai_api(state: SandboxState) -> APIRouter:
+    router = APIRouter()
+
+    @router.post("/audio/transcriptions")
+    async def transcribe(request: Request) -> Response:
+        if not _authorized(state, request):
+            return _error(401, "Incorrect API key provided.")
+        form = await request.form()
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            return _error(400, "'file' is a required file part", param="file")
+        audio = await upload.read()
+        text = state.openai.transcripts.get(hashlib.sha256(audio).hexdigest(), "")
+        return _transcription_response(text, audio, form)
+
+    @router.post("/chat/completions")
+    async def chat_completions(request: Request) -> Response:
+        if not _authorized(state, request):
+            return _error(401, "Incorrect API key provided.")
+        payload = await request.json()
+        response_format = payload.get("response_format") or {}
+        if response_format.get("type") != "json_schema":
+            return _error(
+                400,
+                "This sandbox only answers response_format {'type': 'json_schema', ...}.",
+                param="response_format",
+            )
+        spec = response_format.get("json_schema") or {}
+        schema = spec.get("schema") or {}
+        if spec.get("strict"):
+            problems = strict_schema_problems(schema)
+            if problems:
+                message = f"Invalid schema for response_format '{spec.get('name')}': {problems[0]}"
+                return _error(400, message, param="response_format")
+        transcript = chat_model.transcript_from_messages(payload.get("messages", []))
+        try:
+            content = json.dumps(chat_model.answer(schema, transcript), ensure_ascii=False)
+        except jsonschema.ValidationError as exc:
+            return _error(500, f"sandbox model could not satisfy the schema: {exc.message}")
+        return JSONResponse(_completion(payload, content))
+
+    return router
+
+
+def _completion(payload: dict[str, Any], content: str) -> dict[str, Any]:
+    prompt_chars = sum(len(json.dumps(m.get("content", ""))) for m in payload.get("messages", []))
+    prompt_tokens, completion_tokens = max(1, prompt_chars // 4), max(1, len(content) // 4)
+    return {
+        "id": "chatcmpl-" + secrets.token_hex(12),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": payload.get("model", ""),
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content, "refusal": None, "annotations": []},
+                "finish_reason": "stop",
+                "logprobs": None,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+        "service_tier": "default",
+        "system_fingerprint": "fp_sandbox",
+    }
+
+
+def _transcription_response(text: str, audio: bytes, form: Any) -> Response:
+    response_format = form.get("response_format") or "json"
+    duration = _wav_duration(audio)
+    if response_format == "text":
+        return PlainTextResponse(text)
+    if response_format in ("srt", "vtt"):
+        end = _timestamp(duration, "," if response_format == "srt" else ".")
+        start = _timestamp(0.0, "," if response_format == "srt" else ".")
+        cue = f"{start} --> {end}\n{text}\n"
+        body = f"1\n{cue}" if response_format == "srt" else f"WEBVTT\n\n{cue}"
+        return PlainTextResponse(body)
+    if response_format == "verbose_json":
+        language = form.get("language") or text_clues.guess_language(text)
+        segment = {
+            "id": 0, "seek": 0, "start": 0.0, "end": duration, "text": text, "tokens": [],
+            "temperature": 0.0, "avg_logprob": 0.0, "compression_ratio": 1.0, "no_speech_prob": 0.0,
+        }  # fmt: skip
+        return JSONResponse(
+            {"task": "transcribe", "language": language, "duration": duration, "text": text,
+             "segments": [segment] if text else []}
+        )  # fmt: skip
+    return JSONResponse({"text": text})
+
+
+def _wav_duration(audio: bytes) -> float:
+    try:
+        with wave.open(io.BytesIO(audio)) as wav:
+            return round(wav.getnframes() / float(wav.getframerate()), 3)
+    except (wave.Error, EOFError, ZeroDivisionError):
+        return 0.0
+
+
+def _timestamp(seconds: float, separator: str) -> str:
+    millis = int(round(seconds * 1000))
+    hours, rest = divmod(millis, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    return f"{hours:02d}:{minutes:02d}:{rest // 1000:02d}{separator}{rest % 1000:03d}"

@@ -1,0 +1,162 @@
+"""In-memory state shared by the three stand-ins when they run in one process.
+
+Everything is touched from the event loop only (request validation runs in worker threads but reads
+no state), so no locks are needed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_RECORDS = 10_000
+
+
+@dataclass
+class Fault:
+    """A canned response served instead of normal handling to matching requests."""
+
+    service: str
+    method: str
+    path_regex: str
+    status: int | None
+    retry_after: float | None = None
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_seconds: float = 0.0
+    times: int | None = 1  # None: until the faults are deleted
+    served: int = 0
+
+    def matches(self, service: str, method: str, path: str) -> bool:
+        if service != self.service or (self.times is not None and self.served >= self.times):
+            return False
+        if self.method not in ("*", "") and self.method.upper() != method.upper():
+            return False
+        return re.search(self.path_regex, path) is not None
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "path_regex": self.path_regex,
+            "status": self.status,
+            "retry_after": self.retry_after,
+            "delay_seconds": self.delay_seconds,
+            "times": self.times,
+            "served": self.served,
+        }
+
+
+@dataclass
+class StoredRecording:
+    """A recording the Twilio stand-in serves, with the transcript that travels with it."""
+
+    account_sid: str
+    recording_sid: str
+    audio: bytes
+    content_type: str
+    call_sid: str | None
+    duration: int
+    created: float
+
+
+@dataclass
+class TwilioState:
+    """Accounts, recordings, opted-out numbers and sent messages."""
+
+    accounts: dict[str, str] = field(default_factory=dict)  # AccountSid -> AuthToken
+    recordings: dict[tuple[str, str], StoredRecording] = field(default_factory=dict)
+    opted_out: set[str] = field(default_factory=set)
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class OpenAIState:
+    """Reference transcripts by audio sha256, and accepted API keys (empty: any key)."""
+
+    transcripts: dict[str, str] = field(default_factory=dict)
+    api_keys: set[str] = field(default_factory=set)
+
+
+@dataclass
+class RequestType:
+    """A JSM request type and its fields."""
+
+    id: str
+    name: str
+    fields: list[dict[str, Any]]
+
+
+@dataclass
+class ServiceDesk:
+    """A JSM service desk: its project key and request types."""
+
+    id: str
+    project_key: str
+    request_types: dict[str, RequestType]
+
+
+@dataclass
+class Issue:
+    """A customer request as the Jira stand-in stores it."""
+
+    id: str
+    key: str
+    service_desk_id: str
+    request_type_id: str
+    request_field_values: dict[str, Any]
+    created: float
+    raise_on_behalf_of: str | None = None
+    properties: dict[str, Any] = field(default_factory=dict)
+    comments: list[dict[str, Any]] = field(default_factory=list)
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class JiraState:
+    """Credentials, service desks, issues and uploaded temporary attachments."""
+
+    credentials: dict[str, str] = field(default_factory=dict)  # email -> API token
+    service_desks: dict[str, ServiceDesk] = field(default_factory=dict)
+    issues: dict[str, Issue] = field(default_factory=dict)  # by issue id
+    temporary_files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    next_issue_id: int = 10000
+    next_issue_number: dict[str, int] = field(default_factory=dict)
+    next_comment_id: int = 1000
+
+    def find_issue(self, id_or_key: str) -> Issue | None:
+        if id_or_key in self.issues:
+            return self.issues[id_or_key]
+        return next((i for i in self.issues.values() if i.key == id_or_key.upper()), None)
+
+
+@dataclass
+class SandboxState:
+    """What the sandboxes were configured with, what they hold and what they received."""
+
+    records: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_RECORDS))
+    faults: list[Fault] = field(default_factory=list)
+    twilio: TwilioState = field(default_factory=TwilioState)
+    openai: OpenAIState = field(default_factory=OpenAIState)
+    jira: JiraState = field(default_factory=JiraState)
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def next_record_id(self) -> int:
+        return next(self._ids)
+
+    def records_of(self, service: str) -> list[dict[str, Any]]:
+        return [r for r in self.records if r["service"] == service]
+
+    def clear_records(self, service: str) -> None:
+        kept = [r for r in self.records if r["service"] != service]
+        self.records.clear()
+        self.records.extend(kept)
+
+    def take_fault(self, service: str, method: str, path: str) -> Fault | None:
+        for fault in self.faults:
+            if fault.matches(service, method, path):
+                fault.served += 1
+                return fault
+        return None

@@ -1,0 +1,128 @@
+"""The heuristic structured-output "model" and the strict-schema rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from voiceticket_sandbox.chat_model import answer, transcript_from_messages
+from voiceticket_sandbox.strict_schema import strict_schema_problems
+
+
+def obj(**properties: object) -> dict[str, object]:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+def test_transcript_markers_win_over_the_rest_of_the_message() -> None:
+    messages = [
+        {"role": "system", "content": "<transcript>not this</transcript>"},
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "Ticket please.\n<transcript> the call </transcript>"}],
+        },
+    ]
+
+    assert transcript_from_messages(messages) == "the call"
+    assert transcript_from_messages([{"role": "user", "content": "whole text"}]) == "whole text"
+
+
+@pytest.mark.parametrize(
+    ("text", "options", "expected"),
+    [
+        ("The server is down, please help asap.", ["Low", "Medium", "High", "Highest"], "Highest"),
+        ("Could you change my invoice address?", ["Low", "Medium", "High", "Highest"], "Medium"),
+        ("Could you change my invoice address?", ["P1", "P2", "P3", "P4"], "P3"),
+        ("Bitte dringend zurückrufen.", ["low", "normal", "urgent"], "urgent"),
+    ],
+)
+def test_priority_follows_urgency_words(text: str, options: list[str], expected: str) -> None:
+    assert answer(obj(priority={"type": "string", "enum": options}), text) == {"priority": expected}
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("Hello, my printer does not work and I need help.", "en"),
+        ("Hallo, mein Drucker funktioniert nicht und ich brauche bitte Hilfe.", "de"),
+        ("Hola, mi impresora no funciona, por favor ayuda.", "es"),
+        ("Bonjour, mon imprimante ne fonctionne pas, merci.", "fr"),
+    ],
+)
+def test_language_guess(text: str, language: str) -> None:
+    assert answer(obj(language={"type": "string"}), text)["language"] == language
+
+
+def test_intent_enum_by_keyword_overlap_with_catch_all_fallback() -> None:
+    schema = obj(intent={"type": "string", "enum": ["billing_question", "password_reset", "other"]})
+
+    assert answer(schema, "I forgot my password and cannot log in.")["intent"] == "password_reset"
+    assert answer(schema, "I have a question about my last bill.")["intent"] == "billing_question"
+    assert answer(schema, "The coffee machine makes strange noises.")["intent"] == "other"
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("Our VPN has been down since this morning. It is urgent.", "incident"),
+        ("I need access to the shared drive for my new colleague.", "service_request"),
+        ("How do I change my email address in the portal?", "question"),
+        ("Your technician never showed up, this is unacceptable.", "complaint"),
+        ("The coffee machine makes strange noises.", "other"),
+    ],
+)
+def test_service_desk_categories_are_recognised_from_everyday_words(text: str, intent: str) -> None:
+    options = ["incident", "service_request", "question", "complaint", "other"]
+    assert answer(obj(intent={"type": "string", "enum": options}), text) == {"intent": intent}
+
+
+def test_entities_fill_the_item_schema_and_unknown_fields_get_plain_values() -> None:
+    item = obj(
+        kind={"type": "string", "enum": ["account", "order", "mail", "phone", "other"]},
+        value={"type": "string"},
+        confidence={"type": "number"},
+        note={"type": ["string", "null"]},
+    )
+    schema = {
+        **obj(entities={"type": "array", "items": {"$ref": "#/$defs/Entity"}}),
+        "$defs": {"Entity": item},
+    }
+    text = "Account number 1234567, order #A-5521, mail me at x@y.org or call +1 415 555 0100."
+
+    entities = answer(schema, text)["entities"]
+
+    assert [(e["kind"], e["value"]) for e in entities] == [
+        ("mail", "x@y.org"),
+        ("order", "A-5521"),
+        ("account", "1234567"),
+        ("phone", "+1 415 555 0100"),
+    ]
+    assert all(e["confidence"] == 0 and e["note"] is None for e in entities)
+
+
+def test_summary_skips_small_talk_and_respects_max_length() -> None:
+    schema = obj(summary={"type": "string", "maxLength": 20}, description={"type": "string"})
+    text = "Hi, this is Tom.   My laptop   screen is broken since Monday. Please call back."
+
+    result = answer(schema, text)
+
+    assert result["summary"] == "My laptop screen is "
+    assert (
+        result["description"] == "Hi, this is Tom. My laptop screen is broken since Monday. Please call back."
+    )
+
+
+def test_strict_schema_problems_match_openai_rules() -> None:
+    good = obj(a={"type": "string"}, b=obj(c={"type": ["integer", "null"]}))
+    missing_required = {**obj(a={"type": "string"}), "required": []}
+    open_object = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}
+    with_default = obj(a={"type": "string", "default": "x"})
+
+    assert strict_schema_problems(good) == []
+    assert "Missing 'a'" in strict_schema_problems(missing_required)[0]
+    assert "additionalProperties" in strict_schema_problems(open_object)[0]
+    assert "'default' is not permitted" in strict_schema_problems(with_default)[0]
+    assert strict_schema_problems({"type": "array", "items": {"type": "string"}})

@@ -1,0 +1,222 @@
+"""The Jira/JSM stand-in over real HTTP: requests, properties, comments, JQL, attachments."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+
+if TYPE_CHECKING:
+    from conftest import Sandbox
+
+DESK = {
+    "id": "4",
+    "project_key": "help",
+    "request_types": [
+        {
+            "id": "41",
+            "name": "Incident",
+            "fields": [
+                {"fieldId": "summary", "name": "Summary", "required": True},
+                {"fieldId": "description", "name": "Description", "required": False},
+                {"fieldId": "customfield_10050", "name": "Caller phone", "required": False},
+            ],
+        },
+        {"id": "45", "name": "Other"},
+    ],
+}
+CREATE = {
+    "serviceDeskId": "4",
+    "requestTypeId": "41",
+    "requestFieldValues": {
+        "summary": "Printer on fire",
+        "description": "It smokes.",
+        "customfield_10050": "+4930",
+    },
+}
+CALL_PROPERTY = {"callSid": "CA" + "1" * 32, "tenant": "acme"}
+
+
+@pytest.fixture
+async def jira(sandbox: Sandbox, http: httpx.AsyncClient) -> Sandbox:
+    (await http.post(f"{sandbox.urls.jira}/_sandbox/servicedesks", json=DESK)).raise_for_status()
+    return sandbox
+
+
+async def create(sb: Sandbox, http: httpx.AsyncClient, body: dict[str, Any] = CREATE) -> httpx.Response:
+    return await http.post(f"{sb.urls.jira}/rest/servicedeskapi/request", json=body, auth=sb.jira_auth)
+
+
+async def test_request_property_comment_and_search_round_trip(jira: Sandbox, http: httpx.AsyncClient) -> None:
+    base, auth = jira.urls.jira, jira.jira_auth
+
+    created = await create(jira, http)
+    key = created.json()["issueKey"]
+    put_new = await http.put(
+        f"{base}/rest/api/3/issue/{key}/properties/voiceticket.call", json=CALL_PROPERTY, auth=auth
+    )
+    put_again = await http.put(
+        f"{base}/rest/api/3/issue/{key}/properties/voiceticket.call", json=CALL_PROPERTY, auth=auth
+    )
+    prop = await http.get(f"{base}/rest/api/3/issue/{key}/properties/voiceticket.call", auth=auth)
+    comment = await http.post(
+        f"{base}/rest/servicedeskapi/request/{key}/comment",
+        json={"body": "Transcript: ...", "public": False},
+        auth=auth,
+    )
+    jql = f'issue.property[voiceticket.call].callSid = "{CALL_PROPERTY["callSid"]}"'
+    found = await http.post(
+        f"{base}/rest/api/3/search/jql", json={"jql": jql, "fields": ["summary", "status"]}, auth=auth
+    )
+    missing = await http.post(
+        f"{base}/rest/api/3/search/jql",
+        json={"jql": 'issue.property[voiceticket.call].callSid = "CAnope"', "fields": ["summary"]},
+        auth=auth,
+    )
+    fetched = await http.get(f"{base}/rest/servicedeskapi/request/{key}", auth=auth)
+
+    assert created.status_code == 201
+    assert key == "HELP-1" and created.json()["serviceDeskId"] == "4"
+    assert (put_new.status_code, put_again.status_code) == (201, 200)
+    assert prop.json() == {"key": "voiceticket.call", "value": CALL_PROPERTY}
+    assert comment.status_code == 201 and comment.json()["public"] is False
+    assert found.json()["isLast"] is True
+    [issue] = found.json()["issues"]
+    assert (issue["key"], issue["fields"]["summary"]) == (key, "Printer on fire")
+    assert missing.json()["issues"] == []
+    assert fetched.json()["issueKey"] == key
+    [shown] = (await http.get(f"{base}/_sandbox/issues")).json()
+    assert shown["key"] == key and shown["requestTypeId"] == "41"
+    assert shown["properties"] == {"voiceticket.call": CALL_PROPERTY}
+    assert shown["comments"] == [{"body": "Transcript: ...", "public": False}]
+    assert all(r["valid"] for r in jira.state.records_of("jira"))
+
+
+async def test_issue_keys_count_up_per_project(jira: Sandbox, http: httpx.AsyncClient) -> None:
+    first, second = await create(jira, http), await create(jira, http)
+
+    assert [first.json()["issueKey"], second.json()["issueKey"]] == ["HELP-1", "HELP-2"]
+    assert int(second.json()["issueId"]) == int(first.json()["issueId"]) + 1
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "message"),
+    [
+        ({"serviceDeskId": "99"}, 404, "service desk 99"),
+        ({"requestTypeId": "99"}, 400, "request type 99"),
+        ({"requestFieldValues": {"description": "no summary"}}, 400, "summary"),
+        ({"requestFieldValues": {"summary": "s", "customfield_1": "x"}}, 400, "customfield_1"),
+    ],
+)
+async def test_create_request_errors_are_jsm_shaped(
+    jira: Sandbox, http: httpx.AsyncClient, change: dict[str, Any], status: int, message: str
+) -> None:
+    response = await create(jira, http, {**CREATE, **change})
+
+    assert response.status_code == status
+    assert message in response.json()["errorMessage"]
+    assert "i18nErrorMessage" in response.json()
+
+
+async def test_spec_invalid_create_is_rejected_before_handling(
+    jira: Sandbox, http: httpx.AsyncClient
+) -> None:
+    response = await create(jira, http, {**CREATE, "summary": "misplaced"})
+
+    assert response.status_code == 400
+    assert "'summary' was unexpected" in response.json()["errorMessage"]
+    assert jira.state.jira.issues == {}
+
+
+async def test_property_limits_and_unknown_issue(jira: Sandbox, http: httpx.AsyncClient) -> None:
+    key = (await create(jira, http)).json()["issueKey"]
+    url = f"{jira.urls.jira}/rest/api/3/issue/{key}/properties/big"
+
+    too_big = await http.put(url, content=json.dumps("x" * 32767), auth=jira.jira_auth,
+                             headers={"Content-Type": "application/json"})  # fmt: skip
+    just_fits = await http.put(url, content=json.dumps("x" * 32766), auth=jira.jira_auth,
+                               headers={"Content-Type": "application/json"})  # fmt: skip
+    unknown = await http.put(url.replace(key, "HELP-999"), json={"a": 1}, auth=jira.jira_auth)
+
+    assert too_big.status_code == 400 and "32768" in too_big.json()["errorMessages"][0]
+    assert just_fits.status_code == 201
+    assert unknown.status_code == 404
+
+
+async def test_temporary_file_then_attachment_with_comment(jira: Sandbox, http: httpx.AsyncClient) -> None:
+    key = (await create(jira, http)).json()["issueKey"]
+    upload_url = f"{jira.urls.jira}/rest/servicedeskapi/servicedesk/4/attachTemporaryFile"
+    files = {"file": ("call.wav", b"RIFF-audio", "audio/wav")}
+
+    refused = await http.post(upload_url, files=files, auth=jira.jira_auth)
+    uploaded = await http.post(
+        upload_url, files=files, auth=jira.jira_auth, headers={"X-Atlassian-Token": "no-check"}
+    )
+    temporary_id = uploaded.json()["temporaryAttachments"][0]["temporaryAttachmentId"]
+    attached = await http.post(
+        f"{jira.urls.jira}/rest/servicedeskapi/request/{key}/attachment",
+        json={
+            "temporaryAttachmentIds": [temporary_id],
+            "public": False,
+            "additionalComment": {"body": "Recording"},
+        },
+        auth=jira.jira_auth,
+    )
+
+    assert refused.status_code == 403
+    assert uploaded.status_code == 201
+    assert attached.status_code == 201
+    assert attached.json()["attachments"]["values"][0]["filename"] == "call.wav"
+    [issue] = (await http.get(f"{jira.urls.jira}/_sandbox/issues")).json()
+    assert issue["attachments"] == [{"filename": "call.wav", "size": 10, "public": False}]
+    assert issue["comments"] == [{"body": "Recording", "public": False}]
+
+
+async def test_request_type_fields_and_default_fields(jira: Sandbox, http: httpx.AsyncClient) -> None:
+    base = f"{jira.urls.jira}/rest/servicedeskapi/servicedesk/4/requesttype"
+
+    incident = await http.get(f"{base}/41/field", auth=jira.jira_auth)
+    other = await http.get(f"{base}/45/field", auth=jira.jira_auth)
+    types = await http.get(base, auth=jira.jira_auth)
+
+    assert [f["fieldId"] for f in incident.json()["requestTypeFields"]] == [
+        "summary", "description", "customfield_10050",
+    ]  # fmt: skip
+    assert [(f["fieldId"], f["required"]) for f in other.json()["requestTypeFields"]] == [
+        ("summary", True), ("description", False),
+    ]  # fmt: skip
+    assert [t["name"] for t in types.json()["values"]] == ["Incident", "Other"]
+
+
+async def test_auth_basic_and_bearer(jira: Sandbox, http: httpx.AsyncClient) -> None:
+    url = f"{jira.urls.jira}/rest/servicedeskapi/request"
+
+    wrong = await http.post(url, json=CREATE, auth=(jira.jira_email, "nope"))
+    none = await http.post(url, json=CREATE)
+    bearer = await http.post(url, json=CREATE, headers={"Authorization": f"Bearer {jira.jira_token}"})
+
+    assert (wrong.status_code, none.status_code, bearer.status_code) == (401, 401, 201)
+
+
+async def test_unsupported_jql_is_400(jira: Sandbox, http: httpx.AsyncClient) -> None:
+    response = await http.post(
+        f"{jira.urls.jira}/rest/api/3/search/jql", json={"jql": "summary ~ printer"}, auth=jira.jira_auth
+    )
+
+    assert response.status_code == 400
+    assert "does not support" in response.json()["errorMessages"][0]
+
+
+async def test_server_error_fault_uses_platform_error_shape(jira: Sandbox, http: httpx.AsyncClient) -> None:
+    fault = {"method": "PUT", "path_regex": "/properties/", "status": 503, "retry_after": 1, "times": 2}
+    await http.post(f"{jira.urls.jira}/_sandbox/faults", json=fault)
+    key = (await create(jira, http)).json()["issueKey"]
+    url = f"{jira.urls.jira}/rest/api/3/issue/{key}/properties/p"
+
+    statuses = [(await http.put(url, json=1, auth=jira.jira_auth)).status_code for _ in range(3)]
+
+    assert statuses == [503, 503, 201]
+    await http.delete(f"{jira.urls.jira}/_sandbox/faults")
+    assert (await http.get(f"{jira.urls.jira}/_sandbox/faults")).json() == []

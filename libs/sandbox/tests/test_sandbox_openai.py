@@ -1,0 +1,234 @@
+"""The OpenAI stand-in driven by the real ``openai`` SDK over HTTP."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Literal
+
+import httpx
+import jsonschema
+import openai
+import pytest
+import pytest_asyncio
+from pydantic import BaseModel
+
+from voiceticket_sandbox import make_tone_wav
+
+if TYPE_CHECKING:
+    from conftest import Sandbox
+
+TRANSCRIPT = (
+    "Hi, my name is Maria Lopez. Our whole office network is down and nobody can work, this is "
+    "urgent! My account number is 44321987 and you can reach me at maria@example.com."
+)
+SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["summary", "description", "intent", "priority", "sentiment", "language", "entities"],
+    "properties": {
+        "summary": {"type": "string"},
+        "description": {"type": "string"},
+        "intent": {"type": "string", "enum": ["billing", "network_outage", "password_reset", "other"]},
+        "priority": {"type": "string", "enum": ["Highest", "High", "Medium", "Low", "Lowest"]},
+        "sentiment": {"type": "string", "enum": ["negative", "neutral", "positive"]},
+        "language": {"type": "string"},
+        "entities": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["type", "value"],
+                "properties": {
+                    "type": {"type": "string", "enum": ["account_number", "email", "phone_number", "other"]},
+                    "value": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+
+@pytest_asyncio.fixture
+async def client(sandbox: Sandbox) -> AsyncIterator[openai.AsyncOpenAI]:
+    async with httpx.AsyncClient() as http_client:
+        yield openai.AsyncOpenAI(
+            api_key=sandbox.openai_key,
+            base_url=sandbox.urls.openai_v1,
+            http_client=http_client,
+            max_retries=0,
+        )
+
+
+async def register(sandbox: Sandbox, audio: bytes, transcript: str) -> None:
+    async with httpx.AsyncClient() as http:
+        response = await http.post(
+            f"{sandbox.urls.openai}/_sandbox/transcripts",
+            json={"audio_base64": base64.b64encode(audio).decode(), "transcript": transcript},
+        )
+        response.raise_for_status()
+
+
+def messages(transcript: str) -> list[dict[str, str]]:
+    return [
+        {"role": "system", "content": "Turn the support call into a ticket."},
+        {"role": "user", "content": f"Call transcript:\n<transcript>{transcript}</transcript>"},
+    ]
+
+
+async def test_transcription_returns_the_registered_transcript(
+    sandbox: Sandbox, client: openai.AsyncOpenAI
+) -> None:
+    audio = make_tone_wav(seconds=1.0)
+    await register(sandbox, audio, TRANSCRIPT)
+
+    result = await client.audio.transcriptions.create(
+        model="whisper-1", file=("call.wav", audio, "audio/wav"), language="en", temperature=0
+    )
+    unknown = await client.audio.transcriptions.create(
+        model="gpt-4o-transcribe", file=("other.wav", make_tone_wav(seconds=0.3), "audio/wav")
+    )
+
+    assert result.text == TRANSCRIPT
+    assert unknown.text == ""
+    records = sandbox.state.records_of("openai")
+    assert all(r["valid"] for r in records)
+    assert records[0]["body"]["files"][0] == {
+        "field": "file",
+        "filename": "call.wav",
+        "content_type": "audio/wav",
+        "size": len(audio),
+    }
+    assert records[0]["body"]["fields"]["model"] == "whisper-1"
+
+
+async def test_verbose_transcription_has_duration_and_segments(
+    sandbox: Sandbox, client: openai.AsyncOpenAI
+) -> None:
+    audio = make_tone_wav(seconds=2.0, frequency=300)
+    await register(sandbox, audio, "Kurz gesagt: mein Drucker ist kaputt.")
+
+    result = await client.audio.transcriptions.create(
+        model="whisper-1",
+        file=("call.wav", audio, "audio/wav"),
+        response_format="verbose_json",
+        timestamp_granularities=["segment"],
+    )
+
+    assert result.duration == 2.0
+    assert result.segments[0].text == "Kurz gesagt: mein Drucker ist kaputt."
+
+
+async def test_chat_completion_with_strict_schema_returns_valid_content(client: openai.AsyncOpenAI) -> None:
+    completion = await client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=messages(TRANSCRIPT),
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "call_analysis", "strict": True, "schema": SCHEMA},
+        },
+    )
+
+    choice = completion.choices[0]
+    assert (choice.finish_reason, choice.message.role, choice.message.refusal) == ("stop", "assistant", None)
+    content = json.loads(choice.message.content or "")
+    jsonschema.validate(content, SCHEMA)
+    assert content["summary"] == "Our whole office network is down and nobody can work, this is urgent!"
+    assert (content["intent"], content["priority"], content["language"]) == (
+        "network_outage",
+        "Highest",
+        "en",
+    )
+    assert {"type": "account_number", "value": "44321987"} in content["entities"]
+    assert {"type": "email", "value": "maria@example.com"} in content["entities"]
+    assert completion.usage is not None and completion.usage.total_tokens > 0
+
+
+class Entity(BaseModel):
+    kind: Literal["account_number", "order_number", "email", "phone_number", "person_name", "other"]
+    value: str
+
+
+class CallAnalysis(BaseModel):
+    summary: str
+    priority: Literal["low", "medium", "high", "critical"]
+    language: str
+    entities: list[Entity]
+    callback_number: str | None
+    confidence: float
+
+
+async def test_sdk_parse_with_a_pydantic_model_round_trips(
+    sandbox: Sandbox, client: openai.AsyncOpenAI
+) -> None:
+    completion = await client.chat.completions.parse(
+        model="gpt-4o-mini",
+        messages=messages("Ich habe mein Passwort vergessen. Mein Name ist Jonas Weber."),
+        response_format=CallAnalysis,
+    )
+
+    parsed = completion.choices[0].message.parsed
+    assert parsed is not None
+    assert (parsed.language, parsed.priority, parsed.callback_number) == ("de", "medium", None)
+    assert parsed.entities == [Entity(kind="person_name", value="Jonas Weber")]
+    assert [r["valid"] for r in sandbox.state.records_of("openai")] == [True]
+
+
+async def test_non_strict_compatible_schema_is_refused(client: openai.AsyncOpenAI) -> None:
+    loose = {"type": "object", "properties": {"summary": {"type": "string"}}}
+
+    with pytest.raises(openai.BadRequestError) as refused:
+        await client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=messages(TRANSCRIPT),
+            response_format={
+                "type": "json_schema",
+                "json_schema": {"name": "x", "strict": True, "schema": loose},
+            },
+        )
+
+    assert "additionalProperties" in str(refused.value)
+
+
+async def test_invalid_chat_request_is_400_and_recorded_invalid(
+    sandbox: Sandbox, http: httpx.AsyncClient
+) -> None:
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "wizard", "content": "hi"}]}
+
+    response = await http.post(
+        f"{sandbox.urls.openai_v1}/chat/completions", json=body, headers=sandbox.openai_headers
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    assert sandbox.state.records_of("openai")[0]["valid"] is False
+
+
+async def test_bearer_key_is_required(sandbox: Sandbox, http: httpx.AsyncClient) -> None:
+    body = {"model": "gpt-4o-mini", "messages": messages("x")}
+
+    response = await http.post(f"{sandbox.urls.openai_v1}/chat/completions", json=body)
+
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "invalid_api_key"
+
+
+async def test_rate_limit_fault_reaches_the_sdk_with_retry_after(
+    sandbox: Sandbox, client: openai.AsyncOpenAI, http: httpx.AsyncClient
+) -> None:
+    fault = {"path_regex": "/chat/completions$", "status": 429, "retry_after": 7, "times": 1}
+    await http.post(f"{sandbox.urls.openai}/_sandbox/faults", json=fault)
+
+    with pytest.raises(openai.RateLimitError) as limited:
+        await client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=messages(TRANSCRIPT),
+            response_format={
+                "type": "json_schema",
+                "json_schema": {"name": "a", "strict": True, "schema": SCHEMA},
+            },
+        )
+
+    assert limited.value.response.headers["retry-after"] == "7"
+    assert limited.value.code == "rate_limit_exceeded"

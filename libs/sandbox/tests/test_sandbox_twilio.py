@@ -1,0 +1,161 @@
+"""The Twilio stand-in over real HTTP: SMS, recording downloads, recording of requests, faults."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import re
+from typing import TYPE_CHECKING
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from voiceticket_sandbox import make_tone_wav
+from voiceticket_sandbox.server import serve_app
+from voiceticket_sandbox.twilio_webhooks import twilio_signature
+
+if TYPE_CHECKING:
+    from conftest import Sandbox
+
+SMS = {"To": "+15551234567", "From": "+15557654321", "Body": "Your request is HELP-1."}
+
+
+def messages_url(sb: Sandbox) -> str:
+    return f"{sb.urls.twilio}/2010-04-01/Accounts/{sb.account_sid}/Messages.json"
+
+
+async def test_valid_message_is_created_and_recorded_valid(sandbox: Sandbox, http: httpx.AsyncClient) -> None:
+    response = await http.post(messages_url(sandbox), data=SMS, auth=sandbox.twilio_auth)
+
+    assert response.status_code == 201
+    message = response.json()
+    assert re.fullmatch(r"SM[0-9a-f]{32}", message["sid"])
+    assert (message["status"], message["to"], message["from"]) == ("queued", SMS["To"], SMS["From"])
+    assert message["uri"].endswith(f"/Messages/{message['sid']}.json")
+    records = (await http.get(f"{sandbox.urls.twilio}/_sandbox/requests")).json()
+    assert [(r["valid"], r["status"], r["body"]) for r in records] == [(True, 201, SMS)]
+    assert records[0]["auth"] == {"scheme": "basic", "username": sandbox.account_sid}
+    assert "authorization" not in records[0]["headers"]
+
+
+async def test_message_without_to_or_with_unknown_parameter_is_400_and_recorded_invalid(
+    sandbox: Sandbox, http: httpx.AsyncClient
+) -> None:
+    no_to = {k: v for k, v in SMS.items() if k != "To"}
+    first = await http.post(messages_url(sandbox), data=no_to, auth=sandbox.twilio_auth)
+    second = await http.post(
+        messages_url(sandbox), data={**SMS, "Priority": "high"}, auth=sandbox.twilio_auth
+    )
+
+    assert (first.status_code, second.status_code) == (400, 400)
+    assert set(first.json()) == {"code", "message", "more_info", "status"}
+    assert "'To' is a required property" in first.json()["message"]
+    records = (await http.get(f"{sandbox.urls.twilio}/_sandbox/requests")).json()
+    assert [r["valid"] for r in records] == [False, False]
+    assert records[1]["errors"] == ["body: unknown form field 'Priority'"]
+    assert sandbox.state.twilio.messages == []
+
+
+async def test_opted_out_recipient_gets_21610(sandbox: Sandbox, http: httpx.AsyncClient) -> None:
+    await http.post(f"{sandbox.urls.twilio}/_sandbox/opted-out", json={"number": SMS["To"]})
+
+    response = await http.post(messages_url(sandbox), data=SMS, auth=sandbox.twilio_auth)
+
+    assert response.status_code == 400
+    assert response.json()["code"] == 21610
+    assert response.json()["status"] == 400
+
+
+async def test_wrong_credentials_get_401(sandbox: Sandbox, http: httpx.AsyncClient) -> None:
+    response = await http.post(messages_url(sandbox), data=SMS, auth=(sandbox.account_sid, "wrong"))
+    missing = await http.post(messages_url(sandbox), data=SMS)
+
+    assert (response.status_code, response.json()["code"]) == (401, 20003)
+    assert missing.status_code == 401
+
+
+async def test_recording_media_and_metadata_need_basic_auth(
+    sandbox: Sandbox, http: httpx.AsyncClient
+) -> None:
+    audio = make_tone_wav(seconds=0.5)
+    sid = "RE" + "c" * 32
+    registered = await http.post(
+        f"{sandbox.urls.twilio}/_sandbox/recordings",
+        json={
+            "account_sid": sandbox.account_sid,
+            "recording_sid": sid,
+            "audio_base64": base64.b64encode(audio).decode(),
+            "content_type": "audio/x-wav",
+            "transcript": "Hello there.",
+            "duration": 3,
+        },
+    )
+    base = f"{sandbox.urls.twilio}/2010-04-01/Accounts/{sandbox.account_sid}/Recordings/{sid}"
+
+    wav = await http.get(base + ".wav", auth=sandbox.twilio_auth)
+    bare = await http.get(base, auth=sandbox.twilio_auth)
+    meta = await http.get(base + ".json", auth=sandbox.twilio_auth)
+    anonymous = await http.get(base + ".wav")
+    unknown = await http.get(base.replace("c" * 32, "d" * 32) + ".wav", auth=sandbox.twilio_auth)
+
+    assert registered.json()["sha256"] == hashlib.sha256(audio).hexdigest()
+    assert sandbox.state.openai.transcripts[hashlib.sha256(audio).hexdigest()] == "Hello there."
+    assert (wav.status_code, wav.content, wav.headers["content-type"]) == (200, audio, "audio/x-wav")
+    assert bare.content == audio
+    assert meta.json()["sid"] == sid and meta.json()["duration"] == "3"
+    assert meta.json()["media_url"] == base
+    assert (anonymous.status_code, unknown.status_code) == (401, 404)
+
+
+async def test_fault_with_retry_after_is_served_then_normal_handling_resumes(
+    sandbox: Sandbox, http: httpx.AsyncClient
+) -> None:
+    fault = {"method": "POST", "path_regex": r"/Messages\.json$", "status": 429, "retry_after": 2, "times": 1}
+    assert (await http.post(f"{sandbox.urls.twilio}/_sandbox/faults", json=fault)).status_code == 201
+
+    limited = await http.post(messages_url(sandbox), data=SMS, auth=sandbox.twilio_auth)
+    after = await http.post(messages_url(sandbox), data=SMS, auth=sandbox.twilio_auth)
+
+    assert (limited.status_code, limited.headers["retry-after"]) == (429, "2")
+    assert limited.json()["code"] == 20429
+    assert after.status_code == 201
+    records = (await http.get(f"{sandbox.urls.twilio}/_sandbox/requests")).json()
+    assert [r["status"] for r in records] == [429, 201]
+    assert records[0]["fault"]["status"] == 429
+
+
+async def test_reset_clears_records_but_keeps_accounts(sandbox: Sandbox, http: httpx.AsyncClient) -> None:
+    await http.post(messages_url(sandbox), data=SMS, auth=sandbox.twilio_auth)
+    await http.post(f"{sandbox.urls.twilio}/_sandbox/reset")
+
+    assert (await http.get(f"{sandbox.urls.twilio}/_sandbox/requests")).json() == []
+    assert (await http.post(messages_url(sandbox), data=SMS, auth=sandbox.twilio_auth)).status_code == 201
+
+
+async def test_status_callback_is_signed_like_twilio(sandbox: Sandbox, http: httpx.AsyncClient) -> None:
+    received: list[tuple[str, dict[str, str], str]] = []
+    receiver = FastAPI()
+
+    @receiver.post("/twilio/message-status")
+    async def status(request: Request) -> Response:
+        form = {k: str(v) for k, v in (await request.form()).items()}
+        received.append((str(request.url), form, request.headers["x-twilio-signature"]))
+        return Response(status_code=204)
+
+    async with serve_app(receiver) as origin:
+        callback = f"{origin}/twilio/message-status?tenant=acme"
+        response = await http.post(
+            messages_url(sandbox), data={**SMS, "StatusCallback": callback}, auth=sandbox.twilio_auth
+        )
+        for _ in range(100):
+            if len(received) == 2:
+                break
+            await asyncio.sleep(0.02)
+
+    assert [form["MessageStatus"] for _, form, _ in received] == ["sent", "delivered"]
+    for url, form, signature in received:
+        assert url == callback
+        assert form["MessageSid"] == response.json()["sid"]
+        assert signature == twilio_signature(sandbox.auth_token, url, form)
