@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-
 from voiceticket_sandbox.devstack import Stack  # noqa: E402
 from voiceticket_sandbox.kafka_broker import LocalKafkaBroker  # noqa: E402
 from voiceticket_sandbox.postgres import throwaway_postgres  # noqa: E402
@@ -47,7 +46,9 @@ def postgres_dsn() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def stack(kafka_bootstrap: str, postgres_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    kafka_bootstrap: str, postgres_dsn: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     running = Stack(tmp_path_factory.mktemp("stack"), kafka_bootstrap, postgres_dsn)
     try:
         running.start()

@@ -11,9 +11,9 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from voiceticket_sandbox.devstack import ACCOUNT_SID, AUTH_TOKEN, SMS_FROM, SUPPORT_LINE, Stack
 from voiceticket_common.events import CallReceived
 from voiceticket_sandbox.caller import CallerSimulator, make_tone_wav
+from voiceticket_sandbox.devstack import ACCOUNT_SID, AUTH_TOKEN, SMS_FROM, SUPPORT_LINE, Stack
 from voiceticket_sandbox.twilio_webhooks import twilio_signature
 
 CALLER = "+14155550123"
@@ -47,7 +47,8 @@ def test_a_signed_call_becomes_one_request_and_one_sms(stack: Stack) -> None:
 
     def done() -> list[dict]:
         issues = [i for i in stack.issues() if played.call_sid in str(i)]
-        return issues if issues and issues[0]["comments"] and stack.sms_sent() else []
+        sms = [r for r in stack.sms_sent() if r["body"]["To"] == CALLER]
+        return issues if issues and issues[0]["comments"] and sms else []
 
     issues = wait_for(done)
     logs = stack.logs()
@@ -72,7 +73,7 @@ def test_a_signed_call_becomes_one_request_and_one_sms(stack: Stack) -> None:
     assert "nobody in the office can reach the file server" in comment["body"]
 
     time.sleep(2)  # let any duplicate arrive before counting
-    sms = stack.sms_sent()
+    sms = [r for r in stack.sms_sent() if r["body"]["To"] == CALLER]
     assert len(sms) == 1
     form = sms[0]["body"]
     assert form["To"] == CALLER and form["From"] == SMS_FROM
@@ -99,7 +100,7 @@ def test_unsigned_or_tampered_webhook_is_403_and_produces_no_ticket(stack: Stack
     response = httpx.post(url, data=params, headers=headers)
     assert response.status_code == 403
     assert "d" * 32 not in response.text
-    keys = asyncio.run(record_keys(stack.bootstrap_servers, CallReceived.topic()))
+    keys = asyncio.run(record_keys(stack.bootstrap_servers, stack.topic(CallReceived.topic())))
     assert keys, "the signed call of the other test is on the topic, so reading works"
     assert params["CallSid"].encode() not in keys, "a rejected webhook publishes no event"
 

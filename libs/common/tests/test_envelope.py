@@ -43,7 +43,11 @@ def test_event_id_is_stable_per_call_and_type(analyzed: CallAnalyzed) -> None:
     [
         (b"{}", [], "missing ce_type"),
         (b"{}", [("ce_type", b"io.voiceticket.nope.v1"), ("ce_specversion", b"1.0")], "unknown event type"),
-        (b"not json", [("ce_type", b"io.voiceticket.call.analyzed.v1"), ("ce_specversion", b"1.0")], "not JSON"),
+        (
+            b"not json",
+            [("ce_type", b"io.voiceticket.call.analyzed.v1"), ("ce_specversion", b"1.0")],
+            "not JSON",
+        ),
         (b"{}", [("ce_type", b"io.voiceticket.call.analyzed.v1"), ("ce_specversion", b"0.3")], "specversion"),
     ],
 )

@@ -7,7 +7,12 @@ import httpx
 import pytest
 
 from voiceticket_common.bus import PermanentError, TransientError
-from voiceticket_common.http import AllowListTransport, EgressDenied, raise_for_provider_status, retry_after_seconds
+from voiceticket_common.http import (
+    AllowListTransport,
+    EgressDenied,
+    raise_for_provider_status,
+    retry_after_seconds,
+)
 from voiceticket_common.logging import JsonFormatter, current_call_sid
 from voiceticket_common.privacy import phone_ref
 
@@ -51,10 +56,13 @@ async def test_egress_outside_the_allow_list_is_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "error"), [(429, TransientError), (503, TransientError), (400, PermanentError), (401, PermanentError)]
+    ("status", "error"),
+    [(429, TransientError), (503, TransientError), (400, PermanentError), (401, PermanentError)],
 )
 def test_provider_status_classification(status: int, error: type[Exception]) -> None:
-    response = httpx.Response(status, json={"errorMessage": "field summary is required"}, headers={"Retry-After": "7"})
+    response = httpx.Response(
+        status, json={"errorMessage": "field summary is required"}, headers={"Retry-After": "7"}
+    )
     with pytest.raises(error) as info:
         raise_for_provider_status(response, "jira", "create request")
     assert f"HTTP {status}" in str(info.value)

@@ -39,16 +39,30 @@ def ok(data: dict) -> Completion:
 
 def transcribed(text: str = "Hi, the VPN is down. Account 12345678.") -> CallTranscribed:
     return CallTranscribed(
-        tenant_id="acme", call_sid="CA" + "1" * 32, line_number=LINE, caller_number="+14155550100",
-        recording_sid="RE" + "2" * 32, duration_seconds=12, transcript=text, model="whisper-1",
+        tenant_id="acme",
+        call_sid="CA" + "1" * 32,
+        line_number=LINE,
+        caller_number="+14155550100",
+        recording_sid="RE" + "2" * 32,
+        duration_seconds=12,
+        transcript=text,
+        model="whisper-1",
     )
 
 
 def deps(model: FakeModel, language_mode: str = "auto") -> AnalyzerDeps:
     config = StaticRuntimeConfig(
-        {LINE: ("acme", {"language_mode": language_mode, "language": "de",
-                         "request_types": {"incident": "11", "service_request": "12"}},
-                {"openai_api_key": "sk-test", "openai_base_url": "http://127.0.0.1:1/v1"})}
+        {
+            LINE: (
+                "acme",
+                {
+                    "language_mode": language_mode,
+                    "language": "de",
+                    "request_types": {"incident": "11", "service_request": "12"},
+                },
+                {"openai_api_key": "sk-test", "openai_base_url": "http://127.0.0.1:1/v1"},
+            )
+        }
     )
     return AnalyzerDeps(config=config, model=model)
 
@@ -84,12 +98,16 @@ def test_enforced_language_instructs_the_ticket_language() -> None:
 
 async def test_output_outside_the_enum_is_a_schema_violation() -> None:
     with pytest.raises(SchemaViolation):
-        await analyze_transcript(envelope_for(transcribed(), "t"), deps(FakeModel(ok({**GOOD, "intent": "give_refund"}))))
+        await analyze_transcript(
+            envelope_for(transcribed(), "t"), deps(FakeModel(ok({**GOOD, "intent": "give_refund"})))
+        )
 
 
 async def test_output_missing_fields_is_a_schema_violation_without_quoting_content() -> None:
     with pytest.raises(SchemaViolation) as info:
-        await analyze_transcript(envelope_for(transcribed(), "t"), deps(FakeModel(ok({"summary": "secret words"}))))
+        await analyze_transcript(
+            envelope_for(transcribed(), "t"), deps(FakeModel(ok({"summary": "secret words"})))
+        )
     assert "secret words" not in str(info.value)
 
 
@@ -100,5 +118,7 @@ async def test_refusal_is_permanent() -> None:
 
 
 async def test_overlong_summary_is_trimmed_not_failed() -> None:
-    [event] = await analyze_transcript(envelope_for(transcribed(), "t"), deps(FakeModel(ok({**GOOD, "summary": "x" * 400}))))
+    [event] = await analyze_transcript(
+        envelope_for(transcribed(), "t"), deps(FakeModel(ok({**GOOD, "summary": "x" * 400})))
+    )
     assert len(event.analysis.summary) == 255

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 from cryptography.fernet import Fernet
+
 from voiceticket_config_api import Settings, create_app
 
 ADMIN_TOKEN = "admin-token-0123456789abcdef"  # noqa: S105 - test value

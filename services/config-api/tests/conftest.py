@@ -14,6 +14,7 @@ from config_api_testkit import (
     running,
     tenant_body,
 )
+
 from voiceticket_config_api import Settings
 
 

@@ -18,6 +18,7 @@ from config_api_testkit import (
     tenant_body,
 )
 from pydantic import SecretStr
+
 from voiceticket_config_api import create_app
 from voiceticket_config_api.crypto import KeyRing, SecretDecryptError, keyring_from_settings
 from voiceticket_config_api.settings import parse_service_tokens

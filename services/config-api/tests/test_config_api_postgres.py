@@ -17,7 +17,8 @@ from config_api_testkit import (
     tenant_body,
     write_seed,
 )
-from pg import postgres_bin_dir, throwaway_postgres
+
+from voiceticket_sandbox.postgres import postgres_bin_dir, throwaway_postgres
 
 A = auth(ADMIN_TOKEN)
 

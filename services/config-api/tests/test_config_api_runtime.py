@@ -15,6 +15,7 @@ from config_api_testkit import (
     running,
     tenant_body,
 )
+
 from voiceticket_config_api.routes_runtime import ROLE_VIEWS
 
 EXPECTED = {

@@ -16,6 +16,7 @@ from config_api_testkit import (
     tenant_body,
     write_seed,
 )
+
 from voiceticket_config_api import create_app
 
 

@@ -34,8 +34,13 @@ async def client(publisher: RecordingPublisher) -> AsyncIterator[httpx.AsyncClie
         {
             LINE: (
                 "acme",
-                {"greeting": "Welcome to Acme support.", "recording_notice": "This call is recorded.",
-                 "language": "en-US", "voice": "Polly.Joanna", "max_recording_seconds": 90},
+                {
+                    "greeting": "Welcome to Acme support.",
+                    "recording_notice": "This call is recorded.",
+                    "language": "en-US",
+                    "voice": "Polly.Joanna",
+                    "max_recording_seconds": 90,
+                },
                 {"twilio_account_sid": ACCOUNT, "twilio_auth_token": TOKEN},
             )
         }
@@ -52,8 +57,13 @@ def signed(url: str, params: dict[str, str], token: str = TOKEN) -> dict[str, st
 
 def incoming(**overrides: str) -> dict[str, str]:
     params = {
-        "CallSid": CALL_SID, "AccountSid": ACCOUNT, "From": CALLER, "To": LINE,
-        "CallStatus": "ringing", "ApiVersion": "2010-04-01", "Direction": "inbound",
+        "CallSid": CALL_SID,
+        "AccountSid": ACCOUNT,
+        "From": CALLER,
+        "To": LINE,
+        "CallStatus": "ringing",
+        "ApiVersion": "2010-04-01",
+        "Direction": "inbound",
     }
     params.update(overrides)
     return params
@@ -84,7 +94,12 @@ async def test_signed_incoming_call_gets_greeting_notice_and_record(client, publ
 
     [event] = publisher.published
     assert isinstance(event, CallReceived)
-    assert (event.tenant_id, event.call_sid, event.caller_number, event.line_number) == ("acme", CALL_SID, CALLER, LINE)
+    assert (event.tenant_id, event.call_sid, event.caller_number, event.line_number) == (
+        "acme",
+        CALL_SID,
+        CALLER,
+        LINE,
+    )
 
 
 @pytest.mark.parametrize(
@@ -121,9 +136,13 @@ async def test_unknown_number_gets_a_polite_hangup_and_no_event(client, publishe
 
 def recording_params(status: str = "completed") -> dict[str, str]:
     params = {
-        "AccountSid": ACCOUNT, "CallSid": CALL_SID, "RecordingSid": "RE" + "e" * 32,
+        "AccountSid": ACCOUNT,
+        "CallSid": CALL_SID,
+        "RecordingSid": "RE" + "e" * 32,
         "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Recordings/RE{'e' * 32}",
-        "RecordingStatus": status, "RecordingDuration": "17", "RecordingChannels": "1",
+        "RecordingStatus": status,
+        "RecordingDuration": "17",
+        "RecordingChannels": "1",
         "RecordingSource": "RecordVerb",
     }
     if status == "absent":

@@ -11,7 +11,12 @@ from voiceticket_common.testing import StaticRuntimeConfig
 from voiceticket_jira_writer.handlers import JiraWriterDeps, write_request
 from voiceticket_jira_writer.ledger import SqlRequestLedger
 from voiceticket_jira_writer.ports import CreatedRequest
-from voiceticket_jira_writer.request_content import PROPERTY_KEY, TRUNCATION_MARKER, call_property, transcript_comment
+from voiceticket_jira_writer.request_content import (
+    PROPERTY_KEY,
+    TRUNCATION_MARKER,
+    call_property,
+    transcript_comment,
+)
 
 LINE = "+15005550006"
 CALLER = "+14155550100"
@@ -35,7 +40,9 @@ class FakeServiceDesk:
     async def create_request(self, site, draft):  # type: ignore[no-untyped-def]
         self.requests.append(draft)
         self._maybe_fail("after-create")
-        return CreatedRequest(issue_id=str(10000 + len(self.requests)), issue_key=f"HELP-{len(self.requests)}")
+        return CreatedRequest(
+            issue_id=str(10000 + len(self.requests)), issue_key=f"HELP-{len(self.requests)}"
+        )
 
     async def set_issue_property(self, site, key, prop, value):  # type: ignore[no-untyped-def]
         self._maybe_fail("property")
@@ -55,11 +62,22 @@ class FakeServiceDesk:
 
 def analyzed() -> CallAnalyzed:
     return CallAnalyzed(
-        tenant_id="acme", call_sid="CA" + "1" * 32, line_number=LINE, caller_number=CALLER,
-        recording_sid="RE" + "2" * 32, duration_seconds=42, transcript="The VPN is down. Account 12345678.",
-        analysis=Analysis(summary="VPN down", description="The VPN is down for the office.", intent="incident",
-                          entities=[Entity(type="account_number", value="12345678")], priority=Priority.HIGH,
-                          sentiment=Sentiment.NEGATIVE, language="en"),
+        tenant_id="acme",
+        call_sid="CA" + "1" * 32,
+        line_number=LINE,
+        caller_number=CALLER,
+        recording_sid="RE" + "2" * 32,
+        duration_seconds=42,
+        transcript="The VPN is down. Account 12345678.",
+        analysis=Analysis(
+            summary="VPN down",
+            description="The VPN is down for the office.",
+            intent="incident",
+            entities=[Entity(type="account_number", value="12345678")],
+            priority=Priority.HIGH,
+            sentiment=Sentiment.NEGATIVE,
+            language="en",
+        ),
         model="gpt-4o-mini",
     )
 
@@ -75,9 +93,22 @@ async def ledger(tmp_path):  # type: ignore[no-untyped-def]
 
 def deps(desk: FakeServiceDesk, ledger: SqlRequestLedger, phone_field: str | None = None) -> JiraWriterDeps:
     config = StaticRuntimeConfig(
-        {LINE: ("acme", {"service_desk_id": "4", "request_type_id": "40", "phone_field_id": phone_field,
-                         "request_types": {"incident": "41"}},
-                {"jira_base_url": "https://acme.atlassian.net", "jira_email": "bot@acme.test", "jira_api_token": "t"})}
+        {
+            LINE: (
+                "acme",
+                {
+                    "service_desk_id": "4",
+                    "request_type_id": "40",
+                    "phone_field_id": phone_field,
+                    "request_types": {"incident": "41"},
+                },
+                {
+                    "jira_base_url": "https://acme.atlassian.net",
+                    "jira_email": "bot@acme.test",
+                    "jira_api_token": "t",
+                },
+            )
+        }
     )
     return JiraWriterDeps(config=config, desk=desk, ledger=ledger)
 

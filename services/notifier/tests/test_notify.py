@@ -38,17 +38,32 @@ async def ledger(tmp_path):  # type: ignore[no-untyped-def]
 
 def deps(sms: FakeSms, ledger, enabled: bool = True) -> NotifierDeps:  # type: ignore[no-untyped-def]
     config = StaticRuntimeConfig(
-        {LINE: ("acme", {"sms_enabled": enabled, "sms_from": "+15005550001",
-                         "sms_template": "Request {request_key}: {summary}"},
-                {"twilio_account_sid": "AC" + "a" * 32, "twilio_auth_token": "tok"})}
+        {
+            LINE: (
+                "acme",
+                {
+                    "sms_enabled": enabled,
+                    "sms_from": "+15005550001",
+                    "sms_template": "Request {request_key}: {summary}",
+                },
+                {"twilio_account_sid": "AC" + "a" * 32, "twilio_auth_token": "tok"},
+            )
+        }
     )
     return NotifierDeps(config=config, sender=sms, ledger=ledger)
 
 
 def ticket() -> TicketCreated:
     return TicketCreated(
-        tenant_id="acme", call_sid="CA" + "1" * 32, line_number=LINE, caller_number=CALLER, issue_key="HELP-7",
-        issue_id="10007", service_desk_id="4", request_type_id="41", summary="VPN down",
+        tenant_id="acme",
+        call_sid="CA" + "1" * 32,
+        line_number=LINE,
+        caller_number=CALLER,
+        issue_key="HELP-7",
+        issue_id="10007",
+        service_desk_id="4",
+        request_type_id="41",
+        summary="VPN down",
     )
 
 

@@ -40,9 +40,13 @@ def config(language_mode: str = "auto") -> StaticRuntimeConfig:
             LINE: (
                 "acme",
                 {"language_mode": language_mode, "language": "de"},
-                {"twilio_account_sid": "AC" + "a" * 32, "twilio_auth_token": "tok",
-                 "openai_base_url": "http://127.0.0.1:1/v1", "openai_api_key": "sk-test",
-                 "transcription_model": "whisper-1"},
+                {
+                    "twilio_account_sid": "AC" + "a" * 32,
+                    "twilio_auth_token": "tok",
+                    "openai_base_url": "http://127.0.0.1:1/v1",
+                    "openai_api_key": "sk-test",
+                    "transcription_model": "whisper-1",
+                },
             )
         }
     )
@@ -50,9 +54,14 @@ def config(language_mode: str = "auto") -> StaticRuntimeConfig:
 
 def completed() -> RecordingCompleted:
     return RecordingCompleted(
-        tenant_id="acme", call_sid="CA" + "1" * 32, line_number=LINE, caller_number="+14155550100",
-        account_sid="AC" + "a" * 32, recording_sid="RE" + "2" * 32,
-        recording_url="https://api.twilio.com/2010-04-01/Accounts/AC/Recordings/RE", duration_seconds=9,
+        tenant_id="acme",
+        call_sid="CA" + "1" * 32,
+        line_number=LINE,
+        caller_number="+14155550100",
+        account_sid="AC" + "a" * 32,
+        recording_sid="RE" + "2" * 32,
+        recording_url="https://api.twilio.com/2010-04-01/Accounts/AC/Recordings/RE",
+        duration_seconds=9,
     )
 
 

@@ -62,7 +62,10 @@ async def serve_consumer(
     setup_logging(spec.name, settings.log_level)
     setup_tracing(spec.name)
     bus = KafkaEventBus(
-        settings.kafka_bootstrap_servers, source=spec.name, partitions=settings.kafka_partitions
+        settings.kafka_bootstrap_servers,
+        source=spec.name,
+        partitions=settings.kafka_partitions,
+        topic_namespace=settings.kafka_topic_namespace,
     )
     ready = asyncio.Event()
     stop = asyncio.Event()

@@ -15,6 +15,8 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_partitions: int = 3
+    kafka_topic_namespace: str = ""
+    """Prefix for every topic, for environments that share one Kafka cluster."""
     config_api_url: str = "http://127.0.0.1:8085"
     config_api_token: SecretStr = SecretStr("")
     config_cache_seconds: float = 30.0

@@ -27,7 +27,13 @@ JIRA_EMAIL = "voiceticket-bot@acme.example"
 JIRA_TOKEN = "sandbox-jira-api-token-" + "9" * 8
 OPENAI_KEY = "sk-sandbox-" + "5" * 20
 SERVICE_DESK_ID = "4"
-REQUEST_TYPES = {"incident": "41", "service_request": "42", "question": "43", "complaint": "44", "other": "45"}
+REQUEST_TYPES = {
+    "incident": "41",
+    "service_request": "42",
+    "question": "43",
+    "complaint": "44",
+    "other": "45",
+}
 ROLES = ("ingress", "transcriber", "analyzer", "jira-writer", "notifier")
 
 
@@ -49,9 +55,12 @@ class Stack:
     ingress_url: str = field(init=False)
     config_api_url: str = field(init=False)
     admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
-    service_tokens: dict[str, str] = field(default_factory=lambda: {r: secrets.token_urlsafe(24) for r in ROLES})
+    service_tokens: dict[str, str] = field(
+        default_factory=lambda: {r: secrets.token_urlsafe(24) for r in ROLES}
+    )
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
+    topic_namespace: str = field(default_factory=lambda: f"stack-{secrets.token_hex(4)}")
 
     # -- start-up --------------------------------------------------------------------------
     def start(self, services: tuple[str, ...] = ("ingress", *ROLES[1:]), timeout: float = 120.0) -> None:
@@ -88,17 +97,27 @@ class Stack:
         self.sandbox = SandboxUrls(twilio=urls["twilio"], openai=urls["openai"], jira=urls["jira"])
 
     def _configure_sandbox(self) -> None:
-        httpx.post(f"{self.sandbox.twilio}/_sandbox/accounts",
-                   json={"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN}).raise_for_status()
-        httpx.post(f"{self.sandbox.jira}/_sandbox/credentials",
-                   json={"email": JIRA_EMAIL, "api_token": JIRA_TOKEN}).raise_for_status()
+        httpx.post(
+            f"{self.sandbox.twilio}/_sandbox/accounts",
+            json={"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN},
+        ).raise_for_status()
+        httpx.post(
+            f"{self.sandbox.jira}/_sandbox/credentials", json={"email": JIRA_EMAIL, "api_token": JIRA_TOKEN}
+        ).raise_for_status()
         httpx.post(f"{self.sandbox.openai}/_sandbox/api-keys", json={"api_key": OPENAI_KEY})
-        fields = [{"fieldId": "summary", "name": "Summary", "required": True},
-                  {"fieldId": "description", "name": "Description", "required": False}]
+        fields = [
+            {"fieldId": "summary", "name": "Summary", "required": True},
+            {"fieldId": "description", "name": "Description", "required": False},
+        ]
         httpx.post(
             f"{self.sandbox.jira}/_sandbox/servicedesks",
-            json={"id": SERVICE_DESK_ID, "project_key": "HELP",
-                  "request_types": [{"id": rid, "name": name, "fields": fields} for name, rid in REQUEST_TYPES.items()]},
+            json={
+                "id": SERVICE_DESK_ID,
+                "project_key": "HELP",
+                "request_types": [
+                    {"id": rid, "name": name, "fields": fields} for name, rid in REQUEST_TYPES.items()
+                ],
+            },
         ).raise_for_status()
 
     def _database(self, name: str) -> str:
@@ -120,18 +139,33 @@ class Stack:
 
     def seed(self) -> dict:
         return {
-            "tenants": [{
-                "id": "acme", "name": "Acme Corp",
-                "jira_base_url": self.sandbox.jira, "jira_email": JIRA_EMAIL, "jira_api_token": JIRA_TOKEN,
-                "twilio_account_sid": ACCOUNT_SID, "twilio_auth_token": AUTH_TOKEN,
-                "openai_base_url": f"{self.sandbox.openai}/v1", "openai_api_key": OPENAI_KEY,
-            }],
-            "lines": [{
-                "number": SUPPORT_LINE, "tenant_id": "acme", "service_desk_id": SERVICE_DESK_ID,
-                "request_type_id": REQUEST_TYPES["other"], "request_types": REQUEST_TYPES,
-                "language_mode": "auto", "language": "en", "sms_enabled": True, "sms_from": SMS_FROM,
-                "greeting": "Thank you for calling Acme support.",
-            }],
+            "tenants": [
+                {
+                    "id": "acme",
+                    "name": "Acme Corp",
+                    "jira_base_url": self.sandbox.jira,
+                    "jira_email": JIRA_EMAIL,
+                    "jira_api_token": JIRA_TOKEN,
+                    "twilio_account_sid": ACCOUNT_SID,
+                    "twilio_auth_token": AUTH_TOKEN,
+                    "openai_base_url": f"{self.sandbox.openai}/v1",
+                    "openai_api_key": OPENAI_KEY,
+                }
+            ],
+            "lines": [
+                {
+                    "number": SUPPORT_LINE,
+                    "tenant_id": "acme",
+                    "service_desk_id": SERVICE_DESK_ID,
+                    "request_type_id": REQUEST_TYPES["other"],
+                    "request_types": REQUEST_TYPES,
+                    "language_mode": "auto",
+                    "language": "en",
+                    "sms_enabled": True,
+                    "sms_from": SMS_FROM,
+                    "greeting": "Thank you for calling Acme support.",
+                }
+            ],
         }
 
     def _start_config_api(self, deadline: float) -> None:
@@ -159,6 +193,7 @@ class Stack:
         health = free_port()
         env = {
             "VOICETICKET_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+            "VOICETICKET_KAFKA_TOPIC_NAMESPACE": self.topic_namespace,
             "VOICETICKET_CONFIG_API_URL": self.config_api_url,
             "VOICETICKET_CONFIG_API_TOKEN": self.service_tokens[name],
             "VOICETICKET_EGRESS_ALLOWED_HOSTS": json.dumps(["127.0.0.1"]),
@@ -182,6 +217,9 @@ class Stack:
             proc.stop()
 
     # -- observation -----------------------------------------------------------------------
+    def topic(self, name: str) -> str:
+        return f"{self.topic_namespace}.{name}"
+
     def issues(self) -> list[dict]:
         return httpx.get(f"{self.sandbox.jira}/_sandbox/issues").json()
 
@@ -189,7 +227,11 @@ class Stack:
         return httpx.get(f"{getattr(self.sandbox, provider)}/_sandbox/requests").json()
 
     def sms_sent(self) -> list[dict]:
-        return [r for r in self.requests_to("twilio") if r["method"] == "POST" and r["path"].endswith("/Messages.json")]
+        return [
+            r
+            for r in self.requests_to("twilio")
+            if r["method"] == "POST" and r["path"].endswith("/Messages.json")
+        ]
 
     def logs(self) -> dict[str, str]:
         return {name: proc.log_text() for name, proc in self.processes.items()}

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import openai
+
 from voiceticket_common.http import provider_client
 from voiceticket_common.openai_errors import translate_openai_error
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pydantic import ValidationError
+
 from voiceticket_common.bus import Envelope, PermanentError, TransientError
 from voiceticket_common.config_client import RuntimeConfig
 from voiceticket_common.events import Analysis, CallAnalyzed, CallTranscribed, Event

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uvicorn
+
 from voiceticket_common.logging import setup_logging
 from voiceticket_common.tracing import setup_tracing
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import ValidationError
+
 from voiceticket_common.bus import EventPublisher
 from voiceticket_common.bus.kafka import KafkaEventBus
-from voiceticket_common.config_client import RuntimeConfig
+from voiceticket_common.config_client import RuntimeConfig, RuntimeConfigClient
 from voiceticket_common.events import CallReceived, RecordingAbsent, RecordingCompleted
 from voiceticket_common.httpserver import add_server_spans
 
@@ -30,29 +31,31 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        bus = None
-        app.state.publisher = publisher
-        app.state.config = config
-        if publisher is None:
-            bus = KafkaEventBus(
-                settings.kafka_bootstrap_servers, source="ingress", partitions=settings.kafka_partitions
-            )
-            await bus.start()
-            await bus.ensure_topics([c.topic() for c in PUBLISHED])
-            app.state.publisher = bus
-        if config is None:
-            app.state.config = RuntimeConfigClient(
-                settings.config_api_url, settings.config_api_token, settings.config_cache_seconds
-            )
-        app.state.ready = True
-        try:
-            yield
-        finally:
-            app.state.ready = False
+        async with AsyncExitStack() as stack:
+            app.state.publisher = publisher
+            app.state.config = config
+            if publisher is None:
+                bus = KafkaEventBus(
+                    settings.kafka_bootstrap_servers,
+                    source="ingress",
+                    partitions=settings.kafka_partitions,
+                    topic_namespace=settings.kafka_topic_namespace,
+                )
+                await bus.start()
+                stack.push_async_callback(bus.stop)
+                await bus.ensure_topics([c.topic() for c in PUBLISHED])
+                app.state.publisher = bus
             if config is None:
-                await app.state.config.aclose()
-            if bus is not None:
-                await bus.stop()
+                client = RuntimeConfigClient(
+                    settings.config_api_url, settings.config_api_token, settings.config_cache_seconds
+                )
+                stack.push_async_callback(client.aclose)
+                app.state.config = client
+            app.state.ready = True
+            try:
+                yield
+            finally:
+                app.state.ready = False
 
     app = FastAPI(title="voiceticket ingress", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.ready = False

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pydantic import SecretStr, model_validator
+
 from voiceticket_common.settings import ServiceSettings
 
 _DEV_CONTEXT_KEY = "ZGV2ZWxvcG1lbnQtb25seS1jYWxsYmFjay1rZXktMDA="  # Fernet key, development only

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request, Response
 from opentelemetry import trace
 from starlette.datastructures import FormData
 from twilio.request_validator import RequestValidator
+
 from voiceticket_common.bus import EventPublisher, TransientError
 from voiceticket_common.config_client import RuntimeConfig, UnknownLine
 from voiceticket_common.events import CallReceived, RecordingAbsent, RecordingCompleted

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
+
 from voiceticket_common.bus import PermanentError
 from voiceticket_common.http import provider_client, raise_for_provider_status, transport_error
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import httpx
+
 from voiceticket_common.bus import TransientError
 from voiceticket_common.http import provider_client, raise_for_provider_status
 

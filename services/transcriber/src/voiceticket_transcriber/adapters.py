@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import httpx
 import openai
+
 from voiceticket_common.bus import PermanentError, TransientError
 from voiceticket_common.http import provider_client, raise_for_provider_status, transport_error
 from voiceticket_common.openai_errors import translate_openai_error

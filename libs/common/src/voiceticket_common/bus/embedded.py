@@ -95,7 +95,9 @@ class EmbeddedEventBus:
         await self._write([self._record(event, discriminator)])
 
     async def _write(
-        self, records: list[tuple[str, bytes | None, bytes | None, Headers]], commit: tuple[str, int] | None = None
+        self,
+        records: list[tuple[str, bytes | None, bytes | None, Headers]],
+        commit: tuple[str, int] | None = None,
     ) -> None:
         async with self._lock:
             await self.db.execute("BEGIN IMMEDIATE")
@@ -159,7 +161,14 @@ class EmbeddedEventBus:
             await self._write(outputs, commit=(group, position))
 
     async def _process(
-        self, group: str, topic: str, key: bytes, value: bytes, headers: Headers, handler: Handler, retry: RetryPolicy
+        self,
+        group: str,
+        topic: str,
+        key: bytes,
+        value: bytes,
+        headers: Headers,
+        handler: Handler,
+        retry: RetryPolicy,
     ) -> list[tuple[str, bytes | None, bytes | None, Headers]]:
         attrs = header_map(headers)
         try:
@@ -173,14 +182,24 @@ class EmbeddedEventBus:
             if isinstance(outcome, DeadLettered):
                 log.error(
                     "message dead-lettered",
-                    extra={"group": group, "topic": topic, "error_type": outcome.error_type, "error": outcome.reason},
+                    extra={
+                        "group": group,
+                        "topic": topic,
+                        "error_type": outcome.error_type,
+                        "error": outcome.reason,
+                    },
                 )
                 return [self._dead_letter_record(group, topic, key, value, headers, outcome)]
             return [self._record(out) for out in outcome.events]
 
     @staticmethod
     def _dead_letter_record(
-        group: str, topic: str, key: bytes | None, value: bytes | None, headers: Headers, outcome: DeadLettered
+        group: str,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers,
+        outcome: DeadLettered,
     ) -> tuple[str, bytes | None, bytes | None, Headers]:
         return (
             dead_letter_topic(group),

@@ -34,13 +34,20 @@ class KafkaEventBus:
         *,
         partitions: int = 3,
         replication_factor: int = 1,
+        topic_namespace: str = "",
     ) -> None:
+        self._namespace = topic_namespace
         self._bootstrap = bootstrap_servers
         self._source = source
         self._partitions = partitions
         self._replication = replication_factor
         self._producer: AIOKafkaProducer | None = None
         self._known_topics: set[str] = set()
+
+    def topic(self, name: str) -> str:
+        """The cluster topic for a logical topic: namespaced when several environments share a cluster."""
+
+        return f"{self._namespace}.{name}" if self._namespace else name
 
     async def start(self) -> None:
         self._producer = AIOKafkaProducer(
@@ -60,7 +67,7 @@ class KafkaEventBus:
     async def ensure_topics(self, topics: Sequence[str]) -> None:
         """Create missing topics; consumers subscribe to explicit, existing topics."""
 
-        missing = [t for t in topics if t not in self._known_topics]
+        missing = [self.topic(t) for t in topics if self.topic(t) not in self._known_topics]
         if not missing:
             return
         admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, client_id=self._source)
@@ -82,7 +89,7 @@ class KafkaEventBus:
         self._known_topics.update(missing)
 
     async def publish(self, event: Event, *, discriminator: str = "") -> None:
-        await self._send(event.topic(), envelope_for(event, self._source, discriminator))
+        await self._send(self.topic(event.topic()), envelope_for(event, self._source, discriminator))
 
     async def _send(self, topic: str, envelope) -> None:  # type: ignore[no-untyped-def]
         if self._producer is None:
@@ -106,7 +113,7 @@ class KafkaEventBus:
             ("dlq_attempts", str(outcome.attempts).encode()),
         ]
         await self._producer.send_and_wait(
-            dead_letter_topic(group), value=record.value, key=record.key, headers=headers
+            self.topic(dead_letter_topic(group)), value=record.value, key=record.key, headers=headers
         )
         log.error(
             "message dead-lettered",
@@ -127,8 +134,8 @@ class KafkaEventBus:
         handler: Handler,
         retry: RetryPolicy = RetryPolicy(),
     ) -> None:
-        topics = [cls.topic() for cls in event_types]
-        await self.ensure_topics([*topics, dead_letter_topic(group)])
+        await self.ensure_topics([*(cls.topic() for cls in event_types), dead_letter_topic(group)])
+        topics = [self.topic(cls.topic()) for cls in event_types]
         consumer = AIOKafkaConsumer(
             *topics,
             bootstrap_servers=self._bootstrap,
@@ -182,10 +189,10 @@ class KafkaEventBus:
                 await self.publish(out)
 
     async def dead_letters(self, group: str) -> list[DeadLetter]:
-        topic = dead_letter_topic(group)
+        topic = self.topic(dead_letter_topic(group))
         if self._producer is None:
             raise RuntimeError("bus not started")
-        await self.ensure_topics([topic])
+        await self.ensure_topics([dead_letter_topic(group)])
         partitions = [TopicPartition(topic, p) for p in await self._producer.partitions_for(topic)]
         consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
         await consumer.start()

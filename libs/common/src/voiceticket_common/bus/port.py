@@ -67,7 +67,9 @@ class DeadLetter:
     attempts: int
 
     @classmethod
-    def from_record(cls, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> DeadLetter:
+    def from_record(
+        cls, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
+    ) -> DeadLetter:
         attrs = {k: v.decode("utf-8", "replace") for k, v in headers}
         return cls(
             key=key,
