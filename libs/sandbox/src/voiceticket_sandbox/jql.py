@@ -1,8 +1,9 @@
 """The small part of JQL the Jira stand-in understands.
 
 Supported: clauses joined by ``AND``, each one of ``issue.property[<key>].<path> = "<value>"``,
-``project = KEY``, ``key = KEY-1`` / ``issuekey = ...`` and ``key in (A-1, A-2)``; a trailing
-``ORDER BY`` is accepted and ignored. Anything else raises ``JqlError`` (Jira answers 400).
+``project = KEY``, ``key = KEY-1`` / ``issuekey = ...``, ``key in (A-1, A-2)``,
+``created >= -<N>d`` and ``text ~ "<words or \"phrase\">"`` (summary, description and comments,
+case-insensitive); a trailing ``ORDER BY`` is accepted and ignored. Anything else raises ``JqlError`` (Jira answers 400).
 
 Real Jira can only search a property path that an installed app indexes; the sandbox searches every
 stored property, so it cannot catch a missing index.
@@ -11,6 +12,7 @@ stored property, so it cannot catch a missing index.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +24,8 @@ _PROPERTY = re.compile(
 )
 _FIELD_EQ = re.compile(r"^(?P<field>project|key|issuekey)\s*=\s*" + _VALUE + r"$", re.IGNORECASE)
 _KEY_IN = re.compile(r"^(?:key|issuekey)\s+in\s*\((?P<values>[^)]*)\)$", re.IGNORECASE)
+_CREATED = re.compile(r"^created\s*>=\s*-(?P<days>\d+)d$", re.IGNORECASE)
+_TEXT = re.compile(r"^text\s*~\s*" + _VALUE + r"$", re.IGNORECASE)
 _ORDER_BY = re.compile(r"\s+order\s+by\s+.*$|^order\s+by\s+.*$", re.IGNORECASE | re.DOTALL)
 
 Predicate = Callable[[Issue], bool]
@@ -55,7 +59,22 @@ def _clause(text: str) -> Predicate:
     if match := _KEY_IN.match(text):
         wanted = {_unquote(v.strip()).upper() for v in match["values"].split(",") if v.strip()}
         return lambda issue: issue.key.upper() in wanted or issue.id in wanted
+    if match := _CREATED.match(text):
+        since = time.time() - int(match["days"]) * 86400
+        return lambda issue: issue.created >= since
+    if match := _TEXT.match(text):
+        needle = _unquote(match["value"]).strip().strip('"').lower()
+        return lambda issue: needle in _searchable_text(issue)
     raise JqlError(f"The sandbox does not support this JQL clause: {text!r}")
+
+
+def _searchable_text(issue: Issue) -> str:
+    parts = [
+        str(issue.request_field_values.get("summary", "")),
+        str(issue.request_field_values.get("description", "")),
+    ]
+    parts += [str(c.get("body", "")) for c in issue.comments]
+    return "\n".join(parts).lower()
 
 
 def _unquote(value: str) -> str:

@@ -1,0 +1,93 @@
+"""Recording download and transcription adapters against the Twilio and OpenAI stand-ins."""
+
+from __future__ import annotations
+
+import base64
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from voiceticket_common.bus import PermanentError, TransientError
+from voiceticket_sandbox.audio import make_tone_wav
+from voiceticket_transcriber.adapters import (
+    OpenAITranscriptionEngine,
+    RecordingTooLarge,
+    TwilioRecordingSource,
+)
+from voiceticket_transcriber.ports import SpeechToTextTarget, TwilioAccount
+
+RECORDING_SID = "RE" + "3" * 32
+
+
+async def register(sandbox, audio: bytes, transcript: str) -> str:  # type: ignore[no-untyped-def]
+    async with httpx.AsyncClient() as client:
+        (await client.post(f"{sandbox.urls.twilio}/_sandbox/recordings", json={
+            "account_sid": sandbox.account_sid, "recording_sid": RECORDING_SID,
+            "audio_base64": base64.b64encode(audio).decode(), "content_type": "audio/x-wav",
+            "transcript": transcript})).raise_for_status()  # fmt: skip
+    return f"{sandbox.urls.twilio}/2010-04-01/Accounts/{sandbox.account_sid}/Recordings/{RECORDING_SID}"
+
+
+def account(sandbox, token: str | None = None) -> TwilioAccount:  # type: ignore[no-untyped-def]
+    return TwilioAccount(sandbox.account_sid, SecretStr(token or sandbox.auth_token))
+
+
+async def test_download_then_transcribe(sandbox) -> None:  # type: ignore[no-untyped-def]
+    audio = make_tone_wav(1.5, frequency=523.0)
+    url = await register(sandbox, audio, "My order 5531 never arrived.")
+    source = TwilioRecordingSource(["127.0.0.1"], max_bytes=1_000_000)
+    engine = OpenAITranscriptionEngine(["127.0.0.1"])
+    try:
+        recording = await source.fetch(url, account(sandbox))
+        assert recording.audio == audio
+        target = SpeechToTextTarget(
+            sandbox.urls.openai + "/v1", SecretStr(sandbox.openai_key), "whisper-1", "en"
+        )
+        assert await engine.transcribe(recording, target) == "My order 5531 never arrived."
+    finally:
+        await source.aclose()
+        await engine.aclose()
+    async with httpx.AsyncClient() as client:
+        recorded = (await client.get(f"{sandbox.urls.openai}/_sandbox/requests")).json()
+    assert recorded and all(r["valid"] for r in recorded)
+
+
+async def test_media_not_there_yet_is_transient_and_bad_token_permanent(sandbox) -> None:  # type: ignore[no-untyped-def]
+    url = f"{sandbox.urls.twilio}/2010-04-01/Accounts/{sandbox.account_sid}/Recordings/RE{'9' * 32}"
+    source = TwilioRecordingSource(["127.0.0.1"], max_bytes=1_000_000)
+    try:
+        with pytest.raises(TransientError, match="not available yet"):
+            await source.fetch(url, account(sandbox))
+        with pytest.raises(PermanentError, match="HTTP 401"):
+            await source.fetch(await register(sandbox, make_tone_wav(0.5), "x"), account(sandbox, "wrong"))
+    finally:
+        await source.aclose()
+
+
+async def test_recordings_over_the_limit_are_refused_without_holding_them(sandbox) -> None:  # type: ignore[no-untyped-def]
+    url = await register(sandbox, make_tone_wav(3.0), "long")
+    source = TwilioRecordingSource(["127.0.0.1"], max_bytes=10_000)
+    try:
+        with pytest.raises(RecordingTooLarge):
+            await source.fetch(url, account(sandbox))
+    finally:
+        await source.aclose()
+
+
+async def test_openai_rate_limit_is_transient_with_retry_after(sandbox) -> None:  # type: ignore[no-untyped-def]
+    async with httpx.AsyncClient() as client:
+        await client.post(f"{sandbox.urls.openai}/_sandbox/faults",
+                          json={"method": "POST", "path_regex": "transcriptions", "status": 429, "retry_after": 3, "times": 1})  # fmt: skip
+    engine = OpenAITranscriptionEngine(["127.0.0.1"])
+    from voiceticket_transcriber.ports import Recording
+
+    try:
+        target = SpeechToTextTarget(
+            sandbox.urls.openai + "/v1", SecretStr(sandbox.openai_key), "whisper-1", None
+        )
+        with pytest.raises(TransientError) as info:
+            await engine.transcribe(Recording(make_tone_wav(0.2), "audio/x-wav", "r.wav"), target)
+        assert info.value.retry_after == 3.0
+    finally:
+        await engine.aclose()
