@@ -28,6 +28,7 @@ WORKDIR /src
 COPY pyproject.toml uv.lock ./
 COPY libs/common/pyproject.toml libs/common/
 COPY libs/sandbox/pyproject.toml libs/sandbox/
+COPY libs/voiceticket/pyproject.toml libs/voiceticket/
 COPY services/ingress/pyproject.toml services/ingress/
 COPY services/transcriber/pyproject.toml services/transcriber/
 COPY services/analyzer/pyproject.toml services/analyzer/

@@ -5,7 +5,7 @@ SHELL := /bin/bash
 UV ?= $(or $(shell command -v uv 2>/dev/null),python3 -m uv)
 export UV_LINK_MODE ?= copy
 
-.PHONY: help bootstrap demo test test-unit test-integration lint format schemas schemas-check \
+.PHONY: help bootstrap demo demo-distributed run test test-unit test-integration lint format schemas schemas-check \
         kafka-install kafka-start kafka-stop broker-status clean
 
 help: ## list the targets
@@ -18,8 +18,14 @@ help: ## list the targets
 
 bootstrap: .venv/.synced kafka-install ## install Python packages and the Kafka broker's jars
 
-demo: bootstrap ## play a sample call through all six services and print the resulting ticket
-	$(UV) run --frozen python -m voiceticket_sandbox demo
+demo: .venv/.synced ## play a sample call through all six services (embedded) and print the ticket
+	$(UV) run --frozen voiceticket demo
+
+demo-distributed: bootstrap ## the same call through six processes on a local Kafka broker
+	$(UV) run --frozen voiceticket demo --distributed
+
+run: .venv/.synced ## run all six services in one process (embedded bus, SQLite) on :8080/:8085
+	$(UV) run --frozen voiceticket run
 
 test: bootstrap ## run every test tier (unit, then integration on real Kafka and Postgres)
 	$(UV) run --frozen pytest

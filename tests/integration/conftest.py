@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from voiceticket_sandbox.devstack import Stack  # noqa: E402
-from voiceticket_sandbox.kafka_broker import LocalKafkaBroker  # noqa: E402
+from voiceticket_sandbox.kafka_broker import KafkaBrokerError, LocalKafkaBroker  # noqa: E402
 from voiceticket_sandbox.postgres import throwaway_postgres  # noqa: E402
 
 
@@ -31,8 +31,18 @@ def kafka_bootstrap() -> Iterator[str]:
     if configured:
         yield configured
         return
-    with LocalKafkaBroker() as broker:
+    broker = LocalKafkaBroker()
+    try:
+        broker.start()
+    except KafkaBrokerError as first:
+        # A busy 2-core machine can miss the start-up deadline once; say so and try again.
+        print(f"local Kafka broker did not start, retrying once: {str(first).splitlines()[0]}")
+        broker = LocalKafkaBroker()
+        broker.start(timeout=150)
+    try:
         yield broker.bootstrap_servers
+    finally:
+        broker.stop()
 
 
 @pytest.fixture(scope="session")

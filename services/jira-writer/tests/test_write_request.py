@@ -51,6 +51,10 @@ class FakeServiceDesk:
     async def add_internal_comment(self, site, key, body):  # type: ignore[no-untyped-def]
         self._maybe_fail("comment")
         self.comments.append((key, body))
+        self._maybe_fail("after-comment")
+
+    async def has_comment_containing(self, site, key, marker):  # type: ignore[no-untyped-def]
+        return any(k == key and marker in body for k, body in self.comments)
 
     async def find_request_for_call(self, site, call_sid):  # type: ignore[no-untyped-def]
         self.searches += 1
@@ -147,7 +151,7 @@ async def test_redelivery_creates_no_second_request(ledger) -> None:
     ]
 
 
-@pytest.mark.parametrize("step", ["after-create", "property", "comment"])
+@pytest.mark.parametrize("step", ["after-create", "property", "comment", "after-comment"])
 async def test_crash_at_any_step_then_retry_yields_exactly_one_request(ledger, step) -> None:
     desk = FakeServiceDesk(fail_on=step)
     envelope = envelope_for(analyzed(), "t")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import fnmatch
+import re
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -10,8 +12,10 @@ from email.utils import parsedate_to_datetime
 import httpx
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from . import metrics
 from .bus.errors import PermanentError, TransientError
-from .tracing import tracer
+from .logging import current_tenant
+from .tracing import start_span
 
 
 class EgressDenied(PermanentError):
@@ -35,14 +39,18 @@ class AllowListTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         host = request.url.host
         if not self.allows(host):
+            metrics.provider_request(self._provider, "denied", current_tenant.get(), None)
             raise EgressDenied(f"egress to host {host!r} is not allowed for {self._provider}")
-        # The route template, not the full path: paths carry SIDs and issue keys, queries may
-        # carry anything.
-        with tracer().start_as_current_span(
-            f"{request.method} {self._provider}",
-            kind=SpanKind.CLIENT,
-            attributes={
+        # The path as a template, never the query: SIDs, issue keys and ids become placeholders,
+        # so span names stay few and nothing shaped like a number is recorded.
+        template = url_template(request.url.path)
+        started = time.perf_counter()
+        with start_span(
+            f"{request.method} {template}",
+            SpanKind.CLIENT,
+            {
                 "http.request.method": request.method,
+                "url.template": template,
                 "server.address": host,
                 "server.port": request.url.port or (443 if request.url.scheme == "https" else 80),
                 "voiceticket.provider": self._provider,
@@ -50,10 +58,15 @@ class AllowListTransport(httpx.AsyncBaseTransport):
         ) as span:
             try:
                 response = await self._inner.handle_async_request(request)
-            except httpx.HTTPError as exc:
-                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-                span.set_attribute("error.type", type(exc).__name__)
+            except httpx.HTTPError:
+                metrics.provider_request(
+                    self._provider, "error", current_tenant.get(), time.perf_counter() - started
+                )
                 raise
+            klass = metrics.provider_status_class(response.status_code)
+            metrics.provider_request(
+                self._provider, klass, current_tenant.get(), time.perf_counter() - started
+            )
             span.set_attribute("http.response.status_code", response.status_code)
             if response.status_code >= 400:
                 span.set_status(Status(StatusCode.ERROR, str(response.status_code)))
@@ -62,6 +75,31 @@ class AllowListTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+_SID = re.compile(r"[A-Z]{2}[0-9a-fA-F]{32}")
+_ISSUE_KEY = re.compile(r"[A-Z][A-Z0-9_]+-\d+")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_LONG_NUMBER = re.compile(r"\d{4,}")
+
+
+def url_template(path: str) -> str:
+    """``/2010-04-01/Accounts/AC…/Recordings/RE….wav`` → ``/2010-04-01/Accounts/{sid}/Recordings/{sid}.wav``.
+
+    Twilio SIDs become ``{sid}``, Jira issue keys ``{issueKey}``, and any other segment with four
+    or more digits in a row (numeric ids, and anything that could be a phone number) ``{id}``.
+    API versions (``v1``, ``3``, ``2010-04-01``) stay.
+    """
+
+    segments = []
+    for segment in path.split("/"):
+        segment = _SID.sub("{sid}", segment)
+        if _ISSUE_KEY.fullmatch(segment):
+            segment = "{issueKey}"
+        elif not _DATE.fullmatch(segment) and (_LONG_NUMBER.search(segment) or "@" in segment):
+            segment = "{id}"
+        segments.append(segment)
+    return "/".join(segments)
 
 
 def provider_client(

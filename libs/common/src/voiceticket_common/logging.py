@@ -20,6 +20,11 @@ from .privacy import redact_phone_numbers
 current_call_sid: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "current_call_sid", default=None
 )
+"""The CallSid being handled: set by ingress's webhooks and by the bus around each record."""
+current_tenant: contextvars.ContextVar[str | None] = contextvars.ContextVar("current_tenant", default=None)
+
+NOISY_LOGGERS = ("aiokafka", "httpx", "httpcore", "uvicorn.access")
+"""Kept at WARNING whatever the level: httpx logs every request's full URL, queries included."""
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
@@ -44,6 +49,9 @@ class JsonFormatter(logging.Formatter):
         call_sid = current_call_sid.get()
         if call_sid:
             entry["call_sid"] = call_sid
+        tenant = current_tenant.get()
+        if tenant:
+            entry["tenant_id"] = tenant
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = redact_phone_numbers(value) if isinstance(value, str) else value
@@ -58,5 +66,5 @@ def setup_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiokafka", "httpx", "httpcore", "uvicorn.access"):
+    for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel("WARNING")

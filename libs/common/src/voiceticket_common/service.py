@@ -1,4 +1,5 @@
-"""The process shell shared by the consumer services: logging, tracing, bus, health, shutdown."""
+"""The process shell shared by the consumer services: logging, tracing, bus, health and metrics
+endpoints, shutdown."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from fastapi import FastAPI, Response
 from .bus import Handler, RetryPolicy
 from .bus.kafka import KafkaEventBus
 from .events import Event
+from .httpserver import NO_NATIVE_TELEMETRY
 from .logging import setup_logging
+from .metrics import add_metrics_route
 from .settings import ServiceSettings
 from .tracing import setup_tracing, shutdown_tracing
 
@@ -38,7 +41,7 @@ HandlerFactory = Callable[[KafkaEventBus], AbstractAsyncContextManager[Handler]]
 
 
 def health_app(ready: asyncio.Event) -> FastAPI:
-    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, telemetry=NO_NATIVE_TELEMETRY)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -51,6 +54,7 @@ def health_app(ready: asyncio.Event) -> FastAPI:
             return {"status": "starting"}
         return {"status": "ready"}
 
+    add_metrics_route(app)
     return app
 
 

@@ -17,23 +17,21 @@ import asyncpg
 import httpx
 from cryptography.fernet import Fernet
 
+from .demo_tenant import (  # noqa: F401 - re-exported for the tests
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    JIRA_EMAIL,
+    JIRA_TOKEN,
+    OPENAI_KEY,
+    REQUEST_TYPES,
+    SERVICE_DESK_ID,
+    SMS_FROM,
+    SUPPORT_LINE,
+    configure_sandboxes,
+    seed,
+)
 from .processes import ServiceProcess, free_port
 
-ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
-AUTH_TOKEN = "sandbox-twilio-auth-token-" + "7" * 8
-SUPPORT_LINE = "+15005550006"
-SMS_FROM = "+15005550001"
-JIRA_EMAIL = "voiceticket-bot@acme.example"
-JIRA_TOKEN = "sandbox-jira-api-token-" + "9" * 8
-OPENAI_KEY = "sk-sandbox-" + "5" * 20
-SERVICE_DESK_ID = "4"
-REQUEST_TYPES = {
-    "incident": "41",
-    "service_request": "42",
-    "question": "43",
-    "complaint": "44",
-    "other": "45",
-}
 ROLES = ("ingress", "transcriber", "analyzer", "jira-writer", "notifier")
 
 
@@ -42,6 +40,24 @@ class SandboxUrls:
     twilio: str
     openai: str
     jira: str
+
+
+def start_sandbox_process(workdir: Path, deadline: float) -> tuple[ServiceProcess, SandboxUrls]:
+    """The three provider sandboxes in their own process, as a deployment's neighbours would be."""
+
+    ready_file = workdir / "sandbox.json"
+    ready_file.unlink(missing_ok=True)
+    ports = [str(free_port()) for _ in range(3)]
+    args = ["serve", "--host", "127.0.0.1", "--twilio-port", ports[0], "--openai-port", ports[1],
+            "--jira-port", ports[2], "--ready-file", str(ready_file)]  # fmt: skip
+    proc = ServiceProcess("sandbox", "voiceticket_sandbox", {}, workdir, args=args)
+    proc.start()
+    while not ready_file.exists() or not ready_file.read_text().strip():
+        if proc.process is None or proc.process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"sandbox did not start:\n{proc.tail()}")
+        time.sleep(0.2)
+    urls = json.loads(ready_file.read_text())
+    return proc, SandboxUrls(twilio=urls["twilio"], openai=urls["openai"], jira=urls["jira"])
 
 
 @dataclass
@@ -81,44 +97,11 @@ class Stack:
         return proc
 
     def _start_sandbox(self, deadline: float) -> None:
-        ready_file = self.workdir / "sandbox.json"
-        ready_file.unlink(missing_ok=True)
-        ports = [str(free_port()) for _ in range(3)]
-        args = ["serve", "--host", "127.0.0.1", "--twilio-port", ports[0], "--openai-port", ports[1],
-                "--jira-port", ports[2], "--ready-file", str(ready_file)]  # fmt: skip
-        proc = ServiceProcess("sandbox", "voiceticket_sandbox", {}, self.workdir, args=args)
-        proc.start()
+        proc, self.sandbox = start_sandbox_process(self.workdir, deadline)
         self.processes["sandbox"] = proc
-        while not ready_file.exists() or not ready_file.read_text().strip():
-            if proc.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"sandbox did not start:\n{proc.tail()}")
-            time.sleep(0.2)
-        urls = json.loads(ready_file.read_text())
-        self.sandbox = SandboxUrls(twilio=urls["twilio"], openai=urls["openai"], jira=urls["jira"])
 
     def _configure_sandbox(self) -> None:
-        httpx.post(
-            f"{self.sandbox.twilio}/_sandbox/accounts",
-            json={"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN},
-        ).raise_for_status()
-        httpx.post(
-            f"{self.sandbox.jira}/_sandbox/credentials", json={"email": JIRA_EMAIL, "api_token": JIRA_TOKEN}
-        ).raise_for_status()
-        httpx.post(f"{self.sandbox.openai}/_sandbox/api-keys", json={"api_key": OPENAI_KEY})
-        fields = [
-            {"fieldId": "summary", "name": "Summary", "required": True},
-            {"fieldId": "description", "name": "Description", "required": False},
-        ]
-        httpx.post(
-            f"{self.sandbox.jira}/_sandbox/servicedesks",
-            json={
-                "id": SERVICE_DESK_ID,
-                "project_key": "HELP",
-                "request_types": [
-                    {"id": rid, "name": name, "fields": fields} for name, rid in REQUEST_TYPES.items()
-                ],
-            },
-        ).raise_for_status()
+        asyncio.run(configure_sandboxes(self.sandbox.twilio, self.sandbox.openai, self.sandbox.jira))
 
     def _database(self, name: str) -> str:
         if self.postgres_dsn is None:
@@ -138,35 +121,7 @@ class Stack:
         return f"{base}/{name}"
 
     def seed(self) -> dict:
-        return {
-            "tenants": [
-                {
-                    "id": "acme",
-                    "name": "Acme Corp",
-                    "jira_base_url": self.sandbox.jira,
-                    "jira_email": JIRA_EMAIL,
-                    "jira_api_token": JIRA_TOKEN,
-                    "twilio_account_sid": ACCOUNT_SID,
-                    "twilio_auth_token": AUTH_TOKEN,
-                    "openai_base_url": f"{self.sandbox.openai}/v1",
-                    "openai_api_key": OPENAI_KEY,
-                }
-            ],
-            "lines": [
-                {
-                    "number": SUPPORT_LINE,
-                    "tenant_id": "acme",
-                    "service_desk_id": SERVICE_DESK_ID,
-                    "request_type_id": REQUEST_TYPES["other"],
-                    "request_types": REQUEST_TYPES,
-                    "language_mode": "auto",
-                    "language": "en",
-                    "sms_enabled": True,
-                    "sms_from": SMS_FROM,
-                    "greeting": "Thank you for calling Acme support.",
-                }
-            ],
-        }
+        return seed(self.sandbox.twilio, self.sandbox.openai, self.sandbox.jira)
 
     def _start_config_api(self, deadline: float) -> None:
         seed = self.workdir / "seed.json"

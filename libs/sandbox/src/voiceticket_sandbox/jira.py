@@ -215,6 +215,33 @@ def _jsm_api(jira: JiraState) -> APIRouter:
         request_type = desk.request_types.get(issue.request_type_id)
         return JSONResponse(views.customer_request(issue, _base(request), request_type))
 
+    @router.get("/request/{issueIdOrKey}/comment")
+    async def list_comments(issueIdOrKey: str, request: Request) -> Response:
+        if not _authorized(jira, request):
+            return _error(401, "Unauthorized", request.url.path)
+        issue = jira.find_issue(issueIdOrKey)
+        if issue is None:
+            return _error(404, f"The request {issueIdOrKey} does not exist.", request.url.path)
+        query = request.query_params
+        wanted = [
+            c
+            for c in issue.comments
+            if (c["public"] and query.get("public", "true") != "false")
+            or (not c["public"] and query.get("internal", "true") != "false")
+        ]
+        start, limit = int(query.get("start", 0)), int(query.get("limit", 50))
+        page = wanted[start : start + limit]
+        return JSONResponse(
+            {
+                "size": len(page),
+                "start": start,
+                "limit": limit,
+                "isLastPage": start + limit >= len(wanted),
+                "values": [views.comment(c, _base(request), issue) for c in page],
+                "_links": {},
+            }
+        )
+
     @router.post("/request/{issueIdOrKey}/comment")
     async def add_comment(issueIdOrKey: str, request: Request) -> Response:
         if not _authorized(jira, request):

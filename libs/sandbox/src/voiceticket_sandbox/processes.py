@@ -70,6 +70,13 @@ class ServiceProcess:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(5)
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash or an OOM kill would: no shutdown code runs."""
+
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
     def tail(self, lines: int = 40) -> str:
         if not self.log_path.exists():
             return ""

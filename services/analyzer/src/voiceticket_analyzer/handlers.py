@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from voiceticket_common.bus import Envelope, PermanentError, TransientError
 from voiceticket_common.config_client import RuntimeConfig
 from voiceticket_common.events import Analysis, CallAnalyzed, CallTranscribed, Event
+from voiceticket_common.metrics import record_llm_usage
 
 from .ports import LanguageModel, LanguageModelTarget
 from .prompt import DEFAULT_INTENTS, analysis_schema, messages
@@ -44,6 +45,7 @@ async def analyze_transcript(envelope: Envelope, deps: AnalyzerDeps) -> Sequence
     )
     transcript = event.transcript[: deps.max_transcript_chars]
     completion = await deps.model.complete(messages(transcript, ticket_language), schema, target)
+    record_llm_usage(event.tenant_id, target.model, completion.prompt_tokens, completion.completion_tokens)
     if completion.refusal or not completion.content:
         raise PermanentError("the language model refused to analyse the transcript")
     try:

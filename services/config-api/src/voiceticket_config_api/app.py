@@ -11,6 +11,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from voiceticket_common.httpserver import NO_NATIVE_TELEMETRY, add_server_spans
+from voiceticket_common.metrics import add_metrics_route
+
 from .auth import ADMIN, TokenTable
 from .crypto import keyring_from_settings
 from .db import create_schema, make_engine, make_sessionmaker
@@ -55,7 +58,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await engine.dispose()
 
-    app = FastAPI(title="voiceticket config-api", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="voiceticket config-api", version="0.1.0", lifespan=lifespan, telemetry=NO_NATIVE_TELEMETRY
+    )
     app.state.settings = settings
     app.state.keyring = keyring
     app.state.tokens = TokenTable(tuple(entries))
@@ -101,4 +106,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(admin_router)
     app.include_router(runtime_router)
+    add_server_spans(app)  # RED metrics by route template (runtime paths carry phone numbers)
+    add_metrics_route(app)
     return app

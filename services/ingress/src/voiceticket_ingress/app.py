@@ -13,7 +13,8 @@ from voiceticket_common.bus import EventPublisher
 from voiceticket_common.bus.kafka import KafkaEventBus
 from voiceticket_common.config_client import RuntimeConfig, RuntimeConfigClient
 from voiceticket_common.events import CallReceived, RecordingAbsent, RecordingCompleted
-from voiceticket_common.httpserver import add_server_spans
+from voiceticket_common.httpserver import NO_NATIVE_TELEMETRY, add_server_spans
+from voiceticket_common.metrics import add_metrics_route
 
 from .settings import IngressSettings
 from .webhooks import Forbidden, Webhooks
@@ -57,10 +58,17 @@ def create_app(
             finally:
                 app.state.ready = False
 
-    app = FastAPI(title="voiceticket ingress", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="voiceticket ingress",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        telemetry=NO_NATIVE_TELEMETRY,  # our SERVER spans continue the signed `tp`; see httpserver.py
+    )
     app.state.ready = False
     app.include_router(Webhooks(settings).router)
-    add_server_spans(app, trace_query_param="tp")
+    add_server_spans(app, trace_query_param="tp", call_sid_field="CallSid")
+    add_metrics_route(app)
 
     @app.exception_handler(Forbidden)
     async def forbidden(_: Request, __: Forbidden) -> Response:

@@ -65,6 +65,23 @@ class JsmServiceDesk:
             json={"body": body, "public": False},
         )
 
+    async def has_comment_containing(self, site: JiraSite, issue_key: str, marker: str) -> bool:
+        start = 0
+        while True:
+            response = await self._call(
+                site,
+                "list comments",
+                "GET",
+                f"/rest/servicedeskapi/request/{issue_key}/comment",
+                params={"public": "false", "internal": "true", "start": start, "limit": 50},
+            )
+            page = response.json()
+            if any(marker in (c.get("body") or "") for c in page.get("values", [])):
+                return True
+            if page.get("isLastPage", True) or not page.get("values"):
+                return False
+            start += len(page["values"])
+
     async def find_request_for_call(self, site: JiraSite, call_sid: str) -> CreatedRequest | None:
         # Requests carry the CallSid in their description, so a request created by an attempt
         # that crashed before recording it in the ledger is found by text search.

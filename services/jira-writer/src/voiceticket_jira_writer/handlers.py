@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from voiceticket_common.bus import Envelope
 from voiceticket_common.config_client import RuntimeConfig
 from voiceticket_common.events import CallAnalyzed, Event, TicketCreated
+from voiceticket_common.metrics import observe_call_to_ticket
+from voiceticket_common.tracing import tag_issue_key
 
 from .ports import JiraSite, RequestDraft, RequestLedger, ServiceDesk
-from .request_content import PROPERTY_KEY, call_property, request_fields, transcript_comment
+from .request_content import PROPERTY_KEY, call_property, comment_marker, request_fields, transcript_comment
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +55,20 @@ async def write_request(envelope: Envelope, deps: JiraWriterDeps) -> Sequence[Ev
             )
         await deps.ledger.record_created(entry, existing)
     assert entry.issue_key is not None and entry.issue_id is not None
+    tag_issue_key(entry.issue_key)
     if not entry.property_set:
         await deps.desk.set_issue_property(site, entry.issue_key, PROPERTY_KEY, call_property(event))
         await deps.ledger.mark(entry, property_set=True)
     if not entry.comment_added:
-        await deps.desk.add_internal_comment(
-            site, entry.issue_key, transcript_comment(event, deps.max_comment_chars)
-        )
+        # A previous attempt may have died after Jira stored the comment: look before writing.
+        if entry.fresh or not await deps.desk.has_comment_containing(
+            site, entry.issue_key, comment_marker(event.call_sid)
+        ):
+            await deps.desk.add_internal_comment(
+                site, entry.issue_key, transcript_comment(event, deps.max_comment_chars)
+            )
         await deps.ledger.mark(entry, comment_added=True)
+    observe_call_to_ticket(event.tenant_id)
     return [
         TicketCreated(
             tenant_id=event.tenant_id,

@@ -37,6 +37,9 @@ class ServiceDesk(Protocol):
 
     async def add_internal_comment(self, site: JiraSite, issue_key: str, body: str) -> None: ...
 
+    async def has_comment_containing(self, site: JiraSite, issue_key: str, marker: str) -> bool:
+        """Whether an internal comment with ``marker`` exists (an interrupted attempt's comment)."""
+
     async def find_request_for_call(self, site: JiraSite, call_sid: str) -> CreatedRequest | None:
         """The request an earlier, interrupted attempt created for this call, if any."""
 

@@ -56,8 +56,14 @@ def call_property(event: CallAnalyzed) -> dict[str, Any]:
     return value
 
 
+def comment_marker(call_sid: str) -> str:
+    """Identifies our transcript comment, so an interrupted attempt's comment is found, not repeated."""
+
+    return f"call {call_sid}"
+
+
 def transcript_comment(event: CallAnalyzed, max_chars: int) -> str:
-    header = f"Call transcript ({event.duration_seconds} s, model {event.model}):\n\n"
+    header = f"Call transcript ({comment_marker(event.call_sid)}, {event.duration_seconds} s recording):\n\n"
     transcript = event.transcript.strip() or "[no speech was recognised in the recording]"
     budget = max_chars - len(header) - len(TRUNCATION_MARKER)
     if len(transcript) > budget:

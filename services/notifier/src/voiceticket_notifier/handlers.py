@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from voiceticket_common.bus import Envelope
 from voiceticket_common.config_client import RuntimeConfig
 from voiceticket_common.events import Event, NotificationFailed, NotificationSent, TicketCreated
+from voiceticket_common.tracing import tag_issue_key
 
 from .adapters import AmbiguousSend
 from .ports import Sms, SmsAccount, SmsLedger, SmsRejected, SmsSender
@@ -35,6 +36,7 @@ def render(template: str, event: TicketCreated) -> str:
 async def notify_caller(envelope: Envelope, deps: NotifierDeps) -> Sequence[Event]:
     event = envelope.event
     assert isinstance(event, TicketCreated)
+    tag_issue_key(event.issue_key)
     config = await deps.config.line(event.line_number)
     line = config.line
     base = {"tenant_id": event.tenant_id, "call_sid": event.call_sid, "issue_key": event.issue_key}

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from voiceticket_common.bus import Envelope
 from voiceticket_common.config_client import RuntimeConfig
 from voiceticket_common.events import CallTranscribed, Event, RecordingCompleted
+from voiceticket_common.metrics import record_transcription
 
 from .ports import RecordingSource, SpeechToTextTarget, TranscriptionEngine, TwilioAccount
 
@@ -39,6 +40,7 @@ async def transcribe_recording(envelope: Envelope, deps: TranscriberDeps) -> Seq
         language=language,
     )
     transcript = await deps.engine.transcribe(recording, target)
+    record_transcription(event.tenant_id, target.model, event.duration_seconds)
     log.info("recording transcribed", extra={"audio_bytes": len(recording.audio), "chars": len(transcript)})
     return [
         CallTranscribed(

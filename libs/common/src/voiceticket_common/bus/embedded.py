@@ -17,6 +17,7 @@ from pathlib import Path
 import aiosqlite
 
 from ..events import Event
+from ..metrics import dead_lettered
 from ..tracing import inject_headers, process_span, send_span
 from .delivery import DeadLettered, run_handler
 from .envelope import Envelope, Headers, MalformedMessage, decode, encode, envelope_for, header_map
@@ -201,6 +202,7 @@ class EmbeddedEventBus:
         headers: Headers,
         outcome: DeadLettered,
     ) -> tuple[str, bytes | None, bytes | None, Headers]:
+        dead_lettered(group, outcome.error_type)
         return (
             dead_letter_topic(group),
             key,
@@ -223,3 +225,12 @@ class EmbeddedEventBus:
             )
             rows = await cursor.fetchall()
         return [DeadLetter.from_record(key, value, _load_headers(raw)) for key, value, raw in rows]
+
+    async def history(self, key: str) -> list[tuple[str, str]]:
+        """(topic, stored-at) of every record with ``key`` (a CallSid), in order: a call's timeline."""
+
+        async with self._lock:
+            cursor = await self.db.execute(
+                "SELECT topic, stored_at FROM bus_records WHERE key = ? ORDER BY position", (key.encode(),)
+            )
+            return [(topic, stored_at) for topic, stored_at in await cursor.fetchall()]

@@ -16,6 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from ..events import Event
+from ..metrics import dead_lettered, set_consumer_lag
 from ..tracing import inject_headers, process_span, send_span
 from .delivery import DeadLettered, run_handler
 from .envelope import Headers, MalformedMessage, decode, encode, envelope_for, header_map
@@ -115,6 +116,7 @@ class KafkaEventBus:
         await self._producer.send_and_wait(
             self.topic(dead_letter_topic(group)), value=record.value, key=record.key, headers=headers
         )
+        dead_lettered(group, outcome.error_type)
         log.error(
             "message dead-lettered",
             extra={
@@ -155,6 +157,9 @@ class KafkaEventBus:
                     for record in records:
                         await self._process(group, record, handler, retry)
                         await consumer.commit({TopicPartition(tp.topic, tp.partition): record.offset + 1})
+                        set_consumer_lag(
+                            group, tp.topic, tp.partition, (consumer.highwater(tp) or 0) - record.offset - 1
+                        )
         finally:
             await consumer.stop()
 

@@ -1,0 +1,1 @@
+"""Voice to Ticket: the ``voiceticket`` command and the embedded single-process runtime."""

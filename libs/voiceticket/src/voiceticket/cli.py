@@ -1,0 +1,365 @@
+"""The ``voiceticket`` command.
+
+Exit codes: 0 success; 1 the operation failed (a call did not become a ticket, a service failed);
+2 wrong usage; 3 a server the command needs could not be reached or refused the credentials.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import os
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+
+from .samples import sample_calls
+
+app = typer.Typer(
+    help="Voice to Ticket: support calls on Twilio become Jira Service Management requests.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+tenants_app = typer.Typer(
+    help="Manage tenants (a Jira site, its credentials and defaults).", no_args_is_help=True
+)
+lines_app = typer.Typer(
+    help="Manage lines (a Twilio number and how its calls become requests).", no_args_is_help=True
+)
+dlq_app = typer.Typer(help="Inspect messages a service gave up on.", no_args_is_help=True)
+app.add_typer(tenants_app, name="tenants")
+app.add_typer(lines_app, name="lines")
+app.add_typer(dlq_app, name="dead-letters")
+
+SERVICES = ("ingress", "transcriber", "analyzer", "jira-writer", "notifier", "config-api")
+DEFAULT_DATA_DIR = Path(os.environ.get("VOICETICKET_DATA_DIR", ".voiceticket"))
+
+DataDir = Annotated[Path, typer.Option(help="Where the embedded runtime keeps its databases and secrets.")]
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code)
+
+
+@app.command()
+def run(
+    service: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Run one service as its own process ({', '.join(SERVICES)}), configured by environment."
+        ),
+    ] = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Ingress port (Twilio's webhook target).")] = 8080,
+    config_api_port: Annotated[int, typer.Option(help="config-api port.")] = 8085,
+    public_base_url: Annotated[
+        str | None,
+        typer.Option(help="The URL Twilio calls (signatures depend on it); default http://HOST:PORT."),
+    ] = None,
+    seed: Annotated[
+        Path | None, typer.Option(help="JSON file of tenants and lines to load at start.")
+    ] = None,
+    allow_host: Annotated[
+        list[str] | None, typer.Option(help="Extra host outbound provider calls may reach (repeatable).")
+    ] = None,
+    twilio_api_base_url: Annotated[
+        str, typer.Option(help="Twilio REST API base URL (a sandbox's, for trials).")
+    ] = "https://api.twilio.com",
+) -> None:
+    """Run all six services in this process over the embedded bus (the default), or one service."""
+
+    if service is not None:
+        if service not in SERVICES:
+            raise fail(f"unknown service {service!r}; choose one of {', '.join(SERVICES)}", 2)
+        module = importlib.import_module(f"voiceticket_{service.replace('-', '_')}.__main__")
+        module.main()
+        return
+    from voiceticket_common.logging import setup_logging
+    from voiceticket_common.tracing import setup_tracing
+
+    from .embedded import DEFAULT_EGRESS, EmbeddedOptions, EmbeddedRuntime
+
+    setup_logging("voiceticket")
+    setup_tracing("voiceticket")
+    options = EmbeddedOptions(
+        data_dir=data_dir,
+        host=host,
+        ingress_port=port,
+        config_api_port=config_api_port,
+        public_base_url=public_base_url,
+        egress_allowed_hosts=[*DEFAULT_EGRESS, *(allow_host or [])],
+        seed_file=seed,
+        twilio_api_base_url=twilio_api_base_url,
+    )
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        async with EmbeddedRuntime(options) as runtime:
+            typer.echo(f"ingress (Twilio webhooks): {runtime.ingress_url}/twilio/voice", err=True)
+            typer.echo(
+                f"config-api: {runtime.config_api_url}  (admin token in {data_dir / 'secrets.json'})",
+                err=True,
+            )
+            await stop.wait()
+
+    try:
+        asyncio.run(main())
+    except OSError as exc:
+        raise fail(f"could not start: {exc}") from None
+
+
+@app.command()
+def samples() -> None:
+    """List the bundled sample calls."""
+
+    for call in sample_calls().values():
+        typer.echo(f"{call.name:18} {call.language}  {call.duration_seconds:3d}s  {call.description}")
+
+
+@app.command()
+def demo(
+    sample: Annotated[
+        str, typer.Option(help="Which bundled call to play (see `voiceticket samples`).")
+    ] = "vpn-outage",
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Keep the demo's databases here (default: a temporary directory).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    distributed: Annotated[
+        bool,
+        typer.Option(help="Run the services as separate processes on a local Kafka broker (needs Java)."),
+    ] = False,
+) -> None:
+    """Play a bundled sample call through the sandboxes and print the resulting request and SMS."""
+
+    from .demo import DemoFailed, run_demo, run_distributed_demo
+
+    calls = sample_calls()
+    if sample not in calls:
+        raise fail(f"unknown sample {sample!r}; choose one of {', '.join(calls)}", 2)
+    call = calls[sample]
+    progress = (lambda _: None) if as_json else (lambda line: typer.echo(f"  {line}", err=True))
+    if not as_json:
+        typer.echo(
+            f"Playing sample call '{call.name}' ({call.description}) from a simulated caller…", err=True
+        )
+    with tempfile.TemporaryDirectory(prefix="voiceticket-demo-") as tmp:
+        try:
+            workdir = data_dir or Path(tmp)
+            if distributed:
+                result = run_distributed_demo(call, workdir, progress)
+            else:
+                result = asyncio.run(run_demo(call, workdir, progress))
+        except DemoFailed as exc:
+            raise fail(str(exc)) from None
+    if as_json:
+        typer.echo(json.dumps({"call_sid": result.call_sid, "issue": result.issue, "sms": result.sms,
+                               "timeline": result.timeline}, indent=2))  # fmt: skip
+        return
+    print_result(result)
+
+
+def print_result(result: Any) -> None:
+    issue = result.issue
+    fields = issue["requestFieldValues"]
+    prop = issue["properties"].get("voiceticket.call", {})
+    echo = typer.echo
+    echo("")
+    typer.secho(f"JSM request {issue['key']} created", bold=True)
+    echo(f"  service desk {issue['serviceDeskId']}, request type {issue['requestTypeId']}")
+    echo(f"  summary:     {fields['summary']}")
+    echo("  description:")
+    for line in fields.get("description", "").splitlines():
+        echo(f"    {line}")
+    echo(f"  issue property voiceticket.call: callSid={prop.get('callSid')} "
+         f"recordingSid={prop.get('recordingSid')} duration={prop.get('durationSeconds')}s")  # fmt: skip
+    for comment in issue["comments"]:
+        echo(f"  {'public' if comment['public'] else 'internal'} comment:")
+        for line in comment["body"].splitlines():
+            echo(f"    {line}")
+    for sms in result.sms:
+        echo(f"SMS to the caller: {sms.get('body')}")
+    echo("Timeline:")
+    for step, offset in result.timeline:
+        echo(f"  +{offset * 1000:7.0f} ms  {step}")
+    if result.invalid_requests:
+        typer.secho(f"{len(result.invalid_requests)} provider request(s) broke the official specs", fg="red")
+
+
+@app.command("simulate-call")
+def simulate_call(
+    audio: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="WAV file the caller 'speaks'.")],
+    from_number: Annotated[str, typer.Option("--from", help="Caller number (E.164).")],
+    to_number: Annotated[str, typer.Option("--to", help="Support line number (E.164).")],
+    transcript: Annotated[str, typer.Option(help="What the OpenAI sandbox will transcribe the audio as.")],
+    ingress_url: Annotated[str, typer.Option(envvar="VOICETICKET_INGRESS_URL")] = "http://127.0.0.1:8080",
+    twilio_sandbox_url: Annotated[
+        str, typer.Option(envvar="VOICETICKET_TWILIO_SANDBOX_URL")
+    ] = "http://127.0.0.1:9001",
+    account_sid: Annotated[str, typer.Option(envvar="VOICETICKET_TWILIO_ACCOUNT_SID")] = "",
+    auth_token: Annotated[
+        str, typer.Option(envvar="VOICETICKET_TWILIO_AUTH_TOKEN", help="Signs the webhooks.")
+    ] = "",
+) -> None:
+    """Play one call against any running ingress, signed as Twilio signs it."""
+
+    from voiceticket_sandbox.caller import CallerSimulator
+    from voiceticket_sandbox.demo_tenant import ACCOUNT_SID, AUTH_TOKEN
+
+    simulator = CallerSimulator(
+        ingress_url, account_sid or ACCOUNT_SID, auth_token or AUTH_TOKEN, twilio_sandbox_url
+    )
+    try:
+        played = asyncio.run(simulator.play_call(from_number, to_number, audio.read_bytes(), transcript))
+    except httpx.HTTPError as exc:
+        raise fail(f"could not reach ingress or the Twilio sandbox: {type(exc).__name__}", 3) from None
+    typer.echo(json.dumps({"call_sid": played.call_sid, "voice_status": played.voice_status,
+                           "recording_status": played.recording_status}))  # fmt: skip
+    if played.voice_status != 200 or (played.recording_status or 0) >= 400:
+        raise typer.Exit(1)
+
+
+# -- admin ------------------------------------------------------------------------------------
+
+ConfigUrl = Annotated[str, typer.Option(envvar="VOICETICKET_CONFIG_API_URL", help="config-api base URL.")]
+AdminToken = Annotated[
+    str | None,
+    typer.Option(envvar="VOICETICKET_ADMIN_TOKEN", help="Admin token (default: the embedded runtime's)."),
+]
+
+
+def _admin(config_api_url: str, admin_token: str | None, data_dir: Path) -> httpx.Client:
+    token = admin_token
+    if not token and (data_dir / "secrets.json").exists():
+        token = json.loads((data_dir / "secrets.json").read_text())["admin_token"]
+    if not token:
+        raise fail("no admin token: pass --admin-token or VOICETICKET_ADMIN_TOKEN", 2)
+    return httpx.Client(base_url=config_api_url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+
+
+def _call(client: httpx.Client, method: str, path: str, body: Any = None) -> Any:
+    try:
+        response = client.request(method, path, json=body)
+    except httpx.HTTPError as exc:
+        raise fail(f"config-api unreachable at {client.base_url}: {type(exc).__name__}", 3) from None
+    if response.status_code in (401, 403):
+        raise fail("config-api refused the admin token", 3)
+    if response.status_code >= 400:
+        raise fail(f"config-api answered {response.status_code}: {response.text[:500]}")
+    return response.json() if response.content else None
+
+
+@tenants_app.command("list")
+def tenants_list(
+    config_api_url: ConfigUrl = "http://127.0.0.1:8085",
+    admin_token: AdminToken = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """List tenants (credentials shown masked)."""
+
+    with _admin(config_api_url, admin_token, data_dir) as client:
+        typer.echo(json.dumps(_call(client, "GET", "/v1/tenants"), indent=2))
+
+
+@tenants_app.command("create")
+def tenants_create(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Tenant as JSON.")],
+    config_api_url: ConfigUrl = "http://127.0.0.1:8085",
+    admin_token: AdminToken = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Create a tenant from a JSON file."""
+
+    with _admin(config_api_url, admin_token, data_dir) as client:
+        typer.echo(json.dumps(_call(client, "POST", "/v1/tenants", json.loads(file.read_text())), indent=2))
+
+
+@lines_app.command("list")
+def lines_list(
+    config_api_url: ConfigUrl = "http://127.0.0.1:8085",
+    admin_token: AdminToken = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """List lines."""
+
+    with _admin(config_api_url, admin_token, data_dir) as client:
+        typer.echo(json.dumps(_call(client, "GET", "/v1/lines"), indent=2))
+
+
+@lines_app.command("set")
+def lines_set(
+    number: Annotated[str, typer.Argument(help="The Twilio number, E.164.")],
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Line settings as JSON.")],
+    config_api_url: ConfigUrl = "http://127.0.0.1:8085",
+    admin_token: AdminToken = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Create or replace a line."""
+
+    with _admin(config_api_url, admin_token, data_dir) as client:
+        typer.echo(
+            json.dumps(_call(client, "PUT", f"/v1/lines/{number}", json.loads(file.read_text())), indent=2)
+        )
+
+
+@dlq_app.command("list")
+def dead_letters_list(
+    group: Annotated[str, typer.Argument(help="Consumer group, e.g. voiceticket-jira-writer.")],
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    bootstrap_servers: Annotated[
+        str | None,
+        typer.Option(
+            envvar="VOICETICKET_KAFKA_BOOTSTRAP_SERVERS", help="Read Kafka instead of the embedded bus."
+        ),
+    ] = None,
+    topic_namespace: Annotated[str, typer.Option(envvar="VOICETICKET_KAFKA_TOPIC_NAMESPACE")] = "",
+) -> None:
+    """List what a consumer group dead-lettered, with the reason (payloads are not printed)."""
+
+    async def read() -> list[Any]:
+        if bootstrap_servers:
+            from voiceticket_common.bus.kafka import KafkaEventBus
+
+            bus: Any = KafkaEventBus(bootstrap_servers, "voiceticket-cli", topic_namespace=topic_namespace)
+        else:
+            from voiceticket_common.bus.embedded import EmbeddedEventBus
+
+            if not (data_dir / "bus.db").exists():
+                raise fail(f"no embedded bus in {data_dir}", 2)
+            bus = EmbeddedEventBus(data_dir / "bus.db", "voiceticket-cli")
+        await bus.start()
+        try:
+            return await bus.dead_letters(group)
+        finally:
+            await bus.stop()
+
+    try:
+        letters = asyncio.run(read())
+    except OSError as exc:
+        raise fail(f"could not read the bus: {exc}", 3) from None
+    for letter in letters:
+        key = (letter.key or b"").decode(errors="replace")
+        typer.echo(
+            f"{key}  {letter.original_topic}  {letter.error_type}  attempts={letter.attempts}  {letter.error}"
+        )
+    typer.echo(f"{len(letters)} dead letter(s)", err=True)
+
+
+def main() -> None:
+    app(prog_name="voiceticket")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""``voiceticket demo``: a bundled sample call becomes a ticket, on the embedded runtime.
+
+Everything runs in this process on loopback: the provider sandboxes (Twilio, OpenAI and Jira
+stand-ins that validate each request against the official OpenAPI specs), config-api with a demo
+tenant, ingress and the four consumers over the embedded bus. A caller simulator plays the call
+with signed webhooks, exactly as Twilio would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from voiceticket_sandbox import run_sandboxes
+from voiceticket_sandbox.caller import CallerSimulator
+from voiceticket_sandbox.demo_tenant import ACCOUNT_SID, AUTH_TOKEN, SUPPORT_LINE, configure_sandboxes, seed
+
+from .embedded import EmbeddedOptions, EmbeddedRuntime
+from .samples import SampleCall
+
+STEPS = {
+    "call.received": "call answered (greeting, recording notice, <Record>)",
+    "call.recording.completed": "recording completed",
+    "call.transcribed": "transcribed",
+    "call.analyzed": "analysed",
+    "ticket.created": "JSM request created",
+    "notification.sent": "SMS sent",
+    "notification.failed": "SMS not sent",
+}
+
+
+class DemoFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class DemoResult:
+    call_sid: str
+    issue: dict[str, Any]
+    sms: list[dict[str, Any]]
+    timeline: list[tuple[str, float]] = field(default_factory=list)
+    invalid_requests: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _step(topic: str) -> str:
+    name = topic.removeprefix("voiceticket.").rsplit(".v", 1)[0]
+    return STEPS.get(name, name)
+
+
+async def run_demo(
+    sample: SampleCall, data_dir: Path, progress: Callable[[str], None], timeout: float = 60.0
+) -> DemoResult:
+    async with run_sandboxes() as urls:
+        await configure_sandboxes(urls.twilio, urls.openai, urls.jira)
+        seed_file = data_dir / "demo-seed.json"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        seed_file.write_text(json.dumps(seed(urls.twilio, urls.openai, urls.jira)))
+        progress("sandboxes and embedded services starting")
+        options = EmbeddedOptions(
+            data_dir=data_dir,
+            ingress_port=0,
+            config_api_port=0,
+            egress_allowed_hosts=["127.0.0.1"],
+            seed_file=seed_file,
+            twilio_api_base_url=urls.twilio,
+            log_level="WARNING",
+        )
+        async with EmbeddedRuntime(options) as runtime:
+            simulator = CallerSimulator(runtime.ingress_url, ACCOUNT_SID, AUTH_TOKEN, urls.twilio)
+            started = time.monotonic()
+            played = await simulator.play_call(
+                sample.caller, SUPPORT_LINE, sample.audio, sample.transcript, sample.duration_seconds
+            )
+            if played.voice_status != 200:
+                raise DemoFailed(f"ingress answered the call with HTTP {played.voice_status}")
+            seen: list[str] = []
+            while time.monotonic() - started < timeout:
+                history = await runtime.bus.history(played.call_sid)
+                for topic, _ in history[len(seen) :]:
+                    seen.append(topic)
+                    progress(f"{time.monotonic() - started:5.1f}s  {_step(topic)}")
+                if any(t.endswith(("notification.sent.v1", "notification.failed.v1")) for t in seen):
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise DemoFailed(f"the call did not reach its SMS within {timeout:.0f}s; steps: {seen}")
+            history = await runtime.bus.history(played.call_sid)
+
+        async with httpx.AsyncClient() as client:
+            issues = (await client.get(f"{urls.jira}/_sandbox/issues")).json()
+            sms = (await client.get(f"{urls.twilio}/_sandbox/messages")).json()
+            invalid = [
+                r
+                for base in (urls.twilio, urls.openai, urls.jira)
+                for r in (await client.get(f"{base}/_sandbox/requests")).json()
+                if not r.get("valid", True)
+            ]
+    matching = [
+        i for i in issues if i["properties"].get("voiceticket.call", {}).get("callSid") == played.call_sid
+    ]
+    if len(matching) != 1:
+        raise DemoFailed(f"expected one request for the call, found {len(matching)}")
+    first = _parse(history[0][1])
+    timeline = [(_step(topic), (_parse(at) - first)) for topic, at in history]
+    to_caller = [m for m in sms if m.get("to", m.get("To")) == sample.caller]
+    return DemoResult(played.call_sid, matching[0], to_caller, timeline, invalid)
+
+
+def _parse(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def run_distributed_demo(
+    sample: SampleCall, workdir: Path, progress: Callable[[str], None], timeout: float = 90.0
+) -> DemoResult:
+    """The same call through six service processes on a real Kafka broker (Java needed)."""
+
+    import contextlib
+    import os
+
+    from voiceticket_sandbox.devstack import Stack
+    from voiceticket_sandbox.kafka_broker import LocalKafkaBroker
+
+    with contextlib.ExitStack() as stack_of_things:
+        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        if not bootstrap:
+            progress("starting a local Kafka broker (Apache Kafka 4.x from Maven Central)")
+            bootstrap = stack_of_things.enter_context(LocalKafkaBroker()).bootstrap_servers
+        progress("starting sandboxes, config-api and five services as processes")
+        stack = Stack(workdir, bootstrap)
+        stack_of_things.callback(stack.stop)
+        stack.start()
+        simulator = CallerSimulator(stack.ingress_url, ACCOUNT_SID, AUTH_TOKEN, stack.sandbox.twilio)
+        played = asyncio.run(
+            simulator.play_call(
+                sample.caller, SUPPORT_LINE, sample.audio, sample.transcript, sample.duration_seconds
+            )
+        )
+        progress("call played; waiting for the request and the SMS")
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            issues = [
+                i
+                for i in stack.issues()
+                if i["properties"].get("voiceticket.call", {}).get("callSid") == played.call_sid
+            ]
+            sms = [m for m in stack.sms_sent() if m["body"].get("To") == sample.caller]
+            if issues and issues[0]["comments"] and sms:
+                progress(f"{time.monotonic() - started:5.1f}s  JSM request created and SMS sent")
+                return DemoResult(played.call_sid, issues[0], [{"body": m["body"]["Body"]} for m in sms])
+            time.sleep(0.3)
+        raise DemoFailed(f"no request and SMS within {timeout:.0f}s; see the service logs in {workdir}")

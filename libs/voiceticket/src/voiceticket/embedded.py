@@ -1,0 +1,196 @@
+"""Embedded mode: all six services in one process over the durable SQLite bus.
+
+The default when no Kafka is configured: a small team runs the product on one machine, a newcomer
+tries it with no Java and no Kafka. The services are the same code as in the distributed
+deployment; only the bus adapter and the databases differ. Restarting the process resumes every
+call where it stopped: the bus redelivers what was not finished, and the ledgers keep the Jira
+request and the SMS to one each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import socket
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI
+from pydantic import SecretStr
+
+from voiceticket_analyzer import __main__ as analyzer
+from voiceticket_analyzer.settings import AnalyzerSettings
+from voiceticket_common.bus.embedded import EmbeddedEventBus
+from voiceticket_config_api.app import create_app as create_config_api
+from voiceticket_config_api.settings import Settings as ConfigApiSettings
+from voiceticket_ingress.app import create_app as create_ingress
+from voiceticket_ingress.settings import IngressSettings
+from voiceticket_jira_writer import __main__ as jira_writer
+from voiceticket_jira_writer.settings import JiraWriterSettings
+from voiceticket_notifier import __main__ as notifier
+from voiceticket_notifier.settings import NotifierSettings
+from voiceticket_transcriber import __main__ as transcriber
+from voiceticket_transcriber.settings import TranscriberSettings
+
+from .local_secrets import load_or_create
+
+log = logging.getLogger(__name__)
+
+DEFAULT_EGRESS = ("api.twilio.com", "api.openai.com", "*.atlassian.net", "api.atlassian.com")
+# Each consumer service's composition root (SPEC, handler_factory) and its settings class.
+CONSUMERS = {
+    "transcriber": (transcriber, TranscriberSettings),
+    "analyzer": (analyzer, AnalyzerSettings),
+    "jira-writer": (jira_writer, JiraWriterSettings),
+    "notifier": (notifier, NotifierSettings),
+}
+
+
+@dataclass
+class EmbeddedOptions:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    ingress_port: int = 8080
+    config_api_port: int = 8085
+    public_base_url: str | None = None
+    """What Twilio calls; signatures depend on it. Defaults to http://host:ingress_port."""
+    egress_allowed_hosts: Sequence[str] = DEFAULT_EGRESS
+    seed_file: Path | None = None
+    twilio_api_base_url: str = "https://api.twilio.com"
+    log_level: str = "INFO"
+
+
+@dataclass
+class RunningServer:
+    server: uvicorn.Server
+    task: asyncio.Task[None]
+    url: str
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening-ready socket on ``port`` (0 picks a free one)."""
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
+async def serve(app: FastAPI, sock: socket.socket) -> RunningServer:
+    """Run uvicorn for ``app`` on a bound socket and wait until it listens."""
+
+    host, bound = sock.getsockname()[:2]
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            task.result()  # raises the start-up error
+            raise RuntimeError("server stopped during start-up")
+        await asyncio.sleep(0.02)
+    return RunningServer(server, task, f"http://{host}:{bound}")
+
+
+@dataclass
+class EmbeddedRuntime:
+    """All services in this process. Use as ``async with EmbeddedRuntime(options) as runtime``."""
+
+    options: EmbeddedOptions
+    bus: EmbeddedEventBus = field(init=False)
+    ingress_url: str = field(init=False, default="")
+    config_api_url: str = field(init=False, default="")
+    admin_token: SecretStr = field(init=False, default=SecretStr(""))
+    _stack: AsyncExitStack = field(init=False, default_factory=AsyncExitStack)
+
+    async def __aenter__(self) -> EmbeddedRuntime:
+        try:
+            await self._start()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.aclose()
+
+    async def _start(self) -> None:
+        opts = self.options
+        opts.data_dir.mkdir(parents=True, exist_ok=True)
+        local = load_or_create(opts.data_dir)
+        self.admin_token = SecretStr(local.admin_token)
+        # Service tokens live only as long as the process: nothing outside it needs them.
+        tokens = {name: secrets.token_urlsafe(24) for name in ("ingress", *CONSUMERS)}
+
+        config_api = create_config_api(
+            ConfigApiSettings(
+                env="production",
+                database_url=f"sqlite+aiosqlite:///{opts.data_dir / 'config-api.db'}",
+                master_keys=SecretStr(local.master_key),
+                admin_token=SecretStr(local.admin_token),
+                service_tokens=SecretStr(",".join(f"{r}:{t}" for r, t in tokens.items())),
+                seed_file=opts.seed_file,
+            )
+        )
+        running = await serve(config_api, bind(opts.host, opts.config_api_port))
+        self._stack.push_async_callback(self._shutdown, running)
+        self.config_api_url = running.url
+
+        self.bus = EmbeddedEventBus(opts.data_dir / "bus.db", source="voiceticket-embedded")
+        await self.bus.start()
+        self._stack.push_async_callback(self.bus.stop)
+
+        shared = {
+            "config_api_url": self.config_api_url,
+            "egress_allowed_hosts": list(opts.egress_allowed_hosts),
+            "log_level": opts.log_level,
+        }
+        for name, (module, settings_cls) in CONSUMERS.items():
+            extra: dict[str, object] = {}
+            if "database_url" in settings_cls.model_fields:
+                extra["database_url"] = f"sqlite+aiosqlite:///{opts.data_dir / (name + '.db')}"
+            if "twilio_api_base_url" in settings_cls.model_fields:
+                extra["twilio_api_base_url"] = opts.twilio_api_base_url
+            settings = settings_cls(**shared, **extra, config_api_token=SecretStr(tokens[name]))
+            handler = await self._stack.enter_async_context(module.handler_factory(settings)(self.bus))
+            spec = module.SPEC
+            task = asyncio.create_task(self.bus.consume(spec.group, spec.consumes, handler, spec.retry))
+            self._stack.push_async_callback(_cancel, task)
+
+        ingress_socket = bind(opts.host, opts.ingress_port)
+        public = opts.public_base_url or f"http://{opts.host}:{ingress_socket.getsockname()[1]}"
+        ingress = create_ingress(
+            IngressSettings(
+                **shared,
+                config_api_token=SecretStr(tokens["ingress"]),
+                public_base_url=public,
+                callback_context_key=SecretStr(local.callback_context_key),
+            ),
+            publisher=self.bus,
+        )
+        running = await serve(ingress, ingress_socket)
+        self._stack.push_async_callback(self._shutdown, running)
+        self.ingress_url = running.url
+        log.info("embedded runtime started", extra={"ingress": self.ingress_url})
+
+    @staticmethod
+    async def _shutdown(running: RunningServer) -> None:
+        running.server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await running.task
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+@contextlib.asynccontextmanager
+async def embedded(options: EmbeddedOptions) -> AsyncIterator[EmbeddedRuntime]:
+    async with EmbeddedRuntime(options) as runtime:
+        yield runtime
