@@ -56,13 +56,13 @@ def _step(topic: str) -> str:
 
 
 async def run_demo(
-    sample: SampleCall, data_dir: Path, progress: Callable[[str], None], timeout: float = 60.0
+    sample: SampleCall, data_dir: Path, progress: Callable[[str], None], deadline_s: float = 60.0
 ) -> DemoResult:
+    data_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before anything runs
+    seed_file = data_dir / "demo-seed.json"
     async with run_sandboxes() as urls:
         await configure_sandboxes(urls.twilio, urls.openai, urls.jira)
-        seed_file = data_dir / "demo-seed.json"
-        data_dir.mkdir(parents=True, exist_ok=True)
-        seed_file.write_text(json.dumps(seed(urls.twilio, urls.openai, urls.jira)))
+        seed_file.write_text(json.dumps(seed(urls.twilio, urls.openai, urls.jira)))  # noqa: ASYNC240
         progress("sandboxes and embedded services starting")
         options = EmbeddedOptions(
             data_dir=data_dir,
@@ -82,7 +82,7 @@ async def run_demo(
             if played.voice_status != 200:
                 raise DemoFailed(f"ingress answered the call with HTTP {played.voice_status}")
             seen: list[str] = []
-            while time.monotonic() - started < timeout:
+            while time.monotonic() - started < deadline_s:
                 history = await runtime.bus.history(played.call_sid)
                 for topic, _ in history[len(seen) :]:
                     seen.append(topic)
@@ -91,7 +91,7 @@ async def run_demo(
                     break
                 await asyncio.sleep(0.1)
             else:
-                raise DemoFailed(f"the call did not reach its SMS within {timeout:.0f}s; steps: {seen}")
+                raise DemoFailed(f"the call did not reach its SMS within {deadline_s:.0f}s; steps: {seen}")
             history = await runtime.bus.history(played.call_sid)
 
         async with httpx.AsyncClient() as client:

@@ -23,18 +23,18 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from voiceticket_analyzer import __main__ as analyzer
+from voiceticket_analyzer import bootstrap as analyzer
 from voiceticket_analyzer.settings import AnalyzerSettings
 from voiceticket_common.bus.embedded import EmbeddedEventBus
 from voiceticket_config_api.app import create_app as create_config_api
 from voiceticket_config_api.settings import Settings as ConfigApiSettings
 from voiceticket_ingress.app import create_app as create_ingress
 from voiceticket_ingress.settings import IngressSettings
-from voiceticket_jira_writer import __main__ as jira_writer
+from voiceticket_jira_writer import bootstrap as jira_writer
 from voiceticket_jira_writer.settings import JiraWriterSettings
-from voiceticket_notifier import __main__ as notifier
+from voiceticket_notifier import bootstrap as notifier
 from voiceticket_notifier.settings import NotifierSettings
-from voiceticket_transcriber import __main__ as transcriber
+from voiceticket_transcriber import bootstrap as transcriber
 from voiceticket_transcriber.settings import TranscriberSettings
 
 from .local_secrets import load_or_create

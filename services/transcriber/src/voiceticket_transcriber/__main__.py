@@ -3,47 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from functools import partial
 
-from voiceticket_common.bus import Handler
-from voiceticket_common.config_client import RuntimeConfigClient
-from voiceticket_common.events import CallTranscribed, RecordingCompleted
-from voiceticket_common.service import ConsumerSpec, serve_consumer
+from voiceticket_common.service import serve_consumer
 
-from .adapters import OpenAITranscriptionEngine, TwilioRecordingSource
-from .handlers import TranscriberDeps, transcribe_recording
+from .bootstrap import SPEC, handler_factory
 from .settings import TranscriberSettings
-
-SPEC = ConsumerSpec(
-    name="transcriber",
-    group="voiceticket-transcriber",
-    consumes=[RecordingCompleted],
-    produces=[CallTranscribed],
-)
-
-
-def handler_factory(settings: TranscriberSettings):  # type: ignore[no-untyped-def]
-    @asynccontextmanager
-    async def build(_bus: object) -> AsyncIterator[Handler]:
-        deps = TranscriberDeps(
-            config=RuntimeConfigClient(
-                settings.config_api_url, settings.config_api_token, settings.config_cache_seconds
-            ),
-            recordings=TwilioRecordingSource(
-                settings.egress_allowed_hosts, settings.max_recording_bytes, settings.download_timeout_seconds
-            ),
-            engine=OpenAITranscriptionEngine(settings.egress_allowed_hosts),
-        )
-        try:
-            yield partial(transcribe_recording, deps=deps)
-        finally:
-            await deps.config.aclose()
-            await deps.recordings.aclose()  # type: ignore[attr-defined]
-            await deps.engine.aclose()  # type: ignore[attr-defined]
-
-    return build
 
 
 def main() -> None:
