@@ -246,3 +246,31 @@ async def test_poison_and_permanent_failures_are_dead_lettered_and_do_not_stall(
         assert letter.key == good.call_sid.encode()
         assert "+1415" not in letter.error
     assert any("field summary is required" in d.error for d in dead)
+
+
+async def test_a_replayed_dead_letter_is_delivered_again(bus) -> None:  # type: ignore[no-untyped-def]
+    gid = group()
+    event = ticket(uuid.uuid4().int % 10**9, "HELP-LATER")
+    fixed = False
+    delivered: list[str] = []
+
+    async def handler(envelope: Envelope) -> Sequence[Event]:
+        if envelope.event.call_sid != event.call_sid:
+            return []
+        if not fixed:
+            raise PermanentError("jira rejected the request: request type 99 does not exist")
+        delivered.append(envelope.event.call_sid)
+        return []
+
+    await bus.ensure_topics([TicketCreated.topic(), dead_letter_topic(gid)])
+    await bus.publish(event)
+    async with consuming(bus, gid, handler):
+        deadline = asyncio.get_running_loop().time() + 30
+        letters: list = []
+        while not letters and asyncio.get_running_loop().time() < deadline:
+            letters = [d for d in await bus.dead_letters(gid) if d.key == event.call_sid.encode()]
+            await asyncio.sleep(0.2)
+        assert len(letters) == 1
+        fixed = True  # the operator fixed the configuration
+        await bus.replay(letters[0])
+        await eventually(lambda: delivered == [event.call_sid])

@@ -33,6 +33,7 @@ def voiceticket(
         ["lines", "list"],
         ["lines", "set"],
         ["dead-letters", "list"],
+        ["dead-letters", "replay"],
     ],  # fmt: skip
 )
 def test_every_command_has_help(command: list[str]) -> None:
@@ -99,3 +100,46 @@ def test_demo_turns_a_sample_call_into_a_ticket_and_an_sms() -> None:
     assert [s for s in out["sms"] if issue["key"] in s["body"]]
     steps = [step for step, _ in out["timeline"]]
     assert steps[0].startswith("call answered") and steps[-1] == "SMS sent"
+
+
+def test_dead_letters_can_be_listed_and_replayed_on_the_embedded_bus(tmp_path: Path) -> None:
+    import asyncio
+
+    from voiceticket_common.bus.embedded import EmbeddedEventBus
+    from voiceticket_common.bus.port import dead_letter_topic
+    from voiceticket_common.events import TicketCreated
+
+    call_sid = "CA" + "7" * 32
+    event = TicketCreated(tenant_id="acme", call_sid=call_sid, line_number="+15005550006",
+                          caller_number="+14155550100", issue_key="HELP-1", issue_id="1",
+                          service_desk_id="4", request_type_id="41", summary="s")  # fmt: skip
+
+    async def dead_letter_one() -> None:
+        bus = EmbeddedEventBus(tmp_path / "bus.db", "test")
+        await bus.start()
+        headers = [("ce_type", event.ce_type().encode()), ("ce_specversion", b"1.0"),
+                   ("dlq_original_topic", event.topic().encode()), ("dlq_error_type", b"PermanentError"),
+                   ("dlq_error", b"jira said no"), ("dlq_attempts", b"1")]  # fmt: skip
+        await bus._write([(dead_letter_topic("voiceticket-notifier"), call_sid.encode(),
+                           event.model_dump_json().encode(), headers)])  # fmt: skip
+        await bus.stop()
+
+    asyncio.run(dead_letter_one())
+    listed = voiceticket("dead-letters", "list", "voiceticket-notifier", "--data-dir", str(tmp_path))
+    assert listed.returncode == 0 and call_sid in listed.stdout and "jira said no" in listed.stdout
+    replayed = voiceticket("dead-letters", "replay", "voiceticket-notifier", "--call-sid", call_sid,
+                           "--data-dir", str(tmp_path))  # fmt: skip
+    assert replayed.returncode == 0 and "1 dead letter(s) replayed" in replayed.stderr
+
+    async def topic_records() -> list:
+        bus = EmbeddedEventBus(tmp_path / "bus.db", "test")
+        await bus.start()
+        cursor = await bus.db.execute("SELECT key FROM bus_records WHERE topic = ?", (event.topic(),))
+        rows = await cursor.fetchall()
+        await bus.stop()
+        return rows
+
+    assert asyncio.run(topic_records()) == [(call_sid.encode(),)]
+    missing = voiceticket("dead-letters", "replay", "voiceticket-notifier", "--call-sid", "CA" + "8" * 32,
+                          "--data-dir", str(tmp_path))  # fmt: skip
+    assert missing.returncode == 1

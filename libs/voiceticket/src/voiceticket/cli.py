@@ -314,21 +314,20 @@ def lines_set(
         )
 
 
-@dlq_app.command("list")
-def dead_letters_list(
-    group: Annotated[str, typer.Argument(help="Consumer group, e.g. voiceticket-jira-writer.")],
-    data_dir: DataDir = DEFAULT_DATA_DIR,
-    bootstrap_servers: Annotated[
-        str | None,
-        typer.Option(
-            envvar="VOICETICKET_KAFKA_BOOTSTRAP_SERVERS", help="Read Kafka instead of the embedded bus."
-        ),
-    ] = None,
-    topic_namespace: Annotated[str, typer.Option(envvar="VOICETICKET_KAFKA_TOPIC_NAMESPACE")] = "",
-) -> None:
-    """List what a consumer group dead-lettered, with the reason (payloads are not printed)."""
+BootstrapServers = Annotated[
+    str | None,
+    typer.Option(envvar="VOICETICKET_KAFKA_BOOTSTRAP_SERVERS", help="Use Kafka instead of the embedded bus."),
+]
+TopicNamespace = Annotated[str, typer.Option(envvar="VOICETICKET_KAFKA_TOPIC_NAMESPACE")]
 
-    async def read() -> list[Any]:
+
+def _with_bus(data_dir: Path, bootstrap_servers: str | None, topic_namespace: str, work: Any) -> Any:
+    """Run ``work(bus)`` against Kafka or the embedded bus in ``data_dir``."""
+
+    if not bootstrap_servers and not (data_dir / "bus.db").exists():
+        raise fail(f"no embedded bus in {data_dir}", 2)
+
+    async def run() -> Any:
         if bootstrap_servers:
             from voiceticket_common.bus.kafka import KafkaEventBus
 
@@ -336,25 +335,59 @@ def dead_letters_list(
         else:
             from voiceticket_common.bus.embedded import EmbeddedEventBus
 
-            if not (data_dir / "bus.db").exists():
-                raise fail(f"no embedded bus in {data_dir}", 2)
             bus = EmbeddedEventBus(data_dir / "bus.db", "voiceticket-cli")
         await bus.start()
         try:
-            return await bus.dead_letters(group)
+            return await work(bus)
         finally:
             await bus.stop()
 
     try:
-        letters = asyncio.run(read())
+        return asyncio.run(run())
     except OSError as exc:
-        raise fail(f"could not read the bus: {exc}", 3) from None
+        raise fail(f"could not reach the bus: {exc}", 3) from None
+
+
+@dlq_app.command("list")
+def dead_letters_list(
+    group: Annotated[str, typer.Argument(help="Consumer group, e.g. voiceticket-jira-writer.")],
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    bootstrap_servers: BootstrapServers = None,
+    topic_namespace: TopicNamespace = "",
+) -> None:
+    """List what a consumer group dead-lettered, with the reason (payloads are not printed)."""
+
+    letters = _with_bus(data_dir, bootstrap_servers, topic_namespace, lambda bus: bus.dead_letters(group))
     for letter in letters:
         key = (letter.key or b"").decode(errors="replace")
         typer.echo(
             f"{key}  {letter.original_topic}  {letter.error_type}  attempts={letter.attempts}  {letter.error}"
         )
     typer.echo(f"{len(letters)} dead letter(s)", err=True)
+
+
+@dlq_app.command("replay")
+def dead_letters_replay(
+    group: Annotated[str, typer.Argument(help="Consumer group whose dead letters to deliver again.")],
+    call_sid: Annotated[
+        str | None, typer.Option(help="Only this call's dead letters (default: all of the group's).")
+    ] = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    bootstrap_servers: BootstrapServers = None,
+    topic_namespace: TopicNamespace = "",
+) -> None:
+    """Deliver dead letters again once their cause is fixed (handlers are idempotent)."""
+
+    async def replay(bus: Any) -> int:
+        letters = [d for d in await bus.dead_letters(group) if call_sid is None or d.key == call_sid.encode()]
+        for letter in letters:
+            await bus.replay(letter)
+        return len(letters)
+
+    count = _with_bus(data_dir, bootstrap_servers, topic_namespace, replay)
+    typer.echo(f"{count} dead letter(s) replayed", err=True)
+    if call_sid and not count:
+        raise fail(f"no dead letter for call {call_sid} in {group}")
 
 
 def main() -> None:

@@ -234,3 +234,8 @@ class EmbeddedEventBus:
                 "SELECT topic, stored_at FROM bus_records WHERE key = ? ORDER BY position", (key.encode(),)
             )
             return [(topic, stored_at) for topic, stored_at in await cursor.fetchall()]
+
+    async def replay(self, letter: DeadLetter) -> None:
+        """Append a dead letter again to the topic it came from, with its original headers."""
+
+        await self._write([(letter.original_topic, letter.key, letter.value, list(letter.headers))])

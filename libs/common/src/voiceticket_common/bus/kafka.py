@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import CommitFailedError, IllegalStateError, TopicAlreadyExistsError
 
 from ..events import Event
 from ..metrics import dead_lettered, set_consumer_lag
@@ -156,7 +156,13 @@ class KafkaEventBus:
                 for tp, records in batches.items():
                     for record in records:
                         await self._process(group, record, handler, retry)
-                        await consumer.commit({TopicPartition(tp.topic, tp.partition): record.offset + 1})
+                        try:
+                            await consumer.commit({TopicPartition(tp.topic, tp.partition): record.offset + 1})
+                        except (CommitFailedError, IllegalStateError):
+                            # The partition moved to another member during a rebalance: it redelivers
+                            # from the last commit, and handlers are idempotent. Fetch afresh.
+                            log.warning("commit lost to a rebalance", extra={"group": group, "topic": tp.topic})
+                            break
                         set_consumer_lag(
                             group, tp.topic, tp.partition, (consumer.highwater(tp) or 0) - record.offset - 1
                         )
@@ -213,3 +219,12 @@ class KafkaEventBus:
             await consumer.stop()
         records.sort(key=lambda r: r.timestamp)
         return [DeadLetter.from_record(r.key, r.value, list(r.headers or [])) for r in records]
+
+    async def replay(self, letter: DeadLetter) -> None:
+        """Publish a dead letter again to the topic it came from, with its original headers."""
+
+        if self._producer is None:
+            raise RuntimeError("bus not started")
+        await self._producer.send_and_wait(
+            letter.original_topic, value=letter.value, key=letter.key, headers=list(letter.headers)
+        )

@@ -53,6 +53,9 @@ class EventBus(EventPublisher, Protocol):
     async def dead_letters(self, group: str) -> list[DeadLetter]:
         """What ``group`` dead-lettered so far, oldest first."""
 
+    async def replay(self, letter: DeadLetter) -> None:
+        """Deliver a dead letter again (after the cause was fixed); handlers are idempotent."""
+
 
 @dataclass(frozen=True)
 class DeadLetter:
