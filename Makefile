@@ -5,7 +5,7 @@ SHELL := /bin/bash
 UV ?= $(or $(shell command -v uv 2>/dev/null),python3 -m uv)
 export UV_LINK_MODE ?= copy
 
-.PHONY: help bootstrap demo demo-distributed run test test-unit test-integration lint format schemas schemas-check \
+.PHONY: help bootstrap demo demo-distributed run bench test test-unit test-integration lint format schemas schemas-check \
         kafka-install kafka-start kafka-stop broker-status clean
 
 help: ## list the targets
@@ -35,6 +35,10 @@ test-unit: .venv/.synced ## unit tests only (no broker, no database server)
 
 test-integration: bootstrap ## integration and end-to-end tests only
 	$(UV) run --frozen pytest -m integration
+
+bench: .venv/.synced ## benchmark: calls per minute and call-to-SMS latency of one embedded process
+	$(UV) run --frozen python bench/call_throughput.py --calls 200 --concurrency 10 \
+		--report bench/reports/embedded-throughput.md
 
 lint: .venv/.synced ## ruff lint and format check
 	$(UV) run --frozen ruff check .

@@ -33,6 +33,15 @@ def test_json_log_lines_carry_call_id_and_redact_numbers() -> None:
     assert "7946" not in line["detail"]
 
 
+def test_redaction_leaves_addresses_and_timings_alone() -> None:
+    from voiceticket_common.privacy import redact_phone_numbers
+
+    text = "GET /v1/runtime/lines/{number} 404 12.3ms from 127.0.0.1:8085, caller +1 (415) 555-0100"
+    assert redact_phone_numbers(text) == (
+        "GET /v1/runtime/lines/{number} 404 12.3ms from 127.0.0.1:8085, caller [redacted-number]"
+    )
+
+
 def test_phone_ref_is_stable_and_not_the_number() -> None:
     assert phone_ref("+14155550100") == phone_ref("+14155550100")
     assert "4155550100" not in phone_ref("+14155550100")

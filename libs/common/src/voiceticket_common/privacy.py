@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import re
 
-_PHONE = re.compile(r"\+?\d[\d \-().]{6,}\d")
+# International numbers as Twilio sends them (E.164, "+" first), also with spaces or dashes.
+# Requiring the "+" keeps IP addresses, durations and ids readable.
+_PHONE = re.compile(r"\+\d[\d \-().]{5,}\d")
 
 
 def phone_ref(number: str) -> str:

@@ -6,15 +6,16 @@ import logging
 
 import uvicorn
 
+from voiceticket_common.logging import setup_logging
+
 from .app import create_app
 from .settings import Settings
 
 
 def main() -> None:
     settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    # The same JSON log lines (with trace and span ids) as every other service.
+    setup_logging("config-api", settings.log_level)
     # Driver debug logs print SQL parameters (phone numbers, ciphertexts): keep them quiet.
     for noisy in ("aiosqlite", "asyncpg", "sqlalchemy"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.root.level))
