@@ -17,7 +17,9 @@ from fastapi.responses import Response
 from twilio.request_validator import RequestValidator
 
 from voiceticket_sandbox import CallerSimulator, make_tone_wav
+from voiceticket_sandbox.proxy import ForwardingProxy
 from voiceticket_sandbox.server import serve_app
+from voiceticket_sandbox.twilio_webhooks import send_json_webhook
 
 if TYPE_CHECKING:
     from conftest import Sandbox
@@ -172,3 +174,65 @@ def test_tone_wav_is_mono_16_bit_pcm() -> None:
             8000,
             16000,
         )
+
+
+async def test_calls_through_a_proxy_are_signed_for_the_public_url(sandbox: Sandbox) -> None:
+    seen: list[tuple[str, bool]] = []
+    behind = FastAPI()
+
+    @behind.post("/twilio/{hook}")
+    async def hook(hook: str, request: Request) -> Response:
+        form = {k: str(v) for k, v in (await request.form()).items()}
+        public = f"{request.headers['x-forwarded-proto']}://{request.headers['x-forwarded-host']}{request.url.path}"
+        if request.url.query:
+            public += "?" + request.url.query
+        valid = RequestValidator(sandbox.auth_token).validate(
+            public, form, request.headers["x-twilio-signature"]
+        )
+        seen.append((public, valid))
+        if hook == "voice":
+            return Response(
+                TWIML.replace('"/twilio/', '"https://voice.example.test/twilio/'),
+                media_type="application/xml",
+            )
+        return Response(status_code=204)
+
+    async with serve_app(behind) as upstream:
+        proxy = ForwardingProxy(upstream)
+        async with serve_app(proxy) as proxy_origin:
+            simulator = CallerSimulator(
+                "https://voice.example.test", sandbox.account_sid, sandbox.auth_token, sandbox.urls.twilio,
+                connect={"https://voice.example.test": proxy_origin},
+            )  # fmt: skip
+            played = await simulator.play_call(
+                "+15551230000", "+15005550006", make_tone_wav(0.3, frequency=701), "x"
+            )
+
+    assert (played.voice_status, played.recording_status, played.action_status) == (200, 204, 204)
+    assert [url.split("?")[0] for url, _ in seen] == [
+        "https://voice.example.test/twilio/voice",
+        "https://voice.example.test/twilio/recording",
+        "https://voice.example.test/twilio/recording-done",
+    ]
+    assert all(valid for _, valid in seen)
+    assert {f["X-Forwarded-Host"] for f in proxy.forwarded} == {"voice.example.test"}
+    assert {f["X-Forwarded-Proto"] for f in proxy.forwarded} == {"https"}
+
+
+async def test_json_webhooks_carry_a_body_hash_in_the_signed_url() -> None:
+    received: list[tuple[str, str, str]] = []
+    app = FastAPI()
+
+    @app.post("/hook")
+    async def hook(request: Request) -> Response:
+        received.append(
+            (str(request.url), (await request.body()).decode(), request.headers["x-twilio-signature"])
+        )
+        return Response(status_code=204)
+
+    async with serve_app(app) as origin, httpx.AsyncClient() as client:
+        await send_json_webhook(client, "secret", f"{origin}/hook?x=1", b'{"CallSid": "CA1"}')
+    [(url, body, signature)] = received
+    assert "bodySHA256=" in url and url.startswith(f"{origin}/hook?x=1&")
+    assert RequestValidator("secret").validate(url, body, signature)
+    assert not RequestValidator("secret").validate(url, body.replace("CA1", "CA2"), signature)

@@ -190,14 +190,29 @@ async def test_request_type_fields_and_default_fields(jira: Sandbox, http: httpx
     assert [t["name"] for t in types.json()["values"]] == ["Incident", "Other"]
 
 
-async def test_auth_basic_and_bearer(jira: Sandbox, http: httpx.AsyncClient) -> None:
-    url = f"{jira.urls.jira}/rest/servicedeskapi/request"
+async def test_auth_basic_and_oauth_bearer_at_the_gateway(jira: Sandbox, http: httpx.AsyncClient) -> None:
+    cloud, token = "3f06e1c2-aa54-4c1d-9e27-35273b54dd28", "oauth-access-token-0123"
+    await http.post(f"{jira.urls.jira}/_sandbox/oauth", json={"cloud_id": cloud, "access_token": token})
+    site_url = f"{jira.urls.jira}/rest/servicedeskapi/request"
+    gateway_url = f"{jira.urls.jira}/ex/jira/{cloud}/rest/servicedeskapi/request"
+    bearer = {"Authorization": f"Bearer {token}"}
 
-    wrong = await http.post(url, json=CREATE, auth=(jira.jira_email, "nope"))
-    none = await http.post(url, json=CREATE)
-    bearer = await http.post(url, json=CREATE, headers={"Authorization": f"Bearer {jira.jira_token}"})
+    wrong = await http.post(site_url, json=CREATE, auth=(jira.jira_email, "nope"))
+    none = await http.post(site_url, json=CREATE)
+    api_token_as_bearer = await http.post(
+        gateway_url, json=CREATE, headers={"Authorization": f"Bearer {jira.jira_token}"}
+    )
+    oauth_at_site_url = await http.post(site_url, json=CREATE, headers=bearer)
+    other_cloud = await http.post(gateway_url.replace(cloud, "0" * 8), json=CREATE, headers=bearer)
+    oauth = await http.post(gateway_url, json=CREATE, headers=bearer)
+    basic = await http.post(site_url, json=CREATE, auth=jira.jira_auth)
 
-    assert (wrong.status_code, none.status_code, bearer.status_code) == (401, 401, 201)
+    assert (wrong.status_code, none.status_code, api_token_as_bearer.status_code) == (401, 401, 401)
+    assert (oauth_at_site_url.status_code, other_cloud.status_code) == (401, 404)
+    assert (oauth.status_code, basic.status_code) == (201, 201)
+    recorded = [r for r in jira.state.records_of("jira") if r["status"] == 201]
+    assert [r["path"] for r in recorded] == ["/rest/servicedeskapi/request"] * 2
+    assert all(r["valid"] for r in recorded), "the gateway prefix is stripped before the spec check"
 
 
 async def test_unsupported_jql_is_400(jira: Sandbox, http: httpx.AsyncClient) -> None:
@@ -220,3 +235,153 @@ async def test_server_error_fault_uses_platform_error_shape(jira: Sandbox, http:
     assert statuses == [503, 503, 201]
     await http.delete(f"{jira.urls.jira}/_sandbox/faults")
     assert (await http.get(f"{jira.urls.jira}/_sandbox/faults")).json() == []
+
+
+PRIORITIES = [{"value": str(i), "label": name, "children": []}
+              for i, name in enumerate(["Highest", "High", "Medium", "Low", "Lowest"], start=1)]  # fmt: skip
+RICH_DESK = {
+    "id": "7",
+    "project_key": "ops",
+    "customers": [
+        {"accountId": "qm:anna", "emailAddress": "anna.berg@example.com", "displayName": "Anna Berg"},
+        {"accountId": "qm:ben", "emailAddress": "ben@example.com", "displayName": "Ben Annaberg"},
+    ],
+    "request_types": [
+        {
+            "id": "71",
+            "name": "Fault",
+            "fields": [
+                {"fieldId": "summary", "name": "Summary", "required": True},
+                {"fieldId": "priority", "name": "Priority", "validValues": PRIORITIES},
+                {
+                    "fieldId": "customfield_10070",
+                    "name": "Site",
+                    "required": True,
+                    "validValues": [
+                        {"value": "10100", "label": "Berlin"},
+                        {"value": "10101", "label": "Oslo"},
+                    ],
+                    "defaultValues": [{"value": "10101", "label": "Oslo"}],
+                    "jiraSchema": {
+                        "type": "option",
+                        "custom": "com.atlassian.jira.plugin.system.customfieldtypes:select",
+                    },
+                },
+                {
+                    "fieldId": "customfield_10080",
+                    "name": "Hidden",
+                    "required": True,
+                    "visible": False,
+                    "presetValues": ["x"],
+                },
+            ],  # fmt: skip
+        },
+        {"id": "72", "name": "Question", "can_raise_on_behalf_of": False},
+    ],
+}
+
+
+@pytest.fixture
+async def rich(sandbox: Sandbox, http: httpx.AsyncClient) -> Sandbox:
+    (await http.post(f"{sandbox.urls.jira}/_sandbox/servicedesks", json=RICH_DESK)).raise_for_status()
+    return sandbox
+
+
+async def test_request_type_fields_report_valid_default_and_preset_values(
+    rich: Sandbox, http: httpx.AsyncClient
+) -> None:
+    base = f"{rich.urls.jira}/rest/servicedeskapi/servicedesk/7/requesttype"
+
+    fault = (await http.get(f"{base}/71/field", auth=rich.jira_auth)).json()
+    question = (await http.get(f"{base}/72/field", auth=rich.jira_auth)).json()
+
+    fields = {f["fieldId"]: f for f in fault["requestTypeFields"]}
+    assert fault["canRaiseOnBehalfOf"] is True and question["canRaiseOnBehalfOf"] is False
+    assert [v["label"] for v in fields["priority"]["validValues"]][:2] == ["Highest", "High"]
+    assert fields["priority"]["jiraSchema"]["type"] == "priority"
+    assert fields["customfield_10070"]["defaultValues"] == [
+        {"value": "10101", "label": "Oslo", "children": []}
+    ]
+    assert fields["customfield_10070"]["jiraSchema"]["type"] == "option"
+    assert (fields["customfield_10080"]["visible"], fields["customfield_10080"]["presetValues"]) == (
+        False,
+        ["x"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("values", "status", "message"),
+    [
+        ({"summary": "s", "customfield_10070": {"id": "10101"}, "priority": {"id": "2"}}, 201, None),
+        ({"summary": "s", "customfield_10070": {"value": "Berlin"}, "priority": {"name": "Low"}}, 201, None),
+        ({"summary": "s", "customfield_10070": {"id": "10101"}, "priority": {"id": "9"}}, 400, "Priority"),
+        ({"summary": "s", "customfield_10070": "Oslo"}, 400, "Site"),
+        ({"summary": "s"}, 400, "customfield_10070"),
+    ],
+    ids=["by-id", "by-name", "unknown-priority", "not-an-option", "required-missing"],
+)
+async def test_create_checks_valid_values_and_required_fields(
+    rich: Sandbox, http: httpx.AsyncClient, values: dict[str, Any], status: int, message: str | None
+) -> None:
+    body = {"serviceDeskId": "7", "requestTypeId": "71", "requestFieldValues": values}
+
+    response = await create(rich, http, body)
+
+    assert response.status_code == status
+    if message:
+        assert message in response.json()["errorMessage"]
+
+
+async def test_customers_are_found_by_query_and_raise_on_behalf_is_checked(
+    rich: Sandbox, http: httpx.AsyncClient
+) -> None:
+    url = f"{rich.urls.jira}/rest/servicedeskapi/servicedesk/7/customer"
+    values = {"summary": "s", "customfield_10070": {"id": "10100"}}
+
+    by_email = await http.get(url, params={"query": "anna.berg@example.com"}, auth=rich.jira_auth)
+    by_name = await http.get(url, params={"query": "anna"}, auth=rich.jira_auth)
+    on_behalf = await create(rich, http, {"serviceDeskId": "7", "requestTypeId": "71",
+                                          "requestFieldValues": values, "raiseOnBehalfOf": "qm:anna"})  # fmt: skip
+    stranger = await create(rich, http, {"serviceDeskId": "7", "requestTypeId": "71",
+                                         "requestFieldValues": values, "raiseOnBehalfOf": "qm:nobody"})  # fmt: skip
+    not_allowed = await create(rich, http, {"serviceDeskId": "7", "requestTypeId": "72",
+                                            "requestFieldValues": {"summary": "s"}, "raiseOnBehalfOf": "qm:anna"})  # fmt: skip
+
+    assert [c["accountId"] for c in by_email.json()["values"]] == ["qm:anna"]
+    assert by_email.json()["values"][0]["emailAddress"] == "anna.berg@example.com"
+    assert [c["accountId"] for c in by_name.json()["values"]] == ["qm:anna", "qm:ben"]
+    assert on_behalf.status_code == 201
+    assert (stranger.status_code, not_allowed.status_code) == (400, 400)
+    assert "not a customer" in stranger.json()["errorMessage"]
+    assert "on behalf" in not_allowed.json()["errorMessage"]
+    [issue] = (await http.get(f"{rich.urls.jira}/_sandbox/issues")).json()
+    assert issue["raiseOnBehalfOf"] == "qm:anna"
+    assert all(r["valid"] for r in rich.state.records_of("jira"))
+
+
+async def test_attachments_are_listed_and_the_size_limit_is_enforced(
+    jira: Sandbox, http: httpx.AsyncClient
+) -> None:
+    key = (await create(jira, http)).json()["issueKey"]
+    upload_url = f"{jira.urls.jira}/rest/servicedeskapi/servicedesk/4/attachTemporaryFile"
+    headers = {"X-Atlassian-Token": "no-check", "X-ExperimentalApi": "opt-in"}
+    await http.post(f"{jira.urls.jira}/_sandbox/attachment-settings", json={"max_bytes": 8})
+
+    too_big = await http.post(upload_url, files={"file": ("big.wav", b"123456789", "audio/wav")},
+                              auth=jira.jira_auth, headers=headers)  # fmt: skip
+    small = await http.post(upload_url, files={"file": ("call.wav", b"RIFF", "audio/wav")},
+                            auth=jira.jira_auth, headers=headers)  # fmt: skip
+    temporary_id = small.json()["temporaryAttachments"][0]["temporaryAttachmentId"]
+    before = await http.get(f"{jira.urls.jira}/rest/servicedeskapi/request/{key}/attachment",
+                            params={"start": 0, "limit": 50}, auth=jira.jira_auth)  # fmt: skip
+    await http.post(f"{jira.urls.jira}/rest/servicedeskapi/request/{key}/attachment",
+                    json={"temporaryAttachmentIds": [temporary_id], "public": False}, auth=jira.jira_auth)  # fmt: skip
+    after = await http.get(f"{jira.urls.jira}/rest/servicedeskapi/request/{key}/attachment",
+                           params={"start": 0, "limit": 50}, auth=jira.jira_auth)  # fmt: skip
+
+    assert (
+        too_big.status_code == 400 and "maximum configured attachment size" in too_big.json()["errorMessage"]
+    )
+    assert before.json()["values"] == []
+    assert [(a["filename"], a["size"]) for a in after.json()["values"]] == [("call.wav", 4)]
+    assert all(r["valid"] for r in jira.state.records_of("jira"))

@@ -9,6 +9,7 @@ import re
 from typing import TYPE_CHECKING
 
 import httpx
+import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
@@ -159,3 +160,113 @@ async def test_status_callback_is_signed_like_twilio(sandbox: Sandbox, http: htt
         assert url == callback
         assert form["MessageSid"] == response.json()["sid"]
         assert signature == twilio_signature(sandbox.auth_token, url, form)
+
+
+async def register_recording(sb: Sandbox, http: httpx.AsyncClient, audio: bytes) -> str:
+    sid = "RE" + "f" * 32
+    await http.post(
+        f"{sb.urls.twilio}/_sandbox/recordings",
+        json={
+            "account_sid": sb.account_sid,
+            "recording_sid": sid,
+            "audio_base64": base64.b64encode(audio).decode(),
+        },
+    )
+    return f"{sb.urls.twilio}/2010-04-01/Accounts/{sb.account_sid}/Recordings/{sid}.wav"
+
+
+async def test_media_faults_make_young_media_404_then_serve_it(
+    sandbox: Sandbox, http: httpx.AsyncClient
+) -> None:
+    audio = make_tone_wav(seconds=0.3)
+    set_faults = await http.post(
+        f"{sandbox.urls.twilio}/_sandbox/media-faults",
+        json={"unavailable_requests": 2, "unavailable_seconds": 0.4},
+    )
+    url = await register_recording(sandbox, http, audio)
+
+    statuses = [(await http.get(url, auth=sandbox.twilio_auth)).status_code for _ in range(3)]
+    await asyncio.sleep(0.45)
+    after = await http.get(url, auth=sandbox.twilio_auth)
+    shown = (await http.get(f"{sandbox.urls.twilio}/_sandbox/media-faults")).json()
+    await http.delete(f"{sandbox.urls.twilio}/_sandbox/media-faults")
+
+    assert set_faults.status_code == 201
+    assert statuses == [404, 404, 404]  # two by count, the third because the recording is still young
+    assert (after.status_code, after.content) == (200, audio)
+    assert shown["unavailable_requests"] == 2 and shown["requests"] == {"RE" + "f" * 32: 4}
+    assert (await http.get(f"{sandbox.urls.twilio}/_sandbox/media-faults")).json()[
+        "unavailable_requests"
+    ] == 0
+
+
+async def test_partial_media_is_cut_or_short_then_whole(sandbox: Sandbox, http: httpx.AsyncClient) -> None:
+    audio = make_tone_wav(seconds=0.5)
+    url = await register_recording(sandbox, http, audio)
+    await http.post(
+        f"{sandbox.urls.twilio}/_sandbox/media-faults", json={"partial": "short", "partial_times": 1}
+    )
+    short = await http.get(url, auth=sandbox.twilio_auth)
+    await http.post(
+        f"{sandbox.urls.twilio}/_sandbox/media-faults", json={"partial": "cut", "partial_times": 1}
+    )
+    with pytest.raises(httpx.RemoteProtocolError):
+        await http.get(url, auth=sandbox.twilio_auth)
+    whole = await http.get(url, auth=sandbox.twilio_auth)
+
+    assert short.status_code == 200 and short.content == audio[: len(audio) // 2]
+    assert short.headers["content-length"] == str(len(audio) // 2)
+    assert whole.content == audio
+
+
+async def test_messages_report_gsm7_or_ucs2_segments(sandbox: Sandbox, http: httpx.AsyncClient) -> None:
+    bodies = {
+        "gsm": "Grüße, Ihre Anfrage HELP-1 ist angelegt. " * 4,
+        "ucs2": "Zgłoszenie HELP-1 utworzone 🙂 " * 3,
+    }
+    segments = {}
+    for name, body in bodies.items():
+        response = await http.post(
+            messages_url(sandbox), data={**SMS, "Body": body}, auth=sandbox.twilio_auth
+        )
+        segments[name] = response.json()["num_segments"]
+    too_long = await http.post(
+        messages_url(sandbox), data={**SMS, "Body": "x" * 1601}, auth=sandbox.twilio_auth
+    )
+
+    assert len(bodies["gsm"]) == 164 and segments["gsm"] == "2"  # umlauts are GSM-7: 164 > 160
+    assert len(bodies["ucs2"]) == 90 and segments["ucs2"] == "2"  # 93 UTF-16 units > 70
+    assert [m["encoding"] for m in sandbox.state.twilio.messages] == ["GSM-7", "UCS-2"]
+    assert (too_long.status_code, too_long.json()["code"]) == (400, 21617)
+
+
+async def test_delivery_outcome_sets_what_status_callbacks_report(
+    sandbox: Sandbox, http: httpx.AsyncClient
+) -> None:
+    received: list[dict[str, str]] = []
+    receiver = FastAPI()
+
+    @receiver.post("/twilio/message-status")
+    async def status(request: Request) -> Response:
+        received.append({k: str(v) for k, v in (await request.form()).items()})
+        return Response(status_code=204)
+
+    outcome = {"statuses": ["sent", "undelivered"], "error_code": 30003}
+    assert (
+        await http.post(f"{sandbox.urls.twilio}/_sandbox/delivery-outcome", json=outcome)
+    ).status_code == 201
+    async with serve_app(receiver) as origin:
+        callback = f"{origin}/twilio/message-status"
+        await http.post(
+            messages_url(sandbox), data={**SMS, "StatusCallback": callback}, auth=sandbox.twilio_auth
+        )
+        for _ in range(100):
+            if len(received) == 2:
+                break
+            await asyncio.sleep(0.02)
+
+    assert [(r["MessageStatus"], r.get("ErrorCode")) for r in received] == [
+        ("sent", None),
+        ("undelivered", "30003"),
+    ]
+    assert sandbox.state.twilio.messages[0]["status"] == "undelivered"

@@ -114,6 +114,8 @@ async def test_line_crud(client):
     assert line["max_recording_seconds"] == 120
     assert line["sms_enabled"] is True and line["attach_recording"] is False
     assert line["sms_template"].endswith("{request_key} has been created.")
+    assert (line["record_timeout_seconds"], line["record_finish_on_key"]) == (5, "#")
+    assert line["sms_messaging_service_sid"] is None
 
     # replace: omitted fields go back to their defaults; %2B-encoded path works too
     r = await client.put(
@@ -138,6 +140,11 @@ async def test_line_crud(client):
         (NUMBER, {"language_mode": "sometimes"}, "language_mode"),
         (NUMBER, {"language": "eng"}, "language"),
         (NUMBER, {"sms_template": "Hi {name}"}, "unknown placeholder"),
+        (NUMBER, {"sms_template": "Thanks, we got your call: {summary}"}, "must contain {request_key}"),
+        (NUMBER, {"sms_template": "{request_key}: {summary:.20}"}, "no format spec"),
+        (NUMBER, {"record_timeout_seconds": 0}, "record_timeout_seconds"),
+        (NUMBER, {"record_finish_on_key": "A"}, "record_finish_on_key"),
+        (NUMBER, {"sms_messaging_service_sid": "+14155550100"}, "sms_messaging_service_sid"),
         (NUMBER, {"phone_field_id": "summary"}, "phone_field_id"),
         (NUMBER, {"max_recording_seconds": 0}, "max_recording_seconds"),
         (NUMBER, {"tenant_id": "ghost"}, "unknown tenant"),
@@ -162,3 +169,19 @@ async def test_tenant_delete_removes_lines_and_credentials(seeded, settings):
         assert conn.execute("SELECT count(*) FROM lines").fetchone()[0] == 0
     r = await seeded.get(f"/v1/runtime/lines/{NUMBER}", headers=auth("notifier-token-0123456789abcdef"))
     assert r.status_code == 404
+
+
+async def test_twilio_line_settings_round_trip(client):
+    await client.post("/v1/tenants", json=tenant_body(), headers=A)
+    body = line_body(
+        record_timeout_seconds=8,
+        record_finish_on_key="*#",
+        sms_messaging_service_sid="MG" + "a" * 32,
+        sms_template="{request_key}: {summary}",
+    )
+    r = await client.put(f"/v1/lines/{NUMBER}", json=body, headers=A)
+    assert r.status_code == 201, r.text
+    stored = (await client.get(f"/v1/lines/{NUMBER}", headers=A)).json()
+    assert (stored["record_timeout_seconds"], stored["record_finish_on_key"]) == (8, "*#")
+    assert stored["sms_messaging_service_sid"] == "MG" + "a" * 32
+    assert stored["sms_template"] == "{request_key}: {summary}"

@@ -16,12 +16,21 @@ from config_api_testkit import (
     tenant_body,
 )
 
-from voiceticket_config_api.routes_runtime import ROLE_VIEWS
+from voiceticket_config_api.routes_runtime import LINE_GATED, ROLE_VIEWS
 
 EXPECTED = {
     "ingress": (
         {"twilio_account_sid", "twilio_auth_token"},
-        {"number", "language", "greeting", "recording_notice", "voice", "max_recording_seconds"},
+        {
+            "number",
+            "language",
+            "greeting",
+            "recording_notice",
+            "voice",
+            "max_recording_seconds",
+            "record_timeout_seconds",
+            "record_finish_on_key",
+        },
     ),
     "transcriber": (
         {
@@ -30,15 +39,24 @@ EXPECTED = {
             "openai_base_url",
             "openai_api_key",
             "transcription_model",
+            "vocabulary",
         },
         {"number", "language_mode", "language"},
     ),
     "analyzer": (
         {"openai_base_url", "openai_api_key", "analysis_model"},
-        {"number", "language_mode", "language", "request_types"},
+        {"number", "language_mode", "language", "request_types", "request_type_id"},
     ),
     "jira-writer": (
-        {"jira_base_url", "jira_email", "jira_api_token"},
+        {
+            "jira_base_url",
+            "jira_auth",
+            "jira_email",
+            "jira_api_token",
+            "jira_oauth_token",
+            "twilio_account_sid",
+            "twilio_auth_token",
+        },
         {
             "number",
             "service_desk_id",
@@ -46,12 +64,13 @@ EXPECTED = {
             "request_types",
             "phone_field_id",
             "attach_recording",
+            "ticket_on_absent_recording",
             "language",
         },
     ),
     "notifier": (
         {"twilio_account_sid", "twilio_auth_token"},
-        {"number", "sms_enabled", "sms_from", "sms_template", "language"},
+        {"number", "sms_enabled", "sms_from", "sms_messaging_service_sid", "sms_template", "language"},
     ),
 }
 
@@ -68,6 +87,7 @@ async def test_runtime_view_per_role(seeded, role):
     assert set(body) == {"tenant_id", "line", "tenant"}
     assert body["tenant_id"] == "acme"
     tenant_fields, line_fields = EXPECTED[role]
+    tenant_fields = tenant_fields - set(LINE_GATED.get(role, {}))  # line_body() attaches no recording
     assert set(body["tenant"]) == tenant_fields
     assert set(body["line"]) == line_fields
     for name, value in PLAIN.items():  # secrets decrypted, and only those the role needs
@@ -87,8 +107,12 @@ async def test_least_privilege_examples(seeded):
     assert PLAIN["jira_api_token"] not in notifier.text
     assert PLAIN["openai_api_key"] not in notifier.text
     jira = await seeded.get(f"/v1/runtime/lines/{NUMBER}", headers=auth(SERVICE_TOKENS["jira-writer"]))
+    # jira-writer sees Twilio only for lines that attach the recording (ADR 6), OpenAI never
     assert "twilio_auth_token" not in jira.json()["tenant"]
     assert PLAIN["twilio_auth_token"] not in jira.text
+    assert PLAIN["openai_api_key"] not in jira.text
+    analyzer = await seeded.get(f"/v1/runtime/lines/{NUMBER}", headers=auth(SERVICE_TOKENS["analyzer"]))
+    assert PLAIN["twilio_auth_token"] not in analyzer.text and PLAIN["jira_api_token"] not in analyzer.text
 
 
 async def test_unknown_line_404(seeded):

@@ -8,19 +8,20 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from twilio.request_validator import RequestValidator
+from ingress_testkit import (
+    ACCOUNT,
+    BASE,
+    CALL_SID,
+    CALLER,
+    LINE,
+    incoming,
+    ingress_client,
+    recording_params,
+    signed,
+)
 
 from voiceticket_common.events import CallReceived, RecordingAbsent, RecordingCompleted
-from voiceticket_common.testing import RecordingPublisher, StaticRuntimeConfig
-from voiceticket_ingress.app import create_app
-from voiceticket_ingress.settings import IngressSettings
-
-BASE = "https://voice.example.com"
-TOKEN = "tenant-auth-token-0123456789abcdef"
-ACCOUNT = "AC" + "a" * 32
-CALL_SID = "CA" + "c" * 32
-LINE = "+15005550006"
-CALLER = "+14155550100"
+from voiceticket_common.testing import RecordingPublisher
 
 
 @pytest.fixture
@@ -30,43 +31,8 @@ def publisher() -> RecordingPublisher:
 
 @pytest.fixture
 async def client(publisher: RecordingPublisher) -> AsyncIterator[httpx.AsyncClient]:
-    config = StaticRuntimeConfig(
-        {
-            LINE: (
-                "acme",
-                {
-                    "greeting": "Welcome to Acme support.",
-                    "recording_notice": "This call is recorded.",
-                    "language": "en-US",
-                    "voice": "Polly.Joanna",
-                    "max_recording_seconds": 90,
-                },
-                {"twilio_account_sid": ACCOUNT, "twilio_auth_token": TOKEN},
-            )
-        }
-    )
-    app = create_app(IngressSettings(public_base_url=BASE), publisher=publisher, config=config)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as c:
-            yield c
-
-
-def signed(url: str, params: dict[str, str], token: str = TOKEN) -> dict[str, str]:
-    return {"X-Twilio-Signature": RequestValidator(token).compute_signature(url, params)}
-
-
-def incoming(**overrides: str) -> dict[str, str]:
-    params = {
-        "CallSid": CALL_SID,
-        "AccountSid": ACCOUNT,
-        "From": CALLER,
-        "To": LINE,
-        "CallStatus": "ringing",
-        "ApiVersion": "2010-04-01",
-        "Direction": "inbound",
-    }
-    params.update(overrides)
-    return params
+    async with ingress_client(publisher) as c:
+        yield c
 
 
 async def answer(client: httpx.AsyncClient) -> ET.Element:
@@ -130,24 +96,9 @@ async def test_unknown_number_gets_a_polite_hangup_and_no_event(client, publishe
     response = await client.post("/twilio/voice", data=params, headers=signed(f"{BASE}/twilio/voice", params))
     root = ET.fromstring(response.text)
     assert response.status_code == 200
+    assert "not in service" in root.find("Say").text
     assert root.find("Hangup") is not None and root.find("Record") is None
     assert publisher.published == []
-
-
-def recording_params(status: str = "completed") -> dict[str, str]:
-    params = {
-        "AccountSid": ACCOUNT,
-        "CallSid": CALL_SID,
-        "RecordingSid": "RE" + "e" * 32,
-        "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Recordings/RE{'e' * 32}",
-        "RecordingStatus": status,
-        "RecordingDuration": "17",
-        "RecordingChannels": "1",
-        "RecordingSource": "RecordVerb",
-    }
-    if status == "absent":
-        params["ErrorCode"] = "16101"
-    return params
 
 
 async def recording_callback_url(client) -> str:
@@ -174,6 +125,14 @@ async def test_recording_absent_publishes_absent_event(client, publisher) -> Non
     assert isinstance(event, RecordingAbsent) and event.error_code == "16101"
 
 
+async def test_in_progress_recording_status_publishes_nothing(client, publisher) -> None:
+    url = await recording_callback_url(client)
+    params = recording_params("in-progress")
+    response = await client.post(url, data=params, headers=signed(url, params))
+    assert response.status_code == 204
+    assert len(publisher.published) == 1
+
+
 async def test_recording_callback_with_forged_context_is_403(client, publisher) -> None:
     url = await recording_callback_url(client)
     forged = url.replace("ctx=", "ctx=x")
@@ -195,7 +154,9 @@ async def test_record_action_says_goodbye_and_hangs_up(client) -> None:
     params = {"CallSid": CALL_SID, "AccountSid": ACCOUNT, "RecordingUrl": "x", "Digits": "hangup"}
     response = await client.post(url, data=params, headers=signed(url, params))
     assert response.status_code == 200
-    assert ET.fromstring(response.text).find("Hangup") is not None
+    root = ET.fromstring(response.text)
+    assert root.find("Hangup") is not None
+    assert "Goodbye" in root.find("Say").text and root.find("Say").get("voice") == "Polly.Joanna"
 
 
 async def test_health_and_readiness(client) -> None:

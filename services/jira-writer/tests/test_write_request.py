@@ -1,143 +1,154 @@
+"""call.analyzed -> exactly one request with its property, internal comment and (optionally) recording."""
+
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
+from jira_writer_testkit import (
+    ACCOUNT_SID,
+    BASIC_FIELDS,
+    CALL_SID,
+    CALLER,
+    PRIORITIES,
+    RECORDING_SID,
+    SITE,
+    FakeRecordings,
+    FakeServiceDesk,
+    analyzed,
+    deps,
+)
 
-from voiceticket_common.bus import TransientError, envelope_for
-from voiceticket_common.db import create_engine
-from voiceticket_common.events import Analysis, CallAnalyzed, Entity, Priority, Sentiment, TicketCreated
-from voiceticket_common.testing import StaticRuntimeConfig
-from voiceticket_jira_writer.handlers import JiraWriterDeps, write_request
-from voiceticket_jira_writer.ledger import SqlRequestLedger
-from voiceticket_jira_writer.ports import CreatedRequest
+from voiceticket_common.bus import PermanentError, TransientError, envelope_for
+from voiceticket_common.events import Entity, TicketCreated
+from voiceticket_jira_writer.handlers import handle, write_request
+from voiceticket_jira_writer.ports import Customer, RequestTypeField, RequestTypeFields
 from voiceticket_jira_writer.request_content import (
     PROPERTY_KEY,
     TRUNCATION_MARKER,
     call_property,
     transcript_comment,
 )
+from voiceticket_jira_writer.request_steps import recording_filename
 
-LINE = "+15005550006"
-CALLER = "+14155550100"
-
-
-class FakeServiceDesk:
-    """Records every write; can fail once at a chosen step, like a crash or an outage."""
-
-    def __init__(self, fail_on: str | None = None) -> None:
-        self.requests: list = []
-        self.properties: list = []
-        self.comments: list = []
-        self.searches = 0
-        self.fail_on = fail_on
-
-    def _maybe_fail(self, step: str) -> None:
-        if self.fail_on == step:
-            self.fail_on = None
-            raise TransientError(f"{step} failed")
-
-    async def create_request(self, site, draft):  # type: ignore[no-untyped-def]
-        self.requests.append(draft)
-        self._maybe_fail("after-create")
-        return CreatedRequest(
-            issue_id=str(10000 + len(self.requests)), issue_key=f"HELP-{len(self.requests)}"
-        )
-
-    async def set_issue_property(self, site, key, prop, value):  # type: ignore[no-untyped-def]
-        self._maybe_fail("property")
-        self.properties.append((key, prop, value))
-
-    async def add_internal_comment(self, site, key, body):  # type: ignore[no-untyped-def]
-        self._maybe_fail("comment")
-        self.comments.append((key, body))
-        self._maybe_fail("after-comment")
-
-    async def has_comment_containing(self, site, key, marker):  # type: ignore[no-untyped-def]
-        return any(k == key and marker in body for k, body in self.comments)
-
-    async def find_request_for_call(self, site, call_sid):  # type: ignore[no-untyped-def]
-        self.searches += 1
-        for index, draft in enumerate(self.requests, start=1):
-            if call_sid in draft.fields["description"]:
-                return CreatedRequest(issue_id=str(10000 + index), issue_key=f"HELP-{index}")
-        return None
-
-
-def analyzed() -> CallAnalyzed:
-    return CallAnalyzed(
-        tenant_id="acme",
-        call_sid="CA" + "1" * 32,
-        line_number=LINE,
-        caller_number=CALLER,
-        recording_sid="RE" + "2" * 32,
-        duration_seconds=42,
-        transcript="The VPN is down. Account 12345678.",
-        analysis=Analysis(
-            summary="VPN down",
-            description="The VPN is down for the office.",
-            intent="incident",
-            entities=[Entity(type="account_number", value="12345678")],
-            priority=Priority.HIGH,
-            sentiment=Sentiment.NEGATIVE,
-            language="en",
-        ),
-        model="gpt-4o-mini",
-    )
-
-
-@pytest.fixture
-async def ledger(tmp_path):  # type: ignore[no-untyped-def]
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/ledger.db")
-    ledger = SqlRequestLedger(engine)
-    await ledger.create_schema()
-    yield ledger
-    await engine.dispose()
-
-
-def deps(desk: FakeServiceDesk, ledger: SqlRequestLedger, phone_field: str | None = None) -> JiraWriterDeps:
-    config = StaticRuntimeConfig(
-        {
-            LINE: (
-                "acme",
-                {
-                    "service_desk_id": "4",
-                    "request_type_id": "40",
-                    "phone_field_id": phone_field,
-                    "request_types": {"incident": "41"},
-                },
-                {
-                    "jira_base_url": "https://acme.atlassian.net",
-                    "jira_email": "bot@acme.test",
-                    "jira_api_token": "t",
-                },
-            )
-        }
-    )
-    return JiraWriterDeps(config=config, desk=desk, ledger=ledger)
+WITH_PHONE_AND_PRIORITY = RequestTypeFields(
+    fields=(
+        *BASIC_FIELDS.fields,
+        RequestTypeField("priority", "Priority", valid_values=PRIORITIES, schema_type="priority"),
+        RequestTypeField("customfield_10050", "Caller phone"),
+    ),
+    can_raise_on_behalf_of=True,
+)
 
 
 async def test_one_request_with_fields_property_and_internal_comment(ledger) -> None:
     desk = FakeServiceDesk()
-    [event] = await write_request(envelope_for(analyzed(), "t"), deps(desk, ledger))
+    [event] = await handle(envelope_for(analyzed(), "t"), deps(desk, ledger))
     assert isinstance(event, TicketCreated) and event.issue_key == "HELP-1"
     [draft] = desk.requests
     assert (draft.service_desk_id, draft.request_type_id) == ("4", "41")
+    assert set(draft.fields) == {"summary", "description"}, "only fields the request type has"
     assert draft.fields["summary"] == "VPN down"
     assert "account number: 12345678" in draft.fields["description"]
+    assert draft.raise_on_behalf_of is None
     assert CALLER not in json.dumps(draft.fields), "phone goes to a field only when configured"
     [(key, prop, value)] = desk.properties
     assert (key, prop) == ("HELP-1", PROPERTY_KEY)
-    assert value["callSid"] == "CA" + "1" * 32 and value["durationSeconds"] == 42
-    assert value["recordingSid"] == "RE" + "2" * 32
+    assert value["callSid"] == CALL_SID and value["durationSeconds"] == 42
+    assert value["recordingSid"] == RECORDING_SID and value["callerNumber"] == CALLER
     [(ckey, body)] = desk.comments
     assert ckey == "HELP-1" and "The VPN is down. Account 12345678." in body
+    assert desk.attachments == [], "the line does not attach recordings"
 
 
-async def test_phone_number_goes_to_the_configured_custom_field(ledger) -> None:
+async def test_priority_and_phone_go_to_fields_the_request_type_has(ledger) -> None:
+    desk = FakeServiceDesk(fields=WITH_PHONE_AND_PRIORITY)
+    await write_request(envelope_for(analyzed(), "t"), deps(desk, ledger, phone_field_id="customfield_10050"))
+    fields = desk.requests[0].fields
+    assert fields["priority"] == {"id": "2"}, "High, by the name of the valid value"
+    assert fields["customfield_10050"] == CALLER
+
+
+async def test_phone_field_missing_from_the_request_type_goes_to_the_property_only(ledger, caplog) -> None:
+    caplog.set_level(logging.WARNING)
     desk = FakeServiceDesk()
-    await write_request(envelope_for(analyzed(), "t"), deps(desk, ledger, phone_field="customfield_10050"))
-    assert desk.requests[0].fields["customfield_10050"] == CALLER
+    await write_request(envelope_for(analyzed(), "t"), deps(desk, ledger, phone_field_id="customfield_10050"))
+    assert "customfield_10050" not in desk.requests[0].fields
+    assert desk.properties[0][2]["callerNumber"] == CALLER
+    [warning] = [r for r in caplog.records if "phone field" in r.getMessage()]
+    assert CALLER not in warning.getMessage() and CALLER not in json.dumps(warning.__dict__, default=str)
+
+
+@pytest.mark.parametrize(
+    ("entities", "customers", "expected"),
+    [
+        ([Entity(type="email", value="Anna.Berg@Example.com")],
+         [Customer("qm:anna", "anna.berg@example.com")], "qm:anna"),
+        ([Entity(type="email", value="anna.berg@example.com")],
+         [Customer("qm:anna", "anna.berg@example.com"), Customer("qm:dup", "anna.berg@example.com")], None),
+        ([Entity(type="email", value="anna.berg@example.com")],
+         [Customer("qm:anna", "anna.berg@example.com.au")], None),
+        ([Entity(type="email", value="anna.berg@example.com")],
+         [Customer("qm:anna", "anna.berg@example.com", active=False)], None),
+        ([Entity(type="email", value="a@example.com"), Entity(type="email", value="b@example.com")],
+         [Customer("qm:a", "a@example.com")], None),
+        ([], [Customer("qm:anna", "anna.berg@example.com")], None),
+    ],
+    ids=["one-match-any-case", "two-customers", "substring-only", "inactive", "two-emails", "no-email"],
+)  # fmt: skip
+async def test_raise_on_behalf_of_only_for_exactly_one_known_customer(
+    ledger, entities, customers, expected
+) -> None:
+    desk = FakeServiceDesk(customers=customers)
+    await write_request(envelope_for(analyzed(entities=entities), "t"), deps(desk, ledger))
+    assert desk.requests[0].raise_on_behalf_of == expected
+
+
+async def test_no_customer_lookup_when_the_request_type_cannot_raise_on_behalf(ledger) -> None:
+    fields = RequestTypeFields(BASIC_FIELDS.fields, can_raise_on_behalf_of=False)
+    desk = FakeServiceDesk(fields=fields, customers=[Customer("qm:anna", "anna@example.com")])
+    event = analyzed(entities=[Entity(type="email", value="anna@example.com")])
+    await write_request(envelope_for(event, "t"), deps(desk, ledger))
+    assert desk.customer_queries == [] and desk.requests[0].raise_on_behalf_of is None
+
+
+async def test_a_refused_customer_lookup_still_creates_the_request(ledger) -> None:
+    desk = FakeServiceDesk(fail_on="customers", customers=[Customer("qm:anna", "anna@example.com")])
+    event = analyzed(entities=[Entity(type="email", value="anna@example.com")])
+    [created] = await write_request(envelope_for(event, "t"), deps(desk, ledger))
+    assert created.issue_key == "HELP-1" and desk.requests[0].raise_on_behalf_of is None
+
+
+async def test_a_required_field_without_default_fails_permanently_naming_it(ledger) -> None:
+    fields = RequestTypeFields(
+        (*BASIC_FIELDS.fields, RequestTypeField("customfield_10060", "Contract", True))
+    )
+    desk = FakeServiceDesk(fields=fields)
+    with pytest.raises(PermanentError, match=r"'Contract' \(customfield_10060\)"):
+        await write_request(envelope_for(analyzed(), "t"), deps(desk, ledger))
+    assert desk.requests == []
+
+
+async def test_a_create_refused_with_cached_fields_is_retried_once_with_fresh_ones(ledger) -> None:
+    desk = FakeServiceDesk()
+    handler_deps = deps(desk, ledger)
+    await handler_deps.fields.get(SITE, "4", "41")  # warm the cache
+    desk.fields = RequestTypeFields(BASIC_FIELDS.fields[:1])  # the admin removed the description
+    desk.create_error = PermanentError("jira create request failed with HTTP 400: description is not valid")
+    [created] = await write_request(envelope_for(analyzed(), "t"), handler_deps)
+    assert created.issue_key == "HELP-1" and set(desk.requests[0].fields) == {"summary"}
+    assert desk.field_lookups == 2
+
+
+async def test_a_create_refused_with_unchanged_fields_is_permanent(ledger) -> None:
+    desk = FakeServiceDesk()
+    handler_deps = deps(desk, ledger)
+    await handler_deps.fields.get(SITE, "4", "41")
+    desk.create_error = PermanentError("jira create request failed with HTTP 400: Summary is too long")
+    with pytest.raises(PermanentError, match="Summary is too long"):
+        await write_request(envelope_for(analyzed(), "t"), handler_deps)
+    assert desk.requests == []
 
 
 async def test_redelivery_creates_no_second_request(ledger) -> None:
@@ -151,16 +162,46 @@ async def test_redelivery_creates_no_second_request(ledger) -> None:
     ]
 
 
-@pytest.mark.parametrize("step", ["after-create", "property", "comment", "after-comment"])
+@pytest.mark.parametrize(
+    "step", ["after-create", "property", "comment", "after-comment", "attach", "after-attach"]
+)
 async def test_crash_at_any_step_then_retry_yields_exactly_one_request(ledger, step) -> None:
-    desk = FakeServiceDesk(fail_on=step)
+    desk, recordings = FakeServiceDesk(fail_on=step), FakeRecordings()
     envelope = envelope_for(analyzed(), "t")
     with pytest.raises(TransientError):
-        await write_request(envelope, deps(desk, ledger))
-    [event] = await write_request(envelope, deps(desk, ledger))
+        await write_request(envelope, deps(desk, ledger, recordings, attach_recording=True))
+    [event] = await write_request(envelope, deps(desk, ledger, recordings, attach_recording=True))
     assert len(desk.requests) == 1, "the interrupted attempt's request is found, not duplicated"
     assert len(desk.properties) == 1 and len(desk.comments) == 1
+    assert len(desk.attachments) == 1, "an interrupted attempt's attachment is found, not repeated"
     assert event.issue_key == "HELP-1"
+
+
+async def test_the_recording_is_attached_once_under_our_file_name(ledger) -> None:
+    desk, recordings = FakeServiceDesk(), FakeRecordings(audio=b"RIFF-audio-bytes")
+    envelope = envelope_for(analyzed(), "t")
+    await write_request(envelope, deps(desk, ledger, recordings, attach_recording=True))
+    await write_request(envelope, deps(desk, ledger, recordings, attach_recording=True))
+    assert desk.attachments == [("HELP-1", recording_filename(CALL_SID), b"RIFF-audio-bytes")]
+    assert recordings.downloads == [(ACCOUNT_SID, RECORDING_SID)]
+
+
+async def test_a_recording_over_the_limit_is_skipped_and_the_ticket_goes_on(ledger, caplog) -> None:
+    desk, recordings = FakeServiceDesk(), FakeRecordings(too_large=True)
+    envelope = envelope_for(analyzed(), "t")
+    [event] = await write_request(envelope, deps(desk, ledger, recordings, attach_recording=True))
+    await write_request(envelope, deps(desk, ledger, recordings, attach_recording=True))
+    assert event.issue_key == "HELP-1" and desk.attachments == []
+    assert len(recordings.downloads) == 1, "a refused recording is not downloaded again"
+    assert any("recording not attached" in r.getMessage() for r in caplog.records)
+
+
+async def test_no_twilio_account_means_no_attachment_but_a_ticket(ledger) -> None:
+    desk = FakeServiceDesk()
+    [event] = await write_request(
+        envelope_for(analyzed(), "t"), deps(desk, ledger, None, attach_recording=True)
+    )
+    assert event.issue_key == "HELP-1" and desk.attachments == []
 
 
 def test_long_transcripts_are_truncated_with_a_visible_marker() -> None:
@@ -171,6 +212,5 @@ def test_long_transcripts_are_truncated_with_a_visible_marker() -> None:
 
 def test_property_stays_within_jiras_limit() -> None:
     many = [Entity(type="other", value="x" * 500) for _ in range(200)]
-    event = analyzed()
-    event = event.model_copy(update={"analysis": event.analysis.model_copy(update={"entities": many})})
+    event = analyzed(entities=many)
     assert len(json.dumps(call_property(event))) <= 32_768

@@ -9,6 +9,7 @@ from pydantic import SecretStr
 from voiceticket_common.bus import PermanentError, TransientError
 from voiceticket_notifier.adapters import TwilioSmsSender
 from voiceticket_notifier.ports import Sms, SmsAccount, SmsRejected
+from voiceticket_notifier.sms_encoding import measure
 
 
 @pytest.fixture
@@ -22,36 +23,72 @@ def account(sandbox, token: str | None = None) -> SmsAccount:  # type: ignore[no
     return SmsAccount(sandbox.account_sid, SecretStr(token or sandbox.auth_token))
 
 
-async def test_sms_is_sent_and_valid_per_spec(sandbox, sender) -> None:  # type: ignore[no-untyped-def]
-    receipt = await sender.send(
-        account(sandbox), Sms(to="+14155550100", sender="+15005550006", body="HELP-1 created")
-    )
-    assert receipt.message_sid.startswith("SM")
+async def recorded(sandbox) -> list[dict]:  # type: ignore[no-untyped-def]
     async with httpx.AsyncClient() as client:
-        [request] = (await client.get(f"{sandbox.urls.twilio}/_sandbox/requests")).json()
+        return (await client.get(f"{sandbox.urls.twilio}/_sandbox/requests")).json()
+
+
+async def test_sms_is_sent_and_valid_per_spec(sandbox, sender) -> None:  # type: ignore[no-untyped-def]
+    callback = "https://voice.example.com/twilio/message-status?ctx=abc&tp=00-1-2-01"
+    receipt = await sender.send(
+        account(sandbox),
+        Sms(to="+14155550100", from_number="+15005550006", body="HELP-1 created", status_callback=callback),
+    )
+    assert receipt.message_sid.startswith("SM") and receipt.segments == 1
+    [request] = await recorded(sandbox)
     assert request["valid"] and request["body"]["Body"] == "HELP-1 created"
+    assert request["body"]["StatusCallback"] == callback and request["body"]["From"] == "+15005550006"
 
 
 async def test_messaging_service_sid_is_used_as_sender(sandbox, sender) -> None:  # type: ignore[no-untyped-def]
-    await sender.send(account(sandbox), Sms(to="+14155550100", sender="MG" + "1" * 32, body="x"))
-    async with httpx.AsyncClient() as client:
-        [request] = (await client.get(f"{sandbox.urls.twilio}/_sandbox/requests")).json()
-    assert request["body"]["MessagingServiceSid"] == "MG" + "1" * 32 and "From" not in request["body"]
+    sms = Sms(to="+14155550100", body="x", from_number="+15005550006", messaging_service_sid="MG" + "1" * 32)
+    await sender.send(account(sandbox), sms)
+    [request] = await recorded(sandbox)
+    assert request["valid"] and request["body"]["MessagingServiceSid"] == "MG" + "1" * 32
+    assert "From" not in request["body"]
 
 
-async def test_opted_out_recipient_is_rejected_for_good(sandbox, sender) -> None:  # type: ignore[no-untyped-def]
+async def test_ucs2_body_is_counted_in_ucs2_segments_by_twilio(sandbox, sender) -> None:  # type: ignore[no-untyped-def]
+    body = "HELP-9: Drukarka nie działa, wydruk się zacina 🙁 " * 2  # 100 UTF-16 units: two UCS-2 segments
+    receipt = await sender.send(
+        account(sandbox), Sms(to="+14155550100", from_number="+15005550006", body=body)
+    )
+    assert measure(body).encoding == "UCS-2"
+    assert receipt.segments == measure(body).segments == 2
+    [message] = sandbox.state.twilio.messages
+    assert message["encoding"] == "UCS-2" and message["body"] == body
+
+
+async def test_a_body_over_1600_characters_is_refused_for_good(sandbox, sender) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(PermanentError, match="HTTP 400"):
+        await sender.send(
+            account(sandbox), Sms(to="+14155550100", from_number="+15005550006", body="x" * 1601)
+        )
+
+
+async def test_no_sender_is_refused_before_calling_twilio(sandbox, sender) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(PermanentError, match="From number or a MessagingServiceSid"):
+        await sender.send(account(sandbox), Sms(to="+14155550100", body="x"))
+    assert await recorded(sandbox) == []
+
+
+@pytest.mark.parametrize(("to", "code"), [("+14155550199", "21610"), ("0800 123", "21211")])
+async def test_opted_out_or_invalid_recipient_is_rejected_for_good(
+    sandbox, sender, to: str, code: str
+) -> None:  # type: ignore[no-untyped-def]
     async with httpx.AsyncClient() as client:
         await client.post(f"{sandbox.urls.twilio}/_sandbox/opted-out", json={"number": "+14155550199"})
     with pytest.raises(SmsRejected) as info:
-        await sender.send(account(sandbox), Sms(to="+14155550199", sender="+15005550006", body="x"))
-    assert info.value.code == "21610"
+        await sender.send(account(sandbox), Sms(to=to, from_number="+15005550006", body="x"))
+    assert info.value.code == code
 
 
 async def test_server_errors_are_transient_and_bad_credentials_permanent(sandbox, sender) -> None:  # type: ignore[no-untyped-def]
     async with httpx.AsyncClient() as client:
         await client.post(f"{sandbox.urls.twilio}/_sandbox/faults",
                           json={"method": "POST", "path_regex": "Messages", "status": 503, "times": 1})  # fmt: skip
+    sms = Sms(to="+14155550100", from_number="+15005550006", body="x")
     with pytest.raises(TransientError):
-        await sender.send(account(sandbox), Sms(to="+14155550100", sender="+15005550006", body="x"))
+        await sender.send(account(sandbox), sms)
     with pytest.raises(PermanentError, match="HTTP 401"):
-        await sender.send(account(sandbox, "wrong"), Sms(to="+14155550100", sender="+15005550006", body="x"))
+        await sender.send(account(sandbox, "wrong"), sms)

@@ -279,12 +279,16 @@ def _warn_unpriced(model: str) -> None:
     log.warning("no price for model; its usage is not in the cost estimate", extra={"model": model})
 
 
-def record_llm_usage(tenant: str, model: str, prompt_tokens: int, completion_tokens: int) -> None:
-    """Tokens and estimated cost of one completion; also noted on the current span."""
+def record_llm_usage(tenant: str, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
+    """Tokens and estimated cost of one completion; also noted on the current span.
+
+    Returns the estimated cost in USD, or None when the model has no price.
+    """
 
     OPENAI_TOKENS.labels(tenant, model, "prompt").inc(prompt_tokens)
     OPENAI_TOKENS.labels(tenant, model, "completion").inc(completion_tokens)
     price = _price(model)
+    cost = None
     if price is not None:
         cost = (prompt_tokens * price.input_per_million + completion_tokens * price.output_per_million) / 1e6
         ESTIMATED_COST.labels(tenant, model).inc(cost)
@@ -292,18 +296,25 @@ def record_llm_usage(tenant: str, model: str, prompt_tokens: int, completion_tok
     span.set_attribute("gen_ai.request.model", model)
     span.set_attribute("gen_ai.usage.input_tokens", prompt_tokens)
     span.set_attribute("gen_ai.usage.output_tokens", completion_tokens)
+    return cost
 
 
-def record_transcription(tenant: str, model: str, audio_seconds: float) -> None:
-    """Audio seconds and estimated cost of one transcription; also noted on the current span."""
+def record_transcription(tenant: str, model: str, audio_seconds: float) -> float | None:
+    """Audio seconds and estimated cost of one transcription; also noted on the current span.
+
+    Returns the estimated cost in USD, or None when the model has no price.
+    """
 
     AUDIO_SECONDS.labels(tenant, model).inc(audio_seconds)
     price = _price(model)
+    cost = None
     if price is not None:
-        ESTIMATED_COST.labels(tenant, model).inc(audio_seconds / 60 * price.per_audio_minute)
+        cost = audio_seconds / 60 * price.per_audio_minute
+        ESTIMATED_COST.labels(tenant, model).inc(cost)
     span = trace.get_current_span()
     span.set_attribute("gen_ai.request.model", model)
     span.set_attribute("voiceticket.audio_seconds", audio_seconds)
+    return cost
 
 
 # -- the endpoint ------------------------------------------------------------------------------

@@ -52,6 +52,9 @@ class CallerSimulator:
 
     ``twilio_sandbox_url`` is the Twilio stand-in's origin; recording URLs point there. Pass
     ``call_status_url`` to also send the call status callback, and ``http_client`` to reuse a client.
+    ``connect`` maps public origins to where they are served here: with ``ingress_url`` set to the
+    public URL (``https://voice.example.com``) and that origin mapped to a proxy in front of ingress,
+    every webhook is signed for the public URL and sent through the proxy, as Twilio's would be.
     """
 
     def __init__(
@@ -63,6 +66,7 @@ class CallerSimulator:
         *,
         call_status_url: str | None = None,
         http_client: httpx.AsyncClient | None = None,
+        connect: Mapping[str, str] | None = None,
     ) -> None:
         self.ingress_url = ingress_url.rstrip("/")
         self.account_sid = account_sid
@@ -70,6 +74,7 @@ class CallerSimulator:
         self.twilio_sandbox_url = twilio_sandbox_url.rstrip("/")
         self.call_status_url = call_status_url
         self._client = http_client
+        self.connect = dict(connect or {})
 
     def sign(self, url: str, params: Mapping[str, str]) -> str:
         """``X-Twilio-Signature`` for a POST of ``params`` to ``url``."""
@@ -78,7 +83,7 @@ class CallerSimulator:
     async def post_signed(self, url: str, params: Mapping[str, str]) -> httpx.Response:
         """Send one signed webhook (e.g. to replay a callback as Twilio's retries do)."""
         async with self._http() as client:
-            return await send_webhook(client, self.auth_token, url, params)
+            return await send_webhook(client, self.auth_token, url, params, connect=self.connect)
 
     async def play_call(
         self,
@@ -159,7 +164,9 @@ class CallerSimulator:
     ) -> PlayedCall:
         voice_url = f"{self.ingress_url}/twilio/voice"
         base = self._call_params(call_sid, from_number, to_number)
-        voice = await send_webhook(client, self.auth_token, voice_url, {**base, "CallStatus": "ringing"})
+        voice = await send_webhook(
+            client, self.auth_token, voice_url, {**base, "CallStatus": "ringing"}, connect=self.connect
+        )
         played = PlayedCall(call_sid, recording_sid, voice.text, voice.status_code)
         record = _find_record(voice.text)
         if record is None:
@@ -192,7 +199,7 @@ class CallerSimulator:
                     if error_code:
                         params["ErrorCode"] = error_code
                 response = await send_webhook(
-                    client, self.auth_token, played.recording_callback_url, params, method
+                    client, self.auth_token, played.recording_callback_url, params, method, self.connect
                 )
                 if event == final:
                     played.recording_status = response.status_code
@@ -210,7 +217,7 @@ class CallerSimulator:
                 "Digits": "hangup",
             }
             response = await send_webhook(
-                client, self.auth_token, played.action_url, params, record.get("method", "POST")
+                client, self.auth_token, played.action_url, params, record.get("method", "POST"), self.connect
             )
             played.action_status = response.status_code
         if self.call_status_url:
@@ -223,7 +230,9 @@ class CallerSimulator:
                 "CallbackSource": "call-progress-events",
                 "SequenceNumber": "0",
             }
-            response = await send_webhook(client, self.auth_token, self.call_status_url, params)
+            response = await send_webhook(
+                client, self.auth_token, self.call_status_url, params, connect=self.connect
+            )
             played.call_status_status = response.status_code
         return played
 

@@ -162,6 +162,7 @@ class Stack:
             ready = f"{self.ingress_url}/readyz"
         if name == "jira-writer":
             env["VOICETICKET_DATABASE_URL"] = self._database("jira_writer")
+            env["VOICETICKET_TWILIO_API_BASE_URL"] = self.sandbox.twilio
         if name == "notifier":
             env["VOICETICKET_DATABASE_URL"] = self._database("notifier")
             env["VOICETICKET_TWILIO_API_BASE_URL"] = self.sandbox.twilio

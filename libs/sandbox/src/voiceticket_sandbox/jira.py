@@ -1,19 +1,21 @@
 """Jira Cloud / Jira Service Management stand-in: the endpoints Voice to Ticket uses.
 
-JSM (``/rest/servicedeskapi``): service desks, request types and their fields, create and read
-customer requests, comments, temporary files and attachments. Platform (``/rest/api/3``): issue
-properties and ``POST /search/jql`` (see ``jql`` for the supported subset). Service desks, request
-types and credentials are configured through ``/_sandbox/``; nothing exists until configured.
+JSM (``/rest/servicedeskapi``): service desks, request types and their fields, a desk's customers,
+create and read customer requests, comments, temporary files and attachments. Platform
+(``/rest/api/3``): issue properties and ``POST /search/jql`` (see ``jql`` for the supported subset).
+Service desks, request types, customers and credentials are configured through ``/_sandbox/``;
+nothing exists until configured. The same API answers under ``/ex/jira/<cloudId>`` for OAuth 2.0
+bearer tokens (see ``jira_gateway``).
 
 A request type without configured fields gets ``summary`` (required) and ``description``; fields a
-request type does not have are refused with 400, so a writer that sends a custom field the desk
-does not use fails here rather than in production.
+request type does not have, values outside a field's ``validValues``, missing required fields and a
+``raiseOnBehalfOf`` the request type or desk does not allow are refused with 400 (see
+``jira_fields``), so a writer that sends what the desk does not take fails here rather than in
+production. ``POST /_sandbox/attachment-settings`` sets the site's attachment size limit.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import secrets
 import time
@@ -26,6 +28,8 @@ from pydantic import BaseModel, Field
 from voiceticket_sandbox import jira_views as views
 from voiceticket_sandbox.contracts import JIRA
 from voiceticket_sandbox.control import control_router
+from voiceticket_sandbox.jira_fields import FieldIn, configured_fields, field_problem
+from voiceticket_sandbox.jira_gateway import OAuthGateway, authorized
 from voiceticket_sandbox.jql import JqlError, compile_jql
 from voiceticket_sandbox.recorder import SandboxMiddleware
 from voiceticket_sandbox.state import Issue, JiraState, RequestType, SandboxState, ServiceDesk
@@ -34,10 +38,6 @@ JSM = "/rest/servicedeskapi"
 PLATFORM = "/rest/api/3"
 MAX_PROPERTY_CHARS = 32768
 MAX_PROPERTY_KEY = 255
-DEFAULT_FIELDS = [
-    {"fieldId": "summary", "name": "Summary", "required": True},
-    {"fieldId": "description", "name": "Description", "required": False},
-]
 
 
 def jira_error(status: int, messages: list[str], path: str = "") -> Any:
@@ -61,12 +61,20 @@ class CredentialsIn(BaseModel):
     api_token: str
 
 
-class FieldIn(BaseModel):
-    """One request-type field."""
+class OAuthTokenIn(BaseModel):
+    """Body of ``POST /_sandbox/oauth``: an OAuth 2.0 access token good for one cloud id."""
 
-    fieldId: str
-    name: str
-    required: bool = False
+    cloud_id: str
+    access_token: str
+
+
+class CustomerIn(BaseModel):
+    """One customer of a service desk (a JSM ``UserDTO``)."""
+
+    accountId: str
+    emailAddress: str | None = None
+    displayName: str = ""
+    active: bool = True
 
 
 class RequestTypeIn(BaseModel):
@@ -75,6 +83,7 @@ class RequestTypeIn(BaseModel):
     id: str
     name: str
     fields: list[FieldIn] | None = None
+    can_raise_on_behalf_of: bool = True
 
 
 class ServiceDeskIn(BaseModel):
@@ -83,6 +92,13 @@ class ServiceDeskIn(BaseModel):
     id: str
     project_key: str
     request_types: list[RequestTypeIn] = Field(default_factory=list)
+    customers: list[CustomerIn] = Field(default_factory=list)
+
+
+class AttachmentSettingsIn(BaseModel):
+    """Body of ``POST /_sandbox/attachment-settings``."""
+
+    max_bytes: int | None = None
 
 
 def create_jira_app(state: SandboxState | None = None) -> FastAPI:
@@ -95,6 +111,8 @@ def create_jira_app(state: SandboxState | None = None) -> FastAPI:
     app.include_router(_jira_control(state.jira))
     app.include_router(_jsm_api(state.jira))
     app.include_router(_platform_api(state.jira))
+    # Added last, so it runs first: the spec check and the routes see /rest/... paths.
+    app.add_middleware(OAuthGateway, jira=state.jira)
     return app
 
 
@@ -106,6 +124,16 @@ def _jira_control(jira: JiraState) -> APIRouter:
         jira.credentials[body.email] = body.api_token
         return {"email": body.email}
 
+    @router.post("/oauth", status_code=201)
+    async def add_oauth_token(body: OAuthTokenIn) -> dict[str, str]:
+        jira.oauth_tokens[body.access_token] = body.cloud_id
+        return {"cloud_id": body.cloud_id}
+
+    @router.post("/attachment-settings")
+    async def attachment_settings(body: AttachmentSettingsIn) -> dict[str, int | None]:
+        jira.max_attachment_bytes = body.max_bytes
+        return {"max_bytes": body.max_bytes}
+
     @router.post("/servicedesks", status_code=201)
     async def add_service_desk(body: ServiceDeskIn) -> dict[str, Any]:
         jira.service_desks[body.id] = ServiceDesk(
@@ -115,10 +143,12 @@ def _jira_control(jira: JiraState) -> APIRouter:
                 rt.id: RequestType(
                     id=rt.id,
                     name=rt.name,
-                    fields=[f.model_dump() for f in rt.fields] if rt.fields is not None else DEFAULT_FIELDS,
+                    fields=configured_fields(rt.fields),
+                    can_raise_on_behalf_of=rt.can_raise_on_behalf_of,
                 )
                 for rt in body.request_types
             },
+            customers=[c.model_dump() for c in body.customers],
         )
         return {"id": body.id, "project_key": body.project_key.upper()}
 
@@ -127,20 +157,6 @@ def _jira_control(jira: JiraState) -> APIRouter:
         return [views.issue_summary(issue) for issue in jira.issues.values()]
 
     return router
-
-
-def _authorized(jira: JiraState, request: Request) -> bool:
-    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer":
-        return any(secrets.compare_digest(t, credentials.strip()) for t in jira.credentials.values())
-    if scheme.lower() != "basic":
-        return False
-    try:
-        email, _, token = base64.b64decode(credentials).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        return False
-    expected = jira.credentials.get(email)
-    return expected is not None and secrets.compare_digest(expected, token)
 
 
 def _base(request: Request) -> str:
@@ -152,7 +168,7 @@ def _jsm_api(jira: JiraState) -> APIRouter:
 
     @router.get("/servicedesk")
     async def service_desks(request: Request, start: int = 0, limit: int = 50) -> Response:
-        if not _authorized(jira, request):
+        if not authorized(jira, request):
             return _error(401, "Unauthorized", request.url.path)
         values = [
             {"id": d.id, "projectId": d.id, "projectName": d.project_key, "projectKey": d.project_key}
@@ -164,7 +180,7 @@ def _jsm_api(jira: JiraState) -> APIRouter:
     async def request_types(
         serviceDeskId: str, request: Request, start: int = 0, limit: int = 50
     ) -> Response:
-        if not _authorized(jira, request):
+        if not authorized(jira, request):
             return _error(401, "Unauthorized", request.url.path)
         desk = jira.service_desks.get(serviceDeskId)
         if desk is None:
@@ -177,7 +193,7 @@ def _jsm_api(jira: JiraState) -> APIRouter:
 
     @router.get("/servicedesk/{serviceDeskId}/requesttype/{requestTypeId}/field")
     async def request_type_fields(serviceDeskId: str, requestTypeId: str, request: Request) -> Response:
-        if not _authorized(jira, request):
+        if not authorized(jira, request):
             return _error(401, "Unauthorized", request.url.path)
         desk = jira.service_desks.get(serviceDeskId)
         request_type = desk.request_types.get(requestTypeId) if desk else None
@@ -185,10 +201,28 @@ def _jsm_api(jira: JiraState) -> APIRouter:
             return _error(404, "The request type does not exist.", request.url.path)
         return JSONResponse(views.request_type_fields(request_type))
 
+    @router.get("/servicedesk/{serviceDeskId}/customer")
+    async def customers(serviceDeskId: str, request: Request, start: int = 0, limit: int = 50) -> Response:
+        if not authorized(jira, request):
+            return _error(401, "Unauthorized", request.url.path)
+        desk = jira.service_desks.get(serviceDeskId)
+        if desk is None:
+            return _error(404, f"The service desk {serviceDeskId} does not exist.", request.url.path)
+        # JSM matches the query against displayName, name and email, as a substring
+        query = (request.query_params.get("query") or "").lower()
+        found = [
+            views.customer(c)
+            for c in desk.customers
+            if not query
+            or query in (c.get("emailAddress") or "").lower()
+            or query in c.get("displayName", "").lower()
+        ]
+        return JSONResponse(views.paged(found, start, limit))
+
     @router.post("/request")
     async def create_request(request: Request) -> Response:
         path = request.url.path
-        if not _authorized(jira, request):
+        if not authorized(jira, request):
             return _error(401, "Unauthorized", path)
         body = await request.json()
         desk = jira.service_desks.get(str(body.get("serviceDeskId")))
@@ -198,7 +232,9 @@ def _jsm_api(jira: JiraState) -> APIRouter:
         if request_type is None:
             return _error(400, f"The request type {body.get('requestTypeId')} does not exist.", path)
         values = body.get("requestFieldValues") or {}
-        problem = _field_problem(request_type, values)
+        problem = field_problem(request_type, values) or _on_behalf_problem(
+            desk, request_type, body.get("raiseOnBehalfOf")
+        )
         if problem:
             return _error(400, problem, path)
         issue = _new_issue(jira, desk, request_type, values, body.get("raiseOnBehalfOf"))
@@ -206,7 +242,7 @@ def _jsm_api(jira: JiraState) -> APIRouter:
 
     @router.get("/request/{issueIdOrKey}")
     async def get_request(issueIdOrKey: str, request: Request) -> Response:
-        if not _authorized(jira, request):
+        if not authorized(jira, request):
             return _error(401, "Unauthorized", request.url.path)
         issue = jira.find_issue(issueIdOrKey)
         if issue is None:
@@ -217,7 +253,7 @@ def _jsm_api(jira: JiraState) -> APIRouter:
 
     @router.get("/request/{issueIdOrKey}/comment")
     async def list_comments(issueIdOrKey: str, request: Request) -> Response:
-        if not _authorized(jira, request):
+        if not authorized(jira, request):
             return _error(401, "Unauthorized", request.url.path)
         issue = jira.find_issue(issueIdOrKey)
         if issue is None:
@@ -244,7 +280,7 @@ def _jsm_api(jira: JiraState) -> APIRouter:
 
     @router.post("/request/{issueIdOrKey}/comment")
     async def add_comment(issueIdOrKey: str, request: Request) -> Response:
-        if not _authorized(jira, request):
+        if not authorized(jira, request):
             return _error(401, "Unauthorized", request.url.path)
         issue = jira.find_issue(issueIdOrKey)
         if issue is None:
@@ -258,7 +294,7 @@ def _jsm_api(jira: JiraState) -> APIRouter:
     @router.post("/servicedesk/{serviceDeskId}/attachTemporaryFile")
     async def attach_temporary_file(serviceDeskId: str, request: Request) -> Response:
         path = request.url.path
-        if not _authorized(jira, request):
+        if not authorized(jira, request):
             return _error(401, "Unauthorized", path)
         if request.headers.get("x-atlassian-token", "").lower() != "no-check":
             return _error(403, "XSRF check failed: send the header X-Atlassian-Token: no-check", path)
@@ -271,6 +307,9 @@ def _jsm_api(jira: JiraState) -> APIRouter:
                 continue
             temporary_id = f"temp{secrets.randbelow(10**18)}"
             data = await upload.read()
+            if jira.max_attachment_bytes is not None and len(data) > jira.max_attachment_bytes:
+                message = f"The file {upload.filename} exceeds the maximum configured attachment size."
+                return _error(400, message, path)
             jira.temporary_files[temporary_id] = {
                 "filename": upload.filename or "file",
                 "size": len(data),
@@ -281,10 +320,21 @@ def _jsm_api(jira: JiraState) -> APIRouter:
             return _error(400, "No attachments were sent in the 'file' part.", path)
         return JSONResponse({"temporaryAttachments": uploaded}, status_code=201)
 
+    @router.get("/request/{issueIdOrKey}/attachment")
+    async def list_attachments(
+        issueIdOrKey: str, request: Request, start: int = 0, limit: int = 50
+    ) -> Response:
+        if not authorized(jira, request):
+            return _error(401, "Unauthorized", request.url.path)
+        issue = jira.find_issue(issueIdOrKey)
+        if issue is None:
+            return _error(404, f"The request {issueIdOrKey} does not exist.", request.url.path)
+        return JSONResponse(views.paged([views.attachment(a) for a in issue.attachments], start, limit))
+
     @router.post("/request/{issueIdOrKey}/attachment")
     async def attach(issueIdOrKey: str, request: Request) -> Response:
         path = request.url.path
-        if not _authorized(jira, request):
+        if not authorized(jira, request):
             return _error(401, "Unauthorized", path)
         issue = jira.find_issue(issueIdOrKey)
         if issue is None:
@@ -319,7 +369,7 @@ def _platform_api(jira: JiraState) -> APIRouter:
     @router.put("/issue/{issueIdOrKey}/properties/{propertyKey}")
     async def set_property(issueIdOrKey: str, propertyKey: str, request: Request) -> Response:
         path = request.url.path
-        if not _authorized(jira, request):
+        if not authorized(jira, request):
             return _error(401, "Unauthorized", path)
         issue = jira.find_issue(issueIdOrKey)
         if issue is None:
@@ -341,7 +391,7 @@ def _platform_api(jira: JiraState) -> APIRouter:
     @router.get("/issue/{issueIdOrKey}/properties/{propertyKey}")
     async def get_property(issueIdOrKey: str, propertyKey: str, request: Request) -> Response:
         path = request.url.path
-        if not _authorized(jira, request):
+        if not authorized(jira, request):
             return _error(401, "Unauthorized", path)
         issue = jira.find_issue(issueIdOrKey)
         if issue is None or propertyKey not in issue.properties:
@@ -351,7 +401,7 @@ def _platform_api(jira: JiraState) -> APIRouter:
     @router.post("/search/jql")
     async def search(request: Request) -> Response:
         path = request.url.path
-        if not _authorized(jira, request):
+        if not authorized(jira, request):
             return _error(401, "Unauthorized", path)
         body = await request.json()
         try:
@@ -374,15 +424,13 @@ def _platform_api(jira: JiraState) -> APIRouter:
     return router
 
 
-def _field_problem(request_type: RequestType, values: dict[str, Any]) -> str | None:
-    known = {f["fieldId"]: f for f in request_type.fields}
-    for field_id in values:
-        if field_id not in known:
-            return f"The field '{field_id}' is not valid for request type '{request_type.name}'."
-    for field in request_type.fields:
-        value = values.get(field["fieldId"])
-        if field.get("required") and (value is None or value == "" or value == []):
-            return f"{field['name']}: You must specify a value for the field '{field['fieldId']}'."
+def _on_behalf_problem(desk: ServiceDesk, request_type: RequestType, account_id: str | None) -> str | None:
+    if account_id is None:
+        return None
+    if not request_type.can_raise_on_behalf_of:
+        return "You do not have permission to raise requests on behalf of other customers."
+    if not any(c["accountId"] == account_id for c in desk.customers):
+        return f"The user '{account_id}' is not a customer of this service project."
     return None
 
 

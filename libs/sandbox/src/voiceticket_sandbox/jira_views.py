@@ -6,6 +6,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from voiceticket_sandbox.jira_fields import json_schema_of
 from voiceticket_sandbox.state import Issue, RequestType
 
 SANDBOX_USER = {
@@ -79,7 +80,7 @@ def attachment(entry: dict[str, Any]) -> dict[str, Any]:
 def request_type_fields(request_type: RequestType) -> dict[str, Any]:
     """JSM ``CustomerRequestCreateMetaDTO``."""
     return {
-        "canRaiseOnBehalfOf": True,
+        "canRaiseOnBehalfOf": request_type.can_raise_on_behalf_of,
         "canAddRequestParticipants": True,
         "requestTypeFields": [
             {
@@ -87,14 +88,26 @@ def request_type_fields(request_type: RequestType) -> dict[str, Any]:
                 "name": f["name"],
                 "description": "",
                 "required": bool(f.get("required")),
-                "visible": True,
-                "validValues": [],
-                "presetValues": [],
-                "defaultValues": [],
-                "jiraSchema": {"type": "string", "system": f["fieldId"]},
+                "visible": f.get("visible", True),
+                "validValues": f.get("validValues") or [],
+                "presetValues": f.get("presetValues") or [],
+                "defaultValues": f.get("defaultValues") or [],
+                "jiraSchema": json_schema_of(f),
             }
             for f in request_type.fields
         ],
+    }
+
+
+def customer(entry: dict[str, Any]) -> dict[str, Any]:
+    """JSM ``UserDTO`` of a service desk customer."""
+    return {
+        "accountId": entry["accountId"],
+        "emailAddress": entry.get("emailAddress"),
+        "displayName": entry.get("displayName", ""),
+        "active": entry.get("active", True),
+        "timeZone": "UTC",
+        "_links": {},
     }
 
 

@@ -8,6 +8,17 @@ answered with ``{"text": ""}``, as a silent recording would be.
 
 ``/v1/chat/completions`` is no language model either: ``chat_model`` fills the requested JSON schema
 from keyword rules over the transcript. Only ``response_format.type == "json_schema"`` is served.
+
+Behaviour knobs, ``PUT /_sandbox/behaviour`` (``GET`` reads them, ``DELETE`` restores defaults):
+
+- ``unknown_audio_text``: the answer for audio with no registered transcript; "" by default, as
+  for silence. Set it to a phantom phrase ("Thank you for watching.") to play what Whisper-style
+  models do with silence; ``verbose_json`` then rates that segment as probably not speech
+  (``no_speech_prob`` 0.92, ``avg_logprob`` -1.3), as Whisper does.
+- ``chat_mode``: ``"keyword"`` (default) or ``"gullible"``, a model that obeys instructions in
+  the transcript and breaks the schema doing so (``gullible_model``), for prompt-injection tests.
+
+Faults (429 with Retry-After, 5xx, delays) come from the common ``/_sandbox/faults`` route.
 """
 
 from __future__ import annotations
@@ -19,14 +30,14 @@ import json
 import secrets
 import time
 import wave
-from typing import Any
+from typing import Any, Literal
 
 import jsonschema
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, model_validator
 
-from voiceticket_sandbox import chat_model, text_clues
+from voiceticket_sandbox import chat_model, gullible_model, text_clues
 from voiceticket_sandbox.contracts import OPENAI
 from voiceticket_sandbox.control import control_router
 from voiceticket_sandbox.recorder import SandboxMiddleware
@@ -64,6 +75,13 @@ class TranscriptIn(BaseModel):
         if self.audio_base64 is None and not self.sha256:
             raise ValueError("audio_base64 or sha256 is required")
         return self
+
+
+class BehaviourIn(BaseModel):
+    """Body of ``PUT /_sandbox/behaviour``: only the knobs given change."""
+
+    unknown_audio_text: str | None = None
+    chat_mode: Literal["keyword", "gullible"] | None = None
 
 
 class ApiKeyIn(BaseModel):
@@ -104,6 +122,23 @@ def _openai_control(state: SandboxState) -> APIRouter:
         state.openai.transcripts[digest] = body.transcript
         return {"sha256": digest}
 
+    @router.get("/behaviour")
+    async def get_behaviour() -> dict[str, str]:
+        return {"unknown_audio_text": state.openai.unknown_audio_text, "chat_mode": state.openai.chat_mode}
+
+    @router.put("/behaviour")
+    async def set_behaviour(body: BehaviourIn) -> dict[str, str]:
+        if body.unknown_audio_text is not None:
+            state.openai.unknown_audio_text = body.unknown_audio_text
+        if body.chat_mode is not None:
+            state.openai.chat_mode = body.chat_mode
+        return await get_behaviour()
+
+    @router.delete("/behaviour")
+    async def reset_behaviour() -> dict[str, str]:
+        state.openai.unknown_audio_text, state.openai.chat_mode = "", "keyword"
+        return await get_behaviour()
+
     @router.post("/api-keys", status_code=201)
     async def add_api_key(body: ApiKeyIn) -> dict[str, str]:
         state.openai.api_keys.add(body.api_key)
@@ -131,8 +166,9 @@ def _openai_api(state: SandboxState) -> APIRouter:
         if upload is None or isinstance(upload, str):
             return _error(400, "'file' is a required file part", param="file")
         audio = await upload.read()
-        text = state.openai.transcripts.get(hashlib.sha256(audio).hexdigest(), "")
-        return _transcription_response(text, audio, form)
+        known = state.openai.transcripts.get(hashlib.sha256(audio).hexdigest())
+        text = known if known is not None else state.openai.unknown_audio_text
+        return _transcription_response(text, audio, form, phantom=known is None and bool(text))
 
     @router.post("/chat/completions")
     async def chat_completions(request: Request) -> Response:
@@ -153,6 +189,9 @@ def _openai_api(state: SandboxState) -> APIRouter:
             if problems:
                 message = f"Invalid schema for response_format '{spec.get('name')}': {problems[0]}"
                 return _error(400, message, param="response_format")
+        if state.openai.chat_mode == "gullible":
+            gullible = gullible_model.answer(schema, payload.get("messages", []))
+            return JSONResponse(_completion(payload, json.dumps(gullible, ensure_ascii=False)))
         transcript = chat_model.transcript_from_messages(payload.get("messages", []))
         try:
             content = json.dumps(chat_model.answer(schema, transcript), ensure_ascii=False)
@@ -189,7 +228,7 @@ def _completion(payload: dict[str, Any], content: str) -> dict[str, Any]:
     }
 
 
-def _transcription_response(text: str, audio: bytes, form: Any) -> Response:
+def _transcription_response(text: str, audio: bytes, form: Any, phantom: bool = False) -> Response:
     response_format = form.get("response_format") or "json"
     duration = _wav_duration(audio)
     if response_format == "text":
@@ -202,9 +241,12 @@ def _transcription_response(text: str, audio: bytes, form: Any) -> Response:
         return PlainTextResponse(body)
     if response_format == "verbose_json":
         language = form.get("language") or text_clues.guess_language(text)
+        # A phantom is what Whisper emits for silence: it rates such a segment as likely no speech.
+        no_speech, logprob = (0.92, -1.3) if phantom else (0.01, -0.2)
         segment = {
             "id": 0, "seek": 0, "start": 0.0, "end": duration, "text": text, "tokens": [],
-            "temperature": 0.0, "avg_logprob": 0.0, "compression_ratio": 1.0, "no_speech_prob": 0.0,
+            "temperature": 0.0, "avg_logprob": logprob, "compression_ratio": 1.0,
+            "no_speech_prob": no_speech,
         }  # fmt: skip
         return JSONResponse(
             {"task": "transcribe", "language": language, "duration": duration, "text": text,

@@ -63,6 +63,27 @@ class StoredRecording:
 
 
 @dataclass
+class MediaFaults:
+    """How recording media misbehaves: 404 while a recording is young or for its first requests
+    (Twilio right after the callback), and cut (``cut``: the connection drops mid-body) or
+    truncated (``short``: a consistent but incomplete body) downloads."""
+
+    unavailable_seconds: float = 0.0
+    unavailable_requests: int = 0
+    partial: str | None = None  # None | "cut" | "short"
+    partial_times: int | None = 1  # None: every download
+    partial_served: int = 0
+
+
+@dataclass
+class DeliveryOutcome:
+    """What the StatusCallback of each sent message reports, in order."""
+
+    statuses: list[str] = field(default_factory=lambda: ["sent", "delivered"])
+    error_code: int | None = None
+
+
+@dataclass
 class TwilioState:
     """Accounts, recordings, opted-out numbers and sent messages."""
 
@@ -70,14 +91,23 @@ class TwilioState:
     recordings: dict[tuple[str, str], StoredRecording] = field(default_factory=dict)
     opted_out: set[str] = field(default_factory=set)
     messages: list[dict[str, Any]] = field(default_factory=list)
+    media_faults: MediaFaults = field(default_factory=MediaFaults)
+    media_requests: dict[str, int] = field(default_factory=dict)  # RecordingSid -> media GETs seen
+    delivery: DeliveryOutcome = field(default_factory=DeliveryOutcome)
 
 
 @dataclass
 class OpenAIState:
-    """Reference transcripts by audio sha256, and accepted API keys (empty: any key)."""
+    """Reference transcripts by audio sha256, accepted API keys (empty: any key), and behaviour
+    knobs (see ``openai.py``: ``PUT /_sandbox/behaviour``)."""
 
     transcripts: dict[str, str] = field(default_factory=dict)
     api_keys: set[str] = field(default_factory=set)
+    unknown_audio_text: str = ""
+    """What audio with no registered transcript is answered with: "" (as for silence), or a
+    phantom phrase such as "Thank you for watching." to play a Whisper-style model on silence."""
+    chat_mode: str = "keyword"
+    """"keyword": the schema-filling stand-in; "gullible": obeys instructions in the transcript."""
 
 
 @dataclass
@@ -87,6 +117,7 @@ class RequestType:
     id: str
     name: str
     fields: list[dict[str, Any]]
+    can_raise_on_behalf_of: bool = True
 
 
 @dataclass
@@ -96,6 +127,7 @@ class ServiceDesk:
     id: str
     project_key: str
     request_types: dict[str, RequestType]
+    customers: list[dict[str, Any]] = field(default_factory=list)  # JSM UserDTO fields
 
 
 @dataclass
@@ -122,6 +154,8 @@ class JiraState:
     service_desks: dict[str, ServiceDesk] = field(default_factory=dict)
     issues: dict[str, Issue] = field(default_factory=dict)  # by issue id
     temporary_files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    oauth_tokens: dict[str, str] = field(default_factory=dict)  # OAuth access token -> cloud id
+    max_attachment_bytes: int | None = None  # the site's attachment size limit; None: no limit
     next_issue_id: int = 10000
     next_issue_number: dict[str, int] = field(default_factory=dict)
     next_comment_id: int = 1000

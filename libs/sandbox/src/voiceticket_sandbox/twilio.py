@@ -3,6 +3,11 @@
 Recording media is served as stored: the sandbox does not transcode, so ``.wav`` and ``.mp3`` return
 the same bytes with the content type they were registered with. Unlike Twilio's default (public media
 URLs), media always needs HTTP basic auth here, as with "Enforce HTTP Auth on Media URLs".
+
+Fault knobs beyond the common ones (``/_sandbox/faults``): ``/_sandbox/media-faults`` makes media
+404 while young or for its first requests, or cuts/truncates downloads; ``/_sandbox/delivery-outcome``
+sets the statuses (and ErrorCode) each message's StatusCallback reports. Messages report
+``num_segments`` as Twilio counts them: GSM-7 (160, or 153 per concatenated segment) or UCS-2 (70/67).
 """
 
 from __future__ import annotations
@@ -11,24 +16,26 @@ import asyncio
 import base64
 import binascii
 import hashlib
-import math
 import re
 import secrets
 import time
-from typing import Any
+from dataclasses import asdict
+from typing import Any, Literal
 
 import httpx
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+from starlette.types import Receive, Scope, Send
 
 from voiceticket_sandbox.contracts import TWILIO
 from voiceticket_sandbox.control import control_router
 from voiceticket_sandbox.recorder import SandboxMiddleware
-from voiceticket_sandbox.state import SandboxState, StoredRecording
+from voiceticket_sandbox.state import DeliveryOutcome, MediaFaults, SandboxState, StoredRecording
 from voiceticket_sandbox.twilio_webhooks import rfc2822, send_webhook
 
 API = "/2010-04-01/Accounts/{AccountSid}"
+MAX_BODY_CHARS = 1600
 _E164 = re.compile(r"^(?:[a-z]+:)?\+[1-9]\d{6,14}$")
 _CODES = {400: 20001, 401: 20003, 403: 20403, 404: 20404, 429: 20429}
 
@@ -71,6 +78,26 @@ class NumberIn(BaseModel):
     """Body of ``POST /_sandbox/opted-out``."""
 
     number: str
+
+
+class MediaFaultsIn(BaseModel):
+    """Body of ``POST /_sandbox/media-faults``: applies to every recording until DELETE."""
+
+    unavailable_seconds: float = Field(default=0.0, ge=0, description="404 until a recording is this old")
+    unavailable_requests: int = Field(default=0, ge=0, description="404 for each recording's first N GETs")
+    partial: Literal["cut", "short"] | None = Field(
+        default=None,
+        description="cut: full Content-Length, half the body, connection dropped; "
+        "short: half the body with a matching Content-Length (a truncated WAV)",
+    )
+    partial_times: int | None = Field(default=1, ge=1, description="None: every download")
+
+
+class DeliveryOutcomeIn(BaseModel):
+    """Body of ``POST /_sandbox/delivery-outcome``."""
+
+    statuses: list[str] = Field(default_factory=lambda: ["sent", "delivered"], min_length=1)
+    error_code: int | None = None
 
 
 def create_twilio_app(state: SandboxState | None = None) -> FastAPI:
@@ -128,6 +155,30 @@ def _twilio_control(state: SandboxState) -> APIRouter:
     async def sent_messages() -> list[dict[str, Any]]:
         return state.twilio.messages
 
+    @router.post("/media-faults", status_code=201)
+    async def set_media_faults(body: MediaFaultsIn) -> dict[str, Any]:
+        state.twilio.media_faults = MediaFaults(**body.model_dump())
+        return asdict(state.twilio.media_faults)
+
+    @router.get("/media-faults")
+    async def get_media_faults() -> dict[str, Any]:
+        return {**asdict(state.twilio.media_faults), "requests": state.twilio.media_requests}
+
+    @router.delete("/media-faults")
+    async def clear_media_faults() -> dict[str, str]:
+        state.twilio.media_faults = MediaFaults()
+        return {"status": "ok"}
+
+    @router.post("/delivery-outcome", status_code=201)
+    async def set_delivery_outcome(body: DeliveryOutcomeIn) -> dict[str, Any]:
+        state.twilio.delivery = DeliveryOutcome(**body.model_dump())
+        return asdict(state.twilio.delivery)
+
+    @router.delete("/delivery-outcome")
+    async def reset_delivery_outcome() -> dict[str, str]:
+        state.twilio.delivery = DeliveryOutcome()
+        return {"status": "ok"}
+
     return router
 
 
@@ -157,6 +208,17 @@ def _twilio_api(state: SandboxState) -> APIRouter:
             return _error(404, f"The requested resource {request.url.path} was not found")
         if extension == "json":
             return JSONResponse(_recording_json(stored, str(request.base_url).rstrip("/")))
+        faults = state.twilio.media_faults
+        seen = state.twilio.media_requests.get(sid, 0)
+        state.twilio.media_requests[sid] = seen + 1
+        if seen < faults.unavailable_requests or time.time() - stored.created < faults.unavailable_seconds:
+            return _error(404, f"The requested resource {request.url.path} was not found")
+        if faults.partial and (faults.partial_times is None or faults.partial_served < faults.partial_times):
+            faults.partial_served += 1
+            half = stored.audio[: len(stored.audio) // 2]
+            if faults.partial == "short":
+                return Response(half, media_type=stored.content_type)
+            return _CutResponse(half, len(stored.audio), stored.content_type)
         return Response(stored.audio, media_type=stored.content_type)
 
     @router.post(API + "/Messages.json")
@@ -172,10 +234,15 @@ def _twilio_api(state: SandboxState) -> APIRouter:
             return _error(400, "A 'From' phone number is required.", 21603)
         if not (params.get("Body") or params.get("MediaUrl") or params.get("ContentSid")):
             return _error(400, "A text message body or media urls must be specified.", 21602)
+        if len(params.get("Body", "")) > MAX_BODY_CHARS:
+            return _error(400, "The concatenated message body exceeds the 1600 character limit.", 21617)
         if to.split(":")[-1] in state.twilio.opted_out:
             return _error(400, "Attempt to send to unsubscribed recipient", 21610)
         message = _message_json(AccountSid, params)
-        state.twilio.messages.append({**message, "status_callback": params.get("StatusCallback")})
+        encoding, _ = sms_segments(message["body"])
+        state.twilio.messages.append(
+            {**message, "status_callback": params.get("StatusCallback"), "encoding": encoding}
+        )
         if params.get("StatusCallback"):
             task = asyncio.create_task(_report_delivery(state, message, params["StatusCallback"]))
             callbacks.add(task)
@@ -202,7 +269,7 @@ def _message_json(account_sid: str, params: dict[str, str]) -> dict[str, Any]:
         "from": params.get("From"),
         "messaging_service_sid": params.get("MessagingServiceSid"),
         "num_media": "0",
-        "num_segments": str(1 if len(body) <= 160 else math.ceil(len(body) / 153)),
+        "num_segments": str(sms_segments(body)[1]),
         "price": None,
         "price_unit": "USD",
         "sid": sid,
@@ -218,8 +285,9 @@ async def _report_delivery(state: SandboxState, message: dict[str, Any], url: st
     stored = next(m for m in state.twilio.messages if m["sid"] == message["sid"])
     stored["status_callback_results"] = results = []
     token = state.twilio.accounts.get(message["account_sid"], "")
+    outcome = state.twilio.delivery
     async with httpx.AsyncClient(timeout=10) as client:
-        for status in ("sent", "delivered"):
+        for status in outcome.statuses:
             params = {
                 "MessageSid": message["sid"],
                 "SmsSid": message["sid"],
@@ -232,6 +300,8 @@ async def _report_delivery(state: SandboxState, message: dict[str, Any], url: st
             }
             if message["messaging_service_sid"]:
                 params["MessagingServiceSid"] = message["messaging_service_sid"]
+            if outcome.error_code is not None and status in ("failed", "undelivered"):
+                params["ErrorCode"] = str(outcome.error_code)
             try:
                 response = await send_webhook(client, token, url, params)
                 results.append({"status": status, "http_status": response.status_code})
@@ -268,3 +338,40 @@ def _recording_json(stored: StoredRecording, base_url: str) -> dict[str, Any]:
         },
         "media_url": f"{base_url}/2010-04-01/Accounts/{account}/Recordings/{sid}",
     }
+
+
+class _CutResponse(Response):
+    """Declares the whole recording's length, sends part of it, then drops the connection."""
+
+    def __init__(self, part: bytes, declared: int, media_type: str) -> None:
+        super().__init__(part, media_type=media_type)
+        self.headers["content-length"] = str(declared)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": self.body, "more_body": True})
+        # Returning before the body is complete makes the server close the connection.
+
+
+_GSM7 = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM7_ESCAPED = frozenset("\f^{}\\[~]|€")
+
+
+def sms_segments(body: str) -> tuple[str, int]:
+    """(encoding, segments) of a Body as carriers split it (3GPP TS 23.038 / 23.040)."""
+    if all(ch in _GSM7 or ch in _GSM7_ESCAPED for ch in body):
+        encoding, sizes, single, multi = "GSM-7", [1 + (ch in _GSM7_ESCAPED) for ch in body], 160, 153
+    else:
+        units = [len(ch.encode("utf-16-le")) // 2 for ch in body]
+        encoding, sizes, single, multi = "UCS-2", units, 70, 67
+    if sum(sizes) <= single:
+        return encoding, 1
+    segments, room = 1, multi
+    for size in sizes:  # an escape pair or a surrogate pair never straddles two segments
+        if size > room:
+            segments, room = segments + 1, multi
+        room -= size
+    return encoding, segments

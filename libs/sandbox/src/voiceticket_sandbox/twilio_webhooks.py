@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from collections.abc import Mapping
-from urllib.parse import urldefrag, urlencode
+from urllib.parse import urldefrag, urlencode, urlsplit
 
 import httpx
 from twilio.request_validator import RequestValidator
@@ -29,18 +30,47 @@ async def send_webhook(
     url: str,
     params: Mapping[str, str],
     method: str = "POST",
+    connect: Mapping[str, str] | None = None,
 ) -> httpx.Response:
     """Request ``url`` as Twilio would and return the response.
 
     Twilio requests the URL without its fragment (``#ct=...`` connection overrides), so the
     fragment is dropped before signing. For GET the parameters go into the query string and only
-    the URL is signed.
+    the URL is signed. ``connect`` maps public origins (``https://voice.example.com``) to where
+    they are actually served here (a proxy on loopback, say): the signature and the Host header
+    stay those of the public URL, as when DNS points that name at the proxy.
     """
     url = urldefrag(url).url
     headers = {"User-Agent": USER_AGENT, "I-Twilio-Idempotency-Token": str(uuid.uuid4())}
     if method.upper() == "GET":
         full_url = f"{url}{'&' if '?' in url else '?'}{urlencode(params)}" if params else url
         headers["X-Twilio-Signature"] = twilio_signature(auth_token, full_url, {})
-        return await client.get(full_url, headers=headers)
+        target, host = _route(full_url, connect)
+        return await client.get(target, headers={**headers, **host})
     headers["X-Twilio-Signature"] = twilio_signature(auth_token, url, params)
-    return await client.post(url, data=dict(params), headers=headers)
+    target, host = _route(url, connect)
+    return await client.post(target, data=dict(params), headers={**headers, **host})
+
+
+async def send_json_webhook(
+    client: httpx.AsyncClient, auth_token: str, url: str, body: bytes
+) -> httpx.Response:
+    """POST a JSON body as Twilio does: ``bodySHA256`` (hex SHA-256 of the body) is added to the
+    URL's query, and only that URL is signed."""
+    url = urldefrag(url).url
+    url = f"{url}{'&' if '?' in url else '?'}{urlencode({'bodySHA256': hashlib.sha256(body).hexdigest()})}"
+    headers = {
+        "User-Agent": USER_AGENT,
+        "Content-Type": "application/json",
+        "X-Twilio-Signature": twilio_signature(auth_token, url, {}),
+    }
+    return await client.post(url, content=body, headers=headers)
+
+
+def _route(url: str, connect: Mapping[str, str] | None) -> tuple[str, dict[str, str]]:
+    """The URL to connect to, and the Host header to send when it differs from the public one."""
+    parts = urlsplit(url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    if not connect or origin not in connect:
+        return url, {}
+    return connect[origin].rstrip("/") + url[len(origin) :], {"Host": parts.netloc}

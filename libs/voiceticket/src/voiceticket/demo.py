@@ -34,6 +34,8 @@ STEPS = {
     "ticket.created": "JSM request created",
     "notification.sent": "SMS sent",
     "notification.failed": "SMS not sent",
+    "notification.delivery": "SMS delivery receipt",  # Twilio's StatusCallback, through ingress
+    "call.completed": "call ended",
 }
 
 

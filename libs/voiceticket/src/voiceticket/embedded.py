@@ -59,6 +59,8 @@ class EmbeddedOptions:
     config_api_port: int = 8085
     public_base_url: str | None = None
     """What Twilio calls; signatures depend on it. Defaults to http://host:ingress_port."""
+    trusted_proxies: Sequence[str] | None = None
+    """Peers whose X-Forwarded-* headers name the public URL; None: VOICETICKET_TRUSTED_PROXIES."""
     egress_allowed_hosts: Sequence[str] = DEFAULT_EGRESS
     seed_file: Path | None = None
     twilio_api_base_url: str = "https://api.twilio.com"
@@ -85,7 +87,8 @@ async def serve(app: FastAPI, sock: socket.socket) -> RunningServer:
     """Run uvicorn for ``app`` on a bound socket and wait until it listens."""
 
     host, bound = sock.getsockname()[:2]
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
+    # proxy_headers off: ingress must see its direct peer to decide whether to trust forwarded headers
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", proxy_headers=False)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
@@ -144,6 +147,9 @@ class EmbeddedRuntime:
         await self.bus.start()
         self._stack.push_async_callback(self.bus.stop)
 
+        # Bound before the consumers start: the notifier builds SMS StatusCallbacks on ingress's URL.
+        ingress_socket = bind(opts.host, opts.ingress_port)
+        public = opts.public_base_url or f"http://{opts.host}:{ingress_socket.getsockname()[1]}"
         shared = {
             "config_api_url": self.config_api_url,
             "egress_allowed_hosts": list(opts.egress_allowed_hosts),
@@ -155,19 +161,21 @@ class EmbeddedRuntime:
                 extra["database_url"] = f"sqlite+aiosqlite:///{opts.data_dir / (name + '.db')}"
             if "twilio_api_base_url" in settings_cls.model_fields:
                 extra["twilio_api_base_url"] = opts.twilio_api_base_url
+            if "callback_context_key" in settings_cls.model_fields:
+                extra["public_base_url"] = public
+                extra["callback_context_key"] = SecretStr(local.callback_context_key)
             settings = settings_cls(**shared, **extra, config_api_token=SecretStr(tokens[name]))
             handler = await self._stack.enter_async_context(module.handler_factory(settings)(self.bus))
             spec = module.SPEC
             task = asyncio.create_task(self.bus.consume(spec.group, spec.consumes, handler, spec.retry))
             self._stack.push_async_callback(_cancel, task)
 
-        ingress_socket = bind(opts.host, opts.ingress_port)
-        public = opts.public_base_url or f"http://{opts.host}:{ingress_socket.getsockname()[1]}"
         ingress = create_ingress(
             IngressSettings(
                 **shared,
                 config_api_token=SecretStr(tokens["ingress"]),
                 public_base_url=public,
+                **({} if opts.trusted_proxies is None else {"trusted_proxies": list(opts.trusted_proxies)}),
                 callback_context_key=SecretStr(local.callback_context_key),
             ),
             publisher=self.bus,

@@ -9,6 +9,7 @@ from functools import partial
 from voiceticket_common.bus import Handler
 from voiceticket_common.config_client import RuntimeConfigClient
 from voiceticket_common.events import CallAnalyzed, CallTranscribed
+from voiceticket_common.retry_budget import RetryBudget
 from voiceticket_common.service import ConsumerSpec
 
 from .adapters import OpenAIChatModel
@@ -32,6 +33,7 @@ def handler_factory(settings: AnalyzerSettings):  # type: ignore[no-untyped-def]
             ),
             model=OpenAIChatModel(settings.egress_allowed_hosts, settings.llm_timeout_seconds),
             max_transcript_chars=settings.max_transcript_chars,
+            budget=RetryBudget(settings.llm_retry_attempts, settings.llm_retry_budget_seconds),
         )
         try:
             yield partial(analyze_transcript, deps=deps)

@@ -1,23 +1,44 @@
-"""transcript -> analysis (summary, description, intent, entities, priority, sentiment, language)."""
+"""transcript -> analysis (summary, description, intent, entities, priority, sentiment, language).
+
+The language model is called within a retry budget (Retry-After honoured; an off-schema answer
+counts as a failed attempt). Whatever happens short of a permanent error (a bad key, which still
+dead-letters), the call goes on: an empty transcript, a refusal, or a model that stays down or
+off-schema past the budget gives a heuristic analysis marked ``degraded`` for triage (``triage``).
+Token usage and estimated cost of every attempt are summed onto the event.
+"""
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from pydantic import ValidationError
-
-from voiceticket_common.bus import Envelope, PermanentError, TransientError
-from voiceticket_common.config_client import RuntimeConfig
+from voiceticket_common.bus import Envelope
+from voiceticket_common.config_client import LineConfig, RuntimeConfig
 from voiceticket_common.events import Analysis, CallAnalyzed, CallTranscribed, Event
 from voiceticket_common.metrics import record_llm_usage
+from voiceticket_common.retry_budget import BudgetExhausted, RetryBudget, Sleep, within_budget
 
+from .output_guard import SchemaViolation, checked_analysis
 from .ports import LanguageModel, LanguageModelTarget
 from .prompt import DEFAULT_INTENTS, analysis_schema, messages
+from .triage import (
+    LLM_OUTPUT_INVALID,
+    LLM_REFUSED,
+    LLM_UNAVAILABLE,
+    NO_SPEECH,
+    TRANSCRIPT_MISSING,
+    default_intent,
+    triage_analysis,
+)
+
+__all__ = ["AnalyzerDeps", "SchemaViolation", "analyze_transcript"]
 
 log = logging.getLogger(__name__)
+
+HEURISTIC_MODEL = "heuristic"
+"""``CallAnalyzed.model`` when no language model produced the analysis."""
 
 
 @dataclass
@@ -25,45 +46,73 @@ class AnalyzerDeps:
     config: RuntimeConfig
     model: LanguageModel
     max_transcript_chars: int = 20_000
+    budget: RetryBudget = field(default_factory=RetryBudget)
+    sleep: Sleep = asyncio.sleep
 
 
-class SchemaViolation(TransientError):
-    """The model's output broke the schema; models are not deterministic, so one more try helps."""
+class Refused(Exception):
+    """The model declined to answer (a structured-outputs refusal)."""
+
+
+@dataclass
+class Usage:
+    """What the call's completions cost, summed over attempts."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float | None = None
+
+    def add(self, tenant: str, model: str, prompt_tokens: int, completion_tokens: int) -> None:
+        self.prompt_tokens += prompt_tokens
+        self.completion_tokens += completion_tokens
+        cost = record_llm_usage(tenant, model, prompt_tokens, completion_tokens)
+        if cost is not None:
+            self.cost = (self.cost or 0.0) + cost
 
 
 async def analyze_transcript(envelope: Envelope, deps: AnalyzerDeps) -> Sequence[Event]:
     event = envelope.event
     assert isinstance(event, CallTranscribed)
     config = await deps.config.line(event.line_number)
-    intents = tuple(config.line.get("request_types") or {}) or DEFAULT_INTENTS
+    request_types = config.line.get("request_types") or {}
+    intents = tuple(request_types) or DEFAULT_INTENTS
     ticket_language = config.line.get("language") if config.line.get("language_mode") == "enforced" else None
-    schema = analysis_schema(intents)
-    target = LanguageModelTarget(
-        base_url=config.tenant.get("openai_base_url") or "https://api.openai.com/v1",
-        api_key=config.secret("openai_api_key"),
-        model=config.tenant.get("analysis_model") or "gpt-4o-mini",
-    )
     transcript = event.transcript[: deps.max_transcript_chars]
-    completion = await deps.model.complete(messages(transcript, ticket_language), schema, target)
-    record_llm_usage(event.tenant_id, target.model, completion.prompt_tokens, completion.completion_tokens)
-    if completion.refusal or not completion.content:
-        raise PermanentError("the language model refused to analyse the transcript")
-    try:
-        analysis = Analysis.model_validate(_fit(json.loads(completion.content)))
-    except json.JSONDecodeError:
-        raise SchemaViolation("analysis is not JSON") from None
-    except ValidationError as exc:
-        fields = ", ".join(".".join(str(p) for p in e["loc"]) + ": " + e["type"] for e in exc.errors())
-        raise SchemaViolation(f"analysis broke the schema ({fields})") from None
-    if analysis.intent not in intents:
-        raise SchemaViolation("analysis intent outside the line's request types")
+    usage: Usage | None = None
+    reason: str | None = None
+    if not transcript.strip():
+        reason = TRANSCRIPT_MISSING if event.transcript_missing else NO_SPEECH
+        model = HEURISTIC_MODEL
+    else:
+        usage = Usage()
+        target = language_model_target(config)
+        model = target.model
+        try:
+            analysis = await within_budget(
+                lambda: _attempt(
+                    transcript, ticket_language, intents, target, deps.model, usage, event.tenant_id
+                ),
+                deps.budget,
+                "analysis",
+                deps.sleep,
+            )
+        except BudgetExhausted as exhausted:
+            reason = LLM_OUTPUT_INVALID if isinstance(exhausted.last, SchemaViolation) else LLM_UNAVAILABLE
+        except Refused:
+            reason = LLM_REFUSED
+    if reason is not None:
+        language = event.language or ticket_language or config.line.get("language") or "en"
+        intent = default_intent(request_types, config.line.get("request_type_id"))
+        analysis = triage_analysis(transcript, reason, intent, language, ticket_language)
+        model = HEURISTIC_MODEL
     log.info(
         "transcript analysed",
         extra={
             "intent": analysis.intent,
             "priority": analysis.priority.value,
-            "prompt_tokens": completion.prompt_tokens,
-            "completion_tokens": completion.completion_tokens,
+            "degraded_reason": reason,
+            "prompt_tokens": usage.prompt_tokens if usage else None,
+            "completion_tokens": usage.completion_tokens if usage else None,
         },
     )
     return [
@@ -76,20 +125,45 @@ async def analyze_transcript(envelope: Envelope, deps: AnalyzerDeps) -> Sequence
             duration_seconds=event.duration_seconds,
             transcript=event.transcript,
             analysis=analysis,
-            model=target.model,
+            model=model,
+            degraded=reason is not None,
+            degraded_reason=reason,
+            prompt_tokens=usage.prompt_tokens if usage else None,
+            completion_tokens=usage.completion_tokens if usage else None,
+            estimated_cost_usd=_total_cost(event.estimated_cost_usd, usage.cost if usage else None),
         )
     ]
 
 
-def _fit(data: object) -> object:
-    """Trim what Jira would reject anyway, instead of failing the call over a long summary."""
+def language_model_target(config: LineConfig) -> LanguageModelTarget:
+    return LanguageModelTarget(
+        base_url=config.tenant.get("openai_base_url") or "https://api.openai.com/v1",
+        api_key=config.secret("openai_api_key"),
+        model=config.tenant.get("analysis_model") or "gpt-4o-mini",
+    )
 
-    if isinstance(data, dict):
-        summary = data.get("summary")
-        if isinstance(summary, str):
-            summary = " ".join(summary.split())
-            data["summary"] = summary if len(summary) <= 255 else summary[:254] + "…"
-        language = data.get("language")
-        if isinstance(language, str):
-            data["language"] = language.strip().lower()[:2]
-    return data
+
+async def _attempt(
+    transcript: str,
+    ticket_language: str | None,
+    intents: Sequence[str],
+    target: LanguageModelTarget,
+    model: LanguageModel,
+    usage: Usage,
+    tenant: str,
+) -> Analysis:
+    completion = await model.complete(messages(transcript, ticket_language), analysis_schema(intents), target)
+    usage.add(tenant, target.model, completion.prompt_tokens, completion.completion_tokens)
+    if completion.refusal:
+        raise Refused()
+    if not completion.content:
+        raise SchemaViolation("analysis is empty")
+    analysis, dropped = checked_analysis(completion.content, intents, transcript)
+    if dropped:
+        log.info("entities dropped from the analysis", extra={"dropped": dropped})
+    return analysis
+
+
+def _total_cost(*parts: float | None) -> float | None:
+    known = [p for p in parts if p is not None]
+    return round(sum(known), 8) if known else None

@@ -25,7 +25,7 @@ DEFAULT_VOICE = "Polly.Joanna"
 DEFAULT_SMS_TEMPLATE = "Thanks for calling. Your support request {request_key} has been created."
 
 # Tenant secret fields; the column holds "<kid>:<fernet token>", never plaintext.
-SECRET_FIELDS = ("jira_api_token", "twilio_auth_token", "openai_api_key")
+SECRET_FIELDS = ("jira_api_token", "twilio_auth_token", "openai_api_key", "jira_oauth_token")
 
 
 def utcnow() -> datetime:
@@ -44,11 +44,17 @@ class Tenant(Base):
     jira_base_url: Mapped[str] = mapped_column(String(500))
     jira_email: Mapped[str | None] = mapped_column(String(320))
     jira_api_token_enc: Mapped[str | None] = mapped_column(Text)
+    # "basic": jira_email + jira_api_token; "oauth2": jira_oauth_token, and jira_base_url is
+    # https://api.atlassian.com/ex/jira/<cloudId>
+    jira_auth: Mapped[str] = mapped_column(String(16), default="basic")
+    jira_oauth_token_enc: Mapped[str | None] = mapped_column(Text)
     twilio_account_sid: Mapped[str | None] = mapped_column(String(34))
     twilio_auth_token_enc: Mapped[str | None] = mapped_column(Text)
     openai_base_url: Mapped[str] = mapped_column(String(500), default=DEFAULT_OPENAI_BASE_URL)
     openai_api_key_enc: Mapped[str | None] = mapped_column(Text)
     transcription_model: Mapped[str] = mapped_column(String(100), default=DEFAULT_TRANSCRIPTION_MODEL)
+    # Product names and terms sent to speech-to-text as its prompt, so they are spelled right.
+    vocabulary: Mapped[list[str]] = mapped_column(JSON, default=list)
     analysis_model: Mapped[str] = mapped_column(String(100), default=DEFAULT_ANALYSIS_MODEL)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
@@ -72,11 +78,15 @@ class Line(Base):
     recording_notice: Mapped[str] = mapped_column(Text, default=DEFAULT_RECORDING_NOTICE)
     voice: Mapped[str] = mapped_column(String(64), default=DEFAULT_VOICE)
     max_recording_seconds: Mapped[int] = mapped_column(Integer, default=120)
+    record_timeout_seconds: Mapped[int] = mapped_column(Integer, default=5)
+    record_finish_on_key: Mapped[str] = mapped_column(String(12), default="#")
     sms_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     sms_from: Mapped[str | None] = mapped_column(String(16))
+    sms_messaging_service_sid: Mapped[str | None] = mapped_column(String(34))
     sms_template: Mapped[str] = mapped_column(Text, default=DEFAULT_SMS_TEMPLATE)
     phone_field_id: Mapped[str | None] = mapped_column(String(64))
     attach_recording: Mapped[bool] = mapped_column(Boolean, default=False)
+    ticket_on_absent_recording: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 

@@ -24,6 +24,7 @@ from .schemas import (
     TenantCreate,
     TenantOut,
     TenantPatch,
+    jira_url_problem,
 )
 from .store import apply_line, apply_tenant, delete_tenant, reencrypt_all, set_secret, tenant_out
 
@@ -73,6 +74,9 @@ async def patch_tenant(tenant_id: str, body: TenantPatch, session: Session, keys
     tenant = await _tenant(session, tenant_id)
     for field, value in body.model_dump(exclude_unset=True).items():
         setattr(tenant, field, value)
+    problem = jira_url_problem(tenant.jira_auth, tenant.jira_base_url)
+    if problem:
+        raise HTTPException(422, problem)
     await session.commit()
     log.info("tenant %s updated: %s", tenant_id, sorted(body.model_fields_set))
     return tenant_out(tenant, keys)

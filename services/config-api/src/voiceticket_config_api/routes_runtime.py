@@ -20,7 +20,16 @@ log = logging.getLogger(__name__)
 ROLE_VIEWS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "ingress": (
         ("twilio_account_sid", "twilio_auth_token"),
-        ("number", "language", "greeting", "recording_notice", "voice", "max_recording_seconds"),
+        (
+            "number",
+            "language",
+            "greeting",
+            "recording_notice",
+            "voice",
+            "max_recording_seconds",
+            "record_timeout_seconds",
+            "record_finish_on_key",
+        ),
     ),
     "transcriber": (
         (
@@ -29,15 +38,27 @@ ROLE_VIEWS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "openai_base_url",
             "openai_api_key",
             "transcription_model",
+            "vocabulary",
         ),
         ("number", "language_mode", "language"),
     ),
+    # request_type_id: a degraded analysis (no speech, LLM down) names the line's default type.
     "analyzer": (
         ("openai_base_url", "openai_api_key", "analysis_model"),
-        ("number", "language_mode", "language", "request_types"),
+        ("number", "language_mode", "language", "request_types", "request_type_id"),
     ),
     "jira-writer": (
-        ("jira_base_url", "jira_email", "jira_api_token"),
+        # The Twilio account only to download recordings, and only for lines that attach them
+        # (LINE_GATED, ADR 6).
+        (
+            "jira_base_url",
+            "jira_auth",
+            "jira_email",
+            "jira_api_token",
+            "jira_oauth_token",
+            "twilio_account_sid",
+            "twilio_auth_token",
+        ),
         (
             "number",
             "service_desk_id",
@@ -45,13 +66,19 @@ ROLE_VIEWS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "request_types",
             "phone_field_id",
             "attach_recording",
+            "ticket_on_absent_recording",
             "language",
         ),
     ),
     "notifier": (
         ("twilio_account_sid", "twilio_auth_token"),
-        ("number", "sms_enabled", "sms_from", "sms_template", "language"),
+        ("number", "sms_enabled", "sms_from", "sms_messaging_service_sid", "sms_template", "language"),
     ),
+}
+
+# role -> {tenant field: line flag}: fields of the role's view sent only for lines with the flag on.
+LINE_GATED: dict[str, dict[str, str]] = {
+    "jira-writer": {"twilio_account_sid": "attach_recording", "twilio_auth_token": "attach_recording"},
 }
 
 router = APIRouter(prefix="/v1/runtime", tags=["runtime"])
@@ -70,7 +97,10 @@ async def runtime_line(
     tenant = await session.get(Tenant, line.tenant_id)
     tenant_fields, line_fields = ROLE_VIEWS[role]
     view: dict[str, Any] = {}
+    gated = LINE_GATED.get(role, {})
     for field in tenant_fields:
+        if field in gated and not getattr(line, gated[field]):
+            continue
         if field in SECRET_FIELDS:
             try:
                 view[field] = get_secret(tenant, field, keys)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import string
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -19,10 +18,11 @@ from pydantic import (
     model_validator,
 )
 
+from voiceticket_common.sms_template import check_template
+
 from . import db
 
 E164_RE = re.compile(r"^\+[1-9]\d{6,14}$")
-SMS_PLACEHOLDERS = frozenset({"request_key"})
 
 
 def _e164(v: str) -> str:
@@ -41,14 +41,8 @@ def _http_url(v: str) -> str:
 
 
 def _sms_template(v: str) -> str:
-    try:
-        fields = {f for _, f, _, _ in string.Formatter().parse(v) if f is not None}
-    except ValueError as exc:
-        raise ValueError(f"is not a valid template ({exc}); write literal braces as {{{{ }}}}") from None
-    unknown = fields - SMS_PLACEHOLDERS
-    if unknown:
-        raise ValueError(f"unknown placeholder(s) {sorted(unknown)}; allowed: {sorted(SMS_PLACEHOLDERS)}")
-    return v
+    # the notifier renders with the same rules (voiceticket_common.sms_template)
+    return check_template(v)
 
 
 E164 = Annotated[str, AfterValidator(_e164)]
@@ -66,6 +60,20 @@ ModelName = Annotated[str, Field(min_length=1, max_length=100)]
 Secret = Annotated[SecretStr, Field(min_length=1, max_length=4096)]
 JsmId = Annotated[str, Field(pattern=r"^\d{1,18}$", description="numeric JSM id, as a string")]
 Language = Annotated[str, Field(pattern=r"^[a-z]{2}$", description="ISO 639-1 code, e.g. 'en'")]
+JiraAuth = Literal["basic", "oauth2"]
+Vocabulary = Annotated[list[Annotated[str, Field(min_length=1, max_length=100)]], Field(max_length=200)]
+VOCABULARY_HELP = (
+    "product names and terms callers use, in order of importance; speech-to-text gets as many as "
+    "fit its prompt (about 600 characters)"
+)
+OAUTH_GATEWAY_PATH = re.compile(r"^/ex/jira/[0-9A-Za-z-]+$")
+
+
+def jira_url_problem(auth: str, base_url: str) -> str | None:
+    """With OAuth 2.0, Jira is reached through Atlassian's gateway, not the site URL."""
+    if auth == "oauth2" and not OAUTH_GATEWAY_PATH.match(urlsplit(base_url).path):
+        return "with jira_auth 'oauth2', jira_base_url must be https://api.atlassian.com/ex/jira/<cloudId>"
+    return None
 
 
 class _In(BaseModel):
@@ -81,21 +89,35 @@ class TenantCreate(_In):
     jira_base_url: HttpUrlStr
     jira_email: Email | None = None
     jira_api_token: Secret | None = None
+    jira_auth: JiraAuth = Field(
+        "basic", description="basic: jira_email + jira_api_token; oauth2: jira_oauth_token"
+    )
+    jira_oauth_token: Secret | None = None
     twilio_account_sid: AccountSid | None = None
     twilio_auth_token: Secret | None = None
     openai_base_url: HttpUrlStr = db.DEFAULT_OPENAI_BASE_URL
     openai_api_key: Secret | None = None
     transcription_model: ModelName = db.DEFAULT_TRANSCRIPTION_MODEL
+    vocabulary: Vocabulary = Field(default_factory=list, description=VOCABULARY_HELP)
     analysis_model: ModelName = db.DEFAULT_ANALYSIS_MODEL
+
+    @model_validator(mode="after")
+    def _oauth_through_the_gateway(self) -> TenantCreate:
+        problem = jira_url_problem(self.jira_auth, self.jira_base_url)
+        if problem:
+            raise ValueError(problem)
+        return self
 
 
 class TenantPatch(_In):
     name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     jira_base_url: HttpUrlStr | None = None
     jira_email: Email | None = None
+    jira_auth: JiraAuth | None = None
     twilio_account_sid: AccountSid | None = None
     openai_base_url: HttpUrlStr | None = None
     transcription_model: ModelName | None = None
+    vocabulary: Vocabulary | None = Field(None, description=VOCABULARY_HELP)
     analysis_model: ModelName | None = None
 
     @model_validator(mode="before")
@@ -141,11 +163,14 @@ class TenantOut(_Out):
     jira_base_url: str
     jira_email: str | None
     jira_api_token: str | None = Field(description="masked")
+    jira_auth: str
+    jira_oauth_token: str | None = Field(description="masked")
     twilio_account_sid: str | None
     twilio_auth_token: str | None = Field(description="masked")
     openai_base_url: str
     openai_api_key: str | None = Field(description="masked")
     transcription_model: str
+    vocabulary: list[str]
     analysis_model: str
     created_at: datetime
     updated_at: datetime
@@ -165,8 +190,17 @@ class LineIn(_In):
     recording_notice: Annotated[str, Field(min_length=1, max_length=2000)] = db.DEFAULT_RECORDING_NOTICE
     voice: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = db.DEFAULT_VOICE
     max_recording_seconds: Annotated[int, Field(ge=5, le=3600)] = 120
+    record_timeout_seconds: Annotated[int, Field(ge=1, le=60)] = Field(
+        5, description="seconds of silence that end the recording (<Record timeout>)"
+    )
+    record_finish_on_key: Annotated[str, Field(pattern=r"^[0-9*#]{1,12}$")] = Field(
+        "#", description="keys that end the recording (<Record finishOnKey>), e.g. '#' or '*#'"
+    )
     sms_enabled: bool = True
     sms_from: E164 | None = Field(None, description="null: send from the line's own number")
+    sms_messaging_service_sid: Annotated[str, Field(pattern=r"^MG[0-9a-fA-F]{32}$")] | None = Field(
+        None, description="Twilio Messaging Service to send from; when set it wins over sms_from"
+    )
     sms_template: Annotated[str, Field(min_length=1, max_length=1000), AfterValidator(_sms_template)] = (
         db.DEFAULT_SMS_TEMPLATE
     )
@@ -174,6 +208,9 @@ class LineIn(_In):
         None, description="null: the caller's number goes only to the issue property"
     )
     attach_recording: bool = False
+    ticket_on_absent_recording: bool = Field(
+        False, description="make a request for calls without a message (absent or failed recording)"
+    )
 
 
 class LineOut(_Out):
@@ -188,11 +225,15 @@ class LineOut(_Out):
     recording_notice: str
     voice: str
     max_recording_seconds: int
+    record_timeout_seconds: int
+    record_finish_on_key: str
     sms_enabled: bool
     sms_from: str | None
+    sms_messaging_service_sid: str | None
     sms_template: str
     phone_field_id: str | None
     attach_recording: bool
+    ticket_on_absent_recording: bool
     created_at: datetime
     updated_at: datetime
 

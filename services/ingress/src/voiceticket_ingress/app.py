@@ -12,14 +12,23 @@ from pydantic import ValidationError
 from voiceticket_common.bus import EventPublisher
 from voiceticket_common.bus.kafka import KafkaEventBus
 from voiceticket_common.config_client import RuntimeConfig, RuntimeConfigClient
-from voiceticket_common.events import CallReceived, RecordingAbsent, RecordingCompleted
+from voiceticket_common.events import (
+    CallCompleted,
+    CallReceived,
+    NotificationDelivery,
+    RecordingAbsent,
+    RecordingCompleted,
+)
 from voiceticket_common.httpserver import NO_NATIVE_TELEMETRY, add_server_spans
 from voiceticket_common.metrics import add_metrics_route
 
+from .gate import WebhookGate
 from .settings import IngressSettings
-from .webhooks import Forbidden, Webhooks
+from .signature import Forbidden
+from .status_callbacks import StatusCallbacks
+from .webhooks import CallWebhooks
 
-PUBLISHED = (CallReceived, RecordingCompleted, RecordingAbsent)
+PUBLISHED = (CallReceived, RecordingCompleted, RecordingAbsent, NotificationDelivery, CallCompleted)
 
 
 def create_app(
@@ -66,7 +75,9 @@ def create_app(
         telemetry=NO_NATIVE_TELEMETRY,  # our SERVER spans continue the signed `tp`; see httpserver.py
     )
     app.state.ready = False
-    app.include_router(Webhooks(settings).router)
+    gate = WebhookGate(settings)
+    app.include_router(CallWebhooks(gate).router)
+    app.include_router(StatusCallbacks(gate).router)
     add_server_spans(app, trace_query_param="tp", call_sid_field="CallSid")
     add_metrics_route(app)
 

@@ -9,18 +9,20 @@ from functools import partial
 from voiceticket_common.bus import Handler
 from voiceticket_common.config_client import RuntimeConfigClient
 from voiceticket_common.db import create_engine
-from voiceticket_common.events import CallAnalyzed, TicketCreated
+from voiceticket_common.events import CallAnalyzed, RecordingAbsent, TicketCreated
 from voiceticket_common.service import ConsumerSpec
 
 from .adapters import JsmServiceDesk
-from .handlers import JiraWriterDeps, write_request
+from .field_cache import RequestTypeFieldCache
+from .handlers import JiraWriterDeps, handle
 from .ledger import SqlRequestLedger
+from .recordings import TwilioRecordingDownloads
 from .settings import JiraWriterSettings
 
 SPEC = ConsumerSpec(
     name="jira-writer",
     group="voiceticket-jira-writer",
-    consumes=[CallAnalyzed],
+    consumes=[CallAnalyzed, RecordingAbsent],
     produces=[TicketCreated],
 )
 
@@ -32,16 +34,28 @@ def handler_factory(settings: JiraWriterSettings):  # type: ignore[no-untyped-de
         ledger = SqlRequestLedger(engine)
         await ledger.create_schema()
         desk = JsmServiceDesk(settings.egress_allowed_hosts, settings.jira_timeout_seconds)
+        recordings = TwilioRecordingDownloads(
+            settings.twilio_api_base_url,
+            settings.egress_allowed_hosts,
+            settings.max_attachment_bytes,
+            settings.recording_download_timeout_seconds,
+        )
         config = RuntimeConfigClient(
             settings.config_api_url, settings.config_api_token, settings.config_cache_seconds
         )
         deps = JiraWriterDeps(
-            config=config, desk=desk, ledger=ledger, max_comment_chars=settings.max_comment_chars
+            config=config,
+            desk=desk,
+            ledger=ledger,
+            recordings=recordings,
+            max_comment_chars=settings.max_comment_chars,
+            fields=RequestTypeFieldCache(desk, settings.request_type_fields_cache_seconds),
         )
         try:
-            yield partial(write_request, deps=deps)
+            yield partial(handle, deps=deps)
         finally:
             await config.aclose()
+            await recordings.aclose()
             await desk.aclose()
             await engine.dispose()
 

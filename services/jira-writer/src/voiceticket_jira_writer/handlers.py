@@ -1,29 +1,42 @@
-"""analysis -> exactly one JSM request with its call property and internal transcript comment."""
+"""Calls in, exactly one JSM request per call out.
+
+``call.analyzed``: the request with fields from the analysis, the call property, the transcript as
+an internal comment and, when the line wants it, the recording. ``call.recording.absent``: nothing,
+unless the line asks for a ticket for calls without a message (``ticket_on_absent_recording``).
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from voiceticket_common.bus import Envelope
-from voiceticket_common.config_client import RuntimeConfig
-from voiceticket_common.events import CallAnalyzed, Event, TicketCreated
+from voiceticket_common.bus import Envelope, PermanentError
+from voiceticket_common.events import CallAnalyzed, Event, RecordingAbsent, TicketCreated
 from voiceticket_common.metrics import observe_call_to_ticket
 from voiceticket_common.tracing import tag_issue_key
 
-from .ports import JiraSite, RequestDraft, RequestLedger, ServiceDesk
-from .request_content import PROPERTY_KEY, call_property, comment_marker, request_fields, transcript_comment
+from .deps import JiraWriterDeps
+from .missed_call import MISSED_CALL_SUMMARY, missed_call_property, missed_call_wanted
+from .request_content import call_property, comment_marker, transcript_comment, wanted
+from .request_steps import ensure_comment, ensure_property, ensure_recording, ensure_request
+from .site import jira_site
+
+__all__ = ["JiraWriterDeps", "handle", "write_missed_call", "write_request"]
 
 log = logging.getLogger(__name__)
 
+_RECORDING_SID = re.compile(r"^RE[0-9a-fA-F]{32}$")
 
-@dataclass
-class JiraWriterDeps:
-    config: RuntimeConfig
-    desk: ServiceDesk
-    ledger: RequestLedger
-    max_comment_chars: int = 30_000
+
+async def handle(envelope: Envelope, deps: JiraWriterDeps) -> Sequence[Event]:
+    """The consumer's handler: dispatches on the event type."""
+    event = envelope.event
+    if isinstance(event, CallAnalyzed):
+        return await write_request(envelope, deps)
+    if isinstance(event, RecordingAbsent):
+        return await write_missed_call(envelope, deps)
+    raise PermanentError(f"jira-writer does not handle {type(event).__name__}")
 
 
 async def write_request(envelope: Envelope, deps: JiraWriterDeps) -> Sequence[Event]:
@@ -31,43 +44,36 @@ async def write_request(envelope: Envelope, deps: JiraWriterDeps) -> Sequence[Ev
     assert isinstance(event, CallAnalyzed)
     config = await deps.config.line(event.line_number)
     line = config.line
-    site = JiraSite(
-        base_url=str(config.tenant.get("jira_base_url") or ""),
-        email=str(config.tenant.get("jira_email") or ""),
-        api_token=config.secret("jira_api_token"),
-    )
+    site = jira_site(config)
     request_types = line.get("request_types") or {}
     request_type_id = str(request_types.get(event.analysis.intent) or line["request_type_id"])
     service_desk_id = str(line["service_desk_id"])
 
     entry = await deps.ledger.claim(event.tenant_id, event.call_sid)
-    if entry.issue_key is None:
-        existing = None if entry.fresh else await deps.desk.find_request_for_call(site, event.call_sid)
-        if existing is None:
-            draft = RequestDraft(
-                service_desk_id, request_type_id, request_fields(event, line.get("phone_field_id"))
-            )
-            existing = await deps.desk.create_request(site, draft)
-            log.info("jsm request created", extra={"issue_key": existing.issue_key})
-        else:
-            log.warning(
-                "recovered request from an interrupted attempt", extra={"issue_key": existing.issue_key}
-            )
-        await deps.ledger.record_created(entry, existing)
+    await ensure_request(
+        deps,
+        site,
+        entry,
+        service_desk_id,
+        request_type_id,
+        wanted(event, line.get("phone_field_id")),
+        event.analysis.entities,
+    )
     assert entry.issue_key is not None and entry.issue_id is not None
     tag_issue_key(entry.issue_key)
-    if not entry.property_set:
-        await deps.desk.set_issue_property(site, entry.issue_key, PROPERTY_KEY, call_property(event))
-        await deps.ledger.mark(entry, property_set=True)
-    if not entry.comment_added:
-        # A previous attempt may have died after Jira stored the comment: look before writing.
-        if entry.fresh or not await deps.desk.has_comment_containing(
-            site, entry.issue_key, comment_marker(event.call_sid)
-        ):
-            await deps.desk.add_internal_comment(
-                site, entry.issue_key, transcript_comment(event, deps.max_comment_chars)
-            )
-        await deps.ledger.mark(entry, comment_added=True)
+    await ensure_property(deps, site, entry, call_property(event))
+    await ensure_comment(
+        deps,
+        site,
+        entry,
+        comment_marker(event.call_sid),
+        transcript_comment(event, deps.max_comment_chars),
+    )
+    if line.get("attach_recording"):
+        if _RECORDING_SID.match(event.recording_sid):
+            await ensure_recording(deps, site, entry, config, service_desk_id, event.recording_sid)
+        else:
+            log.warning("recording not attached: the call has no recording SID")
     observe_call_to_ticket(event.tenant_id)
     return [
         TicketCreated(
@@ -81,5 +87,46 @@ async def write_request(envelope: Envelope, deps: JiraWriterDeps) -> Sequence[Ev
             request_type_id=request_type_id,
             summary=event.analysis.summary,
             language=event.analysis.language,
+        )
+    ]
+
+
+async def write_missed_call(envelope: Envelope, deps: JiraWriterDeps) -> Sequence[Event]:
+    event = envelope.event
+    assert isinstance(event, RecordingAbsent)
+    config = await deps.config.line(event.line_number)
+    line = config.line
+    if not line.get("ticket_on_absent_recording"):
+        # The default: abandoned calls do not become ghost tickets.
+        log.info("call without a message; the line makes no ticket for it", extra={"status": event.status})
+        return []
+    site = jira_site(config)
+    request_type_id = str(line["request_type_id"])
+    service_desk_id = str(line["service_desk_id"])
+
+    entry = await deps.ledger.claim(event.tenant_id, event.call_sid)
+    await ensure_request(
+        deps,
+        site,
+        entry,
+        service_desk_id,
+        request_type_id,
+        missed_call_wanted(event, line.get("phone_field_id")),
+    )
+    assert entry.issue_key is not None and entry.issue_id is not None
+    tag_issue_key(entry.issue_key)
+    await ensure_property(deps, site, entry, missed_call_property(event))
+    return [
+        TicketCreated(
+            tenant_id=event.tenant_id,
+            call_sid=event.call_sid,
+            line_number=event.line_number,
+            caller_number=event.caller_number,
+            issue_key=entry.issue_key,
+            issue_id=entry.issue_id,
+            service_desk_id=service_desk_id,
+            request_type_id=request_type_id,
+            summary=MISSED_CALL_SUMMARY,
+            language=line.get("language"),
         )
     ]

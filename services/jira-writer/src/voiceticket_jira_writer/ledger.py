@@ -25,6 +25,7 @@ class RequestRow(Base):
     issue_id: Mapped[str | None] = mapped_column(String(64))
     property_set: Mapped[bool] = mapped_column(Boolean, default=False)
     comment_added: Mapped[bool] = mapped_column(Boolean, default=False)
+    attachment_added: Mapped[bool] = mapped_column(Boolean, default=False)
     claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -35,7 +36,8 @@ class SqlRequestLedger:
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
 
     async def create_schema(self) -> None:
-        # Alembic migrations come with the persistence issue; the table is created if missing.
+        # Alembic migrations come with the persistence issue; the table is created if missing
+        # (an existing table does not gain new columns: there are no deployments to migrate yet).
         async with self._engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
 
@@ -48,6 +50,7 @@ class SqlRequestLedger:
             "updated_at": now,
             "property_set": False,
             "comment_added": False,
+            "attachment_added": False,
         }
         dialect = self._engine.dialect.name
         insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(RequestRow)
@@ -69,6 +72,7 @@ class SqlRequestLedger:
                 issue_id=row.issue_id,
                 property_set=row.property_set,
                 comment_added=row.comment_added,
+                attachment_added=row.attachment_added,
             )
 
     async def record_created(self, entry: LedgerEntry, request: CreatedRequest) -> None:
@@ -76,13 +80,20 @@ class SqlRequestLedger:
         entry.issue_key, entry.issue_id = request.issue_key, request.issue_id
 
     async def mark(
-        self, entry: LedgerEntry, *, property_set: bool = False, comment_added: bool = False
+        self,
+        entry: LedgerEntry,
+        *,
+        property_set: bool = False,
+        comment_added: bool = False,
+        attachment_added: bool = False,
     ) -> None:
         changes = {}
         if property_set:
             changes["property_set"] = entry.property_set = True
         if comment_added:
             changes["comment_added"] = entry.comment_added = True
+        if attachment_added:
+            changes["attachment_added"] = entry.attachment_added = True
         await self._update(entry, **changes)
 
     async def _update(self, entry: LedgerEntry, **changes: object) -> None:

@@ -1,18 +1,74 @@
-"""The jira-writer's outside world: a JSM site, and the ledger that makes writes happen once."""
+"""The jira-writer's outside world: a JSM site, Twilio's recording media, and the ledger that makes
+writes happen once."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import IO, Any, Literal, Protocol
 
 from pydantic import SecretStr
+
+JiraAuth = Literal["basic", "oauth2"]
 
 
 @dataclass(frozen=True)
 class JiraSite:
+    """Where and as whom jira-writer calls Jira.
+
+    ``basic``: ``base_url`` is the site (``https://<site>.atlassian.net``), ``email`` and ``token``
+    the bot account's address and API token. ``oauth2``: ``token`` is an OAuth 2.0 access token and
+    ``base_url`` is ``https://api.atlassian.com/ex/jira/<cloudId>``; ``email`` is unused.
+    """
+
     base_url: str
     email: str
-    api_token: SecretStr
+    token: SecretStr
+    auth: JiraAuth = "basic"
+
+
+@dataclass(frozen=True)
+class FieldValue:
+    """One of a field's valid or default values: ``value`` is what Jira stores (an id), ``label`` its name."""
+
+    value: str
+    label: str = ""
+    children: tuple[FieldValue, ...] = ()
+
+
+@dataclass(frozen=True)
+class RequestTypeField:
+    """One field of a request type, as ``GET .../requesttype/{id}/field`` describes it."""
+
+    field_id: str
+    name: str
+    required: bool = False
+    visible: bool = True
+    valid_values: tuple[FieldValue, ...] = ()
+    default_values: tuple[FieldValue, ...] = ()
+    schema_type: str = "string"
+    schema_items: str | None = None
+
+
+@dataclass(frozen=True)
+class RequestTypeFields:
+    """What a request type takes when a request is created, and whether we may raise on behalf."""
+
+    fields: tuple[RequestTypeField, ...]
+    can_raise_on_behalf_of: bool = False
+
+    def get(self, field_id: str) -> RequestTypeField | None:
+        return next((f for f in self.fields if f.field_id == field_id), None)
+
+
+@dataclass(frozen=True)
+class Customer:
+    """A customer of a service desk (personal data: never logged)."""
+
+    account_id: str
+    email: str | None
+    active: bool = True
 
 
 @dataclass(frozen=True)
@@ -20,6 +76,7 @@ class RequestDraft:
     service_desk_id: str
     request_type_id: str
     fields: dict[str, Any]
+    raise_on_behalf_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -28,7 +85,25 @@ class CreatedRequest:
     issue_key: str
 
 
+@dataclass(frozen=True)
+class Upload:
+    """A file to attach, read from ``file`` (positioned at its start)."""
+
+    filename: str
+    content_type: str
+    file: IO[bytes]
+    size: int
+
+
 class ServiceDesk(Protocol):
+    async def request_type_fields(
+        self, site: JiraSite, service_desk_id: str, request_type_id: str
+    ) -> RequestTypeFields:
+        """The request type's field list (``GET .../requesttype/{id}/field``)."""
+
+    async def find_customers(self, site: JiraSite, service_desk_id: str, query: str) -> Sequence[Customer]:
+        """The desk's customers whose name or email contains ``query``."""
+
     async def create_request(self, site: JiraSite, draft: RequestDraft) -> CreatedRequest: ...
 
     async def set_issue_property(
@@ -43,6 +118,39 @@ class ServiceDesk(Protocol):
     async def find_request_for_call(self, site: JiraSite, call_sid: str) -> CreatedRequest | None:
         """The request an earlier, interrupted attempt created for this call, if any."""
 
+    async def attachment_names(self, site: JiraSite, issue_key: str) -> set[str]:
+        """File names of the request's attachments (to find an interrupted attempt's upload)."""
+
+    async def attach_internal(
+        self, site: JiraSite, service_desk_id: str, issue_key: str, upload: Upload
+    ) -> None:
+        """attachTemporaryFile, then attach it to the request as an internal (non-public) comment."""
+
+
+@dataclass(frozen=True)
+class TwilioAccount:
+    account_sid: str
+    auth_token: SecretStr
+
+
+class RecordingTooLarge(Exception):
+    """The recording is over the attachment size limit."""
+
+
+class RecordingGone(Exception):
+    """Twilio no longer has the recording (deleted, or a retention policy removed it)."""
+
+
+class RecordingSource(Protocol):
+    def download(
+        self, account: TwilioAccount, recording_sid: str, filename: str
+    ) -> AbstractAsyncContextManager[Upload]:
+        """The recording as a WAV file named ``filename``, on local disk while the context is open.
+
+        Raises ``RecordingTooLarge`` or ``RecordingGone``; transport failures and 5xx/429 raise
+        ``TransientError``.
+        """
+
 
 @dataclass
 class LedgerEntry:
@@ -54,6 +162,7 @@ class LedgerEntry:
     issue_id: str | None = None
     property_set: bool = False
     comment_added: bool = False
+    attachment_added: bool = False
 
 
 class RequestLedger(Protocol):
@@ -62,5 +171,10 @@ class RequestLedger(Protocol):
     async def record_created(self, entry: LedgerEntry, request: CreatedRequest) -> None: ...
 
     async def mark(
-        self, entry: LedgerEntry, *, property_set: bool = False, comment_added: bool = False
+        self,
+        entry: LedgerEntry,
+        *,
+        property_set: bool = False,
+        comment_added: bool = False,
+        attachment_added: bool = False,
     ) -> None: ...

@@ -7,6 +7,8 @@ from typing import Any
 
 from voiceticket_common.events import CallAnalyzed
 
+from .field_values import Wanted
+
 PROPERTY_KEY = "voiceticket.call"
 PROPERTY_LIMIT = 32_768
 TRUNCATION_MARKER = "\n\n[… transcript truncated by Voice to Ticket …]"
@@ -21,15 +23,26 @@ def description(event: CallAnalyzed) -> str:
     if analysis.entities:
         lines.append("*Details the caller gave:*")
         lines += [f"* {e.type.replace('_', ' ')}: {e.value}" for e in analysis.entities]
-    lines += ["", f"_Created by Voice to Ticket from call {event.call_sid}._"]
+    lines += ["", created_from(event.call_sid)]
     return "\n".join(lines)
 
 
-def request_fields(event: CallAnalyzed, phone_field_id: str | None) -> dict[str, Any]:
-    fields: dict[str, Any] = {"summary": event.analysis.summary, "description": description(event)}
-    if phone_field_id:
-        fields[phone_field_id] = event.caller_number
-    return fields
+def created_from(call_sid: str) -> str:
+    """The description's last line; recovery finds an interrupted attempt's request by it (ADR 3)."""
+
+    return f"_Created by Voice to Ticket from call {call_sid}._"
+
+
+def wanted(event: CallAnalyzed, phone_field_id: str | None) -> Wanted:
+    """What the request should say; ``field_values`` keeps what the request type takes."""
+
+    return Wanted(
+        summary=event.analysis.summary,
+        description=description(event),
+        priority=event.analysis.priority,
+        phone_field_id=phone_field_id,
+        caller_number=event.caller_number,
+    )
 
 
 def call_property(event: CallAnalyzed) -> dict[str, Any]:

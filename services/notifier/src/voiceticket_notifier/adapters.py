@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import httpx
 
-from voiceticket_common.bus import TransientError
+from voiceticket_common.bus import PermanentError, TransientError
 from voiceticket_common.http import provider_client, raise_for_provider_status
 
 from .ports import Sms, SmsAccount, SmsReceipt, SmsRejected
@@ -20,25 +20,27 @@ class AmbiguousSend(TransientError):
 
 
 class TwilioSmsSender:
+    """``POST /2010-04-01/Accounts/{AccountSid}/Messages.json`` with the tenant's basic auth."""
+
     def __init__(
         self,
         allowed_hosts: Sequence[str],
         api_base_url: str = "https://api.twilio.com",
-        status_callback_url: str | None = None,
         timeout: float = 30.0,
     ) -> None:
         self._client = provider_client("twilio", allowed_hosts, timeout=timeout)
         self._base = api_base_url.rstrip("/")
-        self._status_callback = status_callback_url
 
     async def send(self, account: SmsAccount, sms: Sms) -> SmsReceipt:
         form = {"To": sms.to, "Body": sms.body}
-        if sms.sender.startswith("MG"):
-            form["MessagingServiceSid"] = sms.sender
+        if sms.messaging_service_sid:
+            form["MessagingServiceSid"] = sms.messaging_service_sid
+        elif sms.from_number:
+            form["From"] = sms.from_number
         else:
-            form["From"] = sms.sender
-        if self._status_callback:
-            form["StatusCallback"] = self._status_callback
+            raise PermanentError("an SMS needs a From number or a MessagingServiceSid")
+        if sms.status_callback:
+            form["StatusCallback"] = sms.status_callback
         try:
             response = await self._client.post(
                 f"{self._base}/2010-04-01/Accounts/{account.account_sid}/Messages.json",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from voiceticket_common.bus import Envelope
 from voiceticket_common.config_client import RuntimeConfig
@@ -12,11 +13,15 @@ from voiceticket_common.events import Event, NotificationFailed, NotificationSen
 from voiceticket_common.tracing import tag_issue_key
 
 from .adapters import AmbiguousSend
+from .caller_hash import CallerHasher
+from .message import DEFAULT_TEMPLATE, compose_sms
 from .ports import Sms, SmsAccount, SmsLedger, SmsRejected, SmsSender
+from .sms_encoding import measure
+from .status_callback import MessageStatusCallback
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TEMPLATE = "Thanks for calling. Your support request {request_key} has been created."
+OPTED_OUT = "21610"
 
 
 @dataclass
@@ -24,13 +29,10 @@ class NotifierDeps:
     config: RuntimeConfig
     sender: SmsSender
     ledger: SmsLedger
-
-
-def render(template: str, event: TicketCreated) -> str:
-    try:
-        return template.format(request_key=event.issue_key, summary=event.summary)
-    except (KeyError, IndexError, ValueError):
-        return DEFAULT_TEMPLATE.format(request_key=event.issue_key)
+    hasher: CallerHasher
+    status_callback: MessageStatusCallback | None = None
+    max_segments: int = 2
+    opt_out_recheck: timedelta = timedelta(days=30)
 
 
 async def notify_caller(envelope: Envelope, deps: NotifierDeps) -> Sequence[Event]:
@@ -42,23 +44,47 @@ async def notify_caller(envelope: Envelope, deps: NotifierDeps) -> Sequence[Even
     base = {"tenant_id": event.tenant_id, "call_sid": event.call_sid, "issue_key": event.issue_key}
     if not line.get("sms_enabled"):
         return []
-    sender = line.get("sms_from") or event.line_number
     if not await deps.ledger.claim(event.tenant_id, event.call_sid):
         log.info("sms already attempted for this call, not sending again")
         return []
+    caller = deps.hasher.hash(event.tenant_id, event.caller_number)
+    opted_out = await deps.ledger.opted_out_since(event.tenant_id, caller)
+    if opted_out is not None and datetime.now(UTC) - opted_out < deps.opt_out_recheck:
+        await deps.ledger.complete(event.tenant_id, event.call_sid, "opted-out", None)
+        log.info("caller opted out of sms earlier, not sending", extra={"error_code": OPTED_OUT})
+        return [
+            NotificationFailed(
+                **base,
+                reason="recipient opted out (on an earlier call)",
+                error_code=OPTED_OUT,
+                retryable=False,
+            )
+        ]
     account = SmsAccount(
         account_sid=str(config.tenant.get("twilio_account_sid") or ""),
         auth_token=config.secret("twilio_auth_token"),
     )
+    body = compose_sms(
+        line.get("sms_template") or DEFAULT_TEMPLATE, event.issue_key, event.summary, deps.max_segments
+    )
+    service = line.get("sms_messaging_service_sid") or None
     sms = Sms(
         to=event.caller_number,
-        sender=sender,
-        body=render(line.get("sms_template") or DEFAULT_TEMPLATE, event),
+        body=body,
+        from_number=None if service else (line.get("sms_from") or event.line_number),
+        messaging_service_sid=service,
+        status_callback=(
+            deps.status_callback.url(event.tenant_id, event.line_number, event.call_sid)
+            if deps.status_callback
+            else None
+        ),
     )
     try:
         receipt = await deps.sender.send(account, sms)
     except SmsRejected as exc:
         await deps.ledger.complete(event.tenant_id, event.call_sid, "rejected", None)
+        if exc.code == OPTED_OUT:
+            await deps.ledger.record_opt_out(event.tenant_id, caller)
         log.warning("sms rejected", extra={"error_code": exc.code, "reason": exc.reason})
         return [NotificationFailed(**base, reason=exc.reason, error_code=exc.code, retryable=False)]
     except AmbiguousSend:
@@ -70,5 +96,9 @@ async def notify_caller(envelope: Envelope, deps: NotifierDeps) -> Sequence[Even
         await deps.ledger.release(event.tenant_id, event.call_sid)
         raise
     await deps.ledger.complete(event.tenant_id, event.call_sid, "sent", receipt.message_sid)
-    log.info("sms sent", extra={"issue_key": event.issue_key})
+    size = measure(body)
+    log.info(
+        "sms sent",
+        extra={"issue_key": event.issue_key, "encoding": size.encoding, "segments": size.segments},
+    )
     return [NotificationSent(**base, message_sid=receipt.message_sid, segments=receipt.segments)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from pydantic import SecretStr
@@ -16,9 +17,14 @@ class SmsAccount:
 
 @dataclass(frozen=True)
 class Sms:
+    """One message. Exactly one of ``from_number`` and ``messaging_service_sid`` names the sender
+    (with a Messaging Service, Twilio picks the number from its pool)."""
+
     to: str
-    sender: str
     body: str
+    from_number: str | None = None
+    messaging_service_sid: str | None = None
+    status_callback: str | None = None
 
 
 @dataclass(frozen=True)
@@ -37,7 +43,9 @@ class SmsRejected(Exception):
 
 
 class SmsSender(Protocol):
-    async def send(self, account: SmsAccount, sms: Sms) -> SmsReceipt: ...
+    async def send(self, account: SmsAccount, sms: Sms) -> SmsReceipt:
+        """Send ``sms``; SmsRejected for refusals no retry can fix, TransientError when nothing was
+        sent and a retry may succeed, AmbiguousSend when it may have been sent."""
 
 
 class SmsLedger(Protocol):
@@ -50,3 +58,9 @@ class SmsLedger(Protocol):
     async def complete(
         self, tenant_id: str, call_sid: str, outcome: str, message_sid: str | None
     ) -> None: ...
+
+    async def opted_out_since(self, tenant_id: str, caller_hash: str) -> datetime | None:
+        """When this tenant last learnt the caller opted out of SMS (21610), or None."""
+
+    async def record_opt_out(self, tenant_id: str, caller_hash: str) -> None:
+        """Remember that the caller opted out; only a keyed hash of the number is stored."""

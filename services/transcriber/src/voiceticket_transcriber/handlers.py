@@ -1,19 +1,34 @@
-"""recording completed -> transcript."""
+"""recording completed -> transcript.
+
+Download, then: silent recordings skip speech-to-text (transcript ""); recordings over the upload
+limit are re-encoded or split; each upload is transcribed within a retry budget; text the model
+invents for silence is dropped. When speech-to-text stays down past the budget the call still goes
+on, with an empty transcript flagged ``transcript_missing``, so the request is created for triage
+instead of the call being lost. Permanent errors (a bad key) still dead-letter.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from voiceticket_common.bus import Envelope
-from voiceticket_common.config_client import RuntimeConfig
+from voiceticket_common.config_client import LineConfig, RuntimeConfig
 from voiceticket_common.events import CallTranscribed, Event, RecordingCompleted
 from voiceticket_common.metrics import record_transcription
+from voiceticket_common.retry_budget import BudgetExhausted, RetryBudget, Sleep, within_budget
 
-from .ports import RecordingSource, SpeechToTextTarget, TranscriptionEngine, TwilioAccount
+from .audio_prep import SpeechCheck, UploadLimits, has_speech, uploads_for
+from .phantoms import without_phantoms
+from .ports import Recording, RecordingSource, SpeechToTextTarget, TranscriptionEngine, TwilioAccount
+from .vocabulary import prompt_for_part, vocabulary_prompt
+from .wav import NotPcmWav, PcmAudio, parse_wav
 
 log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "gpt-4o-mini-transcribe"
 
 
 @dataclass
@@ -21,6 +36,20 @@ class TranscriberDeps:
     config: RuntimeConfig
     recordings: RecordingSource
     engine: TranscriptionEngine
+    limits: UploadLimits = field(default_factory=UploadLimits)
+    speech: SpeechCheck = field(default_factory=SpeechCheck)
+    budget: RetryBudget = field(default_factory=RetryBudget)
+    sleep: Sleep = asyncio.sleep
+
+
+@dataclass(frozen=True)
+class Transcription:
+    text: str
+    missing: bool = False
+    """Speech-to-text stayed unavailable past the budget."""
+    audio_seconds: float = 0.0
+    """Seconds of audio speech-to-text was paid for (0 when it was skipped or failed)."""
+    parts: int = 0
 
 
 async def transcribe_recording(envelope: Envelope, deps: TranscriberDeps) -> Sequence[Event]:
@@ -32,16 +61,20 @@ async def transcribe_recording(envelope: Envelope, deps: TranscriberDeps) -> Seq
         auth_token=config.secret("twilio_auth_token"),
     )
     recording = await deps.recordings.fetch(event.recording_url, account)
-    language = config.line.get("language") if config.line.get("language_mode") == "enforced" else None
-    target = SpeechToTextTarget(
-        base_url=config.tenant.get("openai_base_url") or "https://api.openai.com/v1",
-        api_key=config.secret("openai_api_key"),
-        model=config.tenant.get("transcription_model") or "gpt-4o-mini-transcribe",
-        language=language,
+    target = speech_to_text_target(config)
+    result = await transcribe(recording, target, deps, event.duration_seconds)
+    cost = None
+    if result.audio_seconds:
+        cost = record_transcription(event.tenant_id, target.model, result.audio_seconds)
+    log.info(
+        "recording transcribed",
+        extra={
+            "audio_bytes": len(recording.audio),
+            "parts": result.parts,
+            "chars": len(result.text),
+            "transcript_missing": result.missing,
+        },
     )
-    transcript = await deps.engine.transcribe(recording, target)
-    record_transcription(event.tenant_id, target.model, event.duration_seconds)
-    log.info("recording transcribed", extra={"audio_bytes": len(recording.audio), "chars": len(transcript)})
     return [
         CallTranscribed(
             tenant_id=event.tenant_id,
@@ -50,8 +83,65 @@ async def transcribe_recording(envelope: Envelope, deps: TranscriberDeps) -> Seq
             caller_number=event.caller_number,
             recording_sid=event.recording_sid,
             duration_seconds=event.duration_seconds,
-            transcript=transcript,
-            language=language,
+            transcript=result.text,
+            language=target.language,
             model=target.model,
+            transcript_missing=result.missing,
+            estimated_cost_usd=cost,
         )
     ]
+
+
+def speech_to_text_target(config: LineConfig) -> SpeechToTextTarget:
+    enforced = config.line.get("language_mode") == "enforced"
+    return SpeechToTextTarget(
+        base_url=config.tenant.get("openai_base_url") or "https://api.openai.com/v1",
+        api_key=config.secret("openai_api_key"),
+        model=config.tenant.get("transcription_model") or DEFAULT_MODEL,
+        language=config.line.get("language") if enforced else None,
+        prompt=vocabulary_prompt(config.tenant.get("vocabulary") or []),
+    )
+
+
+async def transcribe(
+    recording: Recording, target: SpeechToTextTarget, deps: TranscriberDeps, duration_seconds: float
+) -> Transcription:
+    # Measuring and re-encoding are CPU work: off the event loop, which other services may share.
+    audio, uploads = await asyncio.to_thread(_prepare, recording, deps)
+    if not uploads:
+        log.info("no speech in the recording; speech-to-text skipped")
+        return Transcription("")
+    texts: list[str] = []
+    for upload in uploads:
+        part_target = target if len(uploads) == 1 else replace(target, prompt=_part_prompt(target, texts))
+        try:
+            text = await within_budget(
+                lambda u=upload, t=part_target: deps.engine.transcribe(u, t),  # type: ignore[misc]
+                deps.budget,
+                "speech-to-text",
+                deps.sleep,
+            )
+        except BudgetExhausted:
+            log.warning("speech-to-text unavailable past its retry budget; going on without a transcript")
+            return Transcription("", missing=True, parts=len(uploads))
+        texts.append(without_phantoms(text))
+    # Twilio's RecordingDuration is the length billed; the file's own length when it is missing.
+    seconds = float(duration_seconds) or (audio.seconds if audio is not None else 0.0)
+    return Transcription(" ".join(t for t in texts if t), audio_seconds=seconds, parts=len(uploads))
+
+
+def _part_prompt(target: SpeechToTextTarget, texts: list[str]) -> str | None:
+    previous = next((t for t in reversed(texts) if t), "")
+    return prompt_for_part(target.prompt, previous)
+
+
+def _prepare(recording: Recording, deps: TranscriberDeps) -> tuple[PcmAudio | None, list[Recording]]:
+    """The PCM (None for other formats) and the uploads; no uploads when the recording is silent."""
+
+    try:
+        audio: PcmAudio | None = parse_wav(recording.audio)
+    except NotPcmWav:
+        audio = None  # not measurable here: the phantom filter still catches invented text
+    if audio is not None and not has_speech(audio, deps.speech):
+        return audio, []
+    return audio, uploads_for(recording, audio, deps.limits)

@@ -23,10 +23,15 @@ class TwilioAccount:
 
 @dataclass(frozen=True)
 class SpeechToTextTarget:
+    """Where and how to transcribe: the tenant's OpenAI (or compatible) server and model."""
+
     base_url: str
     api_key: SecretStr
     model: str
     language: str | None
+    """ISO 639-1 hint when the line enforces a language; None lets the model detect it."""
+    prompt: str | None = None
+    """The tenant's vocabulary (product names, terms), so the model spells them right."""
 
 
 class RecordingSource(Protocol):
@@ -36,4 +41,5 @@ class RecordingSource(Protocol):
 
 class TranscriptionEngine(Protocol):
     async def transcribe(self, recording: Recording, target: SpeechToTextTarget) -> str:
-        """Speech to text; raises TransientError/PermanentError as the provider answers."""
+        """Speech to text of one upload (at most the provider's size limit); raises
+        TransientError/PermanentError as the provider answers."""

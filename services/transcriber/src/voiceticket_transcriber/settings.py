@@ -1,9 +1,29 @@
 from __future__ import annotations
 
+from pydantic import Field
+
 from voiceticket_common.settings import ServiceSettings
 
 
 class TranscriberSettings(ServiceSettings):
-    max_recording_bytes: int = 25 * 1024 * 1024
-    """OpenAI's upload limit; larger recordings are refused (re-encoding comes with the provider issue)."""
+    max_recording_bytes: int = 128 * 1024 * 1024
+    """Download cap: an hour of two-channel 8 kHz 16-bit WAV (115 MB) fits. Recordings over the
+    upload limit are re-encoded or split before speech-to-text (``max_upload_bytes``)."""
     download_timeout_seconds: float = 30.0
+    media_wait_seconds: float = Field(default=10.0, ge=0.0)
+    """How long the download keeps retrying (with backoff) while Twilio still answers 404 for media
+    it just reported complete; after that the bus retries the handler later (Retry-After)."""
+    max_upload_bytes: int = Field(default=25_000_000, ge=64_000)
+    """Largest audio file sent in one speech-to-text request. OpenAI refuses request bodies over
+    25 MiB (26 214 400 bytes); 25 MB leaves room for the multipart fields."""
+    max_upload_seconds: float = Field(default=1380.0, ge=2.0)
+    """Longest audio per request: the gpt-4o transcription models refuse more than 1400 s."""
+    silence_threshold_dbfs: float = Field(default=-45.0, le=0.0)
+    """A 20 ms window counts as sound above this RMS level; phone-line silence sits far below."""
+    min_speech_seconds: float = Field(default=0.25, ge=0.0)
+    """Less sound than this and the recording is silent: speech-to-text is skipped, transcript ""."""
+    stt_retry_attempts: int = Field(default=4, ge=1)
+    stt_retry_budget_seconds: float = Field(default=60.0, ge=0.0)
+    """Speech-to-text is retried within this budget (Retry-After honoured); past it the call goes
+    on without a transcript, marked for triage, instead of being lost."""
+    stt_timeout_seconds: float = 120.0

@@ -161,7 +161,9 @@ class KafkaEventBus:
                         except (CommitFailedError, IllegalStateError):
                             # The partition moved to another member during a rebalance: it redelivers
                             # from the last commit, and handlers are idempotent. Fetch afresh.
-                            log.warning("commit lost to a rebalance", extra={"group": group, "topic": tp.topic})
+                            log.warning(
+                                "commit lost to a rebalance", extra={"group": group, "topic": tp.topic}
+                            )
                             break
                         set_consumer_lag(
                             group, tp.topic, tp.partition, (consumer.highwater(tp) or 0) - record.offset - 1

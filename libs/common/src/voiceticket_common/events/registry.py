@@ -5,8 +5,10 @@ from __future__ import annotations
 from .base import Event
 from .v1 import (
     CallAnalyzed,
+    CallCompleted,
     CallReceived,
     CallTranscribed,
+    NotificationDelivery,
     NotificationFailed,
     NotificationSent,
     RecordingAbsent,
@@ -23,6 +25,8 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     TicketCreated,
     NotificationSent,
     NotificationFailed,
+    NotificationDelivery,
+    CallCompleted,
 )
 
 _BY_CE_TYPE: dict[str, type[Event]] = {cls.ce_type(): cls for cls in EVENT_CLASSES}

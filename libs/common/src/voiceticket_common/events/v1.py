@@ -65,6 +65,15 @@ class CallTranscribed(_CallContext):
     transcript: str = Field(description="What the caller said, personal data.")
     language: str | None = Field(default=None, description="ISO 639-1 if known.")
     model: str = Field(description="Speech-to-text model that produced the transcript.")
+    transcript_missing: bool = Field(
+        default=False,
+        description="Speech-to-text stayed unavailable past its retry budget: the transcript is empty "
+        "although the caller may have spoken, and the request needs triage. An empty transcript "
+        "without this flag means no recognisable speech.",
+    )
+    estimated_cost_usd: float | None = Field(
+        default=None, ge=0, description="Estimated speech-to-text spend for this call (not an invoice)."
+    )
 
 
 class Priority(StrEnum):
@@ -115,6 +124,25 @@ class CallAnalyzed(_CallContext):
     transcript: str
     analysis: Analysis
     model: str
+    degraded: bool = Field(
+        default=False,
+        description="The analysis is a heuristic stand-in, not the language model's (no recognisable "
+        "speech, transcript missing, or the model unavailable, refusing or off-schema past its retry "
+        "budget): the request needs a person's triage.",
+    )
+    degraded_reason: str | None = Field(
+        default=None,
+        description="Why, when degraded: no_speech, transcript_missing, llm_unavailable, llm_refused "
+        "or llm_output_invalid.",
+    )
+    prompt_tokens: int | None = Field(default=None, ge=0, description="Language-model prompt tokens.")
+    completion_tokens: int | None = Field(default=None, ge=0, description="Language-model output tokens.")
+    estimated_cost_usd: float | None = Field(
+        default=None,
+        ge=0,
+        description="Estimated OpenAI spend for this call, speech-to-text and analysis together, from "
+        "the configured price table (not an invoice); None when no model used had a price.",
+    )
 
 
 class TicketCreated(_CallContext):
@@ -152,3 +180,26 @@ class NotificationFailed(Event):
     reason: str
     error_code: str | None = None
     retryable: bool = False
+
+
+class NotificationDelivery(Event):
+    """Twilio reported a delivery status of the caller's SMS (its StatusCallback, via ingress)."""
+
+    event_type: ClassVar[str] = "notification.delivery"
+    version: ClassVar[int] = 1
+
+    message_sid: str = Field(pattern=r"^(SM|MM)[0-9a-fA-F]{32}$")
+    status: str = Field(
+        description="Twilio MessageStatus: queued, sent, delivered, undelivered, failed, read, ..."
+    )
+    error_code: str | None = Field(default=None, description="Twilio ErrorCode, e.g. 30003 (unreachable).")
+
+
+class CallCompleted(Event):
+    """Twilio reported the end of the call (the number's call status callback, via ingress)."""
+
+    event_type: ClassVar[str] = "call.completed"
+    version: ClassVar[int] = 1
+
+    status: str = Field(description="Twilio CallStatus: completed, busy, failed, no-answer, canceled.")
+    duration_seconds: int | None = Field(default=None, ge=0, description="Twilio CallDuration.")

@@ -1,0 +1,94 @@
+"""Shared pieces of the ingress tests: a line, its tenant's token, signing, and the app over ASGI."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from twilio.request_validator import RequestValidator
+
+from voiceticket_common.testing import RecordingPublisher, StaticRuntimeConfig
+from voiceticket_ingress.app import create_app
+from voiceticket_ingress.settings import IngressSettings
+
+BASE = "https://voice.example.com"
+TOKEN = "tenant-auth-token-0123456789abcdef"
+ACCOUNT = "AC" + "a" * 32
+CALL_SID = "CA" + "c" * 32
+LINE = "+15005550006"
+CALLER = "+14155550100"
+LINE_FIELDS: dict[str, Any] = {
+    "greeting": "Welcome to Acme support.",
+    "recording_notice": "This call is recorded.",
+    "language": "en",
+    "voice": "Polly.Joanna",
+    "max_recording_seconds": 90,
+}
+
+
+def runtime_config(**line_fields: Any) -> StaticRuntimeConfig:
+    return StaticRuntimeConfig(
+        {
+            LINE: (
+                "acme",
+                {**LINE_FIELDS, **line_fields},
+                {"twilio_account_sid": ACCOUNT, "twilio_auth_token": TOKEN},
+            )
+        }
+    )
+
+
+@asynccontextmanager
+async def ingress_client(
+    publisher: RecordingPublisher,
+    config: StaticRuntimeConfig | None = None,
+    peer: str = "127.0.0.1",
+    base_url: str = BASE,
+    **settings: Any,
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The real app over ASGI; ``peer`` is the direct peer's address ingress sees."""
+    app = create_app(
+        IngressSettings(**{"public_base_url": BASE, **settings}),
+        publisher=publisher,
+        config=config or runtime_config(),
+    )
+    transport = httpx.ASGITransport(app=app, client=(peer, 40000))
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
+            yield client
+
+
+def signed(url: str, params: dict[str, str], token: str = TOKEN) -> dict[str, str]:
+    return {"X-Twilio-Signature": RequestValidator(token).compute_signature(url, params)}
+
+
+def incoming(**overrides: str) -> dict[str, str]:
+    params = {
+        "CallSid": CALL_SID,
+        "AccountSid": ACCOUNT,
+        "From": CALLER,
+        "To": LINE,
+        "CallStatus": "ringing",
+        "ApiVersion": "2010-04-01",
+        "Direction": "inbound",
+    }
+    params.update(overrides)
+    return params
+
+
+def recording_params(status: str = "completed") -> dict[str, str]:
+    params = {
+        "AccountSid": ACCOUNT,
+        "CallSid": CALL_SID,
+        "RecordingSid": "RE" + "e" * 32,
+        "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Recordings/RE{'e' * 32}",
+        "RecordingStatus": status,
+        "RecordingDuration": "17",
+        "RecordingChannels": "1",
+        "RecordingSource": "RecordVerb",
+    }
+    if status == "absent":
+        params["ErrorCode"] = "16101"
+    return params

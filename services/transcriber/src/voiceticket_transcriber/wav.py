@@ -1,0 +1,176 @@
+"""Reading and writing PCM WAV files, and turning any PCM into 16-bit mono blocks.
+
+Written with the standard library only (``audioop`` is gone in Python 3.13, and the ``wave``
+module refuses WAVE_FORMAT_EXTENSIBLE before 3.12). Twilio serves recordings as 16-bit PCM WAV;
+this reads any integer PCM (8, 16, 24 or 32 bits, any channel count, plain or extensible format)
+and refuses everything else, which the caller then uploads untouched or refuses.
+
+Conversion works block by block on bytes slices (C speed) so a long recording is never held
+as Python integers all at once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import operator
+import struct
+import sys
+from array import array
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+WAVE_FORMAT_PCM = 0x0001
+WAVE_FORMAT_EXTENSIBLE = 0xFFFE
+HEADER_BYTES = 44
+"""Size of the canonical header ``encode_wav`` writes."""
+
+_UNSIGNED_TO_SIGNED_HIGH_BYTE = bytes(b ^ 0x80 for b in range(256))
+
+
+class NotPcmWav(ValueError):
+    """The bytes are not a RIFF/WAVE file with integer PCM samples."""
+
+
+@dataclass(frozen=True)
+class PcmAudio:
+    """Interleaved little-endian integer PCM samples, as stored in the file."""
+
+    sample_rate: int
+    channels: int
+    sample_width: int
+    """Bytes per sample: 1 (unsigned), 2, 3 or 4 (signed)."""
+    data: memoryview
+
+    @property
+    def frame_bytes(self) -> int:
+        return self.channels * self.sample_width
+
+    @property
+    def frames(self) -> int:
+        return len(self.data) // self.frame_bytes
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.sample_rate
+
+
+def parse_wav(blob: bytes) -> PcmAudio:
+    """The PCM inside a WAV file; ``NotPcmWav`` for anything else."""
+
+    if len(blob) < 12 or blob[:4] != b"RIFF" or blob[8:12] != b"WAVE":
+        raise NotPcmWav("not a RIFF/WAVE file")
+    view = memoryview(blob)
+    fmt: tuple[int, int, int, int] | None = None
+    offset = 12
+    while offset + 8 <= len(blob):
+        chunk_id = blob[offset : offset + 4]
+        (size,) = struct.unpack_from("<I", blob, offset + 4)
+        body = offset + 8
+        if chunk_id == b"fmt ":
+            fmt = _format(blob[body : body + size])
+        elif chunk_id == b"data":
+            if fmt is None:
+                raise NotPcmWav("data chunk before the fmt chunk")
+            code, channels, rate, bits = fmt
+            if code != WAVE_FORMAT_PCM or bits not in (8, 16, 24, 32):
+                raise NotPcmWav(f"WAV format {code:#06x} with {bits}-bit samples is not integer PCM")
+            if channels < 1 or rate < 1:
+                raise NotPcmWav("WAV header has no channels or no sample rate")
+            # Streamed WAVs carry 0 or 0xFFFFFFFF as the data size: take what is there.
+            end = len(blob) if size in (0, 0xFFFFFFFF) else min(len(blob), body + size)
+            width = bits // 8
+            usable = (end - body) // (channels * width) * (channels * width)
+            return PcmAudio(rate, channels, width, view[body : body + usable])
+        offset = body + size + (size & 1)  # chunks are padded to an even length
+    raise NotPcmWav("WAV file has no data chunk")
+
+
+def _format(chunk: bytes) -> tuple[int, int, int, int]:
+    if len(chunk) < 16:
+        raise NotPcmWav("WAV fmt chunk is too short")
+    code, channels, rate, _byte_rate, _align, bits = struct.unpack_from("<HHIIHH", chunk)
+    if code == WAVE_FORMAT_EXTENSIBLE:
+        if len(chunk) < 40:
+            raise NotPcmWav("WAVE_FORMAT_EXTENSIBLE fmt chunk is too short")
+        (code,) = struct.unpack_from("<H", chunk, 24)  # the sub-format GUID starts with the code
+    return code, channels, rate, bits
+
+
+def encode_wav(samples: bytes, sample_rate: int, channels: int = 1, sample_width: int = 2) -> bytes:
+    """A canonical 44-byte-header PCM WAV around little-endian ``samples``."""
+
+    block = channels * sample_width
+    header = struct.pack(
+        "<4sI4s4sIHHIIHH4sI",
+        b"RIFF",
+        36 + len(samples),
+        b"WAVE",
+        b"fmt ",
+        16,
+        WAVE_FORMAT_PCM,
+        channels,
+        sample_rate,
+        sample_rate * block,
+        block,
+        sample_width * 8,
+        b"data",
+        len(samples),
+    )
+    return header + samples
+
+
+def interleaved16_blocks(audio: PcmAudio, block_frames: int) -> Iterator[array]:
+    """The samples as signed 16-bit arrays, channels still interleaved, ``block_frames`` at a time.
+
+    Wider samples keep their top 16 bits; 8-bit unsigned samples are centred and scaled up.
+    """
+
+    step = block_frames * audio.frame_bytes
+    for start in range(0, audio.frames * audio.frame_bytes, step):
+        chunk = bytes(audio.data[start : start + step])
+        yield int16_from_le(_to_int16_le(chunk, audio.sample_width))
+
+
+def mono16_blocks(audio: PcmAudio, block_frames: int) -> Iterator[array]:
+    """Like ``interleaved16_blocks`` with the channels averaged into one."""
+
+    for block in interleaved16_blocks(audio, block_frames):
+        yield downmix(block, audio.channels)
+
+
+def _to_int16_le(chunk: bytes, width: int) -> bytes:
+    if width == 2:
+        return chunk
+    count = len(chunk) // width
+    out = bytearray(2 * count)
+    if width == 1:
+        out[1::2] = chunk.translate(_UNSIGNED_TO_SIGNED_HIGH_BYTE)
+    else:  # 24 or 32 bits: the two most significant bytes of each little-endian sample
+        out[0::2] = chunk[width - 2 :: width]
+        out[1::2] = chunk[width - 1 :: width]
+    return bytes(out)
+
+
+def downmix(samples: array, channels: int) -> array:
+    if channels == 1:
+        return samples
+    # map() over array slices keeps the per-sample work in C.
+    total: Iterator[int] = iter(samples[0::channels])
+    for c in range(1, channels):
+        total = map(operator.add, total, samples[c::channels])
+    return array("h", map(operator.floordiv, total, itertools.repeat(channels)))
+
+
+def int16_from_le(data: bytes) -> array:
+    samples = array("h")
+    samples.frombytes(data)
+    if sys.byteorder == "big":
+        samples.byteswap()
+    return samples
+
+
+def int16_le_bytes(samples: array) -> bytes:
+    if sys.byteorder == "big":
+        samples = array("h", samples)
+        samples.byteswap()
+    return samples.tobytes()

@@ -1,0 +1,239 @@
+"""OpenAI (and compatible servers) at production depth, on the embedded runtime with the
+spec-validating sandboxes.
+
+A call on a line that enforces German reaches speech-to-text with the language hint and the
+tenant's vocabulary and the model with the German ticket-language rule, and records its token
+usage and estimated cost; a silent recording and a faint hum the model would "transcribe" as
+"Thank you for watching." yield no invented text but a triage request; an OpenAI outage longer
+than the analyzer's retry budget still yields exactly one request, marked for triage; a 429 with
+Retry-After is waited out, never retried early.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import secrets
+import sqlite3
+import struct
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from voiceticket.embedded import EmbeddedOptions, EmbeddedRuntime
+from voiceticket.samples import sample_calls
+from voiceticket_analyzer.triage import TRIAGE_MARKERS
+from voiceticket_sandbox import SandboxUrls, run_sandboxes
+from voiceticket_sandbox.audio import make_tone_wav
+from voiceticket_sandbox.caller import CallerSimulator
+from voiceticket_sandbox.demo_tenant import ACCOUNT_SID, AUTH_TOKEN, SUPPORT_LINE, configure_sandboxes, seed
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+GERMAN_LINE = "+15005550010"
+VOCABULARY = ["Drucker", "FlexiBill", "Acme Router X2"]
+LLM_ATTEMPTS, LLM_BUDGET_SECONDS = 3, 4.0
+ANALYZER_GROUP = "voiceticket-analyzer"
+
+
+@dataclass
+class Stack:
+    urls: SandboxUrls
+    runtime: EmbeddedRuntime
+    data_dir: Path
+    http: httpx.AsyncClient
+
+    def caller(self) -> CallerSimulator:
+        return CallerSimulator(self.runtime.ingress_url, ACCOUNT_SID, AUTH_TOKEN, self.urls.twilio)
+
+    def event(self, call_sid: str, event_type: str) -> dict[str, Any]:
+        """The data of the call's one ``event_type`` record on the bus (read beside the bus, WAL)."""
+        with sqlite3.connect(self.data_dir / "bus.db") as conn:
+            rows = conn.execute(
+                "SELECT value FROM bus_records WHERE key = ? AND topic = ?",
+                (call_sid.encode(), f"voiceticket.{event_type}.v1"),
+            ).fetchall()
+        [(value,)] = rows
+        return json.loads(value)
+
+    async def issues_of(self, call_sid: str) -> list[dict[str, Any]]:
+        issues = (await self.http.get(f"{self.urls.jira}/_sandbox/issues")).json()
+        return [i for i in issues if i["properties"].get("voiceticket.call", {}).get("callSid") == call_sid]
+
+    async def openai_requests(self, path_end: str) -> list[dict[str, Any]]:
+        records = (await self.http.get(f"{self.urls.openai}/_sandbox/requests")).json()
+        return [r for r in records if r["path"].endswith(path_end)]
+
+    async def fault(self, **spec: Any) -> None:
+        (await self.http.post(f"{self.urls.openai}/_sandbox/faults", json=spec)).raise_for_status()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    data_dir = tmp_path_factory.mktemp("openai-depth")
+    with pytest.MonkeyPatch.context() as env:
+        # Settings come from the environment, as in a deployment: a small budget keeps the outage short.
+        env.setenv("VOICETICKET_LLM_RETRY_ATTEMPTS", str(LLM_ATTEMPTS))
+        env.setenv("VOICETICKET_LLM_RETRY_BUDGET_SECONDS", str(LLM_BUDGET_SECONDS))
+        async with run_sandboxes() as urls:
+            await configure_sandboxes(urls.twilio, urls.openai, urls.jira)
+            config = seed(urls.twilio, urls.openai, urls.jira)
+            config["tenants"][0]["vocabulary"] = VOCABULARY
+            german = {
+                **config["lines"][0],
+                "number": GERMAN_LINE,
+                "language_mode": "enforced",
+                "language": "de",
+            }
+            config["lines"].append(german)
+            (data_dir / "seed.json").write_text(json.dumps(config))
+            options = EmbeddedOptions(
+                data_dir=data_dir, ingress_port=0, config_api_port=0, egress_allowed_hosts=["127.0.0.1"],
+                seed_file=data_dir / "seed.json", twilio_api_base_url=urls.twilio, log_level="WARNING",
+            )  # fmt: skip
+            async with EmbeddedRuntime(options) as runtime, httpx.AsyncClient(timeout=15) as http:
+                yield Stack(urls, runtime, data_dir, http)
+                invalid = [r for u in (urls.twilio, urls.openai, urls.jira)
+                           for r in (await http.get(f"{u}/_sandbox/requests")).json() if not r["valid"]]  # fmt: skip
+                assert invalid == [], "every provider request was valid per the official specs"
+                assert await runtime.bus.dead_letters(ANALYZER_GROUP) == []
+                assert await runtime.bus.dead_letters("voiceticket-transcriber") == []
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 40.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.2)
+
+
+async def one_ticket(stack: Stack, call_sid: str, timeout: float = 40.0) -> dict[str, Any]:
+    await eventually(lambda: stack.issues_of(call_sid), timeout)
+    await asyncio.sleep(0.5)  # a duplicate would show up now
+    [issue] = await stack.issues_of(call_sid)
+    return issue
+
+
+def new_caller() -> str:
+    return "+1415555" + f"{secrets.randbelow(10_000):04d}"
+
+
+def pcm_wav(samples: list[int], rate: int = 8000) -> bytes:
+    data = struct.pack(f"<{len(samples)}h", *samples)
+    header = struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + len(data), b"WAVE", b"fmt ", 16, 1, 1, rate,
+                         rate * 2, 2, 16, b"data", len(data))  # fmt: skip
+    return header + data
+
+
+def is_triage(issue: dict[str, Any]) -> bool:
+    return issue["requestFieldValues"]["description"].split("\n----")[0].strip().endswith(TRIAGE_MARKERS)
+
+
+async def test_enforced_german_ticket_language_with_vocabulary_hint_and_usage(stack: Stack) -> None:
+    sample = sample_calls()["drucker-de"]
+    played = await stack.caller().play_call(
+        new_caller(), GERMAN_LINE, sample.audio, sample.transcript, sample.duration_seconds
+    )
+    issue = await one_ticket(stack, played.call_sid)
+
+    [stt] = [r for r in await stack.openai_requests("/audio/transcriptions")
+             if r["body"]["files"][0]["size"] == len(sample.audio)]  # fmt: skip
+    fields = stt["body"]["fields"]
+    assert (fields["model"], fields["language"], fields["response_format"]) == (
+        "gpt-4o-mini-transcribe",
+        "de",
+        "json",
+    )
+    assert fields["prompt"] == "Drucker, FlexiBill, Acme Router X2."
+    [chat] = [r for r in await stack.openai_requests("/chat/completions")
+              if sample.transcript[:40] in r["body"]["messages"][1]["content"]]  # fmt: skip
+    assert "in the language with ISO 639-1 code 'de'" in chat["body"]["messages"][0]["content"]
+    assert chat["body"]["response_format"]["json_schema"]["strict"] is True
+    assert "*Language:* de" in issue["requestFieldValues"]["description"] and not is_triage(issue)
+    analyzed = stack.event(played.call_sid, "call.analyzed")
+    assert (
+        analyzed["degraded"] is False and analyzed["prompt_tokens"] > 0 and analyzed["completion_tokens"] > 0
+    )
+    assert analyzed["estimated_cost_usd"] > 0
+    transcribed = stack.event(played.call_sid, "call.transcribed")
+    assert transcribed["language"] == "de" and transcribed["estimated_cost_usd"] > 0
+    assert analyzed["estimated_cost_usd"] > transcribed["estimated_cost_usd"]  # speech-to-text plus analysis
+
+
+async def test_silence_and_hum_yield_no_invented_text_but_a_triage_request(stack: Stack) -> None:
+    silent = pcm_wav([0] * 8000 * 4)
+    hum = pcm_wav([int(300 * math.sin(2 * math.pi * 60 * i / 8000)) for i in range(8000 * 3)])  # -40 dBFS
+    caller = stack.caller()
+    # What a Whisper-style model would make of them, were it asked:
+    quiet = await caller.play_call(new_caller(), SUPPORT_LINE, silent, "Thank you for watching.", 4)
+    humming = await caller.play_call(new_caller(), SUPPORT_LINE, hum, "Thanks for watching!", 3)
+
+    for played in (quiet, humming):
+        issue = await one_ticket(stack, played.call_sid)
+        assert issue["requestFieldValues"]["summary"] == "Voicemail without recognisable speech"
+        assert is_triage(issue)
+        body = " ".join(c["body"] for c in issue["comments"]).lower()
+        assert "watching" not in body and "no speech was recognised" in body
+        assert stack.event(played.call_sid, "call.transcribed")["transcript"] == ""
+        analyzed = stack.event(played.call_sid, "call.analyzed")
+        assert (analyzed["degraded"], analyzed["degraded_reason"]) == (True, "no_speech")
+    sizes = [r["body"]["files"][0]["size"] for r in await stack.openai_requests("/audio/transcriptions")]
+    assert len(silent) not in sizes  # silence never reached speech-to-text
+    assert len(hum) in sizes  # the hum did; its invented text was filtered
+
+
+async def test_an_llm_outage_past_the_budget_still_yields_one_request_marked_for_triage(stack: Stack) -> None:
+    chat_before = len(await stack.openai_requests("/chat/completions"))
+    await stack.fault(method="POST", path_regex="/chat/completions$", status=503, times=None)
+    try:
+        played = await stack.caller().play_call(
+            new_caller(), SUPPORT_LINE, make_tone_wav(seconds=1.37, frequency=613.0),
+            "My laptop does not start since this morning. It shows a blue screen.", 9,
+        )  # fmt: skip
+        issue = await one_ticket(stack, played.call_sid, timeout=LLM_BUDGET_SECONDS + 40)
+    finally:
+        await stack.http.delete(f"{stack.urls.openai}/_sandbox/faults")
+    assert issue["requestFieldValues"]["summary"] == "My laptop does not start since this morning."
+    assert is_triage(issue)
+    analyzed = stack.event(played.call_sid, "call.analyzed")
+    assert (analyzed["degraded"], analyzed["degraded_reason"], analyzed["model"]) == (
+        True,
+        "llm_unavailable",
+        "heuristic",
+    )
+    chat = (await stack.openai_requests("/chat/completions"))[chat_before:]
+    assert [r["status"] for r in chat] == [503] * LLM_ATTEMPTS
+    assert chat[-1]["time"] - chat[0]["time"] <= LLM_BUDGET_SECONDS
+
+
+async def test_429_with_retry_after_is_waited_out_for_speech_to_text_and_analysis(stack: Stack) -> None:
+    stt_before = len(await stack.openai_requests("/audio/transcriptions"))
+    chat_before = len(await stack.openai_requests("/chat/completions"))
+    await stack.fault(method="POST", path_regex="/audio/transcriptions$", status=429, retry_after=2, times=1)
+    await stack.fault(method="POST", path_regex="/chat/completions$", status=429, retry_after=2, times=1)
+    played = await stack.caller().play_call(
+        new_caller(), SUPPORT_LINE, make_tone_wav(seconds=1.41, frequency=619.0),
+        "I need access to the shared finance drive for a new colleague.", 11,
+    )  # fmt: skip
+    issue = await one_ticket(stack, played.call_sid)
+
+    for path, before in (("/audio/transcriptions", stt_before), ("/chat/completions", chat_before)):
+        limited, answered = (await stack.openai_requests(path))[before:]
+        assert (limited["status"], answered["status"]) == (429, 200), path
+        waited = answered["time"] - limited["time"]
+        assert waited >= 2.0, f"{path}: retried after {waited:.2f}s, before Retry-After"
+    assert not is_triage(issue)
+    assert issue["requestFieldValues"]["summary"].startswith("I need access to the shared finance drive")
