@@ -180,7 +180,12 @@ async def test_oauth_tenant_priority_default_phone_and_raise_on_behalf(tmp_path:
             "My email address is anna.berg@example.com, please call me back.",
             frequency=611.0,
         )
-        [issue] = await until(lambda: w.issues_for(played.call_sid))
+
+        async def commented() -> list[dict[str, Any]]:
+            # The comment follows the create and the property: wait for the whole request.
+            return [i for i in await w.issues_for(played.call_sid) if i["comments"]]
+
+        [issue] = await until(commented)
         records = await w.jira_records()
 
     values = issue["requestFieldValues"]
