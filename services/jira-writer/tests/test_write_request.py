@@ -214,3 +214,13 @@ def test_property_stays_within_jiras_limit() -> None:
     many = [Entity(type="other", value="x" * 500) for _ in range(200)]
     event = analyzed(entities=many)
     assert len(json.dumps(call_property(event))) <= 32_768
+
+
+def test_property_records_triage_and_usage_per_call() -> None:
+    event = analyzed().model_copy(
+        update={"degraded": True, "degraded_reason": "llm_unavailable", "prompt_tokens": 812,
+                "completion_tokens": 95, "estimated_cost_usd": 0.0031}
+    )  # fmt: skip
+    value = call_property(event)
+    assert value["needsTriage"] is True and value["triageReason"] == "llm_unavailable"
+    assert value["usage"] == {"promptTokens": 812, "completionTokens": 95, "estimatedCostUsd": 0.0031}

@@ -63,6 +63,14 @@ def call_property(event: CallAnalyzed) -> dict[str, Any]:
         "language": analysis.language,
         "model": event.model,
         "entities": [e.model_dump() for e in analysis.entities],
+        # Triage and usage, so agents and admins see per call what the analysis was worth.
+        "needsTriage": event.degraded,
+        "triageReason": event.degraded_reason,
+        "usage": {
+            "promptTokens": event.prompt_tokens,
+            "completionTokens": event.completion_tokens,
+            "estimatedCostUsd": event.estimated_cost_usd,
+        },
     }
     while len(json.dumps(value)) > PROPERTY_LIMIT and value["entities"]:
         value["entities"] = value["entities"][:-1]
