@@ -18,6 +18,7 @@ from voiceticket_common.tracing import tag_issue_key
 
 from .deps import JiraWriterDeps
 from .missed_call import MISSED_CALL_SUMMARY, missed_call_property, missed_call_wanted
+from .ports import LedgerEntry
 from .request_content import call_property, comment_marker, transcript_comment, wanted
 from .request_steps import ensure_comment, ensure_property, ensure_recording, ensure_request
 from .site import jira_site
@@ -76,17 +77,8 @@ async def write_request(envelope: Envelope, deps: JiraWriterDeps) -> Sequence[Ev
             log.warning("recording not attached: the call has no recording SID")
     observe_call_to_ticket(event.tenant_id)
     return [
-        TicketCreated(
-            tenant_id=event.tenant_id,
-            call_sid=event.call_sid,
-            line_number=event.line_number,
-            caller_number=event.caller_number,
-            issue_key=entry.issue_key,
-            issue_id=entry.issue_id,
-            service_desk_id=service_desk_id,
-            request_type_id=request_type_id,
-            summary=event.analysis.summary,
-            language=event.analysis.language,
+        ticket_created(
+            event, entry, service_desk_id, request_type_id, event.analysis.summary, event.analysis.language
         )
     ]
 
@@ -117,16 +109,30 @@ async def write_missed_call(envelope: Envelope, deps: JiraWriterDeps) -> Sequenc
     tag_issue_key(entry.issue_key)
     await ensure_property(deps, site, entry, missed_call_property(event))
     return [
-        TicketCreated(
-            tenant_id=event.tenant_id,
-            call_sid=event.call_sid,
-            line_number=event.line_number,
-            caller_number=event.caller_number,
-            issue_key=entry.issue_key,
-            issue_id=entry.issue_id,
-            service_desk_id=service_desk_id,
-            request_type_id=request_type_id,
-            summary=MISSED_CALL_SUMMARY,
-            language=line.get("language"),
+        ticket_created(
+            event, entry, service_desk_id, request_type_id, MISSED_CALL_SUMMARY, line.get("language")
         )
     ]
+
+
+def ticket_created(
+    event: CallAnalyzed | RecordingAbsent,
+    entry: LedgerEntry,
+    service_desk_id: str,
+    request_type_id: str,
+    summary: str,
+    language: str | None,
+) -> TicketCreated:
+    assert entry.issue_key is not None and entry.issue_id is not None
+    return TicketCreated(
+        tenant_id=event.tenant_id,
+        call_sid=event.call_sid,
+        line_number=event.line_number,
+        caller_number=event.caller_number,
+        issue_key=entry.issue_key,
+        issue_id=entry.issue_id,
+        service_desk_id=service_desk_id,
+        request_type_id=request_type_id,
+        summary=summary,
+        language=language,
+    )
