@@ -39,10 +39,9 @@ async def run(calls: int, concurrency: int, deadline_s: float) -> dict[str, obje
         async with run_sandboxes() as urls:
             await configure_sandboxes(urls.twilio, urls.openai, urls.jira)
             (data / "seed.json").write_text(json.dumps(seed(urls.twilio, urls.openai, urls.jira)))
-            options = EmbeddedOptions(
-                data_dir=data, ingress_port=0, config_api_port=0, egress_allowed_hosts=["127.0.0.1"],
-                seed_file=data / "seed.json", twilio_api_base_url=urls.twilio, log_level="ERROR",
-            )  # fmt: skip
+            options = EmbeddedOptions.against_sandboxes(
+                data, urls.twilio, data / "seed.json", log_level="ERROR"
+            )
             async with EmbeddedRuntime(options) as runtime, httpx.AsyncClient() as client:
                 simulator = CallerSimulator(runtime.ingress_url, ACCOUNT_SID, AUTH_TOKEN, urls.twilio)
                 gate = asyncio.Semaphore(concurrency)

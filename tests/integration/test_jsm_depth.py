@@ -8,11 +8,9 @@ every request against the official JSM and platform specs.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +24,7 @@ from voiceticket_common.events import CallAnalyzed, RecordingAbsent
 from voiceticket_sandbox import SandboxUrls, make_tone_wav, preload_specs, run_sandboxes
 from voiceticket_sandbox.caller import CallerSimulator, PlayedCall
 from voiceticket_sandbox.demo_tenant import ACCOUNT_SID, AUTH_TOKEN, JIRA_EMAIL, JIRA_TOKEN, OPENAI_KEY
+from voiceticket_sandbox.testing import eventually
 
 GROUP = "voiceticket-jira-writer"
 CLOUD_ID = "0b5c1d4e-7a39-4f4e-9a61-2c8d3e9f1a77"
@@ -138,16 +137,6 @@ class World:
         return row[0]
 
 
-async def until(check: Callable[[], Awaitable[Any]], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = await check()
-        if result:
-            return result
-        await asyncio.sleep(0.1)
-    raise AssertionError("condition not met in time")
-
-
 @asynccontextmanager
 async def world(tmp_path: Path) -> AsyncIterator[World]:
     preload_specs()
@@ -161,10 +150,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         ]:
             (await http.post(path, json=body)).raise_for_status()
         (tmp_path / "seed.json").write_text(json.dumps(seed(urls)))
-        options = EmbeddedOptions(
-            data_dir=tmp_path, ingress_port=0, config_api_port=0, egress_allowed_hosts=["127.0.0.1"],
-            seed_file=tmp_path / "seed.json", twilio_api_base_url=urls.twilio, log_level="WARNING",
-        )  # fmt: skip
+        options = EmbeddedOptions.against_sandboxes(tmp_path, urls.twilio, tmp_path / "seed.json")
         async with EmbeddedRuntime(options) as runtime:
             caller = CallerSimulator(
                 runtime.ingress_url, ACCOUNT_SID, AUTH_TOKEN, urls.twilio, http_client=http
@@ -185,7 +171,7 @@ async def test_oauth_tenant_priority_default_phone_and_raise_on_behalf(tmp_path:
             # The comment follows the create and the property: wait for the whole request.
             return [i for i in await w.issues_for(played.call_sid) if i["comments"]]
 
-        [issue] = await until(commented)
+        [issue] = await eventually(commented)
         records = await w.jira_records()
 
     values = issue["requestFieldValues"]
@@ -205,10 +191,10 @@ async def test_oauth_tenant_priority_default_phone_and_raise_on_behalf(tmp_path:
 async def test_recording_is_attached_once_even_after_a_redelivery(tmp_path: Path) -> None:
     async with world(tmp_path) as w:
         played = await w.play(ATTACH_LINE, "Hello, the printer on floor three jams on every page.", 733.0)
-        [issue] = await until(lambda: w.issues_for(played.call_sid))
-        await until(lambda: _attachments(w, played.call_sid))
+        [issue] = await eventually(lambda: w.issues_for(played.call_sid))
+        await eventually(lambda: _attachments(w, played.call_sid))
         analyzed_at = await w.position(played.call_sid, CallAnalyzed.topic())
-        await until(lambda: _at_least(w.committed(), analyzed_at))
+        await eventually(lambda: _at_least(w.committed(), analyzed_at))
 
         # The crash window: Jira stored the attachment, the process died before the ledger said so,
         # and the bus delivers call.analyzed again.
@@ -217,8 +203,8 @@ async def test_recording_is_attached_once_even_after_a_redelivery(tmp_path: Path
         await w.runtime.bus.db.execute(
             "UPDATE bus_offsets SET position = ? WHERE consumer_group = ?", (analyzed_at - 1, GROUP)
         )
-        await until(lambda: _ledger_says_attached(tmp_path))
-        await until(lambda: _at_least(w.committed(), analyzed_at))
+        await eventually(lambda: _ledger_says_attached(tmp_path))
+        await eventually(lambda: _at_least(w.committed(), analyzed_at))
         [issue] = await w.issues_for(played.call_sid)
         records = await w.jira_records()
 
@@ -238,7 +224,7 @@ async def test_429_with_retry_after_is_waited_out_then_one_request(tmp_path: Pat
         await w.jira("faults", {"method": "POST", "path_regex": r"/rest/servicedeskapi/request$",
                                 "status": 429, "retry_after": 2, "times": 1})  # fmt: skip
         played = await w.play(PLAIN_LINE, "Good morning, I cannot log in to the billing portal.", 857.0)
-        [issue] = await until(lambda: w.issues_for(played.call_sid))
+        [issue] = await eventually(lambda: w.issues_for(played.call_sid))
         records = await w.jira_records()
 
     creates = [r for r in records if r["method"] == "POST" and r["path"] == "/rest/servicedeskapi/request"]
@@ -256,7 +242,7 @@ async def test_a_validation_error_dead_letters_with_jiras_message(tmp_path: Path
                                 "body": {"errorMessage": message, "i18nErrorMessage": {"i18nKey": "sd.error",
                                                                                        "parameters": []}}})  # fmt: skip
         played = await w.play(PLAIN_LINE, "Hi, the heating in room twelve is broken again.", 919.0)
-        [letter] = await until(lambda: w.runtime.bus.dead_letters(GROUP))
+        [letter] = await eventually(lambda: w.runtime.bus.dead_letters(GROUP))
         issues = await w.issues_for(played.call_sid)
         creates = [r for r in await w.jira_records() if r["path"] == "/rest/servicedeskapi/request"]
 
@@ -273,9 +259,9 @@ async def test_absent_recordings_make_a_missed_call_request_only_where_the_line_
         off = await w.caller.play_absent_call(CALLER, MISSED_OFF_LINE)
         on = await w.caller.play_absent_call(CALLER, MISSED_ON_LINE)
         assert off.recording_status == 204 and on.recording_status == 204
-        [issue] = await until(lambda: w.issues_for(on.call_sid))
+        [issue] = await eventually(lambda: w.issues_for(on.call_sid))
         off_at = await w.position(off.call_sid, RecordingAbsent.topic())
-        await until(lambda: _at_least(w.committed(), off_at))
+        await eventually(lambda: _at_least(w.committed(), off_at))
         history = await w.runtime.bus.history(off.call_sid)
         all_issues = await w.jira("issues")
         records = await w.jira_records()

@@ -13,9 +13,8 @@ import asyncio
 import json
 import secrets
 import sqlite3
-import time
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from voiceticket_sandbox.caller import CallerSimulator
 from voiceticket_sandbox.demo_tenant import ACCOUNT_SID, AUTH_TOKEN, SUPPORT_LINE, configure_sandboxes, seed
 from voiceticket_sandbox.proxy import ForwardingProxy
 from voiceticket_sandbox.server import serve_app
+from voiceticket_sandbox.testing import eventually, invalid_provider_requests
 from voiceticket_sandbox.twilio import sms_segments
 from voiceticket_sandbox.twilio_webhooks import twilio_signature
 
@@ -77,29 +77,13 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
         config = seed(urls.twilio, urls.openai, urls.jira)
         config["lines"][0]["sms_template"] = TEMPLATE
         (data_dir / "seed.json").write_text(json.dumps(config))
-        options = EmbeddedOptions(
-            data_dir=data_dir, ingress_port=0, config_api_port=0, egress_allowed_hosts=["127.0.0.1"],
-            seed_file=data_dir / "seed.json", twilio_api_base_url=urls.twilio, log_level="WARNING",
-            trusted_proxies=["127.0.0.1/32"],
-        )  # fmt: skip
+        options = EmbeddedOptions.against_sandboxes(
+            data_dir, urls.twilio, data_dir / "seed.json", trusted_proxies=["127.0.0.1/32"]
+        )
         async with EmbeddedRuntime(options) as runtime, httpx.AsyncClient(timeout=15) as http:
             yield Stack(urls, runtime, data_dir, http)
-            invalid = [r for u in (urls.twilio, urls.openai, urls.jira)
-                       for r in (await http.get(f"{u}/_sandbox/requests")).json() if not r["valid"]]  # fmt: skip
+            invalid = await invalid_provider_requests(http, urls.twilio, urls.openai, urls.jira)
             assert invalid == [], "every provider request was valid per the official specs"
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 40.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.2)
 
 
 def new_caller() -> str:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import secrets
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import pytest
@@ -56,3 +60,29 @@ async def sandbox(specs: None) -> AsyncIterator[Sandbox]:
             user = {"email": sb.jira_email, "api_token": sb.jira_token}
             (await client.post(f"{urls.jira}/_sandbox/credentials", json=user)).raise_for_status()
         yield sb
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 40.0, interval: float = 0.2) -> Any:  # noqa: ASYNC109
+    """Poll ``check`` (sync or async) until it returns something truthy; fail after ``timeout``."""
+
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(interval)
+
+
+async def invalid_provider_requests(http: httpx.AsyncClient, *provider_urls: str) -> list[dict[str, Any]]:
+    """What the stand-ins recorded that broke the official specs (should be nothing)."""
+
+    return [
+        r
+        for url in provider_urls
+        for r in (await http.get(f"{url}/_sandbox/requests")).json()
+        if not r["valid"]
+    ]

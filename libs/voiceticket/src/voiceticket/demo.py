@@ -66,15 +66,7 @@ async def run_demo(
         await configure_sandboxes(urls.twilio, urls.openai, urls.jira)
         seed_file.write_text(json.dumps(seed(urls.twilio, urls.openai, urls.jira)))  # noqa: ASYNC240
         progress("sandboxes and embedded services starting")
-        options = EmbeddedOptions(
-            data_dir=data_dir,
-            ingress_port=0,
-            config_api_port=0,
-            egress_allowed_hosts=["127.0.0.1"],
-            seed_file=seed_file,
-            twilio_api_base_url=urls.twilio,
-            log_level="WARNING",
-        )
+        options = EmbeddedOptions.against_sandboxes(data_dir, urls.twilio, seed_file)
         async with EmbeddedRuntime(options) as runtime:
             simulator = CallerSimulator(runtime.ingress_url, ACCOUNT_SID, AUTH_TOKEN, urls.twilio)
             started = time.monotonic()

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -65,6 +66,23 @@ class EmbeddedOptions:
     seed_file: Path | None = None
     twilio_api_base_url: str = "https://api.twilio.com"
     log_level: str = "INFO"
+
+    @classmethod
+    def against_sandboxes(
+        cls, data_dir: Path, twilio_url: str, seed_file: Path, **overrides: Any
+    ) -> EmbeddedOptions:
+        """Loopback ports picked freely, egress only to loopback, SMS to the Twilio sandbox: the
+        settings of the demo, the benchmark and the tests."""
+
+        settings: dict[str, Any] = {
+            "ingress_port": 0,
+            "config_api_port": 0,
+            "egress_allowed_hosts": ["127.0.0.1"],
+            "seed_file": seed_file,
+            "twilio_api_base_url": twilio_url,
+            "log_level": "WARNING",
+        }
+        return cls(data_dir=data_dir, **(settings | overrides))
 
 
 @dataclass

@@ -125,10 +125,7 @@ def ticket_created(
 ) -> TicketCreated:
     assert entry.issue_key is not None and entry.issue_id is not None
     return TicketCreated(
-        tenant_id=event.tenant_id,
-        call_sid=event.call_sid,
-        line_number=event.line_number,
-        caller_number=event.caller_number,
+        **event.call_context(),
         issue_key=entry.issue_key,
         issue_id=entry.issue_id,
         service_desk_id=service_desk_id,

@@ -77,10 +77,7 @@ async def transcribe_recording(envelope: Envelope, deps: TranscriberDeps) -> Seq
     )
     return [
         CallTranscribed(
-            tenant_id=event.tenant_id,
-            call_sid=event.call_sid,
-            line_number=event.line_number,
-            caller_number=event.caller_number,
+            **event.call_context(),
             recording_sid=event.recording_sid,
             duration_seconds=event.duration_seconds,
             transcript=result.text,

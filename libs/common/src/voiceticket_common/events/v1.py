@@ -21,6 +21,16 @@ class _CallContext(Event):
     line_number: str = Field(description="The support number that was called (Twilio `To`).")
     caller_number: str = Field(description="The caller (Twilio `From`), personal data.")
 
+    def call_context(self) -> dict[str, str]:
+        """What every later event of the call carries forward: ``NextEvent(**e.call_context(), ...)``."""
+
+        return {
+            "tenant_id": self.tenant_id,
+            "call_sid": self.call_sid,
+            "line_number": self.line_number,
+            "caller_number": self.caller_number,
+        }
+
 
 class CallReceived(_CallContext):
     """Ingress answered an incoming call with the greeting, consent notice and `<Record>`."""
