@@ -2,7 +2,10 @@
 # One image for every Voice to Ticket service; the command names the module:
 #   docker run IMAGE voiceticket_ingress      (default)
 #   docker run IMAGE voiceticket_transcriber  | voiceticket_analyzer | voiceticket_jira_writer
-#                    voiceticket_notifier     | voiceticket_config_api | voiceticket_sandbox serve ...
+#                    voiceticket_notifier     | voiceticket_config_api
+# The image holds the `voiceticket` package and what it depends on (libs/common, the six
+# services, the CLI), not the provider sandboxes and their vendored specs. Those are a separate,
+# development-only target: `docker build --target sandbox .` (docker compose's `sandbox` profile).
 # Nothing secret is baked in: every credential arrives as an environment variable at run time.
 
 ARG PYTHON_IMAGE=python:3.11-slim
@@ -36,24 +39,27 @@ COPY services/jira-writer/pyproject.toml services/jira-writer/
 COPY services/notifier/pyproject.toml services/notifier/
 COPY services/config-api/pyproject.toml services/config-api/
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --all-packages --no-install-workspace
+    uv sync --frozen --no-dev --package voiceticket --no-install-workspace
 
 # Then the workspace packages, installed as wheels (not editable) so the runtime stage needs
-# nothing but the virtualenv.
+# nothing but the virtualenv. `--package voiceticket` without `--extra sandbox`: the sandbox and
+# its dependencies stay out (deploy/tests/test_image_contents.py runs these steps and checks).
+# No uv cache here: uv keys a workspace package's built wheel on its pyproject.toml only, so a
+# cached wheel would ship stale code after a source-only change.
 COPY libs/ libs/
 COPY services/ services/
-RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --all-packages --no-editable
+RUN uv sync --frozen --no-dev --package voiceticket --no-editable
+
+# Development only: the Twilio/OpenAI/Jira stand-ins, on their own (for `--target sandbox`).
+FROM builder AS sandbox-builder
+RUN uv sync --frozen --no-dev --package voiceticket-sandbox --no-editable
 
 # ---------------------------------------------------------------------------------------------
-FROM ${PYTHON_IMAGE} AS runtime
-LABEL org.opencontainers.image.title="voiceticket" \
-      org.opencontainers.image.description="Voice to Ticket services (one image, module picked by the command)" \
-      org.opencontainers.image.licenses="Apache-2.0"
+FROM ${PYTHON_IMAGE} AS base
+LABEL org.opencontainers.image.licenses="Apache-2.0"
 RUN groupadd --system --gid 10001 voiceticket \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
             --shell /usr/sbin/nologin voiceticket
-COPY --from=builder /app/.venv /app/.venv
 ENV PATH="/app/.venv/bin:${PATH}" \
     VIRTUAL_ENV=/app/.venv \
     PYTHONUNBUFFERED=1 \
@@ -61,7 +67,23 @@ ENV PATH="/app/.venv/bin:${PATH}" \
 WORKDIR /app
 # Numeric so that Kubernetes' runAsNonRoot can verify it.
 USER 10001:10001
-# ingress 8080, consumer health 8081, config-api 8085, sandbox 9001-9003
-EXPOSE 8080 8081 8085
 ENTRYPOINT ["python", "-m"]
+
+# ---------------------------------------------------------------------------------------------
+FROM base AS sandbox
+LABEL org.opencontainers.image.title="voiceticket-sandbox" \
+      org.opencontainers.image.description="Voice to Ticket provider stand-ins (development only)"
+COPY --from=sandbox-builder /app/.venv /app/.venv
+# Twilio 9001, OpenAI 9002, Jira 9003
+EXPOSE 9001 9002 9003
+CMD ["voiceticket_sandbox", "serve", "--host", "0.0.0.0"]
+
+# ---------------------------------------------------------------------------------------------
+# The default target (last stage): the services.
+FROM base AS runtime
+LABEL org.opencontainers.image.title="voiceticket" \
+      org.opencontainers.image.description="Voice to Ticket services (one image, module picked by the command)"
+COPY --from=builder /app/.venv /app/.venv
+# ingress 8080, consumer health 8081, config-api 8085
+EXPOSE 8080 8081 8085
 CMD ["voiceticket_ingress"]

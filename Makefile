@@ -40,9 +40,10 @@ bench: .venv/.synced ## benchmark: calls per minute and call-to-SMS latency of o
 	$(UV) run --frozen python bench/call_throughput.py --calls 200 --concurrency 10 \
 		--report bench/reports/embedded-throughput.md
 
-lint: .venv/.synced ## ruff lint and format check
+lint: .venv/.synced ## ruff lint and format check, mypy strict over every src package
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen mypy
 
 format: .venv/.synced ## apply ruff's formatting and fixes
 	$(UV) run --frozen ruff format .

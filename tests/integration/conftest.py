@@ -8,7 +8,8 @@ does the same for Postgres; otherwise a throwaway cluster is made from the Debia
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,12 +26,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
-@pytest.fixture(scope="session")
-def kafka_bootstrap() -> Iterator[str]:
-    configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+def configured_or_started(variable: str, start: Callable[[], AbstractContextManager[str]]) -> Iterator[str]:
+    """What the environment variable names, or else what ``start`` runs for as long as it is needed."""
+    configured = os.environ.get(variable)
     if configured:
         yield configured
         return
+    with start() as started:
+        yield started
+
+
+@contextmanager
+def local_kafka_broker() -> Iterator[str]:
     broker = LocalKafkaBroker()
     try:
         broker.start()
@@ -46,13 +53,13 @@ def kafka_bootstrap() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    yield from configured_or_started("KAFKA_BOOTSTRAP_SERVERS", local_kafka_broker)
+
+
+@pytest.fixture(scope="session")
 def postgres_dsn() -> Iterator[str]:
-    configured = os.environ.get("VOICETICKET_TEST_POSTGRES_DSN")
-    if configured:
-        yield configured
-        return
-    with throwaway_postgres() as dsn:
-        yield dsn
+    yield from configured_or_started("VOICETICKET_TEST_POSTGRES_DSN", throwaway_postgres)
 
 
 @pytest.fixture(scope="module")

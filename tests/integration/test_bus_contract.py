@@ -10,33 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from voiceticket_common.bus import Envelope, PermanentError, RetryPolicy, TransientError, dead_letter_topic
+from voiceticket_common.bus import PermanentError, RetryPolicy, TransientError, encode, envelope_for
 from voiceticket_common.bus.embedded import EmbeddedEventBus
 from voiceticket_common.bus.kafka import KafkaEventBus
 from voiceticket_common.events import Event, NotificationSent, TicketCreated
+from voiceticket_common.testing import ticket_created
 
 NAMESPACE = f"contract-{uuid.uuid4().hex[:6]}"  # keeps these records away from other tests' services
 FAST = RetryPolicy(max_attempts=3, initial_backoff=0.05, max_backoff=0.2, max_total_seconds=10)
 
 
 def ticket(call_no: int, key: str = "HELP-1") -> TicketCreated:
-    return TicketCreated(
-        tenant_id="acme",
-        call_sid=f"CA{call_no:032x}",
-        line_number="+15005550006",
-        caller_number="+14155550100",
-        issue_key=key,
-        issue_id="1",
-        service_desk_id="4",
-        request_type_id="41",
-        summary="s",
-    )
+    return ticket_created(call_sid=f"CA{call_no:032x}", issue_key=key)
 
 
 class Adapter:
@@ -128,13 +120,14 @@ def group() -> str:
 async def test_events_of_one_call_arrive_in_order(bus) -> None:  # type: ignore[no-untyped-def]
     seen: list[str] = []
 
-    async def handler(envelope: Envelope) -> Sequence[Event]:
-        seen.append(envelope.event.issue_key)  # type: ignore[attr-defined]
+    async def handler(delivered: Event) -> Sequence[Event]:
+        assert isinstance(delivered, TicketCreated)
+        seen.append(delivered.issue_key)
         return []
 
     call = 1000 + uuid.uuid4().int % 10_000
     keys = [f"HELP-{n}" for n in range(20)]
-    await bus.ensure_topics([TicketCreated.topic()])
+    await bus.ensure_topics([TicketCreated])
     async with consuming(bus, group(), handler):
         for key in keys:
             await bus.publish(ticket(call, key), discriminator=key)
@@ -173,22 +166,22 @@ async def test_a_message_whose_handler_died_is_delivered_again_after_a_restart(a
     event = ticket(uuid.uuid4().int % 10**9)
     first_attempt = asyncio.Event()
 
-    async def dies(envelope: Envelope) -> Sequence[Event]:
-        if envelope.event.call_sid == event.call_sid:
+    async def dies(delivered: Event) -> Sequence[Event]:
+        if delivered.call_sid == event.call_sid:
             first_attempt.set()
             await asyncio.sleep(3600)  # "crash": cancelled before returning
         return []
 
-    await bus.ensure_topics([TicketCreated.topic()])
+    await bus.ensure_topics([TicketCreated])
     async with consuming(bus, gid, dies):
         await bus.publish(event)
         await asyncio.wait_for(first_attempt.wait(), 30)
 
     outcomes: list[str] = []
 
-    async def succeeds(envelope: Envelope) -> Sequence[Event]:
-        if envelope.event.call_sid == event.call_sid:
-            outcomes.append(envelope.event.call_sid)
+    async def succeeds(delivered: Event) -> Sequence[Event]:
+        if delivered.call_sid == event.call_sid:
+            outcomes.append(delivered.call_sid)
             return [
                 NotificationSent(
                     tenant_id="acme", call_sid=event.call_sid, issue_key="HELP-1", message_sid="SM1"
@@ -203,7 +196,7 @@ async def test_a_message_whose_handler_died_is_delivered_again_after_a_restart(a
         await eventually(lambda: outcomes == [event.call_sid])
         await asyncio.sleep(0.5)
     assert outcomes == [event.call_sid], "delivered again exactly once after the restart"
-    assert [d for d in await restarted.dead_letters(gid) if d.key == event.call_sid.encode()] == []
+    assert [d for d in await restarted.dead_letters(gid) if d.call_sid == event.call_sid] == []
 
 
 async def test_poison_and_permanent_failures_are_dead_lettered_and_do_not_stall(
@@ -215,8 +208,9 @@ async def test_poison_and_permanent_failures_are_dead_lettered_and_do_not_stall(
     handled: list[str] = []
     attempts: list[str] = []
 
-    async def handler(envelope: Envelope) -> Sequence[Event]:
-        key = envelope.event.issue_key  # type: ignore[attr-defined]
+    async def handler(delivered: Event) -> Sequence[Event]:
+        assert isinstance(delivered, TicketCreated)
+        key = delivered.issue_key
         attempts.append(key)
         if key == "HELP-BAD":
             raise PermanentError("jira rejected the request: field summary is required")
@@ -225,7 +219,7 @@ async def test_poison_and_permanent_failures_are_dead_lettered_and_do_not_stall(
         handled.append(key)
         return []
 
-    await bus.ensure_topics([TicketCreated.topic(), dead_letter_topic(gid)])
+    await bus.ensure_topics([TicketCreated], [gid])
     # A record no schema accepts, on the same partition (same key) as the good one.
     await adapter.write_raw(
         bus, TicketCreated.topic(), good.call_sid.encode(), b"{not json",
@@ -243,7 +237,8 @@ async def test_poison_and_permanent_failures_are_dead_lettered_and_do_not_stall(
     assert sorted(d.error_type for d in dead) == ["MalformedMessage", "PermanentError", "TransientError"]
     for letter in dead:
         assert letter.original_topic.endswith(TicketCreated.topic())
-        assert letter.key == good.call_sid.encode()
+        assert letter.call_sid == good.call_sid
+        assert letter.consumer_group == gid
         assert "+1415" not in letter.error
     assert any("field summary is required" in d.error for d in dead)
 
@@ -254,23 +249,50 @@ async def test_a_replayed_dead_letter_is_delivered_again(bus) -> None:  # type: 
     fixed = False
     delivered: list[str] = []
 
-    async def handler(envelope: Envelope) -> Sequence[Event]:
-        if envelope.event.call_sid != event.call_sid:
+    async def handler(record: Event) -> Sequence[Event]:
+        if record.call_sid != event.call_sid:
             return []
         if not fixed:
             raise PermanentError("jira rejected the request: request type 99 does not exist")
-        delivered.append(envelope.event.call_sid)
+        delivered.append(record.call_sid)
         return []
 
-    await bus.ensure_topics([TicketCreated.topic(), dead_letter_topic(gid)])
+    await bus.ensure_topics([TicketCreated], [gid])
     await bus.publish(event)
     async with consuming(bus, gid, handler):
         deadline = asyncio.get_running_loop().time() + 30
         letters: list = []
         while not letters and asyncio.get_running_loop().time() < deadline:
-            letters = [d for d in await bus.dead_letters(gid) if d.key == event.call_sid.encode()]
+            letters = [d for d in await bus.dead_letters(gid) if d.call_sid == event.call_sid]
             await asyncio.sleep(0.2)
         assert len(letters) == 1
         fixed = True  # the operator fixed the configuration
         await bus.replay(letters[0])
         await eventually(lambda: delivered == [event.call_sid])
+
+
+async def test_an_older_consumer_reads_a_newer_producers_event_with_an_extra_optional_field(
+    adapter: Adapter, bus
+) -> None:  # type: ignore[no-untyped-def]
+    """A rolling deploy: the new producer adds an optional field (a compatible schema change)
+    while consumers of the old version still run; they handle the event instead of dead-lettering it."""
+
+    gid = group()
+    event = ticket(uuid.uuid4().int % 10**9, "HELP-NEWER")
+    received: list[TicketCreated] = []
+
+    async def handler(delivered: Event) -> Sequence[Event]:
+        if isinstance(delivered, TicketCreated) and delivered.call_sid == event.call_sid:
+            received.append(delivered)
+        return []
+
+    newer = json.loads(event.model_dump_json()) | {"queue_position": 3, "channel": {"kind": "voice"}}
+    _, _, headers = encode(envelope_for(event, "producer-v2"))
+    await bus.ensure_topics([TicketCreated], [gid])
+    await adapter.write_raw(
+        bus, TicketCreated.topic(), event.call_sid.encode(), json.dumps(newer).encode(), headers
+    )
+    async with consuming(bus, gid, handler):
+        await eventually(lambda: len(received) == 1)
+    assert received[0] == event, "the known fields arrive intact; the unknown ones are ignored"
+    assert [d for d in await bus.dead_letters(gid) if d.call_sid == event.call_sid] == []

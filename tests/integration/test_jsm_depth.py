@@ -24,7 +24,14 @@ from voiceticket_common.events import CallAnalyzed, RecordingAbsent
 from voiceticket_sandbox import SandboxUrls, make_tone_wav, preload_specs, run_sandboxes
 from voiceticket_sandbox.caller import CallerSimulator, PlayedCall
 from voiceticket_sandbox.demo_tenant import ACCOUNT_SID, AUTH_TOKEN, JIRA_EMAIL, JIRA_TOKEN, OPENAI_KEY
-from voiceticket_sandbox.testing import eventually
+from voiceticket_sandbox.testing import (
+    PRIORITY_OPTIONS,
+    eventually,
+    jsm_desk,
+    jsm_field,
+    jsm_options,
+    jsm_request_type,
+)
 
 GROUP = "voiceticket-jira-writer"
 CLOUD_ID = "0b5c1d4e-7a39-4f4e-9a61-2c8d3e9f1a77"
@@ -32,39 +39,30 @@ OAUTH_TOKEN = "oauth2-access-token-for-globex-" + "4" * 12
 CALLER = "+14155550123"
 OAUTH_LINE, ATTACH_LINE, PLAIN_LINE = "+15005550101", "+15005550102", "+15005550103"
 MISSED_ON_LINE, MISSED_OFF_LINE = "+15005550104", "+15005550105"
-PRIORITIES = [{"value": str(i), "label": name}
-              for i, name in enumerate(["Highest", "High", "Medium", "Low", "Lowest"], start=1)]  # fmt: skip
-SITE_FIELD = {"fieldId": "customfield_10070", "name": "Site", "required": True,
-              "validValues": [{"value": "10100", "label": "Berlin"}, {"value": "10101", "label": "Oslo"}],
-              "defaultValues": [{"value": "10101", "label": "Oslo"}], "jiraSchema": {"type": "option"}}  # fmt: skip
+PRIORITIES = jsm_options(*PRIORITY_OPTIONS)
+SITE_FIELD = jsm_field(
+    "customfield_10070",
+    "Site",
+    required=True,
+    validValues=jsm_options(("10100", "Berlin"), ("10101", "Oslo")),
+    defaultValues=jsm_options(("10101", "Oslo")),
+    jiraSchema={"type": "option"},
+)
+PRIORITY_SCHEMA = {"type": "priority", "system": "priority"}
+FAULT_FIELDS = [
+    jsm_field("summary", "Summary", required=True),
+    jsm_field("description", "Description"),
+    jsm_field("priority", "Priority", validValues=PRIORITIES, jiraSchema=PRIORITY_SCHEMA),
+    SITE_FIELD,
+    jsm_field("customfield_10050", "Caller phone"),
+]
+CUSTOMERS = [
+    {"accountId": "qm:anna", "emailAddress": "anna.berg@example.com", "displayName": "Anna Berg"},
+    {"accountId": "qm:hanna", "emailAddress": "hanna@example.com", "displayName": "Hanna Berg"},
+]
 DESKS = [
-    {"id": "4", "project_key": "HELP", "request_types": [{"id": "41", "name": "Incident"}]},
-    {
-        "id": "8",
-        "project_key": "OPS",
-        "customers": [
-            {"accountId": "qm:anna", "emailAddress": "anna.berg@example.com", "displayName": "Anna Berg"},
-            {"accountId": "qm:hanna", "emailAddress": "hanna@example.com", "displayName": "Hanna Berg"},
-        ],
-        "request_types": [
-            {
-                "id": "81",
-                "name": "Fault",
-                "fields": [
-                    {"fieldId": "summary", "name": "Summary", "required": True},
-                    {"fieldId": "description", "name": "Description"},
-                    {
-                        "fieldId": "priority",
-                        "name": "Priority",
-                        "validValues": PRIORITIES,
-                        "jiraSchema": {"type": "priority", "system": "priority"},
-                    },
-                    SITE_FIELD,
-                    {"fieldId": "customfield_10050", "name": "Caller phone"},
-                ],
-            }
-        ],  # fmt: skip
-    },
+    jsm_desk("4", "HELP", jsm_request_type("41", "Incident")),
+    jsm_desk("8", "OPS", jsm_request_type("81", "Fault", *FAULT_FIELDS), customers=CUSTOMERS),
 ]
 
 

@@ -11,29 +11,21 @@ Retry-After is waited out, never retried early.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
-import secrets
 import sqlite3
 import struct
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import pytest_asyncio
+from sandboxed_runtime import SandboxedRuntime, new_caller, one_ticket, sandboxed_runtime
 
-from voiceticket.embedded import EmbeddedOptions, EmbeddedRuntime
 from voiceticket.samples import sample_calls
 from voiceticket_analyzer.triage import TRIAGE_MARKERS
-from voiceticket_sandbox import SandboxUrls, run_sandboxes
 from voiceticket_sandbox.audio import make_tone_wav
-from voiceticket_sandbox.caller import CallerSimulator
-from voiceticket_sandbox.demo_tenant import ACCOUNT_SID, AUTH_TOKEN, SUPPORT_LINE, configure_sandboxes, seed
-from voiceticket_sandbox.testing import eventually, invalid_provider_requests
+from voiceticket_sandbox.demo_tenant import SUPPORT_LINE
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -43,16 +35,7 @@ LLM_ATTEMPTS, LLM_BUDGET_SECONDS = 3, 4.0
 ANALYZER_GROUP = "voiceticket-analyzer"
 
 
-@dataclass
-class Stack:
-    urls: SandboxUrls
-    runtime: EmbeddedRuntime
-    data_dir: Path
-    http: httpx.AsyncClient
-
-    def caller(self) -> CallerSimulator:
-        return CallerSimulator(self.runtime.ingress_url, ACCOUNT_SID, AUTH_TOKEN, self.urls.twilio)
-
+class Stack(SandboxedRuntime):
     def event(self, call_sid: str, event_type: str) -> dict[str, Any]:
         """The data of the call's one ``event_type`` record on the bus (read beside the bus, WAL)."""
         with sqlite3.connect(self.data_dir / "bus.db") as conn:
@@ -63,16 +46,23 @@ class Stack:
         [(value,)] = rows
         return json.loads(value)
 
-    async def issues_of(self, call_sid: str) -> list[dict[str, Any]]:
-        issues = (await self.http.get(f"{self.urls.jira}/_sandbox/issues")).json()
-        return [i for i in issues if i["properties"].get("voiceticket.call", {}).get("callSid") == call_sid]
-
     async def openai_requests(self, path_end: str) -> list[dict[str, Any]]:
         records = (await self.http.get(f"{self.urls.openai}/_sandbox/requests")).json()
         return [r for r in records if r["path"].endswith(path_end)]
 
     async def fault(self, **spec: Any) -> None:
         (await self.http.post(f"{self.urls.openai}/_sandbox/faults", json=spec)).raise_for_status()
+
+
+def with_vocabulary_and_a_german_line(config: dict[str, Any]) -> None:
+    config["tenants"][0]["vocabulary"] = VOCABULARY
+    german = {
+        **config["lines"][0],
+        "number": GERMAN_LINE,
+        "language_mode": "enforced",
+        "language": "de",
+    }
+    config["lines"].append(german)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -82,36 +72,10 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
         # Settings come from the environment, as in a deployment: a small budget keeps the outage short.
         env.setenv("VOICETICKET_LLM_RETRY_ATTEMPTS", str(LLM_ATTEMPTS))
         env.setenv("VOICETICKET_LLM_RETRY_BUDGET_SECONDS", str(LLM_BUDGET_SECONDS))
-        async with run_sandboxes() as urls:
-            await configure_sandboxes(urls.twilio, urls.openai, urls.jira)
-            config = seed(urls.twilio, urls.openai, urls.jira)
-            config["tenants"][0]["vocabulary"] = VOCABULARY
-            german = {
-                **config["lines"][0],
-                "number": GERMAN_LINE,
-                "language_mode": "enforced",
-                "language": "de",
-            }
-            config["lines"].append(german)
-            (data_dir / "seed.json").write_text(json.dumps(config))
-            options = EmbeddedOptions.against_sandboxes(data_dir, urls.twilio, data_dir / "seed.json")
-            async with EmbeddedRuntime(options) as runtime, httpx.AsyncClient(timeout=15) as http:
-                yield Stack(urls, runtime, data_dir, http)
-                invalid = await invalid_provider_requests(http, urls.twilio, urls.openai, urls.jira)
-                assert invalid == [], "every provider request was valid per the official specs"
-                assert await runtime.bus.dead_letters(ANALYZER_GROUP) == []
-                assert await runtime.bus.dead_letters("voiceticket-transcriber") == []
-
-
-async def one_ticket(stack: Stack, call_sid: str, timeout: float = 40.0) -> dict[str, Any]:
-    await eventually(lambda: stack.issues_of(call_sid), timeout)
-    await asyncio.sleep(0.5)  # a duplicate would show up now
-    [issue] = await stack.issues_of(call_sid)
-    return issue
-
-
-def new_caller() -> str:
-    return "+1415555" + f"{secrets.randbelow(10_000):04d}"
+        async with sandboxed_runtime(Stack, data_dir, with_vocabulary_and_a_german_line) as stack:
+            yield stack
+            assert await stack.runtime.bus.dead_letters(ANALYZER_GROUP) == []
+            assert await stack.runtime.bus.dead_letters("voiceticket-transcriber") == []
 
 
 def pcm_wav(samples: list[int], rate: int = 8000) -> bytes:

@@ -9,28 +9,23 @@ become ``notification.delivery`` events; an opted-out caller gets no SMS but a
 
 from __future__ import annotations
 
-import asyncio
 import json
 import secrets
 import sqlite3
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import pytest_asyncio
+from sandboxed_runtime import SandboxedRuntime, new_caller, one_ticket, sandboxed_runtime
 
-from voiceticket.embedded import EmbeddedOptions, EmbeddedRuntime
-from voiceticket_sandbox import SandboxUrls, run_sandboxes
 from voiceticket_sandbox.audio import make_tone_wav
 from voiceticket_sandbox.caller import CallerSimulator
-from voiceticket_sandbox.demo_tenant import ACCOUNT_SID, AUTH_TOKEN, SUPPORT_LINE, configure_sandboxes, seed
+from voiceticket_sandbox.demo_tenant import ACCOUNT_SID, AUTH_TOKEN, SUPPORT_LINE
 from voiceticket_sandbox.proxy import ForwardingProxy
 from voiceticket_sandbox.server import serve_app
-from voiceticket_sandbox.testing import eventually, invalid_provider_requests
+from voiceticket_sandbox.testing import eventually
 from voiceticket_sandbox.twilio import sms_segments
 from voiceticket_sandbox.twilio_webhooks import twilio_signature
 
@@ -40,16 +35,7 @@ PUBLIC = "https://voice.example.test"
 TEMPLATE = "Your request {request_key}: {summary}"
 
 
-@dataclass
-class Stack:
-    urls: SandboxUrls
-    runtime: EmbeddedRuntime
-    data_dir: Path
-    http: httpx.AsyncClient
-
-    def caller(self, **kwargs: Any) -> CallerSimulator:
-        return CallerSimulator(self.runtime.ingress_url, ACCOUNT_SID, AUTH_TOKEN, self.urls.twilio, **kwargs)
-
+class Stack(SandboxedRuntime):
     def events(self, call_sid: str) -> list[tuple[str, dict[str, Any]]]:
         """(event type, data) of every bus record of a call, in order (read beside the bus, WAL)."""
         with sqlite3.connect(self.data_dir / "bus.db") as conn:
@@ -61,45 +47,26 @@ class Stack:
             for topic, value in rows
         ]
 
-    async def issues_of(self, call_sid: str) -> list[dict[str, Any]]:
-        issues = (await self.http.get(f"{self.urls.jira}/_sandbox/issues")).json()
-        return [i for i in issues if i["properties"].get("voiceticket.call", {}).get("callSid") == call_sid]
-
     async def twilio(self, what: str) -> Any:
         return (await self.http.get(f"{self.urls.twilio}/_sandbox/{what}")).json()
+
+
+def with_the_sms_template(config: dict[str, Any]) -> None:
+    config["lines"][0]["sms_template"] = TEMPLATE
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
     data_dir = tmp_path_factory.mktemp("twilio-depth")
-    async with run_sandboxes() as urls:
-        await configure_sandboxes(urls.twilio, urls.openai, urls.jira)
-        config = seed(urls.twilio, urls.openai, urls.jira)
-        config["lines"][0]["sms_template"] = TEMPLATE
-        (data_dir / "seed.json").write_text(json.dumps(config))
-        options = EmbeddedOptions.against_sandboxes(
-            data_dir, urls.twilio, data_dir / "seed.json", trusted_proxies=["127.0.0.1/32"]
-        )
-        async with EmbeddedRuntime(options) as runtime, httpx.AsyncClient(timeout=15) as http:
-            yield Stack(urls, runtime, data_dir, http)
-            invalid = await invalid_provider_requests(http, urls.twilio, urls.openai, urls.jira)
-            assert invalid == [], "every provider request was valid per the official specs"
-
-
-def new_caller() -> str:
-    return "+1415555" + f"{secrets.randbelow(10_000):04d}"
+    async with sandboxed_runtime(
+        Stack, data_dir, with_the_sms_template, trusted_proxies=["127.0.0.1/32"]
+    ) as stack:
+        yield stack
 
 
 def tone(seed: int) -> bytes:
     """Distinct audio per call: the OpenAI stand-in keys transcripts by the audio's sha256."""
     return make_tone_wav(seconds=0.6 + seed / 100, frequency=300.0 + seed * 7.3)
-
-
-async def one_ticket(stack: Stack, call_sid: str) -> dict[str, Any]:
-    await eventually(lambda: stack.issues_of(call_sid))
-    await asyncio.sleep(0.5)  # a duplicate would show up now
-    [issue] = await stack.issues_of(call_sid)
-    return issue
 
 
 async def test_a_call_through_a_trusted_proxy_becomes_a_ticket(stack: Stack) -> None:

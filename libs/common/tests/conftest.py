@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from voiceticket_common.events import Analysis, CallAnalyzed, Entity, Priority, Sentiment
+from voiceticket_sandbox.testing import sandbox, specs  # noqa: F401 - fixtures
 
 CALL_SID = "CA" + "1" * 32
 

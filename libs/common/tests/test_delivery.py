@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from voiceticket_common.bus import PermanentError, RetryPolicy, TransientError, envelope_for
+from voiceticket_common.bus import PermanentError, RetryPolicy, TransientError
 from voiceticket_common.bus.delivery import DeadLettered, Delivered, backoff_delay, run_handler
 from voiceticket_common.events import CallAnalyzed
 
@@ -24,7 +24,7 @@ async def test_transient_failures_are_retried_then_succeed(analyzed: CallAnalyze
         return [analyzed]
 
     sleeps = Sleeps()
-    outcome = await run_handler(envelope_for(analyzed, "t"), handler, RetryPolicy(max_attempts=5), sleeps)
+    outcome = await run_handler(analyzed, handler, RetryPolicy(max_attempts=5), sleeps)
     assert isinstance(outcome, Delivered)
     assert outcome.attempts == 3
     assert sleeps.delays and all(d >= 2.0 for d in sleeps.delays), "Retry-After must never be undercut"
@@ -34,7 +34,7 @@ async def test_permanent_failure_dead_letters_at_once(analyzed: CallAnalyzed) ->
     async def handler(_):  # type: ignore[no-untyped-def]
         raise PermanentError("jira said no")
 
-    outcome = await run_handler(envelope_for(analyzed, "t"), handler, RetryPolicy(), Sleeps())
+    outcome = await run_handler(analyzed, handler, RetryPolicy(), Sleeps())
     assert isinstance(outcome, DeadLettered)
     assert outcome.attempts == 1
     assert outcome.reason == "jira said no"
@@ -45,7 +45,7 @@ async def test_retries_are_bounded(analyzed: CallAnalyzed) -> None:
         raise TransientError("down")
 
     sleeps = Sleeps()
-    outcome = await run_handler(envelope_for(analyzed, "t"), handler, RetryPolicy(max_attempts=4), sleeps)
+    outcome = await run_handler(analyzed, handler, RetryPolicy(max_attempts=4), sleeps)
     assert isinstance(outcome, DeadLettered)
     assert outcome.attempts == 4
     assert len(sleeps.delays) == 3
@@ -56,7 +56,7 @@ async def test_unexpected_exceptions_dead_letter_instead_of_stalling(analyzed: C
     async def handler(_):  # type: ignore[no-untyped-def]
         raise KeyError("bug")
 
-    outcome = await run_handler(envelope_for(analyzed, "t"), handler, RetryPolicy(), Sleeps())
+    outcome = await run_handler(analyzed, handler, RetryPolicy(), Sleeps())
     assert isinstance(outcome, DeadLettered)
     assert outcome.error_type == "KeyError"
 

@@ -64,3 +64,18 @@ def test_validation_errors_do_not_quote_personal_data(analyzed: CallAnalyzed) ->
         decode(json.dumps(data).encode(), headers)
     assert "duration_seconds" in str(info.value)
     assert "+1415" not in str(info.value)
+
+
+def test_a_consumer_ignores_fields_a_newer_producer_added_also_in_nested_parts(
+    analyzed: CallAnalyzed,
+) -> None:
+    _, value, headers = encode(envelope_for(analyzed, "x"))
+    newer = json.loads(value) | {"queue_position": 2}
+    newer["analysis"]["urgency_score"] = 0.9
+    newer["analysis"]["entities"] = [e | {"confidence": 1.0} for e in newer["analysis"]["entities"]]
+    assert decode(json.dumps(newer).encode(), headers).event == analyzed
+
+
+def test_producers_stay_strict(analyzed: CallAnalyzed) -> None:
+    with pytest.raises(ValueError, match="queue_position"):
+        CallAnalyzed(**analyzed.model_dump(), queue_position=2)

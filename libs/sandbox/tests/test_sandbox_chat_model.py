@@ -7,15 +7,7 @@ import pytest
 from voiceticket_sandbox.chat_model import answer, transcript_from_messages
 from voiceticket_sandbox.gullible_model import answer as gullible_answer
 from voiceticket_sandbox.strict_schema import strict_schema_problems
-
-
-def obj(**properties: object) -> dict[str, object]:
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": list(properties),
-        "additionalProperties": False,
-    }
+from voiceticket_sandbox.testing import strict_object
 
 
 def test_transcript_markers_win_over_the_rest_of_the_message() -> None:
@@ -41,7 +33,7 @@ def test_transcript_markers_win_over_the_rest_of_the_message() -> None:
     ],
 )
 def test_priority_follows_urgency_words(text: str, options: list[str], expected: str) -> None:
-    assert answer(obj(priority={"type": "string", "enum": options}), text) == {"priority": expected}
+    assert answer(strict_object(priority={"type": "string", "enum": options}), text) == {"priority": expected}
 
 
 @pytest.mark.parametrize(
@@ -54,11 +46,11 @@ def test_priority_follows_urgency_words(text: str, options: list[str], expected:
     ],
 )
 def test_language_guess(text: str, language: str) -> None:
-    assert answer(obj(language={"type": "string"}), text)["language"] == language
+    assert answer(strict_object(language={"type": "string"}), text)["language"] == language
 
 
 def test_intent_enum_by_keyword_overlap_with_catch_all_fallback() -> None:
-    schema = obj(intent={"type": "string", "enum": ["billing_question", "password_reset", "other"]})
+    schema = strict_object(intent={"type": "string", "enum": ["billing_question", "password_reset", "other"]})
 
     assert answer(schema, "I forgot my password and cannot log in.")["intent"] == "password_reset"
     assert answer(schema, "I have a question about my last bill.")["intent"] == "billing_question"
@@ -77,18 +69,18 @@ def test_intent_enum_by_keyword_overlap_with_catch_all_fallback() -> None:
 )
 def test_service_desk_categories_are_recognised_from_everyday_words(text: str, intent: str) -> None:
     options = ["incident", "service_request", "question", "complaint", "other"]
-    assert answer(obj(intent={"type": "string", "enum": options}), text) == {"intent": intent}
+    assert answer(strict_object(intent={"type": "string", "enum": options}), text) == {"intent": intent}
 
 
 def test_entities_fill_the_item_schema_and_unknown_fields_get_plain_values() -> None:
-    item = obj(
+    item = strict_object(
         kind={"type": "string", "enum": ["account", "order", "mail", "phone", "other"]},
         value={"type": "string"},
         confidence={"type": "number"},
         note={"type": ["string", "null"]},
     )
     schema = {
-        **obj(entities={"type": "array", "items": {"$ref": "#/$defs/Entity"}}),
+        **strict_object(entities={"type": "array", "items": {"$ref": "#/$defs/Entity"}}),
         "$defs": {"Entity": item},
     }
     text = "Account number 1234567, order #A-5521, mail me at x@y.org or call +1 415 555 0100."
@@ -105,7 +97,7 @@ def test_entities_fill_the_item_schema_and_unknown_fields_get_plain_values() -> 
 
 
 def test_summary_skips_small_talk_and_respects_max_length() -> None:
-    schema = obj(summary={"type": "string", "maxLength": 20}, description={"type": "string"})
+    schema = strict_object(summary={"type": "string", "maxLength": 20}, description={"type": "string"})
     text = "Hi, this is Tom.   My laptop   screen is broken since Monday. Please call back."
 
     result = answer(schema, text)
@@ -117,10 +109,10 @@ def test_summary_skips_small_talk_and_respects_max_length() -> None:
 
 
 def test_strict_schema_problems_match_openai_rules() -> None:
-    good = obj(a={"type": "string"}, b=obj(c={"type": ["integer", "null"]}))
-    missing_required = {**obj(a={"type": "string"}), "required": []}
+    good = strict_object(a={"type": "string"}, b=strict_object(c={"type": ["integer", "null"]}))
+    missing_required = {**strict_object(a={"type": "string"}), "required": []}
     open_object = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}
-    with_default = obj(a={"type": "string", "default": "x"})
+    with_default = strict_object(a={"type": "string", "default": "x"})
 
     assert strict_schema_problems(good) == []
     assert "Missing 'a'" in strict_schema_problems(missing_required)[0]
@@ -130,22 +122,25 @@ def test_strict_schema_problems_match_openai_rules() -> None:
 
 
 def test_strict_schema_problems_include_the_documented_limits() -> None:
-    composed = obj(a={"allOf": [{"type": "string"}]})
-    root_any_of = {**obj(a={"type": "string"}), "anyOf": [{"type": "object"}]}
-    many_enums = obj(a={"type": "string", "enum": [f"v{i}" for i in range(1001)]})
-    deep: dict[str, object] = obj(leaf={"type": "string"})
+    composed = strict_object(a={"allOf": [{"type": "string"}]})
+    root_any_of = {**strict_object(a={"type": "string"}), "anyOf": [{"type": "object"}]}
+    many_enums = strict_object(a={"type": "string", "enum": [f"v{i}" for i in range(1001)]})
+    deep: dict[str, object] = strict_object(leaf={"type": "string"})
     for _ in range(10):
-        deep = obj(inner=deep)
+        deep = strict_object(inner=deep)
 
     assert "'allOf' is not permitted" in strict_schema_problems(composed)[0]
     assert "must not be 'anyOf'" in strict_schema_problems(root_any_of)[0]
     assert "1001 enum values" in strict_schema_problems(many_enums)[0]
     assert "11 levels deep" in strict_schema_problems(deep)[0]
-    assert strict_schema_problems(obj(a=obj(b={"type": "string", "pattern": "^[a-z]{2}$"}))) == []
+    assert (
+        strict_schema_problems(strict_object(a=strict_object(b={"type": "string", "pattern": "^[a-z]{2}$"})))
+        == []
+    )
 
 
 def test_the_gullible_model_obeys_the_caller_and_breaks_the_schema() -> None:
-    schema = obj(
+    schema = strict_object(
         summary={"type": "string"},
         description={"type": "string"},
         priority={"type": "string", "enum": ["low", "medium", "high"]},

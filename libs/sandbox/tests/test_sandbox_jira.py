@@ -8,25 +8,19 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
+from voiceticket_sandbox.testing import PRIORITY_OPTIONS, jsm_desk, jsm_field, jsm_options, jsm_request_type
+
 if TYPE_CHECKING:
     from conftest import Sandbox
 
-DESK = {
-    "id": "4",
-    "project_key": "help",
-    "request_types": [
-        {
-            "id": "41",
-            "name": "Incident",
-            "fields": [
-                {"fieldId": "summary", "name": "Summary", "required": True},
-                {"fieldId": "description", "name": "Description", "required": False},
-                {"fieldId": "customfield_10050", "name": "Caller phone", "required": False},
-            ],
-        },
-        {"id": "45", "name": "Other"},
-    ],
-}
+INCIDENT_FIELDS = [
+    jsm_field("summary", "Summary", required=True),
+    jsm_field("description", "Description", required=False),
+    jsm_field("customfield_10050", "Caller phone", required=False),
+]
+DESK = jsm_desk(
+    "4", "help", jsm_request_type("41", "Incident", *INCIDENT_FIELDS), jsm_request_type("45", "Other")
+)
 CREATE = {
     "serviceDeskId": "4",
     "requestTypeId": "41",
@@ -237,48 +231,33 @@ async def test_server_error_fault_uses_platform_error_shape(jira: Sandbox, http:
     assert (await http.get(f"{jira.urls.jira}/_sandbox/faults")).json() == []
 
 
-PRIORITIES = [{"value": str(i), "label": name, "children": []}
-              for i, name in enumerate(["Highest", "High", "Medium", "Low", "Lowest"], start=1)]  # fmt: skip
-RICH_DESK = {
-    "id": "7",
-    "project_key": "ops",
-    "customers": [
-        {"accountId": "qm:anna", "emailAddress": "anna.berg@example.com", "displayName": "Anna Berg"},
-        {"accountId": "qm:ben", "emailAddress": "ben@example.com", "displayName": "Ben Annaberg"},
-    ],
-    "request_types": [
-        {
-            "id": "71",
-            "name": "Fault",
-            "fields": [
-                {"fieldId": "summary", "name": "Summary", "required": True},
-                {"fieldId": "priority", "name": "Priority", "validValues": PRIORITIES},
-                {
-                    "fieldId": "customfield_10070",
-                    "name": "Site",
-                    "required": True,
-                    "validValues": [
-                        {"value": "10100", "label": "Berlin"},
-                        {"value": "10101", "label": "Oslo"},
-                    ],
-                    "defaultValues": [{"value": "10101", "label": "Oslo"}],
-                    "jiraSchema": {
-                        "type": "option",
-                        "custom": "com.atlassian.jira.plugin.system.customfieldtypes:select",
-                    },
-                },
-                {
-                    "fieldId": "customfield_10080",
-                    "name": "Hidden",
-                    "required": True,
-                    "visible": False,
-                    "presetValues": ["x"],
-                },
-            ],  # fmt: skip
-        },
-        {"id": "72", "name": "Question", "can_raise_on_behalf_of": False},
-    ],
-}
+PRIORITIES = jsm_options(*PRIORITY_OPTIONS, children=[])
+SELECT = "com.atlassian.jira.plugin.system.customfieldtypes:select"
+OSLO = ("10101", "Oslo")
+FAULT_FIELDS = [
+    jsm_field("summary", "Summary", required=True),
+    jsm_field("priority", "Priority", validValues=PRIORITIES),
+    jsm_field(
+        "customfield_10070",
+        "Site",
+        required=True,
+        validValues=jsm_options(("10100", "Berlin"), OSLO),
+        defaultValues=jsm_options(OSLO),
+        jiraSchema={"type": "option", "custom": SELECT},
+    ),
+    jsm_field("customfield_10080", "Hidden", required=True, visible=False, presetValues=["x"]),
+]
+CUSTOMERS = [
+    {"accountId": "qm:anna", "emailAddress": "anna.berg@example.com", "displayName": "Anna Berg"},
+    {"accountId": "qm:ben", "emailAddress": "ben@example.com", "displayName": "Ben Annaberg"},
+]
+RICH_DESK = jsm_desk(
+    "7",
+    "ops",
+    jsm_request_type("71", "Fault", *FAULT_FIELDS),
+    jsm_request_type("72", "Question", can_raise_on_behalf_of=False),
+    customers=CUSTOMERS,
+)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import re
 from typing import TYPE_CHECKING
@@ -82,18 +81,10 @@ async def test_recording_media_and_metadata_need_basic_auth(
 ) -> None:
     audio = make_tone_wav(seconds=0.5)
     sid = "RE" + "c" * 32
-    registered = await http.post(
-        f"{sandbox.urls.twilio}/_sandbox/recordings",
-        json={
-            "account_sid": sandbox.account_sid,
-            "recording_sid": sid,
-            "audio_base64": base64.b64encode(audio).decode(),
-            "content_type": "audio/x-wav",
-            "transcript": "Hello there.",
-            "duration": 3,
-        },
+    registered = await sandbox.register_recording(
+        sid, audio, content_type="audio/x-wav", transcript="Hello there.", duration=3
     )
-    base = f"{sandbox.urls.twilio}/2010-04-01/Accounts/{sandbox.account_sid}/Recordings/{sid}"
+    base = sandbox.recording_url(sid)
 
     wav = await http.get(base + ".wav", auth=sandbox.twilio_auth)
     bare = await http.get(base, auth=sandbox.twilio_auth)
@@ -101,7 +92,7 @@ async def test_recording_media_and_metadata_need_basic_auth(
     anonymous = await http.get(base + ".wav")
     unknown = await http.get(base.replace("c" * 32, "d" * 32) + ".wav", auth=sandbox.twilio_auth)
 
-    assert registered.json()["sha256"] == hashlib.sha256(audio).hexdigest()
+    assert registered["sha256"] == hashlib.sha256(audio).hexdigest()
     assert sandbox.state.openai.transcripts[hashlib.sha256(audio).hexdigest()] == "Hello there."
     assert (wav.status_code, wav.content, wav.headers["content-type"]) == (200, audio, "audio/x-wav")
     assert bare.content == audio
@@ -162,17 +153,10 @@ async def test_status_callback_is_signed_like_twilio(sandbox: Sandbox, http: htt
         assert signature == twilio_signature(sandbox.auth_token, url, form)
 
 
-async def register_recording(sb: Sandbox, http: httpx.AsyncClient, audio: bytes) -> str:
+async def register_recording(sb: Sandbox, audio: bytes) -> str:
     sid = "RE" + "f" * 32
-    await http.post(
-        f"{sb.urls.twilio}/_sandbox/recordings",
-        json={
-            "account_sid": sb.account_sid,
-            "recording_sid": sid,
-            "audio_base64": base64.b64encode(audio).decode(),
-        },
-    )
-    return f"{sb.urls.twilio}/2010-04-01/Accounts/{sb.account_sid}/Recordings/{sid}.wav"
+    await sb.register_recording(sid, audio)
+    return sb.recording_url(sid) + ".wav"
 
 
 async def test_media_faults_make_young_media_404_then_serve_it(
@@ -183,7 +167,7 @@ async def test_media_faults_make_young_media_404_then_serve_it(
         f"{sandbox.urls.twilio}/_sandbox/media-faults",
         json={"unavailable_requests": 2, "unavailable_seconds": 0.4},
     )
-    url = await register_recording(sandbox, http, audio)
+    url = await register_recording(sandbox, audio)
 
     statuses = [(await http.get(url, auth=sandbox.twilio_auth)).status_code for _ in range(3)]
     await asyncio.sleep(0.45)
@@ -202,7 +186,7 @@ async def test_media_faults_make_young_media_404_then_serve_it(
 
 async def test_partial_media_is_cut_or_short_then_whole(sandbox: Sandbox, http: httpx.AsyncClient) -> None:
     audio = make_tone_wav(seconds=0.5)
-    url = await register_recording(sandbox, http, audio)
+    url = await register_recording(sandbox, audio)
     await http.post(
         f"{sandbox.urls.twilio}/_sandbox/media-faults", json={"partial": "short", "partial_times": 1}
     )

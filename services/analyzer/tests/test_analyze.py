@@ -3,18 +3,19 @@ from __future__ import annotations
 import json
 
 import pytest
+from pydantic import SecretStr
 
 from voiceticket_analyzer.handlers import AnalyzerDeps, analyze_transcript
 from voiceticket_analyzer.output_guard import SchemaViolation, checked_analysis
 from voiceticket_analyzer.ports import Completion
 from voiceticket_analyzer.prompt import analysis_schema, fenced, messages
 from voiceticket_analyzer.triage import TRIAGE_MARKERS
-from voiceticket_common.bus import PermanentError, TransientError, envelope_for
+from voiceticket_common.bus import PermanentError, TransientError
 from voiceticket_common.events import CallAnalyzed, CallTranscribed
 from voiceticket_common.retry_budget import RetryBudget
-from voiceticket_common.testing import StaticRuntimeConfig
+from voiceticket_common.runtime_views import AnalyzerLine, AnalyzerTenant, AnalyzerView
+from voiceticket_common.testing import LINE, Outcomes, RecordingSleep, StaticRuntimeConfig, call_transcribed
 
-LINE = "+15005550006"
 TRANSCRIPT = "Hi, the VPN is down. Account 12345678."
 GOOD = {
     "summary": "VPN down for the whole office",
@@ -31,23 +32,12 @@ class FakeModel:
     """Answers with the given outcomes in turn (the last one repeats); records every call."""
 
     def __init__(self, *outcomes: Completion | Exception) -> None:
-        self.outcomes = list(outcomes)
+        self.outcomes = Outcomes(*outcomes)
         self.calls = []
 
     async def complete(self, msgs, schema, target):  # type: ignore[no-untyped-def]
         self.calls.append((msgs, schema, target))
-        outcome = self.outcomes.pop(0) if len(self.outcomes) > 1 else self.outcomes[0]
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
-
-
-class Sleeps:
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
+        return self.outcomes.next()
 
 
 def ok(data: dict) -> Completion:
@@ -55,43 +45,31 @@ def ok(data: dict) -> Completion:
 
 
 def transcribed(text: str = TRANSCRIPT, **extra: object) -> CallTranscribed:
-    return CallTranscribed(
-        tenant_id="acme",
-        call_sid="CA" + "1" * 32,
-        line_number=LINE,
-        caller_number="+14155550100",
-        recording_sid="RE" + "2" * 32,
-        duration_seconds=12,
-        transcript=text,
-        model="whisper-1",
-        **extra,  # type: ignore[arg-type]
-    )
+    return call_transcribed(transcript=text, **extra)
 
 
 def deps(
-    model: FakeModel, language_mode: str = "auto", sleeps: Sleeps | None = None, attempts: int = 3
+    model: FakeModel, language_mode: str = "auto", sleeps: RecordingSleep | None = None, attempts: int = 3
 ) -> AnalyzerDeps:
-    config = StaticRuntimeConfig(
-        {
-            LINE: (
-                "acme",
-                {
-                    "language_mode": language_mode,
-                    "language": "de",
-                    "request_types": {"incident": "11", "service_request": "12"},
-                    "request_type_id": "12",
-                },
-                {"openai_api_key": "sk-test", "openai_base_url": "http://127.0.0.1:1/v1"},
-            )
-        }
+    view = AnalyzerView(
+        tenant_id="acme",
+        line=AnalyzerLine(
+            number=LINE,
+            language_mode=language_mode,
+            language="de",
+            request_types={"incident": "11", "service_request": "12"},
+            request_type_id="12",
+        ),
+        tenant=AnalyzerTenant(openai_api_key=SecretStr("sk-test"), openai_base_url="http://127.0.0.1:1/v1"),
     )
+    config = StaticRuntimeConfig({LINE: view})
     return AnalyzerDeps(
-        config=config, model=model, budget=RetryBudget(attempts, 60), sleep=sleeps or Sleeps()
+        config=config, model=model, budget=RetryBudget(attempts, 60), sleep=sleeps or RecordingSleep()
     )
 
 
 async def analyse(d: AnalyzerDeps, event: CallTranscribed | None = None) -> CallAnalyzed:
-    [result] = await analyze_transcript(envelope_for(event or transcribed(), "t"), d)
+    [result] = await analyze_transcript(event or transcribed(), d)
     assert isinstance(result, CallAnalyzed)
     return result
 
@@ -214,7 +192,7 @@ async def test_refusal_degrades_to_a_triage_request() -> None:
 
 
 async def test_llm_down_past_its_budget_degrades_honouring_retry_after_on_the_way() -> None:
-    sleeps = Sleeps()
+    sleeps = RecordingSleep()
     model = FakeModel(TransientError("openai analysis failed with HTTP 503", retry_after=4.0))
     event = await analyse(deps(model, "enforced", sleeps, attempts=4))
     assert len(model.calls) == 4 and len(sleeps.delays) == 3

@@ -23,20 +23,13 @@ from voiceticket_analyzer.adapters import OpenAIChatModel
 from voiceticket_analyzer.handlers import AnalyzerDeps, analyze_transcript
 from voiceticket_analyzer.output_guard import LEAK_MARKERS
 from voiceticket_analyzer.prompt import ENTITY_TYPES
-from voiceticket_common.bus import envelope_for
-from voiceticket_common.events import CallAnalyzed, CallTranscribed, Priority, Sentiment
+from voiceticket_common.events import CallAnalyzed, Priority, Sentiment
 from voiceticket_common.retry_budget import RetryBudget
-from voiceticket_common.testing import StaticRuntimeConfig
+from voiceticket_common.runtime_views import AnalyzerView
+from voiceticket_common.testing import LINE, StaticRuntimeConfig, call_transcribed
+from voiceticket_sandbox.demo_tenant import REQUEST_TYPES
 
 CORPUS = json.loads((Path(__file__).parent / "injection_corpus.json").read_text())["transcripts"]
-LINE = "+15005550006"
-REQUEST_TYPES = {
-    "incident": "41",
-    "service_request": "42",
-    "question": "43",
-    "complaint": "44",
-    "other": "45",
-}
 
 
 def test_the_corpus_covers_the_kinds_of_injection() -> None:
@@ -66,7 +59,7 @@ async def run_corpus(sandbox, chat_mode: str) -> list[tuple[dict[str, Any], Call
     }
     model = OpenAIChatModel(["127.0.0.1"])
     deps = AnalyzerDeps(
-        config=StaticRuntimeConfig({LINE: ("acme", line, tenant)}),
+        config=StaticRuntimeConfig.of(AnalyzerView, {LINE: ("acme", line, tenant)}),
         model=model,
         budget=RetryBudget(attempts=2, seconds=5),
         sleep=noop_sleep,
@@ -74,11 +67,10 @@ async def run_corpus(sandbox, chat_mode: str) -> list[tuple[dict[str, Any], Call
     results = []
     try:
         for n, item in enumerate(CORPUS):
-            event = CallTranscribed(
-                tenant_id="acme", call_sid="CA" + f"{n:032x}", line_number=LINE, caller_number="+14155550100",
-                recording_sid="RE" + "2" * 32, duration_seconds=30, transcript=item["transcript"], model="whisper-1",
-            )  # fmt: skip
-            [analyzed] = await analyze_transcript(envelope_for(event, "t"), deps)
+            event = call_transcribed(
+                call_sid="CA" + f"{n:032x}", duration_seconds=30, transcript=item["transcript"]
+            )
+            [analyzed] = await analyze_transcript(event, deps)
             assert isinstance(analyzed, CallAnalyzed)
             results.append((item, analyzed))
     finally:

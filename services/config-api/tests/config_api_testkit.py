@@ -86,3 +86,15 @@ async def running(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 def write_seed(path: Path, tenants: list[dict], lines: list[dict]) -> Path:
     path.write_text(json.dumps({"tenants": tenants, "lines": lines}))
     return path
+
+
+def seeded_settings(tmp_path: Path, tenants: list[dict], lines: list[dict], **overrides: Any) -> Settings:
+    """Settings whose seed file (``tmp_path/seed.json``) holds ``tenants`` and ``lines``."""
+    return make_settings(tmp_path, seed_file=write_seed(tmp_path / "seed.json", tenants, lines), **overrides)
+
+
+async def assert_analyzer_reads_the_line(client: httpx.AsyncClient, headers: dict[str, str]) -> None:
+    """The analyzer's runtime view of NUMBER carries the decrypted OpenAI key and the request types."""
+    r = await client.get(f"/v1/runtime/lines/{NUMBER}", headers=headers)
+    assert r.json()["tenant"]["openai_api_key"] == PLAIN["openai_api_key"]
+    assert r.json()["line"]["request_types"] == {"incident": "11", "service_request": "12"}

@@ -4,9 +4,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from config_api_testkit import ADMIN_TOKEN, NUMBER, PLAIN, auth, line_body, tenant_body
-
-A = auth(ADMIN_TOKEN)
+from config_api_testkit import NUMBER, PLAIN, auth, line_body, tenant_body
 
 
 def assert_no_plaintext(text: str) -> None:
@@ -14,8 +12,8 @@ def assert_no_plaintext(text: str) -> None:
         assert value not in text
 
 
-async def test_tenant_crud_and_masking(client):
-    r = await client.post("/v1/tenants", json=tenant_body(), headers=A)
+async def test_tenant_crud_and_masking(client, admin):
+    r = await client.post("/v1/tenants", json=tenant_body(), headers=admin)
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["jira_api_token"] == "••••" + PLAIN["jira_api_token"][-4:]
@@ -27,20 +25,20 @@ async def test_tenant_crud_and_masking(client):
     assert body["created_at"].endswith(("Z", "+00:00"))
     assert r.headers["cache-control"] == "no-store"
 
-    assert (await client.post("/v1/tenants", json=tenant_body(), headers=A)).status_code == 409
+    assert (await client.post("/v1/tenants", json=tenant_body(), headers=admin)).status_code == 409
 
-    r = await client.patch("/v1/tenants/acme", json={"name": "Acme Inc"}, headers=A)
+    r = await client.patch("/v1/tenants/acme", json={"name": "Acme Inc"}, headers=admin)
     assert r.status_code == 200 and r.json()["name"] == "Acme Inc"
     r = await client.put(
         "/v1/tenants/acme/credentials/openai_api_key",
         json={"value": "sk-rotated-key-000000abcd"},
-        headers=A,
+        headers=admin,
     )
     assert r.status_code == 200 and r.json()["openai_api_key"] == "••••abcd"
 
     responses = [
-        await client.get("/v1/tenants", headers=A),
-        await client.get("/v1/tenants/acme", headers=A),
+        await client.get("/v1/tenants", headers=admin),
+        await client.get("/v1/tenants/acme", headers=admin),
     ]
     assert [t["id"] for t in responses[0].json()] == ["acme"]
     assert responses[1].json()["name"] == "Acme Inc"
@@ -48,22 +46,22 @@ async def test_tenant_crud_and_masking(client):
         assert_no_plaintext(resp.text)
         assert "sk-rotated-key-000000abcd" not in resp.text
 
-    assert (await client.get("/v1/tenants/nope", headers=A)).status_code == 404
-    assert (await client.delete("/v1/tenants/acme", headers=A)).status_code == 204
-    assert (await client.get("/v1/tenants/acme", headers=A)).status_code == 404
+    assert (await client.get("/v1/tenants/nope", headers=admin)).status_code == 404
+    assert (await client.delete("/v1/tenants/acme", headers=admin)).status_code == 204
+    assert (await client.get("/v1/tenants/acme", headers=admin)).status_code == 404
 
 
-async def test_unset_and_short_secrets(client):
+async def test_unset_and_short_secrets(client, admin):
     body = tenant_body("bare", jira_api_token="short1234")
     del body["openai_api_key"]
-    r = await client.post("/v1/tenants", json=body, headers=A)
+    r = await client.post("/v1/tenants", json=body, headers=admin)
     assert r.status_code == 201
     assert r.json()["openai_api_key"] is None
     assert r.json()["jira_api_token"] == "••••"  # too short to reveal its tail
 
 
-async def test_secrets_encrypted_at_rest(client, settings):
-    await client.post("/v1/tenants", json=tenant_body(), headers=A)
+async def test_secrets_encrypted_at_rest(client, settings, admin):
+    await client.post("/v1/tenants", json=tenant_body(), headers=admin)
     db_file = settings.database_url.split("///", 1)[1]
     with sqlite3.connect(db_file) as conn:
         conn.row_factory = sqlite3.Row
@@ -75,15 +73,15 @@ async def test_secrets_encrypted_at_rest(client, settings):
         assert row[f"{name}_enc"].startswith("k1:gAAAAA")  # kid + Fernet token
 
 
-async def test_patch_validation(client):
-    await client.post("/v1/tenants", json=tenant_body(), headers=A)
-    r = await client.patch("/v1/tenants/acme", json={"jira_api_token": "x" * 20}, headers=A)
+async def test_patch_validation(client, admin):
+    await client.post("/v1/tenants", json=tenant_body(), headers=admin)
+    r = await client.patch("/v1/tenants/acme", json={"jira_api_token": "x" * 20}, headers=admin)
     assert r.status_code == 422
     assert "credentials" in r.text and "PUT /v1/tenants/{id}/credentials/{name}" in r.text
     assert "x" * 20 not in r.text  # inputs are not echoed
-    r = await client.patch("/v1/tenants/acme", json={"name": None}, headers=A)
+    r = await client.patch("/v1/tenants/acme", json={"name": None}, headers=admin)
     assert r.status_code == 422
-    r = await client.put("/v1/tenants/acme/credentials/bogus", json={"value": "v"}, headers=A)
+    r = await client.put("/v1/tenants/acme/credentials/bogus", json={"value": "v"}, headers=admin)
     assert r.status_code == 422
 
 
@@ -96,16 +94,16 @@ async def test_patch_validation(client):
         ({"unexpected": 1}, "unexpected"),
     ],
 )
-async def test_tenant_validation(client, override, needle):
-    r = await client.post("/v1/tenants", json=tenant_body(**override), headers=A)
+async def test_tenant_validation(client, override, needle, admin):
+    r = await client.post("/v1/tenants", json=tenant_body(**override), headers=admin)
     assert r.status_code == 422
     assert needle in r.text
     assert_no_plaintext(r.text)
 
 
-async def test_line_crud(client):
-    await client.post("/v1/tenants", json=tenant_body(), headers=A)
-    r = await client.put(f"/v1/lines/{NUMBER}", json=line_body(), headers=A)
+async def test_line_crud(client, admin):
+    await client.post("/v1/tenants", json=tenant_body(), headers=admin)
+    r = await client.put(f"/v1/lines/{NUMBER}", json=line_body(), headers=admin)
     assert r.status_code == 201, r.text
     line = r.json()
     assert line["number"] == NUMBER
@@ -119,16 +117,16 @@ async def test_line_crud(client):
 
     # replace: omitted fields go back to their defaults; %2B-encoded path works too
     r = await client.put(
-        "/v1/lines/%2B14155550100", json=line_body(language="de", sms_enabled=False), headers=A
+        "/v1/lines/%2B14155550100", json=line_body(language="de", sms_enabled=False), headers=admin
     )
     assert r.status_code == 200
     assert r.json()["language"] == "de" and r.json()["sms_enabled"] is False
-    assert (await client.get(f"/v1/lines/{NUMBER}", headers=A)).json()["language"] == "de"
-    assert len((await client.get("/v1/lines", headers=A)).json()) == 1
-    assert (await client.get("/v1/lines?tenant_id=other", headers=A)).json() == []
-    assert (await client.delete(f"/v1/lines/{NUMBER}", headers=A)).status_code == 204
-    assert (await client.get(f"/v1/lines/{NUMBER}", headers=A)).status_code == 404
-    assert (await client.delete(f"/v1/lines/{NUMBER}", headers=A)).status_code == 404
+    assert (await client.get(f"/v1/lines/{NUMBER}", headers=admin)).json()["language"] == "de"
+    assert len((await client.get("/v1/lines", headers=admin)).json()) == 1
+    assert (await client.get("/v1/lines?tenant_id=other", headers=admin)).json() == []
+    assert (await client.delete(f"/v1/lines/{NUMBER}", headers=admin)).status_code == 204
+    assert (await client.get(f"/v1/lines/{NUMBER}", headers=admin)).status_code == 404
+    assert (await client.delete(f"/v1/lines/{NUMBER}", headers=admin)).status_code == 404
 
 
 @pytest.mark.parametrize(
@@ -151,18 +149,18 @@ async def test_line_crud(client):
         (NUMBER, {"number": "+14155550199"}, "differs"),
     ],
 )
-async def test_line_validation(client, number, override, needle):
-    await client.post("/v1/tenants", json=tenant_body(), headers=A)
-    r = await client.put(f"/v1/lines/{number}", json=line_body(**override), headers=A)
+async def test_line_validation(client, number, override, needle, admin):
+    await client.post("/v1/tenants", json=tenant_body(), headers=admin)
+    r = await client.put(f"/v1/lines/{number}", json=line_body(**override), headers=admin)
     assert r.status_code == 422, r.text
     assert needle in r.text
 
 
-async def test_tenant_delete_removes_lines_and_credentials(seeded, settings):
-    await seeded.put("/v1/lines/+14155550101", json=line_body(), headers=A)
-    assert len((await seeded.get("/v1/lines", headers=A)).json()) == 2
-    assert (await seeded.delete("/v1/tenants/acme", headers=A)).status_code == 204
-    assert (await seeded.get("/v1/lines", headers=A)).json() == []
+async def test_tenant_delete_removes_lines_and_credentials(seeded, settings, admin):
+    await seeded.put("/v1/lines/+14155550101", json=line_body(), headers=admin)
+    assert len((await seeded.get("/v1/lines", headers=admin)).json()) == 2
+    assert (await seeded.delete("/v1/tenants/acme", headers=admin)).status_code == 204
+    assert (await seeded.get("/v1/lines", headers=admin)).json() == []
     db_file = settings.database_url.split("///", 1)[1]
     with sqlite3.connect(db_file) as conn:
         assert conn.execute("SELECT count(*) FROM tenants").fetchone()[0] == 0
@@ -171,17 +169,17 @@ async def test_tenant_delete_removes_lines_and_credentials(seeded, settings):
     assert r.status_code == 404
 
 
-async def test_twilio_line_settings_round_trip(client):
-    await client.post("/v1/tenants", json=tenant_body(), headers=A)
+async def test_twilio_line_settings_round_trip(client, admin):
+    await client.post("/v1/tenants", json=tenant_body(), headers=admin)
     body = line_body(
         record_timeout_seconds=8,
         record_finish_on_key="*#",
         sms_messaging_service_sid="MG" + "a" * 32,
         sms_template="{request_key}: {summary}",
     )
-    r = await client.put(f"/v1/lines/{NUMBER}", json=body, headers=A)
+    r = await client.put(f"/v1/lines/{NUMBER}", json=body, headers=admin)
     assert r.status_code == 201, r.text
-    stored = (await client.get(f"/v1/lines/{NUMBER}", headers=A)).json()
+    stored = (await client.get(f"/v1/lines/{NUMBER}", headers=admin)).json()
     assert (stored["record_timeout_seconds"], stored["record_finish_on_key"]) == (8, "*#")
     assert stored["sms_messaging_service_sid"] == "MG" + "a" * 32
     assert stored["sms_template"] == "{request_key}: {summary}"

@@ -6,15 +6,11 @@ import sqlite3
 
 import pytest
 from config_api_testkit import (
-    ADMIN_TOKEN,
     NUMBER,
     PLAIN,
-    SERVICE_TOKENS,
-    auth,
     line_body,
     make_settings,
     new_key,
-    running,
     tenant_body,
 )
 from pydantic import SecretStr
@@ -22,8 +18,6 @@ from pydantic import SecretStr
 from voiceticket_config_api import create_app
 from voiceticket_config_api.crypto import KeyRing, SecretDecryptError, keyring_from_settings
 from voiceticket_config_api.settings import parse_service_tokens
-
-A = auth(ADMIN_TOKEN)
 
 
 def test_keyring_roundtrip_and_kids():
@@ -83,43 +77,43 @@ def kids_in_db(db_file: str) -> list[str]:
     return sorted(v.split(":", 1)[0] for row in rows for v in row if v is not None)
 
 
-async def test_master_key_rotation(tmp_path):
+async def test_master_key_rotation(tmp_path, admin, service_headers, start):
     k1, k2 = f"k1:{new_key()}", f"k2:{new_key()}"
     db_file = str(tmp_path / "config.db")
-    async with running(make_settings(tmp_path, master_keys=k1)) as c:
-        await c.post("/v1/tenants", json=tenant_body(), headers=A)
-        await c.put(f"/v1/lines/{NUMBER}", json=line_body(), headers=A)
+    async with start(master_keys=k1) as c:
+        await c.post("/v1/tenants", json=tenant_body(), headers=admin)
+        await c.put(f"/v1/lines/{NUMBER}", json=line_body(), headers=admin)
     assert kids_in_db(db_file) == ["k1"] * 3
 
     # new primary k2; rows written under k1 still decrypt
-    async with running(make_settings(tmp_path, master_keys=f"{k2},{k1}")) as c:
-        r = await c.get(f"/v1/runtime/lines/{NUMBER}", headers=auth(SERVICE_TOKENS["transcriber"]))
+    async with start(master_keys=f"{k2},{k1}") as c:
+        r = await c.get(f"/v1/runtime/lines/{NUMBER}", headers=service_headers("transcriber"))
         assert r.json()["tenant"]["openai_api_key"] == PLAIN["openai_api_key"]
         assert (
-            (await c.get("/v1/tenants/acme", headers=A))
+            (await c.get("/v1/tenants/acme", headers=admin))
             .json()["jira_api_token"]
             .endswith(PLAIN["jira_api_token"][-4:])
         )
         await c.put(
             "/v1/tenants/acme/credentials/jira_api_token",
             json={"value": "new-jira-token-xyz"},
-            headers=A,
+            headers=admin,
         )
         assert kids_in_db(db_file) == ["k1", "k1", "k2"]
-        r = await c.post("/v1/admin/rotate-master-key", headers=A)
+        r = await c.post("/v1/admin/rotate-master-key", headers=admin)
         assert r.status_code == 200 and r.json() == {"primary_kid": "k2", "reencrypted": 2}
         assert kids_in_db(db_file) == ["k2"] * 3
-        r = await c.post("/v1/admin/rotate-master-key", headers=A)
+        r = await c.post("/v1/admin/rotate-master-key", headers=admin)
         assert r.json()["reencrypted"] == 0
 
     # the old key can now be dropped
-    async with running(make_settings(tmp_path, master_keys=k2)) as c:
-        r = await c.get(f"/v1/runtime/lines/{NUMBER}", headers=auth(SERVICE_TOKENS["jira-writer"]))
+    async with start(master_keys=k2) as c:
+        r = await c.get(f"/v1/runtime/lines/{NUMBER}", headers=service_headers("jira-writer"))
         assert r.json()["tenant"]["jira_api_token"] == "new-jira-token-xyz"
 
     # a key ring that cannot decrypt fails loudly on runtime reads, without leaking anything
-    async with running(make_settings(tmp_path, master_keys=f"k3:{new_key()}")) as c:
-        r = await c.get(f"/v1/runtime/lines/{NUMBER}", headers=auth(SERVICE_TOKENS["notifier"]))
+    async with start(master_keys=f"k3:{new_key()}") as c:
+        r = await c.get(f"/v1/runtime/lines/{NUMBER}", headers=service_headers("notifier"))
         assert r.status_code == 500 and "cannot be decrypted" in r.text
-        r = await c.get("/v1/tenants/acme", headers=A)
+        r = await c.get("/v1/tenants/acme", headers=admin)
         assert r.status_code == 200 and r.json()["twilio_auth_token"] == "•••• (cannot decrypt)"

@@ -8,16 +8,13 @@ import sqlite3
 import pytest
 from config_api_testkit import (
     ACCOUNT_SID,
-    ADMIN_TOKEN,
     NUMBER,
     PLAIN,
     SERVICE_TOKENS,
-    auth,
     line_body,
     tenant_body,
 )
 
-A = auth(ADMIN_TOKEN)
 CLOUD_URL = "https://api.atlassian.com/ex/jira/35273b54-3f06-40d2-880f-dd28cf8daafa"
 OAUTH_TOKEN = "eyJraWQiOiJvYXV0aC1hY2Nlc3MtdG9rZW4tMDAwMDAwMDAwMDAw.oauth-secret-5150"
 
@@ -30,15 +27,15 @@ def oauth_tenant(**extra: object) -> dict[str, object]:
     return body
 
 
-async def test_basic_is_the_default_and_the_oauth_token_is_masked_and_encrypted(client, settings):
-    basic = await client.post("/v1/tenants", json=tenant_body(), headers=A)
-    oauth = await client.post("/v1/tenants", json=oauth_tenant(id="globex"), headers=A)
+async def test_basic_is_the_default_and_the_oauth_token_is_masked_and_encrypted(client, settings, admin):
+    basic = await client.post("/v1/tenants", json=tenant_body(), headers=admin)
+    oauth = await client.post("/v1/tenants", json=oauth_tenant(id="globex"), headers=admin)
 
     assert basic.status_code == 201 and oauth.status_code == 201, oauth.text
     assert (basic.json()["jira_auth"], basic.json()["jira_oauth_token"]) == ("basic", None)
     assert oauth.json()["jira_auth"] == "oauth2"
     assert oauth.json()["jira_oauth_token"] == "••••5150"
-    listed = await client.get("/v1/tenants", headers=A)
+    listed = await client.get("/v1/tenants", headers=admin)
     assert OAUTH_TOKEN not in oauth.text + listed.text
     db_file = settings.database_url.split("///", 1)[1]
     with sqlite3.connect(db_file) as conn:
@@ -47,13 +44,15 @@ async def test_basic_is_the_default_and_the_oauth_token_is_masked_and_encrypted(
     assert OAUTH_TOKEN not in dump and stored.startswith("k1:gAAAAA")
 
 
-async def test_the_oauth_token_rotates_through_the_credentials_endpoint(client):
-    await client.post("/v1/tenants", json=oauth_tenant(), headers=A)
-    await client.put(f"/v1/lines/{NUMBER}", json=line_body(), headers=A)
+async def test_the_oauth_token_rotates_through_the_credentials_endpoint(client, admin, service_headers):
+    await client.post("/v1/tenants", json=oauth_tenant(), headers=admin)
+    await client.put(f"/v1/lines/{NUMBER}", json=line_body(), headers=admin)
     rotated = "eyJraWQiOiJyb3RhdGVkLXRva2VuLTAwMDAwMDAwMDAwMDAw.rotated-9999"
 
-    r = await client.put("/v1/tenants/acme/credentials/jira_oauth_token", json={"value": rotated}, headers=A)
-    view = await client.get(f"/v1/runtime/lines/{NUMBER}", headers=auth(SERVICE_TOKENS["jira-writer"]))
+    r = await client.put(
+        "/v1/tenants/acme/credentials/jira_oauth_token", json={"value": rotated}, headers=admin
+    )
+    view = await client.get(f"/v1/runtime/lines/{NUMBER}", headers=service_headers("jira-writer"))
 
     assert r.status_code == 200 and r.json()["jira_oauth_token"] == "••••9999"
     assert rotated not in r.text
@@ -65,11 +64,11 @@ async def test_the_oauth_token_rotates_through_the_credentials_endpoint(client):
     )
 
 
-async def test_only_jira_writer_sees_the_oauth_token(client):
-    await client.post("/v1/tenants", json=oauth_tenant(), headers=A)
-    await client.put(f"/v1/lines/{NUMBER}", json=line_body(), headers=A)
-    for role, token in SERVICE_TOKENS.items():
-        r = await client.get(f"/v1/runtime/lines/{NUMBER}", headers=auth(token))
+async def test_only_jira_writer_sees_the_oauth_token(client, admin, service_headers):
+    await client.post("/v1/tenants", json=oauth_tenant(), headers=admin)
+    await client.put(f"/v1/lines/{NUMBER}", json=line_body(), headers=admin)
+    for role in SERVICE_TOKENS:
+        r = await client.get(f"/v1/runtime/lines/{NUMBER}", headers=service_headers(role))
         assert (OAUTH_TOKEN in r.text) == (role == "jira-writer"), role
 
 
@@ -77,35 +76,37 @@ async def test_only_jira_writer_sees_the_oauth_token(client):
     "jira_base_url",
     ["https://acme.atlassian.net", "https://api.atlassian.com/ex/jira/", "https://x/ex/jira/a/b"],
 )
-async def test_oauth_needs_the_gateway_url(client, jira_base_url):
-    r = await client.post("/v1/tenants", json=oauth_tenant(jira_base_url=jira_base_url), headers=A)
+async def test_oauth_needs_the_gateway_url(client, jira_base_url, admin):
+    r = await client.post("/v1/tenants", json=oauth_tenant(jira_base_url=jira_base_url), headers=admin)
 
     assert r.status_code == 422
     assert "api.atlassian.com/ex/jira/<cloudId>" in r.text
     assert OAUTH_TOKEN not in r.text
 
 
-async def test_patching_to_oauth_keeps_the_url_rule(client):
-    await client.post("/v1/tenants", json=tenant_body(), headers=A)
+async def test_patching_to_oauth_keeps_the_url_rule(client, admin):
+    await client.post("/v1/tenants", json=tenant_body(), headers=admin)
 
-    refused = await client.patch("/v1/tenants/acme", json={"jira_auth": "oauth2"}, headers=A)
+    refused = await client.patch("/v1/tenants/acme", json={"jira_auth": "oauth2"}, headers=admin)
     accepted = await client.patch(
-        "/v1/tenants/acme", json={"jira_auth": "oauth2", "jira_base_url": CLOUD_URL}, headers=A
+        "/v1/tenants/acme", json={"jira_auth": "oauth2", "jira_base_url": CLOUD_URL}, headers=admin
     )
-    unknown = await client.patch("/v1/tenants/acme", json={"jira_auth": "jwt"}, headers=A)
+    unknown = await client.patch("/v1/tenants/acme", json={"jira_auth": "jwt"}, headers=admin)
 
     assert refused.status_code == 422 and "ex/jira" in refused.text
     assert accepted.status_code == 200 and accepted.json()["jira_auth"] == "oauth2"
     assert unknown.status_code == 422
-    assert (await client.get("/v1/tenants/acme", headers=A)).json()["jira_base_url"] == CLOUD_URL
+    assert (await client.get("/v1/tenants/acme", headers=admin)).json()["jira_base_url"] == CLOUD_URL
 
 
-async def test_jira_writer_sees_twilio_only_for_lines_that_attach_the_recording(client):
-    await client.post("/v1/tenants", json=tenant_body(), headers=A)
+async def test_jira_writer_sees_twilio_only_for_lines_that_attach_the_recording(
+    client, admin, service_headers
+):
+    await client.post("/v1/tenants", json=tenant_body(), headers=admin)
     attaching = "+14155550122"
-    await client.put(f"/v1/lines/{NUMBER}", json=line_body(), headers=A)
-    await client.put(f"/v1/lines/{attaching}", json=line_body(attach_recording=True), headers=A)
-    token = auth(SERVICE_TOKENS["jira-writer"])
+    await client.put(f"/v1/lines/{NUMBER}", json=line_body(), headers=admin)
+    await client.put(f"/v1/lines/{attaching}", json=line_body(attach_recording=True), headers=admin)
+    token = service_headers("jira-writer")
 
     plain = await client.get(f"/v1/runtime/lines/{NUMBER}", headers=token)
     attach = await client.get(f"/v1/runtime/lines/{attaching}", headers=token)
@@ -116,16 +117,16 @@ async def test_jira_writer_sees_twilio_only_for_lines_that_attach_the_recording(
     assert PLAIN["openai_api_key"] not in plain.text + attach.text
 
 
-async def test_ticket_on_absent_recording_defaults_off_and_round_trips(client):
-    await client.post("/v1/tenants", json=tenant_body(), headers=A)
+async def test_ticket_on_absent_recording_defaults_off_and_round_trips(client, admin, service_headers):
+    await client.post("/v1/tenants", json=tenant_body(), headers=admin)
     other = "+14155550111"
 
-    default = await client.put(f"/v1/lines/{NUMBER}", json=line_body(), headers=A)
+    default = await client.put(f"/v1/lines/{NUMBER}", json=line_body(), headers=admin)
     enabled = await client.put(
-        f"/v1/lines/{other}", json=line_body(ticket_on_absent_recording=True), headers=A
+        f"/v1/lines/{other}", json=line_body(ticket_on_absent_recording=True), headers=admin
     )
-    view = await client.get(f"/v1/runtime/lines/{other}", headers=auth(SERVICE_TOKENS["jira-writer"]))
-    ingress = await client.get(f"/v1/runtime/lines/{other}", headers=auth(SERVICE_TOKENS["ingress"]))
+    view = await client.get(f"/v1/runtime/lines/{other}", headers=service_headers("jira-writer"))
+    ingress = await client.get(f"/v1/runtime/lines/{other}", headers=service_headers("ingress"))
 
     assert default.json()["ticket_on_absent_recording"] is False
     assert enabled.json()["ticket_on_absent_recording"] is True

@@ -18,7 +18,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_module_entrypoint_serves(tmp_path):
+def test_module_entrypoint_serves(tmp_path, service_headers):
     port = _free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("CONFIG_API_")},
@@ -47,7 +47,7 @@ def test_module_entrypoint_serves(tmp_path):
                 pass
             assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
             time.sleep(0.1)
-        r = httpx.get(f"{base}/v1/runtime/lines/{NUMBER}", headers=auth(SERVICE_TOKENS["ingress"]))
+        r = httpx.get(f"{base}/v1/runtime/lines/{NUMBER}", headers=service_headers("ingress"))
         assert r.status_code == 404
         assert httpx.get(f"{base}/v1/lines", headers=auth(ADMIN_TOKEN)).json() == []
     finally:

@@ -5,22 +5,17 @@ from __future__ import annotations
 import asyncpg
 import pytest
 from config_api_testkit import (
-    ADMIN_TOKEN,
     NUMBER,
     PLAIN,
-    SERVICE_TOKENS,
-    auth,
+    assert_analyzer_reads_the_line,
     line_body,
-    make_settings,
     new_key,
     running,
+    seeded_settings,
     tenant_body,
-    write_seed,
 )
 
 from voiceticket_sandbox.postgres import postgres_bin_dir, throwaway_postgres
-
-A = auth(ADMIN_TOKEN)
 
 pytestmark = [
     pytest.mark.integration,
@@ -32,21 +27,18 @@ pytestmark = [
 ]
 
 
-async def test_postgres_end_to_end(tmp_path):
+async def test_postgres_end_to_end(tmp_path, admin, service_headers, start):
     with throwaway_postgres() as dsn:
         url = dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
         k1, k2 = f"k1:{new_key()}", f"k2:{new_key()}"
-        seed = write_seed(tmp_path / "seed.json", [tenant_body("seeded")], [])
-        settings = make_settings(tmp_path, database_url=url, master_keys=k1, seed_file=seed)
+        settings = seeded_settings(tmp_path, [tenant_body("seeded")], [], database_url=url, master_keys=k1)
         async with running(settings) as c:
             assert (await c.get("/readyz")).status_code == 200
-            assert (await c.post("/v1/tenants", json=tenant_body(), headers=A)).status_code == 201
-            assert (await c.post("/v1/tenants", json=tenant_body(), headers=A)).status_code == 409
-            r = await c.put(f"/v1/lines/{NUMBER}", json=line_body(), headers=A)
+            assert (await c.post("/v1/tenants", json=tenant_body(), headers=admin)).status_code == 201
+            assert (await c.post("/v1/tenants", json=tenant_body(), headers=admin)).status_code == 409
+            r = await c.put(f"/v1/lines/{NUMBER}", json=line_body(), headers=admin)
             assert r.status_code == 201, r.text
-            r = await c.get(f"/v1/runtime/lines/{NUMBER}", headers=auth(SERVICE_TOKENS["analyzer"]))
-            assert r.json()["tenant"]["openai_api_key"] == PLAIN["openai_api_key"]
-            assert r.json()["line"]["request_types"] == {"incident": "11", "service_request": "12"}
+            await assert_analyzer_reads_the_line(c, service_headers("analyzer"))
         async with running(settings):  # seed again: idempotent on Postgres too
             pass
 
@@ -61,10 +53,10 @@ async def test_postgres_end_to_end(tmp_path):
         finally:
             await conn.close()
 
-        async with running(make_settings(tmp_path, database_url=url, master_keys=f"{k2},{k1}")) as c:
-            r = await c.post("/v1/admin/rotate-master-key", headers=A)
+        async with start(database_url=url, master_keys=f"{k2},{k1}") as c:
+            r = await c.post("/v1/admin/rotate-master-key", headers=admin)
             assert r.json() == {"primary_kid": "k2", "reencrypted": 6}
-            assert (await c.delete("/v1/tenants/acme", headers=A)).status_code == 204
+            assert (await c.delete("/v1/tenants/acme", headers=admin)).status_code == 204
 
         conn = await asyncpg.connect(dsn)
         try:

@@ -11,113 +11,91 @@ from config_api_testkit import (
     SERVICE_TOKENS,
     auth,
     line_body,
-    make_settings,
-    running,
     tenant_body,
 )
 
+from voiceticket_common.runtime_views import VIEWS, JiraWriterView, NotifierView
+from voiceticket_config_api.db import SECRET_FIELDS, Line, Tenant
 from voiceticket_config_api.routes_runtime import LINE_GATED, ROLE_VIEWS
 
-EXPECTED = {
-    "ingress": (
-        {"twilio_account_sid", "twilio_auth_token"},
-        {
-            "number",
-            "language",
-            "greeting",
-            "recording_notice",
-            "voice",
-            "max_recording_seconds",
-            "record_timeout_seconds",
-            "record_finish_on_key",
-        },
-    ),
-    "transcriber": (
-        {
-            "twilio_account_sid",
-            "twilio_auth_token",
-            "openai_base_url",
-            "openai_api_key",
-            "transcription_model",
-            "vocabulary",
-        },
-        {"number", "language_mode", "language"},
-    ),
-    "analyzer": (
-        {"openai_base_url", "openai_api_key", "analysis_model"},
-        {"number", "language_mode", "language", "request_types", "request_type_id"},
-    ),
-    "jira-writer": (
-        {
-            "jira_base_url",
-            "jira_auth",
-            "jira_email",
-            "jira_api_token",
-            "jira_oauth_token",
-            "twilio_account_sid",
-            "twilio_auth_token",
-        },
-        {
-            "number",
-            "service_desk_id",
-            "request_type_id",
-            "request_types",
-            "phone_field_id",
-            "attach_recording",
-            "ticket_on_absent_recording",
-            "language",
-        },
-    ),
-    "notifier": (
-        {"twilio_account_sid", "twilio_auth_token"},
-        {"number", "sms_enabled", "sms_from", "sms_messaging_service_sid", "sms_template", "language"},
-    ),
+# Who may hold each credential. A view that adds one for another role fails here first.
+SECRET_AUDIENCE = {
+    "twilio_auth_token": {"ingress", "transcriber", "jira-writer", "notifier"},
+    "openai_api_key": {"transcriber", "analyzer"},
+    "jira_api_token": {"jira-writer"},
+    "jira_oauth_token": {"jira-writer"},
 }
 
 
-def test_role_views_match_the_contract():
-    assert {r: (set(t), set(ln)) for r, (t, ln) in ROLE_VIEWS.items()} == EXPECTED
+def test_role_views_are_the_services_view_models():
+    assert set(ROLE_VIEWS) == set(VIEWS) == set(SERVICE_TOKENS)
+    for role, view in VIEWS.items():
+        assert ROLE_VIEWS[role] == (view.tenant_fields(), view.line_fields())
+        assert "number" in view.line_fields()
 
 
-@pytest.mark.parametrize("role", sorted(EXPECTED))
-async def test_runtime_view_per_role(seeded, role):
-    r = await seeded.get(f"/v1/runtime/lines/{NUMBER}", headers=auth(SERVICE_TOKENS[role]))
+def test_views_name_only_what_config_api_stores():
+    for role, (tenant_fields, line_fields) in ROLE_VIEWS.items():
+        stored = {c.name for c in Tenant.__table__.columns} | set(SECRET_FIELDS)
+        assert set(tenant_fields) <= stored, role
+        assert set(line_fields) <= {c.name for c in Line.__table__.columns}, role
+    for role, gated in LINE_GATED.items():
+        tenant_fields, line_fields = ROLE_VIEWS[role]
+        assert set(gated) <= set(tenant_fields) and set(gated.values()) <= set(line_fields), role
+
+
+def test_no_view_leaks_a_credential_it_does_not_need():
+    for name in SECRET_FIELDS:
+        assert {role for role, (tenant, _) in ROLE_VIEWS.items() if name in tenant} == SECRET_AUDIENCE[name]
+    assert not {"jira_api_token", "jira_oauth_token", "openai_api_key"} & set(NotifierView.tenant_fields())
+    assert "openai_api_key" not in JiraWriterView.tenant_fields()
+    assert JiraWriterView.line_gated == {
+        "twilio_account_sid": "attach_recording",
+        "twilio_auth_token": "attach_recording",
+    }
+
+
+@pytest.mark.parametrize("role", sorted(ROLE_VIEWS))
+async def test_runtime_view_per_role(seeded, role, service_headers):
+    r = await seeded.get(f"/v1/runtime/lines/{NUMBER}", headers=service_headers(role))
     assert r.status_code == 200, r.text
     body = r.json()
     assert set(body) == {"tenant_id", "line", "tenant"}
     assert body["tenant_id"] == "acme"
-    tenant_fields, line_fields = EXPECTED[role]
-    tenant_fields = tenant_fields - set(LINE_GATED.get(role, {}))  # line_body() attaches no recording
+    tenant_fields, line_fields = ROLE_VIEWS[role]
+    tenant_fields = set(tenant_fields) - set(LINE_GATED.get(role, {}))  # line_body() attaches no recording
     assert set(body["tenant"]) == tenant_fields
-    assert set(body["line"]) == line_fields
+    assert set(body["line"]) == set(line_fields)
     for name, value in PLAIN.items():  # secrets decrypted, and only those the role needs
         if name in tenant_fields:
             assert body["tenant"][name] == value
         else:
             assert value not in r.text
     assert r.headers["cache-control"] == "no-store"
+    view = VIEWS[role].model_validate(body)  # what the service reads is what was served
+    assert view.tenant_id == "acme" and view.line.number == NUMBER
 
 
-async def test_least_privilege_examples(seeded):
-    notifier = await seeded.get(f"/v1/runtime/lines/{NUMBER}", headers=auth(SERVICE_TOKENS["notifier"]))
+async def test_least_privilege_examples(seeded, service_headers):
+    notifier = await seeded.get(f"/v1/runtime/lines/{NUMBER}", headers=service_headers("notifier"))
     assert notifier.json()["tenant"] == {
         "twilio_account_sid": ACCOUNT_SID,
         "twilio_auth_token": PLAIN["twilio_auth_token"],
     }
     assert PLAIN["jira_api_token"] not in notifier.text
     assert PLAIN["openai_api_key"] not in notifier.text
-    jira = await seeded.get(f"/v1/runtime/lines/{NUMBER}", headers=auth(SERVICE_TOKENS["jira-writer"]))
+    jira = await seeded.get(f"/v1/runtime/lines/{NUMBER}", headers=service_headers("jira-writer"))
     # jira-writer sees Twilio only for lines that attach the recording (ADR 6), OpenAI never
     assert "twilio_auth_token" not in jira.json()["tenant"]
     assert PLAIN["twilio_auth_token"] not in jira.text
     assert PLAIN["openai_api_key"] not in jira.text
-    analyzer = await seeded.get(f"/v1/runtime/lines/{NUMBER}", headers=auth(SERVICE_TOKENS["analyzer"]))
+    analyzer = await seeded.get(f"/v1/runtime/lines/{NUMBER}", headers=service_headers("analyzer"))
     assert PLAIN["twilio_auth_token"] not in analyzer.text and PLAIN["jira_api_token"] not in analyzer.text
 
 
-async def test_unknown_line_404(seeded):
+async def test_unknown_line_404(seeded, service_headers):
     for number in ("+14155550999", "not-a-number", "%2B14155550999"):
-        r = await seeded.get(f"/v1/runtime/lines/{number}", headers=auth(SERVICE_TOKENS["ingress"]))
+        r = await seeded.get(f"/v1/runtime/lines/{number}", headers=service_headers("ingress"))
         assert r.status_code == 404
         assert r.json() == {"detail": "unknown line"}
 
@@ -138,31 +116,30 @@ async def test_missing_or_unknown_token_401(seeded, headers):
         assert r.headers["www-authenticate"] == "Bearer"
 
 
-async def test_wrong_role_403(seeded):
+async def test_wrong_role_403(seeded, admin):
     for role, token in SERVICE_TOKENS.items():
         r = await seeded.get("/v1/tenants", headers=auth(token))
         assert r.status_code == 403, role
         r = await seeded.post("/v1/admin/rotate-master-key", headers=auth(token))
         assert r.status_code == 403, role
     # the admin reads masks only; the decrypting runtime API is for services
-    r = await seeded.get(f"/v1/runtime/lines/{NUMBER}", headers=auth(ADMIN_TOKEN))
+    r = await seeded.get(f"/v1/runtime/lines/{NUMBER}", headers=admin)
     assert r.status_code == 403
 
 
-async def test_no_admin_token_configured_locks_admin_api(tmp_path):
-    async with running(make_settings(tmp_path, admin_token=None)) as client:
+async def test_no_admin_token_configured_locks_admin_api(start):
+    async with start(admin_token=None) as client:
         assert (await client.get("/v1/tenants", headers=auth(""))).status_code == 401
         assert (await client.get("/v1/tenants", headers=auth("None"))).status_code == 401
 
 
-async def test_logs_hold_no_numbers_or_secrets(tmp_path, caplog):
+async def test_logs_hold_no_numbers_or_secrets(caplog, admin, service_headers, start):
     caplog.set_level(logging.DEBUG)
-    async with running(make_settings(tmp_path)) as client:
-        a = auth(ADMIN_TOKEN)
-        await client.post("/v1/tenants", json=tenant_body(), headers=a)
-        await client.put(f"/v1/lines/{NUMBER}", json=line_body(sms_from="+14155550177"), headers=a)
-        await client.get(f"/v1/runtime/lines/{NUMBER}", headers=auth(SERVICE_TOKENS["notifier"]))
-        await client.get("/v1/runtime/lines/+14155550999", headers=auth(SERVICE_TOKENS["ingress"]))
+    async with start() as client:
+        await client.post("/v1/tenants", json=tenant_body(), headers=admin)
+        await client.put(f"/v1/lines/{NUMBER}", json=line_body(sms_from="+14155550177"), headers=admin)
+        await client.get(f"/v1/runtime/lines/{NUMBER}", headers=service_headers("notifier"))
+        await client.get("/v1/runtime/lines/+14155550999", headers=service_headers("ingress"))
     ours = [r for r in caplog.records if r.name.startswith(("voiceticket_config_api", "uvicorn"))]
     text = "\n".join(r.getMessage() for r in ours)
     assert "GET /v1/runtime/lines/{number} 200" in text  # access log uses the route template

@@ -4,15 +4,12 @@ import sqlite3
 
 import pytest
 from config_api_testkit import (
-    ADMIN_TOKEN,
     NUMBER,
     PLAIN,
-    SERVICE_TOKENS,
-    auth,
+    assert_analyzer_reads_the_line,
     line_body,
-    make_settings,
-    new_key,
     running,
+    seeded_settings,
     tenant_body,
     write_seed,
 )
@@ -28,20 +25,17 @@ def snapshot(db_file: str) -> dict[str, list[tuple]]:
         }
 
 
-async def test_seed_is_idempotent(tmp_path):
-    seed = write_seed(
-        tmp_path / "seed.json",
+async def test_seed_is_idempotent(tmp_path, admin, service_headers):
+    settings = seeded_settings(
+        tmp_path,
         [tenant_body(), tenant_body("globex", name="Globex")],
         [
             {"number": NUMBER, **line_body()},
             {"number": "+442071838750", **line_body("globex", language="en")},
         ],
     )
-    settings = make_settings(tmp_path, seed_file=seed, master_keys=f"k1:{new_key()}")
     async with running(settings) as c:
-        r = await c.get(f"/v1/runtime/lines/{NUMBER}", headers=auth(SERVICE_TOKENS["analyzer"]))
-        assert r.json()["tenant"]["openai_api_key"] == PLAIN["openai_api_key"]
-        assert r.json()["line"]["request_types"] == {"incident": "11", "service_request": "12"}
+        await assert_analyzer_reads_the_line(c, service_headers("analyzer"))
     first = snapshot(str(tmp_path / "config.db"))
     assert len(first["tenants"]) == 2 and len(first["lines"]) == 2
     async with running(settings):
@@ -49,14 +43,14 @@ async def test_seed_is_idempotent(tmp_path):
     assert snapshot(str(tmp_path / "config.db")) == first  # byte-identical, timestamps included
 
     # an edited seed updates in place and adds nothing
-    write_seed(seed, [tenant_body(name="Acme Renamed")], [])
+    write_seed(settings.seed_file, [tenant_body(name="Acme Renamed")], [])
     async with running(settings) as c:
-        tenants = (await c.get("/v1/tenants", headers=auth(ADMIN_TOKEN))).json()
+        tenants = (await c.get("/v1/tenants", headers=admin)).json()
         assert [(t["id"], t["name"]) for t in tenants] == [
             ("acme", "Acme Renamed"),
             ("globex", "Globex"),
         ]
-        assert len((await c.get("/v1/lines", headers=auth(ADMIN_TOKEN))).json()) == 2
+        assert len((await c.get("/v1/lines", headers=admin)).json()) == 2
 
 
 @pytest.mark.parametrize(
@@ -67,8 +61,7 @@ async def test_seed_is_idempotent(tmp_path):
     ],
 )
 async def test_bad_seed_refuses_to_start(tmp_path, tenants, lines, needle):
-    seed = write_seed(tmp_path / "seed.json", tenants, lines)
-    app = create_app(make_settings(tmp_path, seed_file=seed))
+    app = create_app(seeded_settings(tmp_path, tenants, lines))
     with pytest.raises(RuntimeError) as exc:
         async with app.router.lifespan_context(app):
             pass

@@ -9,7 +9,8 @@ from typing import Any
 import httpx
 from twilio.request_validator import RequestValidator
 
-from voiceticket_common.testing import RecordingPublisher, StaticRuntimeConfig
+from voiceticket_common.runtime_views import IngressView
+from voiceticket_common.testing import CALLER, LINE, RecordingPublisher, StaticRuntimeConfig
 from voiceticket_ingress.app import create_app
 from voiceticket_ingress.settings import IngressSettings
 
@@ -17,8 +18,6 @@ BASE = "https://voice.example.com"
 TOKEN = "tenant-auth-token-0123456789abcdef"
 ACCOUNT = "AC" + "a" * 32
 CALL_SID = "CA" + "c" * 32
-LINE = "+15005550006"
-CALLER = "+14155550100"
 LINE_FIELDS: dict[str, Any] = {
     "greeting": "Welcome to Acme support.",
     "recording_notice": "This call is recorded.",
@@ -28,22 +27,23 @@ LINE_FIELDS: dict[str, Any] = {
 }
 
 
-def runtime_config(**line_fields: Any) -> StaticRuntimeConfig:
-    return StaticRuntimeConfig(
+def runtime_config(**line_fields: Any) -> StaticRuntimeConfig[IngressView]:
+    return StaticRuntimeConfig.of(
+        IngressView,
         {
             LINE: (
                 "acme",
                 {**LINE_FIELDS, **line_fields},
                 {"twilio_account_sid": ACCOUNT, "twilio_auth_token": TOKEN},
             )
-        }
+        },
     )
 
 
 @asynccontextmanager
 async def ingress_client(
     publisher: RecordingPublisher,
-    config: StaticRuntimeConfig | None = None,
+    config: StaticRuntimeConfig[IngressView] | None = None,
     peer: str = "127.0.0.1",
     base_url: str = BASE,
     **settings: Any,

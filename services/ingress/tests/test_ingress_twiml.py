@@ -5,8 +5,9 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 import pytest
-from ingress_testkit import ACCOUNT, BASE, CALL_SID, incoming, ingress_client, runtime_config, signed
+from ingress_testkit import ACCOUNT, BASE, CALL_SID, LINE, incoming, ingress_client, runtime_config, signed
 
+from voiceticket_common.runtime_views import IngressLine
 from voiceticket_common.testing import RecordingPublisher
 from voiceticket_ingress import twiml
 
@@ -69,7 +70,7 @@ async def test_a_german_line_greets_and_says_goodbye_in_german_with_its_voice() 
     ],
 )
 def test_say_attributes_pair_voice_and_locale(line: dict[str, str], expected: dict[str, str]) -> None:
-    assert twiml.say_attributes(line) == expected
+    assert twiml.say_attributes(IngressLine.model_validate({"number": LINE, **line})) == expected
 
 
 def test_unknown_number_message_is_polite_and_hangs_up() -> None:

@@ -9,9 +9,19 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from voiceticket_common.bus import PermanentError, TransientError
-from voiceticket_common.events import Analysis, CallAnalyzed, Entity, Priority, RecordingAbsent, Sentiment
+from voiceticket_common.bus import Dispatcher, PermanentError, TransientError
+from voiceticket_common.events import (
+    Analysis,
+    CallAnalyzed,
+    Entity,
+    Event,
+    Priority,
+    RecordingAbsent,
+    Sentiment,
+)
+from voiceticket_common.runtime_views import JiraWriterView
 from voiceticket_common.testing import StaticRuntimeConfig
+from voiceticket_jira_writer.bootstrap import SERVICE
 from voiceticket_jira_writer.deps import JiraWriterDeps
 from voiceticket_jira_writer.ledger import SqlRequestLedger
 from voiceticket_jira_writer.ports import (
@@ -192,5 +202,11 @@ def deps(
         "twilio_account_sid": ACCOUNT_SID,
         "twilio_auth_token": "twilio-token",
     }
-    config = StaticRuntimeConfig({LINE: ("acme", line, tenant)})
+    config = StaticRuntimeConfig.of(JiraWriterView, {LINE: ("acme", line, tenant)})
     return JiraWriterDeps(config=config, desk=desk, ledger=ledger, recordings=recordings)
+
+
+async def handle(event: Event, handler_deps: JiraWriterDeps) -> list[Event]:
+    """Deliver ``event`` the way the bus does: through the service's own routes."""
+
+    return list(await Dispatcher(SERVICE.routes, handler_deps)(event))

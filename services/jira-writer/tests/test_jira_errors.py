@@ -7,9 +7,9 @@ import pytest
 from pydantic import SecretStr
 
 from voiceticket_common.bus import PermanentError, TransientError
-from voiceticket_common.config_client import LineConfig
+from voiceticket_common.runtime_views import JiraWriterView
 from voiceticket_jira_writer.jira_errors import jira_error_text, raise_for_jira_status
-from voiceticket_jira_writer.site import jira_site, twilio_account
+from voiceticket_jira_writer.site import jira_site
 
 
 @pytest.mark.parametrize(
@@ -55,8 +55,9 @@ def test_401_is_permanent_with_an_api_token_and_transient_with_oauth() -> None:
         raise_for_jira_status(response(401), "create request", oauth=True)
 
 
-def config(**tenant: object) -> LineConfig:
-    return LineConfig(tenant_id="acme", line={}, tenant=tenant)
+def config(**tenant: object) -> JiraWriterView:
+    line = {"number": "+15005550006", "service_desk_id": "4", "request_type_id": "40"}
+    return JiraWriterView.model_validate({"tenant_id": "acme", "line": line, "tenant": tenant})
 
 
 def test_site_from_basic_and_oauth_tenants() -> None:
@@ -76,8 +77,8 @@ def test_site_from_basic_and_oauth_tenants() -> None:
 
 
 def test_twilio_account_only_when_both_fields_are_there() -> None:
-    assert twilio_account(config(twilio_account_sid="AC1")) is None
-    account = twilio_account(config(twilio_account_sid="AC1", twilio_auth_token="tok"))
+    assert config(twilio_account_sid="AC1").recording_account() is None
+    account = config(twilio_account_sid="AC1", twilio_auth_token="tok").recording_account()
     assert account is not None and account.auth_token.get_secret_value() == "tok"
 
 

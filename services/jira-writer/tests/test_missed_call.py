@@ -3,27 +3,24 @@
 from __future__ import annotations
 
 import pytest
-from jira_writer_testkit import CALL_SID, CALLER, FakeServiceDesk, absent, deps
+from jira_writer_testkit import CALL_SID, CALLER, FakeServiceDesk, absent, deps, handle
 
-from voiceticket_common.bus import TransientError, envelope_for
+from voiceticket_common.bus import TransientError
 from voiceticket_common.events import TicketCreated
-from voiceticket_jira_writer.handlers import handle
 from voiceticket_jira_writer.missed_call import MISSED_CALL_SUMMARY
 from voiceticket_jira_writer.request_content import PROPERTY_KEY
 
 
 async def test_by_default_a_call_without_a_message_makes_no_ticket(ledger) -> None:
     desk = FakeServiceDesk()
-    events = await handle(envelope_for(absent(), "t"), deps(desk, ledger))
+    events = await handle(absent(), deps(desk, ledger))
     assert events == [] and desk.requests == [] and desk.field_lookups == 0
 
 
 @pytest.mark.parametrize(("status", "code"), [("absent", "16101"), ("failed", None)])
 async def test_with_the_policy_on_one_missed_call_request_without_comment(ledger, status, code) -> None:
     desk = FakeServiceDesk()
-    [event] = await handle(
-        envelope_for(absent(status, code), "t"), deps(desk, ledger, ticket_on_absent_recording=True)
-    )
+    [event] = await handle(absent(status, code), deps(desk, ledger, ticket_on_absent_recording=True))
     assert isinstance(event, TicketCreated) and event.summary == MISSED_CALL_SUMMARY
     assert (event.request_type_id, event.language) == ("40", "en"), "the line's default request type"
     [draft] = desk.requests
@@ -47,17 +44,17 @@ async def test_the_callers_number_goes_to_the_phone_field_when_the_request_type_
     fields = RequestTypeFields((*BASIC_FIELDS.fields, RequestTypeField("customfield_10050", "Phone")))
     desk = FakeServiceDesk(fields=fields)
     line = {"ticket_on_absent_recording": True, "phone_field_id": "customfield_10050"}
-    await handle(envelope_for(absent(), "t"), deps(desk, ledger, **line))
+    await handle(absent(), deps(desk, ledger, **line))
     assert desk.requests[0].fields["customfield_10050"] == CALLER
 
 
 @pytest.mark.parametrize("step", [None, "after-create", "property"])
 async def test_redelivery_and_crashes_leave_exactly_one_missed_call_request(ledger, step) -> None:
     desk = FakeServiceDesk(fail_on=step)
-    envelope = envelope_for(absent(), "t")
+    call = absent()
     if step:
         with pytest.raises(TransientError):
-            await handle(envelope, deps(desk, ledger, ticket_on_absent_recording=True))
-    await handle(envelope, deps(desk, ledger, ticket_on_absent_recording=True))
-    [again] = await handle(envelope, deps(desk, ledger, ticket_on_absent_recording=True))
+            await handle(call, deps(desk, ledger, ticket_on_absent_recording=True))
+    await handle(call, deps(desk, ledger, ticket_on_absent_recording=True))
+    [again] = await handle(call, deps(desk, ledger, ticket_on_absent_recording=True))
     assert len(desk.requests) == 1 and len(desk.properties) == 1 and again.issue_key == "HELP-1"

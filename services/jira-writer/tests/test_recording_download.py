@@ -9,8 +9,10 @@ import pytest
 from pydantic import SecretStr
 
 from voiceticket_common.bus import PermanentError
-from voiceticket_jira_writer.ports import RecordingGone, RecordingTooLarge, TwilioAccount
-from voiceticket_jira_writer.recordings import TwilioRecordingDownloads, recording_media_url
+from voiceticket_common.twilio import TwilioAccount
+from voiceticket_common.twilio_media import TwilioMediaClient
+from voiceticket_jira_writer.ports import RecordingGone, RecordingTooLarge
+from voiceticket_jira_writer.recordings import TwilioRecordingDownloads
 
 RECORDING_SID = "RE" + "a" * 32
 AUDIO = b"RIFF" + bytes(range(256)) * 8
@@ -30,7 +32,9 @@ def account(sandbox, token: str | None = None) -> TwilioAccount:  # type: ignore
 
 
 async def test_the_recording_is_downloaded_to_a_file_with_basic_auth(recording) -> None:  # type: ignore[no-untyped-def]
-    downloads = TwilioRecordingDownloads(recording.urls.twilio, ["127.0.0.1"], max_bytes=len(AUDIO))
+    downloads = TwilioRecordingDownloads(
+        TwilioMediaClient(recording.urls.twilio, ["127.0.0.1"], max_bytes=len(AUDIO))
+    )
     try:
         async with downloads.download(account(recording), RECORDING_SID, "call-x.wav") as upload:
             data = upload.file.read()
@@ -55,17 +59,12 @@ async def test_the_recording_is_downloaded_to_a_file_with_basic_auth(recording) 
     ids=["over-the-limit", "deleted", "bad-credentials"],
 )
 async def test_download_failures(recording, sid, limit, token, error) -> None:  # type: ignore[no-untyped-def]
-    downloads = TwilioRecordingDownloads(recording.urls.twilio, ["127.0.0.1"], max_bytes=limit)
+    downloads = TwilioRecordingDownloads(
+        TwilioMediaClient(recording.urls.twilio, ["127.0.0.1"], max_bytes=limit)
+    )
     try:
         with pytest.raises(error):
             async with downloads.download(account(recording, token), sid, "call-x.wav"):
                 pass
     finally:
         await downloads.aclose()
-
-
-def test_the_media_url_is_built_from_the_sids_only() -> None:
-    url = recording_media_url("https://api.twilio.com/", "AC" + "1" * 32, RECORDING_SID)
-    assert url == f"https://api.twilio.com/2010-04-01/Accounts/AC{'1' * 32}/Recordings/{RECORDING_SID}.wav"
-    with pytest.raises(PermanentError):
-        recording_media_url("https://api.twilio.com", "AC1/../../evil", RECORDING_SID)

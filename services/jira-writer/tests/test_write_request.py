@@ -18,11 +18,12 @@ from jira_writer_testkit import (
     FakeServiceDesk,
     analyzed,
     deps,
+    handle,
 )
 
-from voiceticket_common.bus import PermanentError, TransientError, envelope_for
+from voiceticket_common.bus import PermanentError, TransientError
 from voiceticket_common.events import Entity, TicketCreated
-from voiceticket_jira_writer.handlers import handle, write_request
+from voiceticket_jira_writer.handlers import write_request
 from voiceticket_jira_writer.ports import Customer, RequestTypeField, RequestTypeFields
 from voiceticket_jira_writer.request_content import (
     PROPERTY_KEY,
@@ -44,7 +45,7 @@ WITH_PHONE_AND_PRIORITY = RequestTypeFields(
 
 async def test_one_request_with_fields_property_and_internal_comment(ledger) -> None:
     desk = FakeServiceDesk()
-    [event] = await handle(envelope_for(analyzed(), "t"), deps(desk, ledger))
+    [event] = await handle(analyzed(), deps(desk, ledger))
     assert isinstance(event, TicketCreated) and event.issue_key == "HELP-1"
     [draft] = desk.requests
     assert (draft.service_desk_id, draft.request_type_id) == ("4", "41")
@@ -64,7 +65,7 @@ async def test_one_request_with_fields_property_and_internal_comment(ledger) -> 
 
 async def test_priority_and_phone_go_to_fields_the_request_type_has(ledger) -> None:
     desk = FakeServiceDesk(fields=WITH_PHONE_AND_PRIORITY)
-    await write_request(envelope_for(analyzed(), "t"), deps(desk, ledger, phone_field_id="customfield_10050"))
+    await write_request(analyzed(), deps(desk, ledger, phone_field_id="customfield_10050"))
     fields = desk.requests[0].fields
     assert fields["priority"] == {"id": "2"}, "High, by the name of the valid value"
     assert fields["customfield_10050"] == CALLER
@@ -73,7 +74,7 @@ async def test_priority_and_phone_go_to_fields_the_request_type_has(ledger) -> N
 async def test_phone_field_missing_from_the_request_type_goes_to_the_property_only(ledger, caplog) -> None:
     caplog.set_level(logging.WARNING)
     desk = FakeServiceDesk()
-    await write_request(envelope_for(analyzed(), "t"), deps(desk, ledger, phone_field_id="customfield_10050"))
+    await write_request(analyzed(), deps(desk, ledger, phone_field_id="customfield_10050"))
     assert "customfield_10050" not in desk.requests[0].fields
     assert desk.properties[0][2]["callerNumber"] == CALLER
     [warning] = [r for r in caplog.records if "phone field" in r.getMessage()]
@@ -101,7 +102,7 @@ async def test_raise_on_behalf_of_only_for_exactly_one_known_customer(
     ledger, entities, customers, expected
 ) -> None:
     desk = FakeServiceDesk(customers=customers)
-    await write_request(envelope_for(analyzed(entities=entities), "t"), deps(desk, ledger))
+    await write_request(analyzed(entities=entities), deps(desk, ledger))
     assert desk.requests[0].raise_on_behalf_of == expected
 
 
@@ -109,14 +110,14 @@ async def test_no_customer_lookup_when_the_request_type_cannot_raise_on_behalf(l
     fields = RequestTypeFields(BASIC_FIELDS.fields, can_raise_on_behalf_of=False)
     desk = FakeServiceDesk(fields=fields, customers=[Customer("qm:anna", "anna@example.com")])
     event = analyzed(entities=[Entity(type="email", value="anna@example.com")])
-    await write_request(envelope_for(event, "t"), deps(desk, ledger))
+    await write_request(event, deps(desk, ledger))
     assert desk.customer_queries == [] and desk.requests[0].raise_on_behalf_of is None
 
 
 async def test_a_refused_customer_lookup_still_creates_the_request(ledger) -> None:
     desk = FakeServiceDesk(fail_on="customers", customers=[Customer("qm:anna", "anna@example.com")])
     event = analyzed(entities=[Entity(type="email", value="anna@example.com")])
-    [created] = await write_request(envelope_for(event, "t"), deps(desk, ledger))
+    [created] = await write_request(event, deps(desk, ledger))
     assert created.issue_key == "HELP-1" and desk.requests[0].raise_on_behalf_of is None
 
 
@@ -126,7 +127,7 @@ async def test_a_required_field_without_default_fails_permanently_naming_it(ledg
     )
     desk = FakeServiceDesk(fields=fields)
     with pytest.raises(PermanentError, match=r"'Contract' \(customfield_10060\)"):
-        await write_request(envelope_for(analyzed(), "t"), deps(desk, ledger))
+        await write_request(analyzed(), deps(desk, ledger))
     assert desk.requests == []
 
 
@@ -136,7 +137,7 @@ async def test_a_create_refused_with_cached_fields_is_retried_once_with_fresh_on
     await handler_deps.fields.get(SITE, "4", "41")  # warm the cache
     desk.fields = RequestTypeFields(BASIC_FIELDS.fields[:1])  # the admin removed the description
     desk.create_error = PermanentError("jira create request failed with HTTP 400: description is not valid")
-    [created] = await write_request(envelope_for(analyzed(), "t"), handler_deps)
+    [created] = await write_request(analyzed(), handler_deps)
     assert created.issue_key == "HELP-1" and set(desk.requests[0].fields) == {"summary"}
     assert desk.field_lookups == 2
 
@@ -147,15 +148,15 @@ async def test_a_create_refused_with_unchanged_fields_is_permanent(ledger) -> No
     await handler_deps.fields.get(SITE, "4", "41")
     desk.create_error = PermanentError("jira create request failed with HTTP 400: Summary is too long")
     with pytest.raises(PermanentError, match="Summary is too long"):
-        await write_request(envelope_for(analyzed(), "t"), handler_deps)
+        await write_request(analyzed(), handler_deps)
     assert desk.requests == []
 
 
 async def test_redelivery_creates_no_second_request(ledger) -> None:
     desk = FakeServiceDesk()
-    envelope = envelope_for(analyzed(), "t")
-    first = await write_request(envelope, deps(desk, ledger))
-    second = await write_request(envelope, deps(desk, ledger))
+    call = analyzed()
+    first = await write_request(call, deps(desk, ledger))
+    second = await write_request(call, deps(desk, ledger))
     assert len(desk.requests) == 1 and len(desk.comments) == 1
     assert [e.model_dump(exclude={"occurred_at"}) for e in first] == [
         e.model_dump(exclude={"occurred_at"}) for e in second
@@ -167,10 +168,10 @@ async def test_redelivery_creates_no_second_request(ledger) -> None:
 )
 async def test_crash_at_any_step_then_retry_yields_exactly_one_request(ledger, step) -> None:
     desk, recordings = FakeServiceDesk(fail_on=step), FakeRecordings()
-    envelope = envelope_for(analyzed(), "t")
+    call = analyzed()
     with pytest.raises(TransientError):
-        await write_request(envelope, deps(desk, ledger, recordings, attach_recording=True))
-    [event] = await write_request(envelope, deps(desk, ledger, recordings, attach_recording=True))
+        await write_request(call, deps(desk, ledger, recordings, attach_recording=True))
+    [event] = await write_request(call, deps(desk, ledger, recordings, attach_recording=True))
     assert len(desk.requests) == 1, "the interrupted attempt's request is found, not duplicated"
     assert len(desk.properties) == 1 and len(desk.comments) == 1
     assert len(desk.attachments) == 1, "an interrupted attempt's attachment is found, not repeated"
@@ -179,18 +180,18 @@ async def test_crash_at_any_step_then_retry_yields_exactly_one_request(ledger, s
 
 async def test_the_recording_is_attached_once_under_our_file_name(ledger) -> None:
     desk, recordings = FakeServiceDesk(), FakeRecordings(audio=b"RIFF-audio-bytes")
-    envelope = envelope_for(analyzed(), "t")
-    await write_request(envelope, deps(desk, ledger, recordings, attach_recording=True))
-    await write_request(envelope, deps(desk, ledger, recordings, attach_recording=True))
+    call = analyzed()
+    await write_request(call, deps(desk, ledger, recordings, attach_recording=True))
+    await write_request(call, deps(desk, ledger, recordings, attach_recording=True))
     assert desk.attachments == [("HELP-1", recording_filename(CALL_SID), b"RIFF-audio-bytes")]
     assert recordings.downloads == [(ACCOUNT_SID, RECORDING_SID)]
 
 
 async def test_a_recording_over_the_limit_is_skipped_and_the_ticket_goes_on(ledger, caplog) -> None:
     desk, recordings = FakeServiceDesk(), FakeRecordings(too_large=True)
-    envelope = envelope_for(analyzed(), "t")
-    [event] = await write_request(envelope, deps(desk, ledger, recordings, attach_recording=True))
-    await write_request(envelope, deps(desk, ledger, recordings, attach_recording=True))
+    call = analyzed()
+    [event] = await write_request(call, deps(desk, ledger, recordings, attach_recording=True))
+    await write_request(call, deps(desk, ledger, recordings, attach_recording=True))
     assert event.issue_key == "HELP-1" and desk.attachments == []
     assert len(recordings.downloads) == 1, "a refused recording is not downloaded again"
     assert any("recording not attached" in r.getMessage() for r in caplog.records)
@@ -198,9 +199,7 @@ async def test_a_recording_over_the_limit_is_skipped_and_the_ticket_goes_on(ledg
 
 async def test_no_twilio_account_means_no_attachment_but_a_ticket(ledger) -> None:
     desk = FakeServiceDesk()
-    [event] = await write_request(
-        envelope_for(analyzed(), "t"), deps(desk, ledger, None, attach_recording=True)
-    )
+    [event] = await write_request(analyzed(), deps(desk, ledger, None, attach_recording=True))
     assert event.issue_key == "HELP-1" and desk.attachments == []
 
 

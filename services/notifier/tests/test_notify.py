@@ -7,10 +7,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from pydantic import SecretStr
 
-from voiceticket_common.bus import TransientError, envelope_for
+from voiceticket_common.bus import TransientError
 from voiceticket_common.call_context import DEVELOPMENT_KEY, CallContextSealer
 from voiceticket_common.db import create_engine
 from voiceticket_common.events import NotificationFailed, NotificationSent, TicketCreated
+from voiceticket_common.runtime_views import NotifierView
 from voiceticket_common.testing import StaticRuntimeConfig
 from voiceticket_notifier.adapters import AmbiguousSend
 from voiceticket_notifier.caller_hash import CallerHasher
@@ -60,8 +61,9 @@ def deps(sms: FakeSms, ledger, enabled: bool = True, **line: object) -> Notifier
         "sms_template": "Request {request_key}: {summary}",
         **line,
     }
-    config = StaticRuntimeConfig(
-        {LINE: ("acme", fields, {"twilio_account_sid": "AC" + "a" * 32, "twilio_auth_token": "tok"})}
+    config = StaticRuntimeConfig.of(
+        NotifierView,
+        {LINE: ("acme", fields, {"twilio_account_sid": "AC" + "a" * 32, "twilio_auth_token": "tok"})},
     )
     return NotifierDeps(
         config=config,
@@ -88,7 +90,7 @@ def ticket(call: str = "1", summary: str = "VPN down", caller: str = CALLER) -> 
 
 async def test_caller_gets_one_sms_with_the_request_key(ledger) -> None:
     sms = FakeSms()
-    [event] = await notify_caller(envelope_for(ticket(), "t"), deps(sms, ledger))
+    [event] = await notify_caller(ticket(), deps(sms, ledger))
     assert isinstance(event, NotificationSent) and event.segments == 1
     [message] = sms.sent
     assert (message.to, message.from_number, message.body) == (
@@ -101,22 +103,20 @@ async def test_caller_gets_one_sms_with_the_request_key(ledger) -> None:
 
 async def test_messaging_service_wins_over_sms_from(ledger) -> None:
     sms = FakeSms()
-    await notify_caller(
-        envelope_for(ticket(), "t"), deps(sms, ledger, sms_messaging_service_sid="MG" + "2" * 32)
-    )
+    await notify_caller(ticket(), deps(sms, ledger, sms_messaging_service_sid="MG" + "2" * 32))
     [message] = sms.sent
     assert (message.messaging_service_sid, message.from_number) == ("MG" + "2" * 32, None)
 
 
 async def test_without_sms_from_the_line_number_sends(ledger) -> None:
     sms = FakeSms()
-    await notify_caller(envelope_for(ticket(), "t"), deps(sms, ledger, sms_from=None))
+    await notify_caller(ticket(), deps(sms, ledger, sms_from=None))
     assert sms.sent[0].from_number == LINE
 
 
 async def test_each_sms_carries_a_sealed_status_callback_for_its_call(ledger) -> None:
     sms = FakeSms()
-    await notify_caller(envelope_for(ticket(), "t"), deps(sms, ledger))
+    await notify_caller(ticket(), deps(sms, ledger))
     callback = urlsplit(sms.sent[0].status_callback)
     assert (callback.scheme, callback.netloc, callback.path) == (
         "https",
@@ -132,7 +132,7 @@ async def test_each_sms_carries_a_sealed_status_callback_for_its_call(ledger) ->
 async def test_a_long_non_gsm_summary_is_shortened_to_the_segment_budget_never_the_key(ledger) -> None:
     summary = "Drukarka w biurze nie działa 🙁 " + "wydruk się zacina i świeci się błąd " * 6
     sms = FakeSms()
-    [event] = await notify_caller(envelope_for(ticket(summary=summary.strip()), "t"), deps(sms, ledger))
+    [event] = await notify_caller(ticket(summary=summary.strip()), deps(sms, ledger))
     body = sms.sent[0].body
     assert body.startswith("Request HELP-7: Drukarka w biurze") and body.endswith("...")
     assert measure(body).segments <= 2 and event.segments <= 2
@@ -141,14 +141,14 @@ async def test_a_long_non_gsm_summary_is_shortened_to_the_segment_budget_never_t
 
 async def test_redelivery_sends_no_second_sms(ledger) -> None:
     sms = FakeSms()
-    await notify_caller(envelope_for(ticket(), "t"), deps(sms, ledger))
-    assert await notify_caller(envelope_for(ticket(), "t"), deps(sms, ledger)) == []
+    await notify_caller(ticket(), deps(sms, ledger))
+    assert await notify_caller(ticket(), deps(sms, ledger)) == []
     assert len(sms.sent) == 1
 
 
 async def test_disabled_sms_sends_nothing(ledger) -> None:
     sms = FakeSms()
-    assert await notify_caller(envelope_for(ticket(), "t"), deps(sms, ledger, enabled=False)) == []
+    assert await notify_caller(ticket(), deps(sms, ledger, enabled=False)) == []
     assert sms.sent == []
 
 
@@ -156,9 +156,9 @@ async def test_disabled_sms_sends_nothing(ledger) -> None:
                                               ("21614", "not a mobile number")])  # fmt: skip
 async def test_permanent_rejections_are_recorded_not_retried(ledger, code: str, reason: str) -> None:
     sms = FakeSms(SmsRejected(code, reason))
-    [event] = await notify_caller(envelope_for(ticket(), "t"), deps(sms, ledger))
+    [event] = await notify_caller(ticket(), deps(sms, ledger))
     assert isinstance(event, NotificationFailed) and event.error_code == code and not event.retryable
-    assert await notify_caller(envelope_for(ticket(), "t"), deps(sms, ledger)) == []
+    assert await notify_caller(ticket(), deps(sms, ledger)) == []
     assert sms.attempts == 1
 
 
@@ -166,12 +166,12 @@ async def test_an_opted_out_caller_is_remembered_by_hash_and_later_calls_skip_th
     ledger, db_path
 ) -> None:
     sms = FakeSms(SmsRejected("21610", "recipient opted out"))
-    await notify_caller(envelope_for(ticket("1"), "t"), deps(sms, ledger))
-    [event] = await notify_caller(envelope_for(ticket("2"), "t"), deps(sms, ledger))
+    await notify_caller(ticket("1"), deps(sms, ledger))
+    [event] = await notify_caller(ticket("2"), deps(sms, ledger))
     assert isinstance(event, NotificationFailed) and (event.error_code, event.retryable) == ("21610", False)
     assert sms.attempts == 1, "the second call's SMS was not attempted"
     # another caller of the same tenant is not affected
-    [other] = await notify_caller(envelope_for(ticket("3", caller="+14155550111"), "t"), deps(sms, ledger))
+    [other] = await notify_caller(ticket("3", caller="+14155550111"), deps(sms, ledger))
     assert isinstance(other, NotificationSent)
     with sqlite3.connect(db_path) as conn:
         [(tenant, stored)] = conn.execute("SELECT tenant_id, caller_hash FROM notifier_opt_outs").fetchall()
@@ -184,11 +184,11 @@ async def test_an_opt_out_is_rechecked_after_a_while(ledger) -> None:
     await ledger.record_opt_out("acme", hashed)
     sms = FakeSms()
     quick = deps(sms, ledger)
-    [skipped] = await notify_caller(envelope_for(ticket("1"), "t"), quick)
+    [skipped] = await notify_caller(ticket("1"), quick)
     assert isinstance(skipped, NotificationFailed)
     later = deps(sms, ledger)
     later.opt_out_recheck = timedelta(0)  # as if the recheck period had passed
-    [sent] = await notify_caller(envelope_for(ticket("2"), "t"), later)
+    [sent] = await notify_caller(ticket("2"), later)
     assert isinstance(sent, NotificationSent) and len(sms.sent) == 1
     assert await ledger.opted_out_since("acme", hashed) <= datetime.now(UTC)
 
@@ -203,14 +203,14 @@ def test_caller_hash_is_keyed_and_per_tenant() -> None:
 async def test_transient_failure_releases_the_claim_so_a_retry_sends(ledger) -> None:
     sms = FakeSms(TransientError("429"))
     with pytest.raises(TransientError):
-        await notify_caller(envelope_for(ticket(), "t"), deps(sms, ledger))
-    [event] = await notify_caller(envelope_for(ticket(), "t"), deps(sms, ledger))
+        await notify_caller(ticket(), deps(sms, ledger))
+    [event] = await notify_caller(ticket(), deps(sms, ledger))
     assert isinstance(event, NotificationSent) and len(sms.sent) == 1
 
 
 async def test_ambiguous_timeout_never_resends(ledger) -> None:
     sms = FakeSms(AmbiguousSend("read timeout"))
-    [event] = await notify_caller(envelope_for(ticket(), "t"), deps(sms, ledger))
+    [event] = await notify_caller(ticket(), deps(sms, ledger))
     assert isinstance(event, NotificationFailed)
-    assert await notify_caller(envelope_for(ticket(), "t"), deps(sms, ledger)) == []
+    assert await notify_caller(ticket(), deps(sms, ledger)) == []
     assert sms.sent == []

@@ -7,8 +7,9 @@ import pytest
 from pydantic import SecretStr
 
 from voiceticket_common.bus import PermanentError, TransientError
+from voiceticket_common.twilio import TwilioAccount
 from voiceticket_notifier.adapters import TwilioSmsSender
-from voiceticket_notifier.ports import Sms, SmsAccount, SmsRejected
+from voiceticket_notifier.ports import Sms, SmsRejected
 from voiceticket_notifier.sms_encoding import measure
 
 
@@ -19,8 +20,8 @@ async def sender(sandbox):  # type: ignore[no-untyped-def]
     await adapter.aclose()
 
 
-def account(sandbox, token: str | None = None) -> SmsAccount:  # type: ignore[no-untyped-def]
-    return SmsAccount(sandbox.account_sid, SecretStr(token or sandbox.auth_token))
+def account(sandbox, token: str | None = None) -> TwilioAccount:  # type: ignore[no-untyped-def]
+    return TwilioAccount(sandbox.account_sid, SecretStr(token or sandbox.auth_token))
 
 
 async def recorded(sandbox) -> list[dict]:  # type: ignore[no-untyped-def]

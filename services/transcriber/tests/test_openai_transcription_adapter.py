@@ -9,17 +9,15 @@ import httpx
 from pcm_samples import tone_wav
 from pydantic import SecretStr
 
-from voiceticket_common.bus import envelope_for
 from voiceticket_common.events import RecordingCompleted
 from voiceticket_common.retry_budget import RetryBudget
-from voiceticket_common.testing import StaticRuntimeConfig
+from voiceticket_common.runtime_views import TranscriberView
+from voiceticket_common.testing import LINE, StaticRuntimeConfig, recording_completed
 from voiceticket_transcriber.adapters import OpenAITranscriptionEngine
 from voiceticket_transcriber.audio_prep import UploadLimits, uploads_for
 from voiceticket_transcriber.handlers import TranscriberDeps, transcribe_recording
 from voiceticket_transcriber.ports import Recording, SpeechToTextTarget
 from voiceticket_transcriber.wav import parse_wav
-
-LINE = "+15005550006"
 
 
 async def register(sandbox, audio: bytes, transcript: str) -> None:  # type: ignore[no-untyped-def]
@@ -86,7 +84,7 @@ class OneRecording:
     def __init__(self, audio: bytes) -> None:
         self.audio = audio
 
-    async def fetch(self, url, account):  # type: ignore[no-untyped-def]
+    async def fetch(self, account, recording_sid):  # type: ignore[no-untyped-def]
         return wav_recording(self.audio)
 
 
@@ -99,7 +97,9 @@ def handler_deps(sandbox, audio: bytes, limits: UploadLimits, budget: RetryBudge
         "transcription_model": "gpt-4o-mini-transcribe",
         "vocabulary": ["Acme"],
     }
-    config = StaticRuntimeConfig({LINE: ("acme", {"language_mode": "auto", "language": "en"}, tenant)})
+    config = StaticRuntimeConfig.of(
+        TranscriberView, {LINE: ("acme", {"language_mode": "auto", "language": "en"}, tenant)}
+    )
     return TranscriberDeps(
         config=config,
         recordings=OneRecording(audio),
@@ -110,11 +110,8 @@ def handler_deps(sandbox, audio: bytes, limits: UploadLimits, budget: RetryBudge
 
 
 def completed(duration: int) -> RecordingCompleted:
-    return RecordingCompleted(
-        tenant_id="acme",
+    return recording_completed(
         call_sid="CA" + "4" * 32,
-        line_number=LINE,
-        caller_number="+14155550100",
         account_sid="AC" + "0123456789abcdef" * 2,
         recording_sid="RE" + "5" * 32,
         recording_url="http://127.0.0.1/unused",
@@ -130,7 +127,7 @@ async def test_a_recording_over_the_upload_limit_is_split_into_valid_uploads_and
         await register(sandbox, part.audio, f"Part {i + 1}.")
     deps = handler_deps(sandbox, audio, limits, RetryBudget())
     try:
-        [event] = await transcribe_recording(envelope_for(completed(9), "t"), deps)
+        [event] = await transcribe_recording(completed(9), deps)
     finally:
         await deps.engine.aclose()  # type: ignore[attr-defined]
     assert len(parts) == 3
@@ -150,7 +147,7 @@ async def test_429_with_retry_after_is_waited_out_before_the_next_attempt(sandbo
     deps = handler_deps(sandbox, audio, UploadLimits(), RetryBudget(attempts=3, seconds=10))
     started = time.monotonic()
     try:
-        [event] = await transcribe_recording(envelope_for(completed(1), "t"), deps)
+        [event] = await transcribe_recording(completed(1), deps)
     finally:
         await deps.engine.aclose()  # type: ignore[attr-defined]
     limited, answered = sandbox.state.records_of("openai")

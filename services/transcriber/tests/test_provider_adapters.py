@@ -9,12 +9,14 @@ import pytest
 from pydantic import SecretStr
 
 from voiceticket_common.bus import TransientError
+from voiceticket_common.twilio import TwilioAccount
+from voiceticket_common.twilio_media import TwilioMediaClient
 from voiceticket_sandbox.audio import make_tone_wav
 from voiceticket_transcriber.adapters import (
     OpenAITranscriptionEngine,
     TwilioRecordingSource,
 )
-from voiceticket_transcriber.ports import SpeechToTextTarget, TwilioAccount
+from voiceticket_transcriber.ports import SpeechToTextTarget
 
 RECORDING_SID = "RE" + "3" * 32
 
@@ -34,11 +36,11 @@ def account(sandbox, token: str | None = None) -> TwilioAccount:  # type: ignore
 
 async def test_download_then_transcribe(sandbox) -> None:  # type: ignore[no-untyped-def]
     audio = make_tone_wav(1.5, frequency=523.0)
-    url = await register(sandbox, audio, "My order 5531 never arrived.")
-    source = TwilioRecordingSource(["127.0.0.1"], max_bytes=1_000_000)
+    await register(sandbox, audio, "My order 5531 never arrived.")
+    source = TwilioRecordingSource(TwilioMediaClient(sandbox.urls.twilio, ["127.0.0.1"], max_bytes=1_000_000))
     engine = OpenAITranscriptionEngine(["127.0.0.1"])
     try:
-        recording = await source.fetch(url, account(sandbox))
+        recording = await source.fetch(account(sandbox), RECORDING_SID)
         assert recording.audio == audio
         target = SpeechToTextTarget(
             sandbox.urls.openai + "/v1", SecretStr(sandbox.openai_key), "whisper-1", "en"

@@ -5,23 +5,28 @@ from __future__ import annotations
 import pytest
 from pcm_samples import silent_wav, tone_wav
 
-from voiceticket_common.bus import PermanentError, TransientError, envelope_for
+from voiceticket_common.bus import PermanentError, TransientError
 from voiceticket_common.events import RecordingCompleted
 from voiceticket_common.retry_budget import RetryBudget
-from voiceticket_common.testing import StaticRuntimeConfig
+from voiceticket_common.runtime_views import TranscriberView
+from voiceticket_common.testing import (
+    LINE,
+    Outcomes,
+    RecordingSleep,
+    StaticRuntimeConfig,
+    recording_completed,
+)
 from voiceticket_transcriber.audio_prep import UploadLimits
 from voiceticket_transcriber.handlers import TranscriberDeps, transcribe_recording
 from voiceticket_transcriber.ports import Recording
 from voiceticket_transcriber.wav import parse_wav
-
-LINE = "+15005550006"
 
 
 class OneRecording:
     def __init__(self, audio: bytes) -> None:
         self.audio = audio
 
-    async def fetch(self, url, account):  # type: ignore[no-untyped-def]
+    async def fetch(self, account, recording_sid):  # type: ignore[no-untyped-def]
         return Recording(self.audio, "audio/x-wav", "recording.wav")
 
 
@@ -29,27 +34,17 @@ class ScriptedEngine:
     """Answers each upload with the next outcome (text or exception); records what it was sent."""
 
     def __init__(self, *outcomes: object) -> None:
-        self.outcomes = list(outcomes)
+        self.outcomes = Outcomes(*outcomes)
         self.uploads: list[tuple[Recording, object]] = []
 
     async def transcribe(self, recording, target):  # type: ignore[no-untyped-def]
         self.uploads.append((recording, target))
-        outcome = self.outcomes.pop(0) if len(self.outcomes) > 1 else self.outcomes[0]
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
+        return self.outcomes.next()
 
 
-class Sleeps:
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
-
-
-def config(**tenant: object) -> StaticRuntimeConfig:
-    return StaticRuntimeConfig(
+def config(**tenant: object) -> StaticRuntimeConfig[TranscriberView]:
+    return StaticRuntimeConfig.of(
+        TranscriberView,
         {
             LINE: (
                 "acme",
@@ -62,35 +57,28 @@ def config(**tenant: object) -> StaticRuntimeConfig:
                     **tenant,
                 },
             )
-        }
+        },
     )
 
 
 def completed(duration: int = 4) -> RecordingCompleted:
-    return RecordingCompleted(
-        tenant_id="acme",
-        call_sid="CA" + "1" * 32,
-        line_number=LINE,
-        caller_number="+14155550100",
-        account_sid="AC" + "a" * 32,
-        recording_sid="RE" + "2" * 32,
-        recording_url="https://api.twilio.com/2010-04-01/Accounts/AC/Recordings/RE",
-        duration_seconds=duration,
-    )
+    return recording_completed(duration_seconds=duration)
 
 
-def deps(audio: bytes, engine: ScriptedEngine, sleeps: Sleeps | None = None, **kw: object) -> TranscriberDeps:
+def deps(
+    audio: bytes, engine: ScriptedEngine, sleeps: RecordingSleep | None = None, **kw: object
+) -> TranscriberDeps:
     return TranscriberDeps(
         config=kw.pop("config", config()),  # type: ignore[arg-type]
         recordings=OneRecording(audio),
         engine=engine,
-        sleep=sleeps or Sleeps(),
+        sleep=sleeps or RecordingSleep(),
         **kw,  # type: ignore[arg-type]
     )
 
 
 async def run(d: TranscriberDeps, duration: int = 4):  # type: ignore[no-untyped-def]
-    [event] = await transcribe_recording(envelope_for(completed(duration), "t"), d)
+    [event] = await transcribe_recording(completed(duration), d)
     return event
 
 
@@ -138,7 +126,7 @@ async def test_long_recording_is_split_transcribed_in_order_and_joined() -> None
 
 
 async def test_rate_limit_is_retried_after_retry_after_within_the_budget() -> None:
-    sleeps = Sleeps()
+    sleeps = RecordingSleep()
     engine = ScriptedEngine(TransientError("429", retry_after=2.5), "Hello, my VPN is down.")
     event = await run(deps(tone_wav(1.5, frequency=149), engine, sleeps, budget=RetryBudget(4, 60)))
     assert event.transcript == "Hello, my VPN is down."
@@ -146,7 +134,7 @@ async def test_rate_limit_is_retried_after_retry_after_within_the_budget() -> No
 
 
 async def test_speech_to_text_down_past_its_budget_flows_on_flagged_missing() -> None:
-    sleeps = Sleeps()
+    sleeps = RecordingSleep()
     engine = ScriptedEngine(TransientError("openai transcription failed with HTTP 503"))
     event = await run(deps(tone_wav(1.5, frequency=151), engine, sleeps, budget=RetryBudget(3, 60)))
     assert len(engine.uploads) == 3

@@ -1,14 +1,14 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import SecretStr
 
-from voiceticket_common.bus import PermanentError, TransientError, envelope_for
+from voiceticket_common.bus import PermanentError, TransientError
 from voiceticket_common.events import CallTranscribed, RecordingCompleted
-from voiceticket_common.testing import StaticRuntimeConfig
+from voiceticket_common.runtime_views import TranscriberLine, TranscriberTenant, TranscriberView
+from voiceticket_common.testing import LINE, StaticRuntimeConfig, recording_completed
 from voiceticket_transcriber.handlers import TranscriberDeps, transcribe_recording
 from voiceticket_transcriber.ports import Recording
-
-LINE = "+15005550006"
 
 
 class FakeRecordings:
@@ -16,8 +16,8 @@ class FakeRecordings:
         self.outcomes = list(outcomes)
         self.fetched: list[tuple[str, str]] = []
 
-    async def fetch(self, url, account):  # type: ignore[no-untyped-def]
-        self.fetched.append((url, account.account_sid))
+    async def fetch(self, account, recording_sid):  # type: ignore[no-untyped-def]
+        self.fetched.append((account.account_sid, recording_sid))
         outcome = self.outcomes.pop(0)
         if isinstance(outcome, Exception):
             raise outcome
@@ -34,35 +34,23 @@ class FakeEngine:
         return self.text
 
 
-def config(language_mode: str = "auto") -> StaticRuntimeConfig:
-    return StaticRuntimeConfig(
-        {
-            LINE: (
-                "acme",
-                {"language_mode": language_mode, "language": "de"},
-                {
-                    "twilio_account_sid": "AC" + "a" * 32,
-                    "twilio_auth_token": "tok",
-                    "openai_base_url": "http://127.0.0.1:1/v1",
-                    "openai_api_key": "sk-test",
-                    "transcription_model": "whisper-1",
-                },
-            )
-        }
+def config(language_mode: str = "auto") -> StaticRuntimeConfig[TranscriberView]:
+    view = TranscriberView(
+        tenant_id="acme",
+        line=TranscriberLine(number=LINE, language_mode=language_mode, language="de"),
+        tenant=TranscriberTenant(
+            twilio_account_sid="AC" + "a" * 32,
+            twilio_auth_token=SecretStr("tok"),
+            openai_base_url="http://127.0.0.1:1/v1",
+            openai_api_key=SecretStr("sk-test"),
+            transcription_model="whisper-1",
+        ),
     )
+    return StaticRuntimeConfig({LINE: view})
 
 
 def completed() -> RecordingCompleted:
-    return RecordingCompleted(
-        tenant_id="acme",
-        call_sid="CA" + "1" * 32,
-        line_number=LINE,
-        caller_number="+14155550100",
-        account_sid="AC" + "a" * 32,
-        recording_sid="RE" + "2" * 32,
-        recording_url="https://api.twilio.com/2010-04-01/Accounts/AC/Recordings/RE",
-        duration_seconds=9,
-    )
+    return recording_completed(duration_seconds=9)
 
 
 WAV = Recording(audio=b"RIFF....", content_type="audio/x-wav", filename="recording.wav")
@@ -71,7 +59,7 @@ WAV = Recording(audio=b"RIFF....", content_type="audio/x-wav", filename="recordi
 async def test_recording_becomes_a_transcript_event() -> None:
     engine = FakeEngine("Hello, my VPN is down.")
     deps = TranscriberDeps(config=config(), recordings=FakeRecordings(WAV), engine=engine)
-    [event] = await transcribe_recording(envelope_for(completed(), "t"), deps)
+    [event] = await transcribe_recording(completed(), deps)
     assert isinstance(event, CallTranscribed)
     assert event.transcript == "Hello, my VPN is down."
     assert event.model == "whisper-1"
@@ -82,7 +70,7 @@ async def test_recording_becomes_a_transcript_event() -> None:
 async def test_enforced_language_is_passed_as_a_hint() -> None:
     engine = FakeEngine("Mein VPN geht nicht.")
     deps = TranscriberDeps(config=config("enforced"), recordings=FakeRecordings(WAV), engine=engine)
-    [event] = await transcribe_recording(envelope_for(completed(), "t"), deps)
+    [event] = await transcribe_recording(completed(), deps)
     assert engine.targets[0].language == "de"
     assert event.language == "de"
 
@@ -91,4 +79,4 @@ async def test_enforced_language_is_passed_as_a_hint() -> None:
 async def test_download_failures_propagate_for_the_bus_to_retry_or_dead_letter(error: Exception) -> None:
     deps = TranscriberDeps(config=config(), recordings=FakeRecordings(error), engine=FakeEngine("x"))
     with pytest.raises(type(error)):
-        await transcribe_recording(envelope_for(completed(), "t"), deps)
+        await transcribe_recording(completed(), deps)

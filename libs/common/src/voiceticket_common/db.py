@@ -6,6 +6,8 @@ embedded single-process mode and local runs.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from sqlalchemy import event
@@ -29,3 +31,14 @@ def create_engine(url: str) -> AsyncEngine:
 
         return engine
     return create_async_engine(url, pool_pre_ping=True)
+
+
+@asynccontextmanager
+async def open_engine(url: str) -> AsyncIterator[AsyncEngine]:
+    """``create_engine`` for as long as the context is open; its pool is disposed on exit."""
+
+    engine = create_engine(url)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
@@ -102,17 +102,16 @@ def url_template(path: str) -> str:
     return "/".join(segments)
 
 
-def provider_client(
-    provider: str, allowed_hosts: Sequence[str], timeout: float = 30.0, **kwargs: object
-) -> httpx.AsyncClient:
+def provider_client(provider: str, allowed_hosts: Sequence[str], timeout: float = 30.0) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         transport=AllowListTransport(allowed_hosts, provider),
         timeout=httpx.Timeout(timeout, connect=10.0),
-        **kwargs,  # type: ignore[arg-type]
     )
 
 
-def retry_after_seconds(headers: httpx.Headers) -> float | None:
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """Seconds from a ``Retry-After`` header; ``headers`` is case-insensitive (httpx or httpx2 ``Headers``)."""
+
     value = headers.get("retry-after")
     if not value:
         return None

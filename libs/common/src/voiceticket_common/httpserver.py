@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterable
 from urllib.parse import parse_qs
 
 from fastapi import FastAPI
@@ -109,7 +110,8 @@ class ServerSpanMiddleware:
 
 
 def _is_form(scope: Scope) -> bool:
-    for name, value in scope.get("headers", []):
+    headers: Iterable[tuple[bytes, bytes]] = scope.get("headers", [])  # ASGI: raw (name, value) pairs
+    for name, value in headers:
         if name == b"content-type":
             return value.split(b";")[0].strip().lower() == b"application/x-www-form-urlencoded"
     return False

@@ -1,5 +1,12 @@
-"""The process shell shared by the consumer services: logging, tracing, bus, health and metrics
-endpoints, shutdown."""
+"""The service contract: each service describes itself once, and one runner runs it on any bus.
+
+A consumer service exports a ``ConsumerService``: its consumer group, the typed handler of each
+event class it consumes, what it produces, its settings class, its least-privilege config view,
+and an async context manager that builds its adapters from settings (and closes them). ``consuming`` runs that description on an
+``EventBus`` (the port): ``serve_consumer`` gives it a Kafka bus in its own process, the embedded
+runtime gives every service the same SQLite bus. A web service (ingress) exports a ``WebService``:
+its settings class, what it publishes, and an app factory that takes an ``EventPublisher``.
+"""
 
 from __future__ import annotations
 
@@ -7,37 +14,132 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import uvicorn
 from fastapi import FastAPI, Response
 
-from .bus import Handler, RetryPolicy
+from .bus import Dispatcher, EventBus, EventPublisher, RetryPolicy, Route, on
 from .bus.kafka import KafkaEventBus
+from .config_client import RuntimeConfig, RuntimeConfigClient
 from .events import Event
 from .httpserver import NO_NATIVE_TELEMETRY
 from .logging import setup_logging
 from .metrics import add_metrics_route
-from .settings import ServiceSettings
+from .runtime_views import RuntimeView
+from .settings import HttpServiceSettings, ServiceSettings
 from .tracing import setup_tracing, shutdown_tracing
+
+__all__ = [
+    "ConsumerService",
+    "RuntimeConfig",
+    "WebService",
+    "consuming",
+    "kafka_bus",
+    "on",
+    "serve_consumer",
+    "serve_web",
+]
 
 log = logging.getLogger(__name__)
 
+S = TypeVar("S", bound=ServiceSettings)
+W = TypeVar("W", bound=HttpServiceSettings)
+V = TypeVar("V", bound=RuntimeView)
+D = TypeVar("D")
+
 
 @dataclass(frozen=True)
-class ConsumerSpec:
-    """What a consumer service reads, what it writes, and under which consumer group."""
+class ConsumerService(Generic[S, V, D]):
+    """One consumer service, described once for every way of running it:
+    ``ConsumerService("analyzer", AnalyzerSettings, AnalyzerView, ROUTES, adapters)``."""
 
     name: str
-    group: str
-    consumes: Sequence[type[Event]]
-    produces: Sequence[type[Event]]
+    """The service's name: its log and trace name, its config-api role, its consumer group's suffix."""
+    settings: type[S]
+    view: type[V]
+    """What this service may know of a line and its tenant (config-api serves exactly this)."""
+    routes: Sequence[Route[Any, D]]
+    """``on(EventClass, handler, produces=[...])`` per consumed event class; the handler gets the
+    concrete event."""
+    adapters: Callable[[S, RuntimeConfig[V]], AbstractAsyncContextManager[D]]
+    """Builds the handlers' dependencies (adapters, ledgers, clients) around the runner's config
+    client, and closes them on exit."""
     retry: RetryPolicy = RetryPolicy()
 
+    @property
+    def group(self) -> str:
+        return f"voiceticket-{self.name}"
 
-HandlerFactory = Callable[[KafkaEventBus], AbstractAsyncContextManager[Handler]]
+    @property
+    def consumes(self) -> list[type[Event]]:
+        return [route.event_type for route in self.routes]
+
+    @property
+    def produces(self) -> list[type[Event]]:
+        return list(dict.fromkeys(cls for route in self.routes for cls in route.produces))
+
+
+@dataclass(frozen=True)
+class WebService(Generic[W]):
+    """A service that Twilio (or another caller) reaches over HTTP and that publishes events."""
+
+    name: str
+    settings: type[W]
+    produces: Sequence[type[Event]]
+    app: Callable[[W, EventPublisher], FastAPI]
+
+
+@asynccontextmanager
+async def consuming(
+    service: ConsumerService[S, V, D], settings: S, bus: EventBus
+) -> AsyncIterator[asyncio.Task[None]]:
+    """Consume on ``bus`` with ``service``'s handlers for as long as the context is open.
+
+    Yields the consumer task (it ends only by failing); on exit the consumer stops, then the
+    adapters and the config client close.
+    """
+
+    await bus.ensure_topics([*service.consumes, *service.produces], [service.group])
+    config = RuntimeConfigClient(
+        service.view, settings.config_api_url, settings.config_api_token, settings.config_cache_seconds
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(config.aclose)
+        deps = await stack.enter_async_context(service.adapters(settings, config))
+        dispatcher = Dispatcher(service.routes, deps)
+        task = asyncio.create_task(
+            bus.consume(service.group, service.consumes, dispatcher, service.retry), name=service.name
+        )
+        try:
+            yield task
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def kafka_bus(settings: ServiceSettings, source: str) -> KafkaEventBus:
+    """The Kafka adapter of the bus port, as the settings describe the cluster."""
+
+    return KafkaEventBus(
+        settings.kafka_bootstrap_servers,
+        source=source,
+        partitions=settings.kafka_partitions,
+        topic_namespace=settings.kafka_topic_namespace,
+    )
+
+
+@asynccontextmanager
+async def started(bus: EventBus) -> AsyncIterator[EventBus]:
+    await bus.start()
+    try:
+        yield bus
+    finally:
+        await bus.stop()
 
 
 def health_app(ready: asyncio.Event) -> FastAPI:
@@ -58,61 +160,64 @@ def health_app(ready: asyncio.Event) -> FastAPI:
     return app
 
 
-async def serve_consumer(
-    spec: ConsumerSpec, settings: ServiceSettings, handler_factory: HandlerFactory
-) -> None:
-    """Run one consumer service until SIGTERM/SIGINT, then shut down cleanly."""
-
-    setup_logging(spec.name, settings.log_level)
-    setup_tracing(spec.name)
-    bus = KafkaEventBus(
-        settings.kafka_bootstrap_servers,
-        source=spec.name,
-        partitions=settings.kafka_partitions,
-        topic_namespace=settings.kafka_topic_namespace,
-    )
-    ready = asyncio.Event()
+def _stop_on_signals() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    return stop
 
+
+async def serve_consumer(service: ConsumerService[S, V, D], settings: S | None = None) -> None:
+    """Run one consumer service in this process on Kafka until SIGTERM/SIGINT, then shut down cleanly."""
+
+    settings = settings or service.settings()
+    setup_logging(service.name, settings.log_level)
+    setup_tracing(service.name)
+    ready = asyncio.Event()
+    stop = _stop_on_signals()
     health_task = None
     if settings.health_port:
-        server = uvicorn.Server(
-            uvicorn.Config(
-                health_app(ready), host=settings.health_host, port=settings.health_port, log_level="warning"
-            )
+        config = uvicorn.Config(
+            health_app(ready), host=settings.health_host, port=settings.health_port, log_level="warning"
         )
-        health_task = asyncio.create_task(server.serve())
-
-    await bus.start()
+        health_task = asyncio.create_task(uvicorn.Server(config).serve())
     try:
-        await bus.ensure_topics([cls.topic() for cls in (*spec.consumes, *spec.produces)])
-        async with handler_factory(bus) as handler:
-            consume = asyncio.create_task(bus.consume(spec.group, spec.consumes, handler, spec.retry))
+        async with (
+            started(kafka_bus(settings, service.name)) as bus,
+            consuming(service, settings, bus) as consume,
+        ):
             ready.set()
-            log.info("service started", extra={"group": spec.group})
+            log.info("service started", extra={"group": service.group})
             stopper = asyncio.create_task(stop.wait())
-            done, _ = await asyncio.wait({consume, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            consume.cancel()
+            await asyncio.wait({consume, stopper}, return_when=asyncio.FIRST_COMPLETED)
             stopper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await consume
-            if consume in done and consume.exception():
-                raise consume.exception()  # type: ignore[misc]
+            if consume.done() and not consume.cancelled() and (error := consume.exception()):
+                raise error
     finally:
-        await bus.stop()
         if health_task:
             health_task.cancel()
         shutdown_tracing()
         log.info("service stopped")
 
 
-def run(main: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(main())
+async def serve_web(service: WebService[W], settings: W | None = None) -> None:
+    """Run a web service in this process, publishing to Kafka, until SIGTERM/SIGINT."""
 
-
-@contextlib.asynccontextmanager
-async def just(handler: Handler) -> AsyncIterator[Handler]:
-    yield handler
+    settings = settings or service.settings()
+    setup_logging(service.name, settings.log_level)
+    setup_tracing(service.name)
+    try:
+        async with started(kafka_bus(settings, service.name)) as bus:
+            await bus.ensure_topics(service.produces)
+            config = uvicorn.Config(
+                service.app(settings, bus),
+                host=settings.host,
+                port=settings.port,
+                access_log=False,  # URLs carry sealed call context and trace ids; the app logs what matters
+                log_config=None,
+                proxy_headers=False,  # the app decides which peers' forwarded headers it trusts
+            )
+            await uvicorn.Server(config).serve()
+    finally:
+        shutdown_tracing()

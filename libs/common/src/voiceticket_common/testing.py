@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Generic, TypeVar
 
-from .config_client import LineConfig, UnknownLine
-from .events import Event
+from .config_client import UnknownLine, ViewT, parse_view
+from .events import CallTranscribed, Event, RecordingCompleted, TicketCreated
+
+T = TypeVar("T")
+
+LINE = "+15005550006"
+"""The support line the unit tests call."""
+CALLER = "+14155550100"
+"""Who calls it."""
+CALL_SID = "CA" + "1" * 32
+RECORDING_SID = "RE" + "2" * 32
 
 
 class RecordingPublisher:
@@ -18,17 +28,28 @@ class RecordingPublisher:
         self.published.append(event)
 
 
-class StaticRuntimeConfig:
-    """Runtime config from a dict of line number -> (tenant_id, line fields, tenant fields)."""
+class StaticRuntimeConfig(Generic[ViewT]):
+    """Runtime config from a dict of line number -> the service's view of that line."""
 
-    def __init__(self, lines: dict[str, tuple[str, dict[str, Any], dict[str, Any]]]) -> None:
-        self._lines = {
-            number: LineConfig(tenant_id=tenant_id, line={"number": number, **line}, tenant=tenant)
-            for number, (tenant_id, line, tenant) in lines.items()
-        }
+    def __init__(self, views: Mapping[str, ViewT]) -> None:
+        self._lines = dict(views)
         self.lookups: list[str] = []
 
-    async def line(self, number: str) -> LineConfig:
+    @classmethod
+    def of(
+        cls, view: type[ViewT], lines: Mapping[str, tuple[str, Mapping[str, object], Mapping[str, object]]]
+    ) -> StaticRuntimeConfig[ViewT]:
+        """From number -> (tenant_id, line fields, tenant fields), parsed as config-api's answer is."""
+        return cls(
+            {
+                number: parse_view(
+                    view, {"tenant_id": tenant_id, "line": {"number": number, **line}, "tenant": tenant}
+                )
+                for number, (tenant_id, line, tenant) in lines.items()
+            }
+        )
+
+    async def line(self, number: str) -> ViewT:
         self.lookups.append(number)
         try:
             return self._lines[number]
@@ -37,3 +58,65 @@ class StaticRuntimeConfig:
 
     async def aclose(self) -> None:
         pass
+
+
+class RecordingSleep:
+    """An ``asyncio.sleep`` stand-in that returns at once and keeps the delays asked for."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+
+
+class Outcomes(Generic[T]):
+    """Outcomes to give in turn, the last one repeating; an exception among them is raised."""
+
+    def __init__(self, *outcomes: T | Exception) -> None:
+        self.outcomes: list[T | Exception] = list(outcomes)
+
+    def next(self) -> T:
+        outcome = self.outcomes.pop(0) if len(self.outcomes) > 1 else self.outcomes[0]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+
+def _call(defaults: Mapping[str, Any], fields: Mapping[str, Any]) -> dict[str, Any]:
+    base = {"tenant_id": "acme", "call_sid": CALL_SID, "line_number": LINE, "caller_number": CALLER}
+    return {**base, **defaults, **fields}
+
+
+def recording_completed(**fields: Any) -> RecordingCompleted:
+    """A tenant "acme" call's finished recording; ``fields`` override the defaults."""
+    recording = {
+        "account_sid": "AC" + "a" * 32,
+        "recording_sid": RECORDING_SID,
+        "recording_url": "https://api.twilio.com/2010-04-01/Accounts/AC/Recordings/RE",
+        "duration_seconds": 9,
+    }
+    return RecordingCompleted(**_call(recording, fields))
+
+
+def call_transcribed(**fields: Any) -> CallTranscribed:
+    """A tenant "acme" call's transcript; ``fields`` override the defaults."""
+    transcript = {
+        "recording_sid": RECORDING_SID,
+        "duration_seconds": 12,
+        "transcript": "Hello, my VPN is down.",
+        "model": "whisper-1",
+    }
+    return CallTranscribed(**_call(transcript, fields))
+
+
+def ticket_created(**fields: Any) -> TicketCreated:
+    """The ticket made for a tenant "acme" call; ``fields`` override the defaults."""
+    ticket = {
+        "issue_key": "HELP-1",
+        "issue_id": "1",
+        "service_desk_id": "4",
+        "request_type_id": "41",
+        "summary": "s",
+    }
+    return TicketCreated(**_call(ticket, fields))

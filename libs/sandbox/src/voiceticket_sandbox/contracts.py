@@ -193,7 +193,9 @@ def _build(name: str) -> LoadedSpec:
     if name == OPENAI:
         _strip_discriminators(document)
     config = Config(
-        spec_validator_cls=None,
+        # None skips validating the (vendored, trusted) spec: openapi-core documents and handles it
+        # (OpenAPI.check_spec) but annotates the field as `type[SpecValidator] | Unset` only.
+        spec_validator_cls=None,  # type: ignore[arg-type]
         extra_media_type_deserializers={"multipart/form-data": _multipart_loads},
         security_provider_factory=_SandboxSecurityProviders(),
     )
@@ -295,7 +297,7 @@ def _pairs(
         return []
     if not isinstance(items, Mapping):
         return list(items)
-    pairs = []
+    pairs: list[tuple[str, str]] = []
     for key, value in items.items():
         values = value if isinstance(value, list) else [value]
         pairs.extend((key, v) for v in values)
@@ -325,7 +327,7 @@ def _find_operation(spec: LoadedSpec, method: str, url_path: str) -> dict[str, A
         url_path = url_path[len(spec.base_path) :]
     for pattern, item in spec.operations:
         if pattern.match(url_path):
-            operation = item.get(method.lower())
+            operation: dict[str, Any] | None = item.get(method.lower())
             if operation is not None:
                 return operation
     return None

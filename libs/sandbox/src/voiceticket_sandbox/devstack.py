@@ -12,6 +12,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -120,7 +121,7 @@ class Stack:
         base = self.postgres_dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
         return f"{base}/{name}"
 
-    def seed(self) -> dict:
+    def seed(self) -> dict[str, Any]:
         return seed(self.sandbox.twilio, self.sandbox.openai, self.sandbox.jira)
 
     def _start_config_api(self, deadline: float) -> None:
@@ -160,6 +161,8 @@ class Stack:
             self.ingress_url = f"http://127.0.0.1:{port}"
             env |= {"VOICETICKET_PORT": str(port), "VOICETICKET_PUBLIC_BASE_URL": self.ingress_url}
             ready = f"{self.ingress_url}/readyz"
+        if name == "transcriber":
+            env["VOICETICKET_TWILIO_API_BASE_URL"] = self.sandbox.twilio
         if name == "jira-writer":
             env["VOICETICKET_DATABASE_URL"] = self._database("jira_writer")
             env["VOICETICKET_TWILIO_API_BASE_URL"] = self.sandbox.twilio
@@ -176,13 +179,16 @@ class Stack:
     def topic(self, name: str) -> str:
         return f"{self.topic_namespace}.{name}"
 
-    def issues(self) -> list[dict]:
-        return httpx.get(f"{self.sandbox.jira}/_sandbox/issues").json()
+    def issues(self) -> list[dict[str, Any]]:
+        issues: list[dict[str, Any]] = httpx.get(f"{self.sandbox.jira}/_sandbox/issues").json()
+        return issues
 
-    def requests_to(self, provider: str) -> list[dict]:
-        return httpx.get(f"{getattr(self.sandbox, provider)}/_sandbox/requests").json()
+    def requests_to(self, provider: str) -> list[dict[str, Any]]:
+        url = f"{getattr(self.sandbox, provider)}/_sandbox/requests"
+        requests: list[dict[str, Any]] = httpx.get(url).json()
+        return requests
 
-    def sms_sent(self) -> list[dict]:
+    def sms_sent(self) -> list[dict[str, Any]]:
         return [
             r
             for r in self.requests_to("twilio")

@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -62,7 +63,7 @@ def find_repo_root(start: Path | None = None) -> Path:
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 # --------------------------------------------------------------------------------------------
@@ -79,7 +80,7 @@ class _Reader:
     def take(self, fmt: str) -> int:
         (value,) = struct.unpack_from(fmt, self.data, self.pos)
         self.pos += struct.calcsize(fmt)
-        return value
+        return int(value)
 
     def uvarint(self) -> int:
         shift = result = 0
@@ -196,7 +197,7 @@ def _stop_all() -> None:
             broker.stop(timeout=10)
 
 
-def _pdeathsig_preexec():  # type: ignore[no-untyped-def]
+def _pdeathsig_preexec() -> Callable[[], None] | None:
     """A preexec_fn making the kernel SIGTERM the child when the spawning thread dies.
     Only offered for the main thread: PDEATHSIG fires on *thread* exit, so a child forked
     from a short-lived worker thread would be killed when that thread ends."""
@@ -346,7 +347,8 @@ class LocalKafkaBroker:
             self._owns_data_dir = True
         logs = self.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        self._log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
+        log_file = logs / "server.log"  # what the log_file property names, data_dir now being set
+        self._log_offset = log_file.stat().st_size if log_file.exists() else 0
 
         env = dict(os.environ)
         env.update(
@@ -391,12 +393,13 @@ class LocalKafkaBroker:
     def _log_tail(self, lines: int = 40) -> str:
         out = []
         assert self.data_dir is not None
+        logs = self.data_dir / "logs"
         for path, offset in (
-            (self.data_dir / "logs" / "console.log", 0),
-            (self.log_file, getattr(self, "_log_offset", 0)),
+            (logs / "console.log", 0),
+            (logs / "server.log", getattr(self, "_log_offset", 0)),  # log_file
         ):
             with contextlib.suppress(OSError):
-                with open(path, "rb") as f:  # type: ignore[arg-type]
+                with open(path, "rb") as f:
                     f.seek(offset)
                     text = f.read().decode(errors="replace").splitlines()[-lines:]
                 if text:

@@ -257,7 +257,7 @@ def _transcription_response(text: str, audio: bytes, form: Any, phantom: bool = 
 
 def _wav_duration(audio: bytes) -> float:
     try:
-        with wave.open(io.BytesIO(audio)) as wav:
+        with wave.open(io.BytesIO(audio), "rb") as wav:
             return round(wav.getnframes() / float(wav.getframerate()), 3)
     except (wave.Error, EOFError, ZeroDivisionError):
         return 0.0

@@ -44,7 +44,7 @@ def postgres_bin_dir() -> Path | None:
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 @contextmanager
@@ -60,7 +60,7 @@ def throwaway_postgres(user: str = "postgres") -> Iterator[str]:
         run_as = ["runuser", "-u", user, "--"]
     data, logfile = tmp / "data", tmp / "server.log"
 
-    def run(*args: str) -> subprocess.CompletedProcess:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([*run_as, *args], capture_output=True, text=True, timeout=120, check=False)
 
     started = False

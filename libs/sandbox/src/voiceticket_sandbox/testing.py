@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import inspect
 import secrets
 import time
@@ -40,6 +41,25 @@ class Sandbox:
     @property
     def openai_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.openai_key}"}
+
+    def recording_url(self, recording_sid: str) -> str:
+        """The account's media URL of a recording, without extension."""
+        return f"{self.urls.twilio}/2010-04-01/Accounts/{self.account_sid}/Recordings/{recording_sid}"
+
+    async def register_recording(self, recording_sid: str, audio: bytes, **fields: object) -> dict[str, Any]:
+        """Give the Twilio stand-in a recording of the account; ``fields``: content_type, transcript,
+        call_sid, duration. The stand-in's answer."""
+        body = {
+            "account_sid": self.account_sid,
+            "recording_sid": recording_sid,
+            "audio_base64": base64.b64encode(audio).decode(),
+            **fields,
+        }
+        async with httpx.AsyncClient() as client:
+            response = await client.post(f"{self.urls.twilio}/_sandbox/recordings", json=body)
+        response.raise_for_status()
+        answer: dict[str, Any] = response.json()
+        return answer
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +106,46 @@ async def invalid_provider_requests(http: httpx.AsyncClient, *provider_urls: str
         for r in (await http.get(f"{url}/_sandbox/requests")).json()
         if not r["valid"]
     ]
+
+
+# Service desks for ``POST /_sandbox/servicedesks`` of the Jira stand-in.
+
+PRIORITY_OPTIONS = tuple(
+    (str(i), label) for i, label in enumerate(("Highest", "High", "Medium", "Low", "Lowest"), 1)
+)
+"""(value, label) of the five standard priorities, for ``jsm_options``."""
+
+
+def jsm_desk(
+    desk_id: str, project_key: str, *request_types: dict[str, Any], **attributes: Any
+) -> dict[str, Any]:
+    """A service desk with its request types; ``attributes``: ``customers`` (JSM ``UserDTO`` objects)."""
+    return {"id": desk_id, "project_key": project_key, "request_types": list(request_types), **attributes}
+
+
+def jsm_request_type(type_id: str, name: str, *fields: dict[str, Any], **attributes: Any) -> dict[str, Any]:
+    """A request type, with its fields if any; ``attributes``: ``can_raise_on_behalf_of``."""
+    request_type: dict[str, Any] = {"id": type_id, "name": name, **attributes}
+    if fields:
+        request_type["fields"] = list(fields)
+    return request_type
+
+
+def jsm_field(field_id: str, name: str, **attributes: Any) -> dict[str, Any]:
+    """A request type field; ``attributes`` as JSM spells them (``required``, ``validValues``, ``jiraSchema``)."""
+    return {"fieldId": field_id, "name": name, **attributes}
+
+
+def jsm_options(*labels: tuple[str, str], **attributes: Any) -> list[dict[str, Any]]:
+    """A field's values from (value, label) pairs, each with ``attributes`` (e.g. ``children``)."""
+    return [{"value": value, "label": label, **attributes} for value, label in labels]
+
+
+def strict_object(**properties: object) -> dict[str, object]:
+    """A JSON-schema object as strict structured outputs want it: every property required, no others."""
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
 import json
 import os
 import signal
-import sys
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
@@ -47,6 +47,18 @@ DataDir = Annotated[Path, typer.Option(help="Where the embedded runtime keeps it
 def fail(message: str, code: int = 1) -> typer.Exit:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     return typer.Exit(code)
+
+
+def require_sandbox(command: str) -> None:
+    """Exit 2 with a clear message when the ``sandbox`` extra (not in the runtime image) is missing."""
+
+    if importlib.util.find_spec("voiceticket_sandbox") is None:
+        raise fail(
+            f"`voiceticket {command}` needs the provider sandboxes, which this installation leaves out: "
+            "install voiceticket[sandbox] for the demo and simulate-call "
+            "(pip install 'voiceticket[sandbox]'; in a checkout, `uv sync` or `make bootstrap`)",
+            2,
+        )
 
 
 @app.command()
@@ -144,6 +156,7 @@ def demo(
 ) -> None:
     """Play a bundled sample call through the sandboxes and print the resulting request and SMS."""
 
+    require_sandbox("demo")
     from .demo import DemoFailed, run_demo, run_distributed_demo
 
     calls = sample_calls()
@@ -215,6 +228,7 @@ def simulate_call(
 ) -> None:
     """Play one call against any running ingress, signed as Twilio signs it."""
 
+    require_sandbox("simulate-call")
     from voiceticket_sandbox.caller import CallerSimulator
     from voiceticket_sandbox.demo_tenant import ACCOUNT_SID, AUTH_TOKEN
 
@@ -359,9 +373,9 @@ def dead_letters_list(
 
     letters = _with_bus(data_dir, bootstrap_servers, topic_namespace, lambda bus: bus.dead_letters(group))
     for letter in letters:
-        key = (letter.key or b"").decode(errors="replace")
         typer.echo(
-            f"{key}  {letter.original_topic}  {letter.error_type}  attempts={letter.attempts}  {letter.error}"
+            f"{letter.call_sid}  {letter.original_topic}  {letter.error_type}  "
+            f"attempts={letter.attempts}  {letter.error}"
         )
     typer.echo(f"{len(letters)} dead letter(s)", err=True)
 
@@ -379,7 +393,7 @@ def dead_letters_replay(
     """Deliver dead letters again once their cause is fixed (handlers are idempotent)."""
 
     async def replay(bus: Any) -> int:
-        letters = [d for d in await bus.dead_letters(group) if call_sid is None or d.key == call_sid.encode()]
+        letters = [d for d in await bus.dead_letters(group) if call_sid is None or d.call_sid == call_sid]
         for letter in letters:
             await bus.replay(letter)
         return len(letters)
@@ -395,4 +409,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

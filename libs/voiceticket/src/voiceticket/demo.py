@@ -4,6 +4,9 @@ Everything runs in this process on loopback: the provider sandboxes (Twilio, Ope
 stand-ins that validate each request against the official OpenAPI specs), config-api with a demo
 tenant, ingress and the four consumers over the embedded bus. A caller simulator plays the call
 with signed webhooks, exactly as Twilio would.
+
+The sandboxes come with the ``sandbox`` extra (``voiceticket[sandbox]``), which the runtime image
+leaves out, so they are imported inside the functions, never when this module is imported.
 """
 
 from __future__ import annotations
@@ -18,10 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
-from voiceticket_sandbox import run_sandboxes
-from voiceticket_sandbox.caller import CallerSimulator
-from voiceticket_sandbox.demo_tenant import ACCOUNT_SID, AUTH_TOKEN, SUPPORT_LINE, configure_sandboxes, seed
 
 from .embedded import EmbeddedOptions, EmbeddedRuntime
 from .samples import SampleCall
@@ -60,6 +59,16 @@ def _step(topic: str) -> str:
 async def run_demo(
     sample: SampleCall, data_dir: Path, progress: Callable[[str], None], deadline_s: float = 60.0
 ) -> DemoResult:
+    from voiceticket_sandbox import run_sandboxes
+    from voiceticket_sandbox.caller import CallerSimulator
+    from voiceticket_sandbox.demo_tenant import (
+        ACCOUNT_SID,
+        AUTH_TOKEN,
+        SUPPORT_LINE,
+        configure_sandboxes,
+        seed,
+    )
+
     data_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before anything runs
     seed_file = data_dir / "demo-seed.json"
     async with run_sandboxes() as urls:
@@ -120,6 +129,8 @@ def run_distributed_demo(
     import contextlib
     import os
 
+    from voiceticket_sandbox.caller import CallerSimulator
+    from voiceticket_sandbox.demo_tenant import ACCOUNT_SID, AUTH_TOKEN, SUPPORT_LINE
     from voiceticket_sandbox.devstack import Stack
     from voiceticket_sandbox.kafka_broker import LocalKafkaBroker
 

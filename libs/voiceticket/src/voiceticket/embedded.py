@@ -14,7 +14,7 @@ import contextlib
 import logging
 import secrets
 import socket
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,18 +24,19 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from voiceticket_analyzer import bootstrap as analyzer
+from voiceticket_analyzer.bootstrap import SERVICE as ANALYZER
 from voiceticket_analyzer.settings import AnalyzerSettings
 from voiceticket_common.bus.embedded import EmbeddedEventBus
+from voiceticket_common.service import consuming
 from voiceticket_config_api.app import create_app as create_config_api
 from voiceticket_config_api.settings import Settings as ConfigApiSettings
-from voiceticket_ingress.app import create_app as create_ingress
+from voiceticket_ingress.bootstrap import SERVICE as INGRESS
 from voiceticket_ingress.settings import IngressSettings
-from voiceticket_jira_writer import bootstrap as jira_writer
+from voiceticket_jira_writer.bootstrap import SERVICE as JIRA_WRITER
 from voiceticket_jira_writer.settings import JiraWriterSettings
-from voiceticket_notifier import bootstrap as notifier
+from voiceticket_notifier.bootstrap import SERVICE as NOTIFIER
 from voiceticket_notifier.settings import NotifierSettings
-from voiceticket_transcriber import bootstrap as transcriber
+from voiceticket_transcriber.bootstrap import SERVICE as TRANSCRIBER
 from voiceticket_transcriber.settings import TranscriberSettings
 
 from .local_secrets import load_or_create
@@ -43,13 +44,7 @@ from .local_secrets import load_or_create
 log = logging.getLogger(__name__)
 
 DEFAULT_EGRESS = ("api.twilio.com", "api.openai.com", "*.atlassian.net", "api.atlassian.com")
-# Each consumer service's composition root (SPEC, handler_factory) and its settings class.
-CONSUMERS = {
-    "transcriber": (transcriber, TranscriberSettings),
-    "analyzer": (analyzer, AnalyzerSettings),
-    "jira-writer": (jira_writer, JiraWriterSettings),
-    "notifier": (notifier, NotifierSettings),
-}
+SERVICES = (INGRESS.name, TRANSCRIBER.name, ANALYZER.name, JIRA_WRITER.name, NOTIFIER.name)
 
 
 @dataclass
@@ -145,7 +140,7 @@ class EmbeddedRuntime:
         local = load_or_create(opts.data_dir)
         self.admin_token = SecretStr(local.admin_token)
         # Service tokens live only as long as the process: nothing outside it needs them.
-        tokens = {name: secrets.token_urlsafe(24) for name in ("ingress", *CONSUMERS)}
+        tokens = {name: secrets.token_urlsafe(24) for name in SERVICES}
 
         config_api = create_config_api(
             ConfigApiSettings(
@@ -168,36 +163,69 @@ class EmbeddedRuntime:
         # Bound before the consumers start: the notifier builds SMS StatusCallbacks on ingress's URL.
         ingress_socket = bind(opts.host, opts.ingress_port)
         public = opts.public_base_url or f"http://{opts.host}:{ingress_socket.getsockname()[1]}"
-        shared = {
+        shared: dict[str, Any] = {
             "config_api_url": self.config_api_url,
             "egress_allowed_hosts": list(opts.egress_allowed_hosts),
             "log_level": opts.log_level,
         }
-        for name, (module, settings_cls) in CONSUMERS.items():
-            extra: dict[str, object] = {}
-            if "database_url" in settings_cls.model_fields:
-                extra["database_url"] = f"sqlite+aiosqlite:///{opts.data_dir / (name + '.db')}"
-            if "twilio_api_base_url" in settings_cls.model_fields:
-                extra["twilio_api_base_url"] = opts.twilio_api_base_url
-            if "callback_context_key" in settings_cls.model_fields:
-                extra["public_base_url"] = public
-                extra["callback_context_key"] = SecretStr(local.callback_context_key)
-            settings = settings_cls(**shared, **extra, config_api_token=SecretStr(tokens[name]))
-            handler = await self._stack.enter_async_context(module.handler_factory(settings)(self.bus))
-            spec = module.SPEC
-            task = asyncio.create_task(self.bus.consume(spec.group, spec.consumes, handler, spec.retry))
-            self._stack.push_async_callback(_cancel, task)
+        callback_key = SecretStr(local.callback_context_key)
 
-        ingress = create_ingress(
-            IngressSettings(
-                **shared,
-                config_api_token=SecretStr(tokens["ingress"]),
-                public_base_url=public,
-                **({} if opts.trusted_proxies is None else {"trusted_proxies": list(opts.trusted_proxies)}),
-                callback_context_key=SecretStr(local.callback_context_key),
+        def token(service: str) -> SecretStr:
+            return SecretStr(tokens[service])
+
+        def database(service: str) -> str:
+            return f"sqlite+aiosqlite:///{opts.data_dir / (service + '.db')}"
+
+        # Each service's settings, as its own process would read them from the environment.
+        consumers = [
+            consuming(
+                TRANSCRIBER,
+                TranscriberSettings(
+                    **shared,
+                    config_api_token=token(TRANSCRIBER.name),
+                    twilio_api_base_url=opts.twilio_api_base_url,
+                ),
+                self.bus,
             ),
-            publisher=self.bus,
+            consuming(ANALYZER, AnalyzerSettings(**shared, config_api_token=token(ANALYZER.name)), self.bus),
+            consuming(
+                JIRA_WRITER,
+                JiraWriterSettings(
+                    **shared,
+                    config_api_token=token(JIRA_WRITER.name),
+                    database_url=database(JIRA_WRITER.name),
+                    twilio_api_base_url=opts.twilio_api_base_url,
+                ),
+                self.bus,
+            ),
+            consuming(
+                NOTIFIER,
+                NotifierSettings(
+                    **shared,
+                    config_api_token=token(NOTIFIER.name),
+                    database_url=database(NOTIFIER.name),
+                    twilio_api_base_url=opts.twilio_api_base_url,
+                    public_base_url=public,
+                    callback_context_key=callback_key,
+                ),
+                self.bus,
+            ),
+        ]
+        for consumer in consumers:
+            await self._stack.enter_async_context(consumer)
+
+        # None: ingress reads VOICETICKET_TRUSTED_PROXIES as its own process would.
+        proxies: dict[str, Any] = (
+            {} if opts.trusted_proxies is None else {"trusted_proxies": opts.trusted_proxies}
         )
+        ingress_settings = IngressSettings(
+            **shared,
+            **proxies,
+            config_api_token=token(INGRESS.name),
+            public_base_url=public,
+            callback_context_key=callback_key,
+        )
+        ingress = INGRESS.app(ingress_settings, self.bus)
         running = await serve(ingress, ingress_socket)
         self._stack.push_async_callback(self._shutdown, running)
         self.ingress_url = running.url
@@ -208,15 +236,3 @@ class EmbeddedRuntime:
         running.server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await running.task
-
-
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
-@contextlib.asynccontextmanager
-async def embedded(options: EmbeddedOptions) -> AsyncIterator[EmbeddedRuntime]:
-    async with EmbeddedRuntime(options) as runtime:
-        yield runtime

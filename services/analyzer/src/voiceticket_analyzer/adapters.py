@@ -6,14 +6,23 @@ from collections.abc import Sequence
 from typing import Any
 
 import openai
+from openai.types.chat import (
+    ChatCompletionAssistantMessageParam,
+    ChatCompletionMessageParam,
+    ChatCompletionSystemMessageParam,
+    ChatCompletionUserMessageParam,
+)
+from openai.types.shared_params import ResponseFormatJSONSchema
 
 from voiceticket_common.http import provider_client
+from voiceticket_common.openai_client import sdk_http_client
 from voiceticket_common.openai_errors import translate_openai_error
+from voiceticket_common.resources import AsyncResource
 
 from .ports import Completion, LanguageModelTarget
 
 
-class OpenAIChatModel:
+class OpenAIChatModel(AsyncResource):
     def __init__(self, allowed_hosts: Sequence[str], timeout: float = 60.0) -> None:
         self._http = provider_client("openai", allowed_hosts, timeout=timeout)
 
@@ -23,18 +32,19 @@ class OpenAIChatModel:
         client = openai.AsyncOpenAI(
             api_key=target.api_key.get_secret_value(),
             base_url=target.base_url,
-            http_client=self._http,
+            http_client=sdk_http_client(self._http),
             max_retries=0,
         )
+        response_format: ResponseFormatJSONSchema = {
+            "type": "json_schema",
+            "json_schema": {"name": "call_analysis", "schema": schema, "strict": True},
+        }
         try:
             response = await client.chat.completions.create(
                 model=target.model,
-                messages=messages,  # type: ignore[arg-type]
+                messages=[_chat_message(m) for m in messages],
                 temperature=0,
-                response_format={
-                    "type": "json_schema",
-                    "json_schema": {"name": "call_analysis", "schema": schema, "strict": True},
-                },
+                response_format=response_format,
             )
         except openai.OpenAIError as exc:
             raise translate_openai_error(exc, "analysis") from None
@@ -49,3 +59,16 @@ class OpenAIChatModel:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+def _chat_message(message: dict[str, str]) -> ChatCompletionMessageParam:
+    """One of the prompt's ``{"role": ..., "content": ...}`` messages as the SDK's typed message."""
+
+    role, content = message["role"], message["content"]
+    if role == "system":
+        return ChatCompletionSystemMessageParam(role="system", content=content)
+    if role == "user":
+        return ChatCompletionUserMessageParam(role="user", content=content)
+    if role == "assistant":
+        return ChatCompletionAssistantMessageParam(role="assistant", content=content)
+    raise ValueError(f"unsupported chat message role {role!r}")

@@ -14,11 +14,11 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from voiceticket_common.bus import Envelope
-from voiceticket_common.config_client import LineConfig, RuntimeConfig
+from voiceticket_common.config_client import RuntimeConfig
 from voiceticket_common.events import Analysis, CallAnalyzed, CallTranscribed, Event
 from voiceticket_common.metrics import record_llm_usage
 from voiceticket_common.retry_budget import BudgetExhausted, RetryBudget, Sleep, within_budget
+from voiceticket_common.runtime_views import AnalyzerView
 
 from .output_guard import SchemaViolation, checked_analysis
 from .ports import LanguageModel, LanguageModelTarget
@@ -43,7 +43,7 @@ HEURISTIC_MODEL = "heuristic"
 
 @dataclass
 class AnalyzerDeps:
-    config: RuntimeConfig
+    config: RuntimeConfig[AnalyzerView]
     model: LanguageModel
     max_transcript_chars: int = 20_000
     budget: RetryBudget = field(default_factory=RetryBudget)
@@ -70,13 +70,11 @@ class Usage:
             self.cost = (self.cost or 0.0) + cost
 
 
-async def analyze_transcript(envelope: Envelope, deps: AnalyzerDeps) -> Sequence[Event]:
-    event = envelope.event
-    assert isinstance(event, CallTranscribed)
+async def analyze_transcript(event: CallTranscribed, deps: AnalyzerDeps) -> Sequence[Event]:
     config = await deps.config.line(event.line_number)
-    request_types = config.line.get("request_types") or {}
+    request_types = config.line.request_types
     intents = tuple(request_types) or DEFAULT_INTENTS
-    ticket_language = config.line.get("language") if config.line.get("language_mode") == "enforced" else None
+    ticket_language = config.line.enforced_language
     transcript = event.transcript[: deps.max_transcript_chars]
     usage: Usage | None = None
     reason: str | None = None
@@ -101,8 +99,8 @@ async def analyze_transcript(envelope: Envelope, deps: AnalyzerDeps) -> Sequence
         except Refused:
             reason = LLM_REFUSED
     if reason is not None:
-        language = event.language or ticket_language or config.line.get("language") or "en"
-        intent = default_intent(request_types, config.line.get("request_type_id"))
+        language = event.language or ticket_language or config.line.language or "en"
+        intent = default_intent(request_types, config.line.request_type_id)
         analysis = triage_analysis(transcript, reason, intent, language, ticket_language)
         model = HEURISTIC_MODEL
     log.info(
@@ -132,11 +130,11 @@ async def analyze_transcript(envelope: Envelope, deps: AnalyzerDeps) -> Sequence
     ]
 
 
-def language_model_target(config: LineConfig) -> LanguageModelTarget:
+def language_model_target(config: AnalyzerView) -> LanguageModelTarget:
     return LanguageModelTarget(
-        base_url=config.tenant.get("openai_base_url") or "https://api.openai.com/v1",
-        api_key=config.secret("openai_api_key"),
-        model=config.tenant.get("analysis_model") or "gpt-4o-mini",
+        base_url=config.tenant.openai_base_url,
+        api_key=config.openai_api_key(),
+        model=config.tenant.analysis_model,
     )
 
 

@@ -5,14 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pydantic import SecretStr
+from voiceticket_common.openai_client import OpenAIEndpoint
 
-
-@dataclass(frozen=True)
-class LanguageModelTarget:
-    base_url: str
-    api_key: SecretStr
-    model: str
+LanguageModelTarget = OpenAIEndpoint
+"""The tenant's chat-completions server and analysis model."""
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from starlette.middleware.base import RequestResponseEndpoint
 
 from voiceticket_common.httpserver import NO_NATIVE_TELEMETRY, add_server_spans
 from voiceticket_common.metrics import add_metrics_route
@@ -17,6 +19,7 @@ from voiceticket_common.metrics import add_metrics_route
 from .auth import ADMIN, TokenTable
 from .crypto import keyring_from_settings
 from .db import create_schema, make_engine, make_sessionmaker
+from .deps import app_engine
 from .routes_admin import router as admin_router
 from .routes_runtime import router as runtime_router
 from .settings import Settings, parse_service_tokens
@@ -40,14 +43,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.warning("CONFIG_API_ADMIN_TOKEN is not set: the admin API rejects every request")
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.database_url)
         try:
             await create_schema(engine)  # Alembic migrations come with the full config-api issue
+            sessions = make_sessionmaker(engine)
             app.state.engine = engine
-            app.state.sessions = make_sessionmaker(engine)
+            app.state.sessions = sessions
             if settings.seed_file is not None:
-                await apply_seed(app.state.sessions, keyring, settings.seed_file)
+                await apply_seed(sessions, keyring, settings.seed_file)
             log.info(
                 "config-api ready (db=%s, master keys=%s, primary=%s)",
                 engine.dialect.name,
@@ -75,7 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"detail": detail}, status_code=422)
 
     @app.middleware("http")
-    async def _no_store_and_access_log(request: Request, call_next):
+    async def _no_store_and_access_log(request: Request, call_next: RequestResponseEndpoint) -> Response:
         started = time.perf_counter()
         response = await call_next(request)
         response.headers.setdefault("Cache-Control", "no-store")
@@ -97,7 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/readyz", tags=["ops"])
     async def readyz(request: Request) -> JSONResponse:
         try:
-            async with request.app.state.engine.connect() as conn:
+            async with app_engine(request).connect() as conn:
                 await conn.execute(text("SELECT 1"))
         except Exception as exc:  # noqa: BLE001 - any failure means not ready
             log.warning("readiness check failed: %s", type(exc).__name__)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -26,17 +28,23 @@ class TokenTable:
         return found
 
 
+def app_tokens(request: Request) -> TokenTable:
+    tokens: TokenTable = request.app.state.tokens
+    return tokens
+
+
 def _unauthorized() -> HTTPException:
     return HTTPException(401, "missing or unknown bearer token", headers={"WWW-Authenticate": "Bearer"})
 
 
-def require_role(*allowed: str):
-    async def dependency(
-        request: Request, creds: HTTPAuthorizationCredentials | None = Depends(_bearer)
-    ) -> str:
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def require_role(*allowed: str) -> Callable[[Request, HTTPAuthorizationCredentials | None], Awaitable[str]]:
+    async def dependency(request: Request, creds: Credentials) -> str:
         if creds is None or creds.scheme.lower() != "bearer":
             raise _unauthorized()
-        role = request.app.state.tokens.role_for(creds.credentials)
+        role = app_tokens(request).role_for(creds.credentials)
         if role is None:
             raise _unauthorized()
         if role not in allowed:

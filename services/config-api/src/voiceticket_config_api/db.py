@@ -10,19 +10,28 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, event
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.pool import ConnectionPoolEntry
 
-DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
-DEFAULT_TRANSCRIPTION_MODEL = "gpt-4o-mini-transcribe"
-DEFAULT_ANALYSIS_MODEL = "gpt-4o-mini"
-DEFAULT_GREETING = "Thank you for calling support."
+# The services' defaults (what they do when a field is unset) are the stored defaults as well.
+from voiceticket_common.runtime_views import (
+    DEFAULT_ANALYSIS_MODEL,
+    DEFAULT_FINISH_ON_KEY,
+    DEFAULT_GREETING,
+    DEFAULT_MAX_RECORDING_SECONDS,
+    DEFAULT_OPENAI_BASE_URL,
+    DEFAULT_RECORD_TIMEOUT_SECONDS,
+    DEFAULT_SMS_TEMPLATE,
+    DEFAULT_TRANSCRIPTION_MODEL,
+    DEFAULT_VOICE,
+)
+
 DEFAULT_RECORDING_NOTICE = (
     "This call is recorded and transcribed to create a support ticket. "
     "Please leave your message after the tone and hang up when you are done."
 )
-DEFAULT_VOICE = "Polly.Joanna"
-DEFAULT_SMS_TEMPLATE = "Thanks for calling. Your support request {request_key} has been created."
 
 # Tenant secret fields; the column holds "<kid>:<fernet token>", never plaintext.
 SECRET_FIELDS = ("jira_api_token", "twilio_auth_token", "openai_api_key", "jira_oauth_token")
@@ -77,9 +86,9 @@ class Line(Base):
     greeting: Mapped[str] = mapped_column(Text, default=DEFAULT_GREETING)
     recording_notice: Mapped[str] = mapped_column(Text, default=DEFAULT_RECORDING_NOTICE)
     voice: Mapped[str] = mapped_column(String(64), default=DEFAULT_VOICE)
-    max_recording_seconds: Mapped[int] = mapped_column(Integer, default=120)
-    record_timeout_seconds: Mapped[int] = mapped_column(Integer, default=5)
-    record_finish_on_key: Mapped[str] = mapped_column(String(12), default="#")
+    max_recording_seconds: Mapped[int] = mapped_column(Integer, default=DEFAULT_MAX_RECORDING_SECONDS)
+    record_timeout_seconds: Mapped[int] = mapped_column(Integer, default=DEFAULT_RECORD_TIMEOUT_SECONDS)
+    record_finish_on_key: Mapped[str] = mapped_column(String(12), default=DEFAULT_FINISH_ON_KEY)
     sms_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     sms_from: Mapped[str | None] = mapped_column(String(16))
     sms_messaging_service_sid: Mapped[str | None] = mapped_column(String(34))
@@ -99,7 +108,8 @@ def make_engine(url: str) -> AsyncEngine:
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_fk(dbapi_conn, _record):  # ON DELETE CASCADE needs this in SQLite
+        def _sqlite_fk(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+            # ON DELETE CASCADE needs this in SQLite
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
@@ -113,5 +123,5 @@ async def create_schema(engine: AsyncEngine) -> None:
         await conn.run_sync(Base.metadata.create_all)
 
 
-def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker:
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)

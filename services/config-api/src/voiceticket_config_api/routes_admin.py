@@ -11,9 +11,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .auth import ADMIN, require_role
-from .crypto import KeyRing
 from .db import Line, Tenant
-from .deps import get_keyring, get_session
+from .deps import Keys, Session
 from .schemas import (
     E164,
     CredentialIn,
@@ -31,8 +30,6 @@ from .store import apply_line, apply_tenant, delete_tenant, reencrypt_all, set_s
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["admin"], dependencies=[Depends(require_role(ADMIN))])
 
-Session = Annotated[AsyncSession, Depends(get_session)]
-Keys = Annotated[KeyRing, Depends(get_keyring)]
 Number = Annotated[E164, Path(description="E.164, e.g. +14155550100 (URL-encode + as %2B)")]
 
 
@@ -70,7 +67,7 @@ async def get_tenant(tenant_id: str, session: Session, keys: Keys) -> TenantOut:
 
 
 @router.patch("/tenants/{tenant_id}", response_model=TenantOut)
-async def patch_tenant(tenant_id: str, body: TenantPatch, session: Session, keys: Keys):
+async def patch_tenant(tenant_id: str, body: TenantPatch, session: Session, keys: Keys) -> TenantOut:
     tenant = await _tenant(session, tenant_id)
     for field, value in body.model_dump(exclude_unset=True).items():
         setattr(tenant, field, value)
@@ -109,7 +106,7 @@ async def put_line(number: Number, body: LineIn, session: Session, response: Res
         raise HTTPException(422, f"unknown tenant '{body.tenant_id}'")
     line = await session.get(Line, number)
     created = line is None
-    if created:
+    if line is None:
         line = Line(number=number)
         session.add(line)
     apply_line(line, body)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from enum import StrEnum
+from enum import StrEnum, auto
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -18,6 +18,17 @@ from pydantic import (
     model_validator,
 )
 
+from voiceticket_common.runtime_views import (
+    DEFAULT_ANALYSIS_MODEL,
+    DEFAULT_FINISH_ON_KEY,
+    DEFAULT_GREETING,
+    DEFAULT_MAX_RECORDING_SECONDS,
+    DEFAULT_OPENAI_BASE_URL,
+    DEFAULT_RECORD_TIMEOUT_SECONDS,
+    DEFAULT_SMS_TEMPLATE,
+    DEFAULT_TRANSCRIPTION_MODEL,
+    DEFAULT_VOICE,
+)
 from voiceticket_common.sms_template import check_template
 
 from . import db
@@ -80,7 +91,18 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
-CredentialName = StrEnum("CredentialName", {name: name for name in db.SECRET_FIELDS})
+# The tenant credentials, in db.SECRET_FIELDS order (checked below). Spelled out rather than built
+# with StrEnum("CredentialName", ...) so type checkers know the members; no docstring, which would
+# become the OpenAPI schema's description.
+class CredentialName(StrEnum):
+    jira_api_token = auto()  # StrEnum: the value is the member name
+    twilio_auth_token = auto()
+    openai_api_key = auto()
+    jira_oauth_token = auto()
+
+
+if tuple(CredentialName) != db.SECRET_FIELDS:
+    raise RuntimeError("CredentialName must list exactly db.SECRET_FIELDS, in order")
 
 
 class TenantCreate(_In):
@@ -95,11 +117,11 @@ class TenantCreate(_In):
     jira_oauth_token: Secret | None = None
     twilio_account_sid: AccountSid | None = None
     twilio_auth_token: Secret | None = None
-    openai_base_url: HttpUrlStr = db.DEFAULT_OPENAI_BASE_URL
+    openai_base_url: HttpUrlStr = DEFAULT_OPENAI_BASE_URL
     openai_api_key: Secret | None = None
-    transcription_model: ModelName = db.DEFAULT_TRANSCRIPTION_MODEL
+    transcription_model: ModelName = DEFAULT_TRANSCRIPTION_MODEL
     vocabulary: Vocabulary = Field(default_factory=list, description=VOCABULARY_HELP)
-    analysis_model: ModelName = db.DEFAULT_ANALYSIS_MODEL
+    analysis_model: ModelName = DEFAULT_ANALYSIS_MODEL
 
     @model_validator(mode="after")
     def _oauth_through_the_gateway(self) -> TenantCreate:
@@ -186,15 +208,17 @@ class LineIn(_In):
     )
     language_mode: Literal["auto", "enforced"] = "auto"
     language: Language = "en"
-    greeting: Annotated[str, Field(max_length=2000)] = db.DEFAULT_GREETING
+    greeting: Annotated[str, Field(max_length=2000)] = DEFAULT_GREETING
     recording_notice: Annotated[str, Field(min_length=1, max_length=2000)] = db.DEFAULT_RECORDING_NOTICE
-    voice: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = db.DEFAULT_VOICE
-    max_recording_seconds: Annotated[int, Field(ge=5, le=3600)] = 120
+    voice: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = DEFAULT_VOICE
+    max_recording_seconds: Annotated[int, Field(ge=5, le=3600)] = DEFAULT_MAX_RECORDING_SECONDS
     record_timeout_seconds: Annotated[int, Field(ge=1, le=60)] = Field(
-        5, description="seconds of silence that end the recording (<Record timeout>)"
+        DEFAULT_RECORD_TIMEOUT_SECONDS,
+        description="seconds of silence that end the recording (<Record timeout>)",
     )
     record_finish_on_key: Annotated[str, Field(pattern=r"^[0-9*#]{1,12}$")] = Field(
-        "#", description="keys that end the recording (<Record finishOnKey>), e.g. '#' or '*#'"
+        DEFAULT_FINISH_ON_KEY,
+        description="keys that end the recording (<Record finishOnKey>), e.g. '#' or '*#'",
     )
     sms_enabled: bool = True
     sms_from: E164 | None = Field(None, description="null: send from the line's own number")
@@ -202,7 +226,7 @@ class LineIn(_In):
         None, description="Twilio Messaging Service to send from; when set it wins over sms_from"
     )
     sms_template: Annotated[str, Field(min_length=1, max_length=1000), AfterValidator(_sms_template)] = (
-        db.DEFAULT_SMS_TEMPLATE
+        DEFAULT_SMS_TEMPLATE
     )
     phone_field_id: Annotated[str, Field(pattern=r"^customfield_\d{1,10}$")] | None = Field(
         None, description="null: the caller's number goes only to the issue property"

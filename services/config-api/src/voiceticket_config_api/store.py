@@ -43,8 +43,24 @@ def tenant_out(tenant: Tenant, keyring: KeyRing) -> TenantOut:
         except SecretDecryptError:
             log.warning("tenant %s: credential %s cannot be decrypted", tenant.id, name)
             masked[name] = "•••• (cannot decrypt)"
-    plain = {c: getattr(tenant, c) for c in TenantOut.model_fields if c not in SECRET_FIELDS}
-    return TenantOut(**plain, **masked)
+    return TenantOut(
+        id=tenant.id,
+        name=tenant.name,
+        jira_base_url=tenant.jira_base_url,
+        jira_email=tenant.jira_email,
+        jira_api_token=masked["jira_api_token"],
+        jira_auth=tenant.jira_auth,
+        jira_oauth_token=masked["jira_oauth_token"],
+        twilio_account_sid=tenant.twilio_account_sid,
+        twilio_auth_token=masked["twilio_auth_token"],
+        openai_base_url=tenant.openai_base_url,
+        openai_api_key=masked["openai_api_key"],
+        transcription_model=tenant.transcription_model,
+        vocabulary=tenant.vocabulary,
+        analysis_model=tenant.analysis_model,
+        created_at=tenant.created_at,
+        updated_at=tenant.updated_at,
+    )
 
 
 def apply_tenant(tenant: Tenant, data: TenantCreate, keyring: KeyRing) -> None:
@@ -92,7 +108,7 @@ def load_seed(path: Path) -> SeedFile:
         raise RuntimeError(f"seed file {path} is invalid: {problems}") from None
 
 
-async def apply_seed(sessions: async_sessionmaker, keyring: KeyRing, path: Path) -> None:
+async def apply_seed(sessions: async_sessionmaker[AsyncSession], keyring: KeyRing, path: Path) -> None:
     """Idempotent upsert of the seed file's tenants and lines (nothing is deleted)."""
     seed = load_seed(path)
     async with sessions() as session:

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import uvicorn
+import asyncio
 
-from voiceticket_common.logging import setup_logging
-from voiceticket_common.tracing import setup_tracing
+from voiceticket_common.service import serve_web
 
-from .app import create_app
-from .settings import IngressSettings
+from .bootstrap import SERVICE
 
 
 def main() -> None:
-    settings = IngressSettings()
-    setup_logging("ingress", settings.log_level)
-    setup_tracing("ingress")
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        access_log=False,  # URLs carry sealed call context and trace ids; the app logs what matters
-        log_config=None,
-        proxy_headers=False,
-    )
+    asyncio.run(serve_web(SERVICE))
 
 
 if __name__ == "__main__":

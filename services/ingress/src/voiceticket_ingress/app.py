@@ -10,7 +10,6 @@ from fastapi.responses import PlainTextResponse
 from pydantic import ValidationError
 
 from voiceticket_common.bus import EventPublisher
-from voiceticket_common.bus.kafka import KafkaEventBus
 from voiceticket_common.config_client import RuntimeConfig, RuntimeConfigClient
 from voiceticket_common.events import (
     CallCompleted,
@@ -21,6 +20,7 @@ from voiceticket_common.events import (
 )
 from voiceticket_common.httpserver import NO_NATIVE_TELEMETRY, add_server_spans
 from voiceticket_common.metrics import add_metrics_route
+from voiceticket_common.runtime_views import IngressView
 
 from .gate import WebhookGate
 from .settings import IngressSettings
@@ -33,31 +33,23 @@ PUBLISHED = (CallReceived, RecordingCompleted, RecordingAbsent, NotificationDeli
 
 def create_app(
     settings: IngressSettings,
-    publisher: EventPublisher | None = None,
-    config: RuntimeConfig | None = None,
+    publisher: EventPublisher,
+    config: RuntimeConfig[IngressView] | None = None,
 ) -> FastAPI:
-    """Build the app. Without a publisher or config client, Kafka and config-api clients are
-    created in the lifespan (never at import time)."""
+    """Build the app on a bus the runner started (Kafka, or the embedded one). Without a config
+    client, the config-api client is created in the lifespan (never at import time)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             app.state.publisher = publisher
             app.state.config = config
-            if publisher is None:
-                bus = KafkaEventBus(
-                    settings.kafka_bootstrap_servers,
-                    source="ingress",
-                    partitions=settings.kafka_partitions,
-                    topic_namespace=settings.kafka_topic_namespace,
-                )
-                await bus.start()
-                stack.push_async_callback(bus.stop)
-                await bus.ensure_topics([c.topic() for c in PUBLISHED])
-                app.state.publisher = bus
             if config is None:
                 client = RuntimeConfigClient(
-                    settings.config_api_url, settings.config_api_token, settings.config_cache_seconds
+                    IngressView,
+                    settings.config_api_url,
+                    settings.config_api_token,
+                    settings.config_cache_seconds,
                 )
                 stack.push_async_callback(client.aclose)
                 app.state.config = client

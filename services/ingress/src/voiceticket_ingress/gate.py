@@ -10,8 +10,9 @@ from starlette.requests import Request
 
 from voiceticket_common.bus import EventPublisher
 from voiceticket_common.call_context import CallContext, CallContextSealer, InvalidCallContext
-from voiceticket_common.config_client import LineConfig, RuntimeConfig, UnknownLine
+from voiceticket_common.config_client import RuntimeConfig, UnknownLine
 from voiceticket_common.logging import current_call_sid
+from voiceticket_common.runtime_views import IngressView
 from voiceticket_common.tracing import CALL_SID_ATTR, TENANT_ATTR, current_traceparent
 
 from .public_url import PublicUrl
@@ -31,22 +32,24 @@ class WebhookGate:
         return request.app.state.publisher  # type: ignore[no-any-return]
 
     @staticmethod
-    def config(request: Request) -> RuntimeConfig:
+    def config(request: Request) -> RuntimeConfig[IngressView]:
         return request.app.state.config  # type: ignore[no-any-return]
 
     async def read(self, request: Request) -> Webhook:
         return await read_webhook(request, self.public.of(request))
 
-    async def verify_for_line(self, request: Request, webhook: Webhook, number: str) -> LineConfig:
+    async def verify_for_line(self, request: Request, webhook: Webhook, number: str) -> IngressView:
         """Verify ``webhook`` with the Auth Token of the tenant that owns line ``number``."""
         try:
             line = await self.config(request).line(number)
         except UnknownLine:
             raise Forbidden() from None
-        webhook.verify(line.secret("twilio_auth_token").get_secret_value())
+        webhook.verify(line.twilio_account().auth_token.get_secret_value())
         return line
 
-    async def verify_with_context(self, request: Request, webhook: Webhook) -> tuple[CallContext, LineConfig]:
+    async def verify_with_context(
+        self, request: Request, webhook: Webhook
+    ) -> tuple[CallContext, IngressView]:
         """Open the sealed ``ctx`` of a callback URL we built, then verify with its tenant's token."""
         try:
             context = self.sealer.open(request.query_params.get("ctx", ""))

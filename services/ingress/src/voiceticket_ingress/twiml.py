@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from twilio.twiml.voice_response import VoiceResponse
 
-DEFAULT_VOICE = "Polly.Joanna"
-DEFAULT_MAX_RECORDING_SECONDS = 120
-DEFAULT_RECORD_TIMEOUT_SECONDS = 5
-DEFAULT_FINISH_ON_KEY = "#"
+from voiceticket_common.runtime_views import IngressLine
 
 # <Say language> wants a locale ("de-DE"); lines store ISO 639-1 ("de"). The locale Twilio's
 # voices most commonly pair with each language; a Google voice names its own locale.
@@ -30,7 +26,7 @@ _GOODBYE = {
 }
 
 
-def say_attributes(line: dict[str, Any]) -> dict[str, str]:
+def say_attributes(line: IngressLine) -> dict[str, str]:
     """``voice`` and ``language`` for every ``<Say>`` of a line.
 
     Twilio fails a ``<Say>`` whose voice does not speak its language, which would drop the call. So
@@ -39,10 +35,10 @@ def say_attributes(line: dict[str, Any]) -> dict[str, str]:
     is left out for it. The basic voices (alice, man, woman) get the line's language as a locale.
     The line's voice must therefore be one that speaks the line's language.
     """
-    voice = str(line.get("voice") or DEFAULT_VOICE)
+    voice = line.voice
     attributes = {"voice": voice}
     google = _GOOGLE_VOICE.match(voice)
-    language = str(line.get("language") or "")
+    language = line.language or ""
     if google:
         attributes["language"] = google.group(1)
     elif voice.startswith("Polly."):
@@ -54,7 +50,7 @@ def say_attributes(line: dict[str, Any]) -> dict[str, str]:
     return attributes
 
 
-def greeting_and_record(line: dict[str, Any], record_action_url: str, recording_callback_url: str) -> str:
+def greeting_and_record(line: IngressLine, record_action_url: str, recording_callback_url: str) -> str:
     """Greeting, recording notice, then `<Record>`; Twilio requests the action when it ends.
 
     Limits come from the line: ``max_recording_seconds`` (maxLength), ``record_timeout_seconds``
@@ -62,15 +58,15 @@ def greeting_and_record(line: dict[str, Any], record_action_url: str, recording_
     """
     response = VoiceResponse()
     say = say_attributes(line)
-    response.say(line.get("greeting") or "Thank you for calling support.", **say)
-    if line.get("recording_notice"):
-        response.say(line["recording_notice"], **say)
+    response.say(line.greeting, **say)
+    if line.recording_notice:
+        response.say(line.recording_notice, **say)
     response.record(
         action=record_action_url,
         method="POST",
-        timeout=int(line.get("record_timeout_seconds") or DEFAULT_RECORD_TIMEOUT_SECONDS),
-        finish_on_key=str(line.get("record_finish_on_key") or DEFAULT_FINISH_ON_KEY),
-        max_length=int(line.get("max_recording_seconds") or DEFAULT_MAX_RECORDING_SECONDS),
+        timeout=line.record_timeout_seconds,
+        finish_on_key=line.record_finish_on_key,
+        max_length=line.max_recording_seconds,
         play_beep=True,
         trim="trim-silence",
         recording_status_callback=recording_callback_url,
@@ -80,10 +76,10 @@ def greeting_and_record(line: dict[str, Any], record_action_url: str, recording_
     return str(response)
 
 
-def goodbye(line: dict[str, Any]) -> str:
+def goodbye(line: IngressLine) -> str:
     """The `<Record action>` answer: thank the caller in the line's language, then hang up."""
     response = VoiceResponse()
-    language = str(line.get("language") or "en").split("-")[0]
+    language = (line.language or "en").split("-")[0]
     response.say(_GOODBYE.get(language, _GOODBYE["en"]), **say_attributes(line))
     response.hangup()
     return str(response)

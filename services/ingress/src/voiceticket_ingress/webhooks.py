@@ -10,6 +10,7 @@ from voiceticket_common.bus import TransientError
 from voiceticket_common.call_context import CallContext
 from voiceticket_common.config_client import UnknownLine
 from voiceticket_common.events import CallReceived, RecordingAbsent, RecordingCompleted
+from voiceticket_common.events.v1 import CarriedContext
 
 from . import twiml
 from .gate import WebhookGate
@@ -43,7 +44,7 @@ class CallWebhooks:
         except TransientError:
             log.error("config-api unavailable while answering a call")
             return Response(status_code=503)
-        webhook.verify(line.secret("twilio_auth_token").get_secret_value())
+        webhook.verify(line.twilio_account().auth_token.get_secret_value())
         call_sid = webhook.get("CallSid")
         gate.annotate(call_sid, line.tenant_id)
         event = CallReceived(
@@ -73,7 +74,7 @@ class CallWebhooks:
         call_sid = webhook.get("CallSid")
         gate.annotate(call_sid, context.tenant_id)
         status = webhook.get("RecordingStatus")
-        common = {
+        common: CarriedContext = {
             "tenant_id": context.tenant_id,
             "call_sid": call_sid,
             "line_number": context.line_number,

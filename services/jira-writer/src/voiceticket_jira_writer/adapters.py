@@ -9,6 +9,7 @@ import httpx
 
 from voiceticket_common.bus import PermanentError
 from voiceticket_common.http import provider_client, transport_error
+from voiceticket_common.resources import AsyncResource
 
 from .jira_errors import raise_for_jira_status
 from .ports import (
@@ -29,7 +30,7 @@ EXPERIMENTAL = {"X-ExperimentalApi": "opt-in"}
 PAGE = 50
 
 
-class JsmServiceDesk:
+class JsmServiceDesk(AsyncResource):
     def __init__(self, allowed_hosts: Sequence[str], timeout: float = 30.0) -> None:
         self._client = provider_client("jira", allowed_hosts, timeout=timeout)
 

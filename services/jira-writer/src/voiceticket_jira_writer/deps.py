@@ -2,25 +2,38 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from voiceticket_common.config_client import RuntimeConfig
+from voiceticket_common.runtime_views import JiraWriterView
 
 from .field_cache import RequestTypeFieldCache
 from .ports import RecordingSource, RequestLedger, ServiceDesk
 
 
-@dataclass
+@dataclass(init=False)
 class JiraWriterDeps:
-    config: RuntimeConfig
+    config: RuntimeConfig[JiraWriterView]
     desk: ServiceDesk
     ledger: RequestLedger
-    recordings: RecordingSource | None = None
+    recordings: RecordingSource | None
     """Twilio media, for lines that attach the recording; None: recordings are never attached."""
-    max_comment_chars: int = 30_000
-    fields: RequestTypeFieldCache = field(default=None)  # type: ignore[assignment]
+    max_comment_chars: int
+    fields: RequestTypeFieldCache
     """Request-type field lists; defaults to a five-minute cache in front of ``desk``."""
 
-    def __post_init__(self) -> None:
-        if self.fields is None:
-            self.fields = RequestTypeFieldCache(self.desk)
+    def __init__(
+        self,
+        config: RuntimeConfig[JiraWriterView],
+        desk: ServiceDesk,
+        ledger: RequestLedger,
+        recordings: RecordingSource | None = None,
+        max_comment_chars: int = 30_000,
+        fields: RequestTypeFieldCache | None = None,
+    ) -> None:
+        self.config = config
+        self.desk = desk
+        self.ledger = ledger
+        self.recordings = recordings
+        self.max_comment_chars = max_comment_chars
+        self.fields = fields if fields is not None else RequestTypeFieldCache(desk)

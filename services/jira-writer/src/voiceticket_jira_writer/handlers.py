@@ -10,126 +10,112 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from voiceticket_common.bus import Envelope, PermanentError
-from voiceticket_common.events import CallAnalyzed, Event, RecordingAbsent, TicketCreated
+from voiceticket_common.events import CallAnalyzed, Entity, Event, RecordingAbsent, TicketCreated
 from voiceticket_common.metrics import observe_call_to_ticket
 from voiceticket_common.tracing import tag_issue_key
 
 from .deps import JiraWriterDeps
+from .field_values import Wanted
 from .missed_call import MISSED_CALL_SUMMARY, missed_call_property, missed_call_wanted
-from .ports import LedgerEntry
+from .ports import CreatedRequest, JiraSite, LedgerEntry
 from .request_content import call_property, comment_marker, transcript_comment, wanted
 from .request_steps import ensure_comment, ensure_property, ensure_recording, ensure_request
 from .site import jira_site
 
-__all__ = ["JiraWriterDeps", "handle", "write_missed_call", "write_request"]
+__all__ = ["JiraWriterDeps", "write_missed_call", "write_request"]
 
 log = logging.getLogger(__name__)
 
 _RECORDING_SID = re.compile(r"^RE[0-9a-fA-F]{32}$")
 
 
-async def handle(envelope: Envelope, deps: JiraWriterDeps) -> Sequence[Event]:
-    """The consumer's handler: dispatches on the event type."""
-    event = envelope.event
-    if isinstance(event, CallAnalyzed):
-        return await write_request(envelope, deps)
-    if isinstance(event, RecordingAbsent):
-        return await write_missed_call(envelope, deps)
-    raise PermanentError(f"jira-writer does not handle {type(event).__name__}")
-
-
-async def write_request(envelope: Envelope, deps: JiraWriterDeps) -> Sequence[Event]:
-    event = envelope.event
-    assert isinstance(event, CallAnalyzed)
+async def write_request(event: CallAnalyzed, deps: JiraWriterDeps) -> Sequence[Event]:
     config = await deps.config.line(event.line_number)
     line = config.line
     site = jira_site(config)
-    request_types = line.get("request_types") or {}
-    request_type_id = str(request_types.get(event.analysis.intent) or line["request_type_id"])
-    service_desk_id = str(line["service_desk_id"])
-
-    entry = await deps.ledger.claim(event.tenant_id, event.call_sid)
-    await ensure_request(
-        deps,
-        site,
-        entry,
-        service_desk_id,
-        request_type_id,
-        wanted(event, line.get("phone_field_id")),
-        event.analysis.entities,
+    target = RequestTarget(
+        line.service_desk_id, line.request_types.get(event.analysis.intent) or line.request_type_id
     )
-    assert entry.issue_key is not None and entry.issue_id is not None
-    tag_issue_key(entry.issue_key)
-    await ensure_property(deps, site, entry, call_property(event))
+    entry, request = await _open_request(
+        event, deps, site, target, wanted(event, line.phone_field_id), event.analysis.entities
+    )
+    await ensure_property(deps, site, entry, request, call_property(event))
     await ensure_comment(
         deps,
         site,
         entry,
+        request,
         comment_marker(event.call_sid),
         transcript_comment(event, deps.max_comment_chars),
     )
-    if line.get("attach_recording"):
+    if line.attach_recording:
         if _RECORDING_SID.match(event.recording_sid):
-            await ensure_recording(deps, site, entry, config, service_desk_id, event.recording_sid)
+            await ensure_recording(
+                deps, site, entry, request, config, target.service_desk_id, event.recording_sid
+            )
         else:
             log.warning("recording not attached: the call has no recording SID")
     observe_call_to_ticket(event.tenant_id)
-    return [
-        ticket_created(
-            event, entry, service_desk_id, request_type_id, event.analysis.summary, event.analysis.language
-        )
-    ]
+    return [ticket_created(event, request, target, event.analysis.summary, event.analysis.language)]
 
 
-async def write_missed_call(envelope: Envelope, deps: JiraWriterDeps) -> Sequence[Event]:
-    event = envelope.event
-    assert isinstance(event, RecordingAbsent)
+async def write_missed_call(event: RecordingAbsent, deps: JiraWriterDeps) -> Sequence[Event]:
     config = await deps.config.line(event.line_number)
     line = config.line
-    if not line.get("ticket_on_absent_recording"):
+    if not line.ticket_on_absent_recording:
         # The default: abandoned calls do not become ghost tickets.
         log.info("call without a message; the line makes no ticket for it", extra={"status": event.status})
         return []
     site = jira_site(config)
-    request_type_id = str(line["request_type_id"])
-    service_desk_id = str(line["service_desk_id"])
+    target = RequestTarget(line.service_desk_id, line.request_type_id)
+    entry, request = await _open_request(
+        event, deps, site, target, missed_call_wanted(event, line.phone_field_id)
+    )
+    await ensure_property(deps, site, entry, request, missed_call_property(event))
+    return [ticket_created(event, request, target, MISSED_CALL_SUMMARY, line.language)]
+
+
+@dataclass(frozen=True)
+class RequestTarget:
+    """Where the call's request goes: the service desk and the request type."""
+
+    service_desk_id: str
+    request_type_id: str
+
+
+async def _open_request(
+    event: CallAnalyzed | RecordingAbsent,
+    deps: JiraWriterDeps,
+    site: JiraSite,
+    target: RequestTarget,
+    fields: Wanted,
+    entities: Sequence[Entity] = (),
+) -> tuple[LedgerEntry, CreatedRequest]:
+    """Claim the call's ledger row and make sure its one request exists."""
 
     entry = await deps.ledger.claim(event.tenant_id, event.call_sid)
-    await ensure_request(
-        deps,
-        site,
-        entry,
-        service_desk_id,
-        request_type_id,
-        missed_call_wanted(event, line.get("phone_field_id")),
+    request = await ensure_request(
+        deps, site, entry, target.service_desk_id, target.request_type_id, fields, entities
     )
-    assert entry.issue_key is not None and entry.issue_id is not None
-    tag_issue_key(entry.issue_key)
-    await ensure_property(deps, site, entry, missed_call_property(event))
-    return [
-        ticket_created(
-            event, entry, service_desk_id, request_type_id, MISSED_CALL_SUMMARY, line.get("language")
-        )
-    ]
+    tag_issue_key(request.issue_key)
+    return entry, request
 
 
 def ticket_created(
     event: CallAnalyzed | RecordingAbsent,
-    entry: LedgerEntry,
-    service_desk_id: str,
-    request_type_id: str,
+    request: CreatedRequest,
+    target: RequestTarget,
     summary: str,
     language: str | None,
 ) -> TicketCreated:
-    assert entry.issue_key is not None and entry.issue_id is not None
     return TicketCreated(
         **event.call_context(),
-        issue_key=entry.issue_key,
-        issue_id=entry.issue_id,
-        service_desk_id=service_desk_id,
-        request_type_id=request_type_id,
+        issue_key=request.issue_key,
+        issue_id=request.issue_id,
+        service_desk_id=target.service_desk_id,
+        request_type_id=target.request_type_id,
         summary=summary,
         language=language,
     )

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import Boolean, DateTime, String, select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from voiceticket_common.ledger import CallClaim, SqlLedger
 
 from .ports import CreatedRequest, LedgerEntry
 
@@ -16,30 +16,19 @@ class Base(DeclarativeBase):
     pass
 
 
-class RequestRow(Base):
+class RequestRow(CallClaim, Base):
     __tablename__ = "jira_writer_requests"
 
-    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    call_sid: Mapped[str] = mapped_column(String(34), primary_key=True)
     issue_key: Mapped[str | None] = mapped_column(String(64))
     issue_id: Mapped[str | None] = mapped_column(String(64))
     property_set: Mapped[bool] = mapped_column(Boolean, default=False)
     comment_added: Mapped[bool] = mapped_column(Boolean, default=False)
     attachment_added: Mapped[bool] = mapped_column(Boolean, default=False)
     claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class SqlRequestLedger:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
-
-    async def create_schema(self) -> None:
-        # Alembic migrations come with the persistence issue; the table is created if missing
-        # (an existing table does not gain new columns: there are no deployments to migrate yet).
-        async with self._engine.begin() as conn:
-            await conn.run_sync(Base.metadata.create_all)
+class SqlRequestLedger(SqlLedger):
+    metadata = Base.metadata
 
     async def claim(self, tenant_id: str, call_sid: str) -> LedgerEntry:
         now = datetime.now(UTC)
@@ -52,11 +41,8 @@ class SqlRequestLedger:
             "comment_added": False,
             "attachment_added": False,
         }
-        dialect = self._engine.dialect.name
-        insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(RequestRow)
-        async with self._sessions.begin() as session:
-            result = await session.execute(insert.values(**values).on_conflict_do_nothing())
-            fresh = result.rowcount == 1
+        async with self._ledger.sessions.begin() as session:
+            fresh = await self._ledger.claim(session, RequestRow, **values)
             row = (
                 await session.execute(
                     select(RequestRow).where(
@@ -97,9 +83,10 @@ class SqlRequestLedger:
         await self._update(entry, **changes)
 
     async def _update(self, entry: LedgerEntry, **changes: object) -> None:
-        async with self._sessions.begin() as session:
+        async with self._ledger.sessions.begin() as session:
             row = await session.get(RequestRow, (entry.tenant_id, entry.call_sid))
-            assert row is not None
+            if row is None:  # claimed rows are never deleted while their call is in flight
+                raise LookupError(f"no ledger row for call {entry.call_sid}")
             for name, value in changes.items():
                 setattr(row, name, value)
             row.updated_at = datetime.now(UTC)

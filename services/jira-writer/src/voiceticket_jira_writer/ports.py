@@ -10,6 +10,12 @@ from typing import IO, Any, Literal, Protocol
 
 from pydantic import SecretStr
 
+from voiceticket_common.twilio import TwilioAccount
+
+# Re-exported: what the recording source raises is part of this port.
+from voiceticket_common.twilio_media import RecordingGone as RecordingGone
+from voiceticket_common.twilio_media import RecordingTooLarge as RecordingTooLarge
+
 JiraAuth = Literal["basic", "oauth2"]
 
 
@@ -127,28 +133,14 @@ class ServiceDesk(Protocol):
         """attachTemporaryFile, then attach it to the request as an internal (non-public) comment."""
 
 
-@dataclass(frozen=True)
-class TwilioAccount:
-    account_sid: str
-    auth_token: SecretStr
-
-
-class RecordingTooLarge(Exception):
-    """The recording is over the attachment size limit."""
-
-
-class RecordingGone(Exception):
-    """Twilio no longer has the recording (deleted, or a retention policy removed it)."""
-
-
 class RecordingSource(Protocol):
     def download(
         self, account: TwilioAccount, recording_sid: str, filename: str
     ) -> AbstractAsyncContextManager[Upload]:
         """The recording as a WAV file named ``filename``, on local disk while the context is open.
 
-        Raises ``RecordingTooLarge`` or ``RecordingGone``; transport failures and 5xx/429 raise
-        ``TransientError``.
+        Raises ``RecordingTooLarge`` (over the attachment size limit) or ``RecordingGone``;
+        transport failures, cut downloads and 5xx/429 raise ``TransientError``.
         """
 
 

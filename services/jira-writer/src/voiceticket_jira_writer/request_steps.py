@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from voiceticket_common.bus import PermanentError
-from voiceticket_common.config_client import LineConfig
 from voiceticket_common.events import Entity
+from voiceticket_common.runtime_views import JiraWriterView
 
 from .customers import customer_account
 from .deps import JiraWriterDeps
@@ -29,7 +29,6 @@ from .ports import (
     RequestTypeFields,
 )
 from .request_content import PROPERTY_KEY
-from .site import twilio_account
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +41,10 @@ async def ensure_request(
     request_type_id: str,
     wanted: Wanted,
     entities: Sequence[Entity] = (),
-) -> None:
+) -> CreatedRequest:
     """Exactly one request per call: create it, or find the one an interrupted attempt created."""
-    if entry.issue_key is not None:
-        return
+    if entry.issue_key is not None and entry.issue_id is not None:
+        return CreatedRequest(issue_id=entry.issue_id, issue_key=entry.issue_key)
     existing = None if entry.fresh else await deps.desk.find_request_for_call(site, entry.call_sid)
     if existing is None:
         existing = await _create(deps, site, service_desk_id, request_type_id, wanted, entities)
@@ -53,6 +52,7 @@ async def ensure_request(
     else:
         log.warning("recovered request from an interrupted attempt", extra={"issue_key": existing.issue_key})
     await deps.ledger.record_created(entry, existing)
+    return existing
 
 
 async def _create(
@@ -85,24 +85,22 @@ async def _create(
 
 
 async def ensure_property(
-    deps: JiraWriterDeps, site: JiraSite, entry: LedgerEntry, value: dict[str, Any]
+    deps: JiraWriterDeps, site: JiraSite, entry: LedgerEntry, request: CreatedRequest, value: dict[str, Any]
 ) -> None:
     # Setting a property is idempotent in Jira, so a redelivery may simply set it again.
     if entry.property_set:
         return
-    assert entry.issue_key is not None
-    await deps.desk.set_issue_property(site, entry.issue_key, PROPERTY_KEY, value)
+    await deps.desk.set_issue_property(site, request.issue_key, PROPERTY_KEY, value)
     await deps.ledger.mark(entry, property_set=True)
 
 
 async def ensure_comment(
-    deps: JiraWriterDeps, site: JiraSite, entry: LedgerEntry, marker: str, body: str
+    deps: JiraWriterDeps, site: JiraSite, entry: LedgerEntry, request: CreatedRequest, marker: str, body: str
 ) -> None:
     if entry.comment_added:
         return
-    assert entry.issue_key is not None
-    if entry.fresh or not await deps.desk.has_comment_containing(site, entry.issue_key, marker):
-        await deps.desk.add_internal_comment(site, entry.issue_key, body)
+    if entry.fresh or not await deps.desk.has_comment_containing(site, request.issue_key, marker):
+        await deps.desk.add_internal_comment(site, request.issue_key, body)
     await deps.ledger.mark(entry, comment_added=True)
 
 
@@ -115,7 +113,8 @@ async def ensure_recording(
     deps: JiraWriterDeps,
     site: JiraSite,
     entry: LedgerEntry,
-    config: LineConfig,
+    request: CreatedRequest,
+    config: JiraWriterView,
     service_desk_id: str,
     recording_sid: str,
 ) -> None:
@@ -127,21 +126,20 @@ async def ensure_recording(
     """
     if entry.attachment_added:
         return
-    assert entry.issue_key is not None
     filename = recording_filename(entry.call_sid)
-    if not entry.fresh and filename in await deps.desk.attachment_names(site, entry.issue_key):
+    if not entry.fresh and filename in await deps.desk.attachment_names(site, request.issue_key):
         await deps.ledger.mark(entry, attachment_added=True)
         return
-    account = twilio_account(config)
+    account = config.recording_account()
     if deps.recordings is None or account is None:
         log.error("recording not attached: no Twilio account configured for jira-writer")
     else:
         try:
             async with deps.recordings.download(account, recording_sid, filename) as upload:
-                await deps.desk.attach_internal(site, service_desk_id, entry.issue_key, upload)
-            log.info("recording attached", extra={"issue_key": entry.issue_key, "bytes": upload.size})
+                await deps.desk.attach_internal(site, service_desk_id, request.issue_key, upload)
+            log.info("recording attached", extra={"issue_key": request.issue_key, "bytes": upload.size})
         except (RecordingTooLarge, RecordingGone) as exc:
-            log.warning("recording not attached", extra={"issue_key": entry.issue_key, "reason": str(exc)})
+            log.warning("recording not attached", extra={"issue_key": request.issue_key, "reason": str(exc)})
         except PermanentError as exc:
-            log.warning("recording not attached", extra={"issue_key": entry.issue_key, "reason": str(exc)})
+            log.warning("recording not attached", extra={"issue_key": request.issue_key, "reason": str(exc)})
     await deps.ledger.mark(entry, attachment_added=True)

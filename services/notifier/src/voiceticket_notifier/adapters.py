@@ -8,8 +8,10 @@ import httpx
 
 from voiceticket_common.bus import PermanentError, TransientError
 from voiceticket_common.http import provider_client, raise_for_provider_status
+from voiceticket_common.resources import AsyncResource
+from voiceticket_common.twilio import TwilioAccount
 
-from .ports import Sms, SmsAccount, SmsReceipt, SmsRejected
+from .ports import Sms, SmsReceipt, SmsRejected
 
 # Twilio error codes that no retry can fix: opted out, invalid number, not a mobile number.
 PERMANENT_CODES = {"21610": "recipient opted out", "21211": "invalid number", "21614": "not a mobile number"}
@@ -19,7 +21,7 @@ class AmbiguousSend(TransientError):
     """The request may have reached Twilio: never resend, the ledger keeps its claim."""
 
 
-class TwilioSmsSender:
+class TwilioSmsSender(AsyncResource):
     """``POST /2010-04-01/Accounts/{AccountSid}/Messages.json`` with the tenant's basic auth."""
 
     def __init__(
@@ -31,7 +33,7 @@ class TwilioSmsSender:
         self._client = provider_client("twilio", allowed_hosts, timeout=timeout)
         self._base = api_base_url.rstrip("/")
 
-    async def send(self, account: SmsAccount, sms: Sms) -> SmsReceipt:
+    async def send(self, account: TwilioAccount, sms: Sms) -> SmsReceipt:
         form = {"To": sms.to, "Body": sms.body}
         if sms.messaging_service_sid:
             form["MessagingServiceSid"] = sms.messaging_service_sid

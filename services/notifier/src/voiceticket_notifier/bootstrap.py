@@ -1,17 +1,16 @@
-"""Composition root: what the service consumes and produces, and its adapters built from settings."""
+"""The notifier composed: tickets in, one SMS per call out, over the SMS ledger and Twilio's
+Messages API."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from functools import partial
 
-from voiceticket_common.bus import Handler
-from voiceticket_common.config_client import RuntimeConfigClient
-from voiceticket_common.db import create_engine
+from voiceticket_common.db import open_engine
 from voiceticket_common.events import NotificationFailed, NotificationSent, TicketCreated
-from voiceticket_common.service import ConsumerSpec
+from voiceticket_common.runtime_views import NotifierView
+from voiceticket_common.service import ConsumerService, RuntimeConfig, on
 
 from .adapters import TwilioSmsSender
 from .caller_hash import CallerHasher
@@ -20,44 +19,29 @@ from .ledger import SqlSmsLedger
 from .settings import NotifierSettings
 from .status_callback import MessageStatusCallback
 
-SPEC = ConsumerSpec(
-    name="notifier",
-    group="voiceticket-notifier",
-    consumes=[TicketCreated],
-    produces=[NotificationSent, NotificationFailed],
-)
 
-
-def handler_factory(settings: NotifierSettings):  # type: ignore[no-untyped-def]
-    @asynccontextmanager
-    async def build(_bus: object) -> AsyncIterator[Handler]:
-        engine = create_engine(settings.database_url)
-        ledger = SqlSmsLedger(engine)
-        await ledger.create_schema()
-        sender = TwilioSmsSender(
-            settings.egress_allowed_hosts, settings.twilio_api_base_url, settings.twilio_timeout_seconds
-        )
-        config = RuntimeConfigClient(
-            settings.config_api_url, settings.config_api_token, settings.config_cache_seconds
-        )
-        deps = NotifierDeps(
+@asynccontextmanager
+async def adapters(
+    settings: NotifierSettings, config: RuntimeConfig[NotifierView]
+) -> AsyncIterator[NotifierDeps]:
+    """The SMS ledger and Twilio's Messages API, closed when the service stops."""
+    sender = TwilioSmsSender(
+        settings.egress_allowed_hosts, settings.twilio_api_base_url, settings.twilio_timeout_seconds
+    )
+    receipts = settings.public_base_url  # ingress turns delivery receipts into events when it is known
+    async with open_engine(settings.database_url) as engine, sender:
+        yield NotifierDeps(
             config=config,
             sender=sender,
-            ledger=ledger,
+            ledger=await SqlSmsLedger.with_schema(engine),
             hasher=CallerHasher(settings.callback_context_key),
-            status_callback=(
-                MessageStatusCallback(settings.public_base_url, settings.callback_context_key)
-                if settings.public_base_url
-                else None
-            ),
+            status_callback=MessageStatusCallback(receipts, settings.callback_context_key)
+            if receipts
+            else None,
             max_segments=settings.sms_max_segments,
             opt_out_recheck=timedelta(days=settings.opt_out_recheck_days),
         )
-        try:
-            yield partial(notify_caller, deps=deps)
-        finally:
-            await config.aclose()
-            await sender.aclose()
-            await engine.dispose()
 
-    return build
+
+ROUTES = [on(TicketCreated, notify_caller, produces=[NotificationSent, NotificationFailed])]
+SERVICE = ConsumerService("notifier", NotifierSettings, NotifierView, ROUTES, adapters)

@@ -6,27 +6,37 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypedDict
 
-from voiceticket_common.bus import Envelope
 from voiceticket_common.config_client import RuntimeConfig
 from voiceticket_common.events import Event, NotificationFailed, NotificationSent, TicketCreated
+from voiceticket_common.runtime_views import NotifierView
 from voiceticket_common.tracing import tag_issue_key
 
 from .adapters import AmbiguousSend
 from .caller_hash import CallerHasher
-from .message import DEFAULT_TEMPLATE, compose_sms
-from .ports import Sms, SmsAccount, SmsLedger, SmsRejected, SmsSender
+from .message import compose_sms
+from .ports import Sms, SmsLedger, SmsRejected, SmsSender
 from .sms_encoding import measure
 from .status_callback import MessageStatusCallback
 
 log = logging.getLogger(__name__)
+
+
+class _Outcome(TypedDict):
+    """What both notification outcomes name."""
+
+    tenant_id: str
+    call_sid: str
+    issue_key: str
+
 
 OPTED_OUT = "21610"
 
 
 @dataclass
 class NotifierDeps:
-    config: RuntimeConfig
+    config: RuntimeConfig[NotifierView]
     sender: SmsSender
     ledger: SmsLedger
     hasher: CallerHasher
@@ -35,14 +45,12 @@ class NotifierDeps:
     opt_out_recheck: timedelta = timedelta(days=30)
 
 
-async def notify_caller(envelope: Envelope, deps: NotifierDeps) -> Sequence[Event]:
-    event = envelope.event
-    assert isinstance(event, TicketCreated)
+async def notify_caller(event: TicketCreated, deps: NotifierDeps) -> Sequence[Event]:
     tag_issue_key(event.issue_key)
     config = await deps.config.line(event.line_number)
     line = config.line
-    base = {"tenant_id": event.tenant_id, "call_sid": event.call_sid, "issue_key": event.issue_key}
-    if not line.get("sms_enabled"):
+    base = _Outcome(tenant_id=event.tenant_id, call_sid=event.call_sid, issue_key=event.issue_key)
+    if not line.sms_enabled:
         return []
     if not await deps.ledger.claim(event.tenant_id, event.call_sid):
         log.info("sms already attempted for this call, not sending again")
@@ -60,18 +68,13 @@ async def notify_caller(envelope: Envelope, deps: NotifierDeps) -> Sequence[Even
                 retryable=False,
             )
         ]
-    account = SmsAccount(
-        account_sid=str(config.tenant.get("twilio_account_sid") or ""),
-        auth_token=config.secret("twilio_auth_token"),
-    )
-    body = compose_sms(
-        line.get("sms_template") or DEFAULT_TEMPLATE, event.issue_key, event.summary, deps.max_segments
-    )
-    service = line.get("sms_messaging_service_sid") or None
+    account = config.twilio_account()
+    body = compose_sms(line.sms_template, event.issue_key, event.summary, deps.max_segments)
+    service = line.sms_messaging_service_sid
     sms = Sms(
         to=event.caller_number,
         body=body,
-        from_number=None if service else (line.get("sms_from") or event.line_number),
+        from_number=None if service else (line.sms_from or event.line_number),
         messaging_service_sid=service,
         status_callback=(
             deps.status_callback.url(event.tenant_id, event.line_number, event.call_sid)

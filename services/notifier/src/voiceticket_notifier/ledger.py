@@ -6,23 +6,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, String, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from voiceticket_common.ledger import CallClaim, SqlLedger
 
 
 class Base(DeclarativeBase):
     pass
 
 
-class MessageRow(Base):
+class MessageRow(CallClaim, Base):
     __tablename__ = "notifier_messages"
 
-    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    call_sid: Mapped[str] = mapped_column(String(34), primary_key=True)
     outcome: Mapped[str] = mapped_column(String(32))  # claimed | sent | rejected | unknown | opted-out
     message_sid: Mapped[str | None] = mapped_column(String(64))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class OptOutRow(Base):
@@ -33,29 +31,23 @@ class OptOutRow(Base):
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class SqlSmsLedger:
+class SqlSmsLedger(SqlLedger):
+    metadata = Base.metadata
+
     def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
-
-    def _insert(self, table: type[Base]):  # type: ignore[no-untyped-def]
-        dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
-        return dialect.insert(table)
-
-    async def create_schema(self) -> None:
-        async with self._engine.begin() as conn:
-            await conn.run_sync(Base.metadata.create_all)
+        super().__init__(engine)
+        self._sessions = self._ledger.sessions
 
     async def claim(self, tenant_id: str, call_sid: str) -> bool:
         async with self._sessions.begin() as session:
-            result = await session.execute(
-                self._insert(MessageRow)
-                .values(
-                    tenant_id=tenant_id, call_sid=call_sid, outcome="claimed", updated_at=datetime.now(UTC)
-                )
-                .on_conflict_do_nothing()
+            return await self._ledger.claim(
+                session,
+                MessageRow,
+                tenant_id=tenant_id,
+                call_sid=call_sid,
+                outcome="claimed",
+                updated_at=datetime.now(UTC),
             )
-            return result.rowcount == 1
 
     async def release(self, tenant_id: str, call_sid: str) -> None:
         async with self._sessions.begin() as session:
@@ -90,7 +82,7 @@ class SqlSmsLedger:
         now = datetime.now(UTC)
         async with self._sessions.begin() as session:
             await session.execute(
-                self._insert(OptOutRow)
+                self._ledger.insert(OptOutRow)
                 .values(tenant_id=tenant_id, caller_hash=caller_hash, recorded_at=now)
                 .on_conflict_do_update(index_elements=["tenant_id", "caller_hash"], set_={"recorded_at": now})
             )

@@ -10,11 +10,12 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Callable
 
+from voiceticket_common.runtime_views import DEFAULT_SMS_TEMPLATE
 from voiceticket_common.sms_template import check_template
 
 from .sms_encoding import measure
 
-DEFAULT_TEMPLATE = "Thanks for calling. Your support request {request_key} has been created."
+DEFAULT_TEMPLATE = DEFAULT_SMS_TEMPLATE
 ELLIPSIS = "..."  # GSM-7; "…" would turn an otherwise GSM-7 message into UCS-2
 MAX_BODY_CHARS = 1600  # Twilio's limit for Body
 _WORD_BOUNDARY_SLACK = 20  # give up at most this many characters to end on a whole word

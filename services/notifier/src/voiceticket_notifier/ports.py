@@ -6,13 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from pydantic import SecretStr
-
-
-@dataclass(frozen=True)
-class SmsAccount:
-    account_sid: str
-    auth_token: SecretStr
+from voiceticket_common.twilio import TwilioAccount
 
 
 @dataclass(frozen=True)
@@ -43,7 +37,7 @@ class SmsRejected(Exception):
 
 
 class SmsSender(Protocol):
-    async def send(self, account: SmsAccount, sms: Sms) -> SmsReceipt:
+    async def send(self, account: TwilioAccount, sms: Sms) -> SmsReceipt:
         """Send ``sms``; SmsRejected for refusals no retry can fix, TransientError when nothing was
         sent and a retry may succeed, AmbiguousSend when it may have been sent."""
 

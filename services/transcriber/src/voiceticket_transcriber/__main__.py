@@ -6,13 +6,11 @@ import asyncio
 
 from voiceticket_common.service import serve_consumer
 
-from .bootstrap import SPEC, handler_factory
-from .settings import TranscriberSettings
+from .bootstrap import SERVICE
 
 
 def main() -> None:
-    settings = TranscriberSettings()
-    asyncio.run(serve_consumer(SPEC, settings, handler_factory(settings)))
+    asyncio.run(serve_consumer(SERVICE))
 
 
 if __name__ == "__main__":

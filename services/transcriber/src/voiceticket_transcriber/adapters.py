@@ -9,17 +9,15 @@ from typing import Any
 import openai
 
 from voiceticket_common.http import provider_client
+from voiceticket_common.openai_client import sdk_http_client
 from voiceticket_common.openai_errors import translate_openai_error
+from voiceticket_common.resources import AsyncResource
 
 from .ports import Recording, SpeechToTextTarget
-from .recording_source import (  # noqa: F401 - re-exported: the composition root builds both here
-    PartialMedia,
-    RecordingTooLarge,
-    TwilioRecordingSource,
-)
+from .recording_source import TwilioRecordingSource as TwilioRecordingSource  # for the composition root
 
 
-class OpenAITranscriptionEngine:
+class OpenAITranscriptionEngine(AsyncResource):
     """OpenAI's /audio/transcriptions through the official SDK, on our traced, allow-listed client.
 
     ``whisper-1`` is asked for ``verbose_json`` so that segments Whisper itself rates as probably
@@ -38,7 +36,7 @@ class OpenAITranscriptionEngine:
         client = openai.AsyncOpenAI(
             api_key=target.api_key.get_secret_value(),
             base_url=target.base_url,
-            http_client=self._http,
+            http_client=sdk_http_client(self._http),
             max_retries=0,  # the handler owns retries, with Retry-After honoured
         )
         kwargs: dict[str, Any] = {}

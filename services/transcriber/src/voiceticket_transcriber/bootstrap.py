@@ -1,53 +1,46 @@
-"""Composition root: what the service consumes and produces, and its adapters built from settings."""
+"""The transcriber composed: recordings in (``on(RecordingCompleted, ...)``), transcripts out, over
+Twilio media downloads and the tenant's speech-to-text server."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
 
-from voiceticket_common.bus import Handler
-from voiceticket_common.config_client import RuntimeConfigClient
 from voiceticket_common.events import CallTranscribed, RecordingCompleted
 from voiceticket_common.retry_budget import RetryBudget
-from voiceticket_common.service import ConsumerSpec
+from voiceticket_common.runtime_views import TranscriberView
+from voiceticket_common.service import ConsumerService, RuntimeConfig, on
+from voiceticket_common.twilio_media import FreshMediaWait, TwilioMediaClient
 
 from .adapters import OpenAITranscriptionEngine, TwilioRecordingSource
 from .audio_prep import SpeechCheck, UploadLimits
 from .handlers import TranscriberDeps, transcribe_recording
 from .settings import TranscriberSettings
 
-SPEC = ConsumerSpec(
-    name="transcriber",
-    group="voiceticket-transcriber",
-    consumes=[RecordingCompleted],
-    produces=[CallTranscribed],
-)
 
-
-def handler_factory(settings: TranscriberSettings):  # type: ignore[no-untyped-def]
-    @asynccontextmanager
-    async def build(_bus: object) -> AsyncIterator[Handler]:
-        deps = TranscriberDeps(
-            config=RuntimeConfigClient(
-                settings.config_api_url, settings.config_api_token, settings.config_cache_seconds
-            ),
-            recordings=TwilioRecordingSource(
-                settings.egress_allowed_hosts,
-                settings.max_recording_bytes,
-                settings.download_timeout_seconds,
-                settings.media_wait_seconds,
-            ),
-            engine=OpenAITranscriptionEngine(settings.egress_allowed_hosts, settings.stt_timeout_seconds),
+@asynccontextmanager
+async def adapters(
+    settings: TranscriberSettings, config: RuntimeConfig[TranscriberView]
+) -> AsyncIterator[TranscriberDeps]:
+    """Twilio media downloads and speech-to-text, closed when the service stops."""
+    media = TwilioMediaClient(
+        settings.twilio_api_base_url,
+        settings.egress_allowed_hosts,
+        settings.max_recording_bytes,
+        settings.download_timeout_seconds,
+        fresh_media_wait=FreshMediaWait(settings.media_wait_seconds),
+    )
+    stt = OpenAITranscriptionEngine(settings.egress_allowed_hosts, settings.stt_timeout_seconds)
+    async with media, stt:
+        yield TranscriberDeps(
+            config=config,
+            recordings=TwilioRecordingSource(media),
+            engine=stt,
             limits=UploadLimits(settings.max_upload_bytes, settings.max_upload_seconds),
             speech=SpeechCheck(settings.silence_threshold_dbfs, settings.min_speech_seconds),
             budget=RetryBudget(settings.stt_retry_attempts, settings.stt_retry_budget_seconds),
         )
-        try:
-            yield partial(transcribe_recording, deps=deps)
-        finally:
-            await deps.config.aclose()
-            await deps.recordings.aclose()  # type: ignore[attr-defined]
-            await deps.engine.aclose()  # type: ignore[attr-defined]
 
-    return build
+
+ROUTES = [on(RecordingCompleted, transcribe_recording, produces=[CallTranscribed])]
+SERVICE = ConsumerService("transcriber", TranscriberSettings, TranscriberView, ROUTES, adapters)

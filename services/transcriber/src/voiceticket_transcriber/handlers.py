@@ -14,26 +14,24 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from voiceticket_common.bus import Envelope
-from voiceticket_common.config_client import LineConfig, RuntimeConfig
+from voiceticket_common.config_client import RuntimeConfig
 from voiceticket_common.events import CallTranscribed, Event, RecordingCompleted
 from voiceticket_common.metrics import record_transcription
 from voiceticket_common.retry_budget import BudgetExhausted, RetryBudget, Sleep, within_budget
+from voiceticket_common.runtime_views import TranscriberView
 
 from .audio_prep import SpeechCheck, UploadLimits, has_speech, uploads_for
 from .phantoms import without_phantoms
-from .ports import Recording, RecordingSource, SpeechToTextTarget, TranscriptionEngine, TwilioAccount
+from .ports import Recording, RecordingSource, SpeechToTextTarget, TranscriptionEngine
 from .vocabulary import prompt_for_part, vocabulary_prompt
 from .wav import NotPcmWav, PcmAudio, parse_wav
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "gpt-4o-mini-transcribe"
-
 
 @dataclass
 class TranscriberDeps:
-    config: RuntimeConfig
+    config: RuntimeConfig[TranscriberView]
     recordings: RecordingSource
     engine: TranscriptionEngine
     limits: UploadLimits = field(default_factory=UploadLimits)
@@ -52,15 +50,10 @@ class Transcription:
     parts: int = 0
 
 
-async def transcribe_recording(envelope: Envelope, deps: TranscriberDeps) -> Sequence[Event]:
-    event = envelope.event
-    assert isinstance(event, RecordingCompleted)
+async def transcribe_recording(event: RecordingCompleted, deps: TranscriberDeps) -> Sequence[Event]:
     config = await deps.config.line(event.line_number)
-    account = TwilioAccount(
-        account_sid=config.tenant.get("twilio_account_sid") or event.account_sid,
-        auth_token=config.secret("twilio_auth_token"),
-    )
-    recording = await deps.recordings.fetch(event.recording_url, account)
+    account = config.twilio_account(event.account_sid)
+    recording = await deps.recordings.fetch(account, event.recording_sid)
     target = speech_to_text_target(config)
     result = await transcribe(recording, target, deps, event.duration_seconds)
     cost = None
@@ -89,14 +82,13 @@ async def transcribe_recording(envelope: Envelope, deps: TranscriberDeps) -> Seq
     ]
 
 
-def speech_to_text_target(config: LineConfig) -> SpeechToTextTarget:
-    enforced = config.line.get("language_mode") == "enforced"
+def speech_to_text_target(config: TranscriberView) -> SpeechToTextTarget:
     return SpeechToTextTarget(
-        base_url=config.tenant.get("openai_base_url") or "https://api.openai.com/v1",
-        api_key=config.secret("openai_api_key"),
-        model=config.tenant.get("transcription_model") or DEFAULT_MODEL,
-        language=config.line.get("language") if enforced else None,
-        prompt=vocabulary_prompt(config.tenant.get("vocabulary") or []),
+        base_url=config.tenant.openai_base_url,
+        api_key=config.openai_api_key(),
+        model=config.tenant.transcription_model,
+        language=config.line.enforced_language,
+        prompt=vocabulary_prompt(config.tenant.vocabulary),
     )
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from pydantic import SecretStr
+from voiceticket_common.openai_client import OpenAIEndpoint
+from voiceticket_common.twilio import TwilioAccount
 
 
 @dataclass(frozen=True)
@@ -16,18 +17,9 @@ class Recording:
 
 
 @dataclass(frozen=True)
-class TwilioAccount:
-    account_sid: str
-    auth_token: SecretStr
-
-
-@dataclass(frozen=True)
-class SpeechToTextTarget:
+class SpeechToTextTarget(OpenAIEndpoint):
     """Where and how to transcribe: the tenant's OpenAI (or compatible) server and model."""
 
-    base_url: str
-    api_key: SecretStr
-    model: str
     language: str | None
     """ISO 639-1 hint when the line enforces a language; None lets the model detect it."""
     prompt: str | None = None
@@ -35,8 +27,9 @@ class SpeechToTextTarget:
 
 
 class RecordingSource(Protocol):
-    async def fetch(self, recording_url: str, account: TwilioAccount) -> Recording:
-        """Download the recording's media; TransientError while Twilio has not stored it yet."""
+    async def fetch(self, account: TwilioAccount, recording_sid: str) -> Recording:
+        """Download the recording's media from Twilio (never from a URL an event names);
+        TransientError while Twilio has not stored it yet, RecordingTooLarge over the cap."""
 
 
 class TranscriptionEngine(Protocol):

@@ -6,6 +6,9 @@ from voiceticket_common.settings import ServiceSettings
 
 
 class TranscriberSettings(ServiceSettings):
+    twilio_api_base_url: str = "https://api.twilio.com"
+    """Where recording media is downloaded from: the media URL is built from it and the SIDs,
+    never taken from the event (ADR 6)."""
     max_recording_bytes: int = 128 * 1024 * 1024
     """Download cap: an hour of two-channel 8 kHz 16-bit WAV (115 MB) fits. Recordings over the
     upload limit are re-encoded or split before speech-to-text (``max_upload_bytes``)."""

@@ -119,7 +119,7 @@ def encode_wav(samples: bytes, sample_rate: int, channels: int = 1, sample_width
     return header + samples
 
 
-def interleaved16_blocks(audio: PcmAudio, block_frames: int) -> Iterator[array]:
+def interleaved16_blocks(audio: PcmAudio, block_frames: int) -> Iterator[array[int]]:
     """The samples as signed 16-bit arrays, channels still interleaved, ``block_frames`` at a time.
 
     Wider samples keep their top 16 bits; 8-bit unsigned samples are centred and scaled up.
@@ -131,7 +131,7 @@ def interleaved16_blocks(audio: PcmAudio, block_frames: int) -> Iterator[array]:
         yield int16_from_le(_to_int16_le(chunk, audio.sample_width))
 
 
-def mono16_blocks(audio: PcmAudio, block_frames: int) -> Iterator[array]:
+def mono16_blocks(audio: PcmAudio, block_frames: int) -> Iterator[array[int]]:
     """Like ``interleaved16_blocks`` with the channels averaged into one."""
 
     for block in interleaved16_blocks(audio, block_frames):
@@ -151,7 +151,7 @@ def _to_int16_le(chunk: bytes, width: int) -> bytes:
     return bytes(out)
 
 
-def downmix(samples: array, channels: int) -> array:
+def downmix(samples: array[int], channels: int) -> array[int]:
     if channels == 1:
         return samples
     # map() over array slices keeps the per-sample work in C.
@@ -161,7 +161,7 @@ def downmix(samples: array, channels: int) -> array:
     return array("h", map(operator.floordiv, total, itertools.repeat(channels)))
 
 
-def int16_from_le(data: bytes) -> array:
+def int16_from_le(data: bytes) -> array[int]:
     samples = array("h")
     samples.frombytes(data)
     if sys.byteorder == "big":
@@ -169,7 +169,7 @@ def int16_from_le(data: bytes) -> array:
     return samples
 
 
-def int16_le_bytes(samples: array) -> bytes:
+def int16_le_bytes(samples: array[int]) -> bytes:
     if sys.byteorder == "big":
         samples = array("h", samples)
         samples.byteswap()

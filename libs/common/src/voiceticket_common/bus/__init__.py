@@ -1,11 +1,13 @@
 """The event bus: a port with a Kafka adapter (and an embedded one for single-process mode)."""
 
+from .dispatch import Dispatcher, Route, on
 from .envelope import Envelope, MalformedMessage, decode, encode, envelope_for
 from .errors import PermanentError, TransientError
 from .port import DeadLetter, EventBus, EventPublisher, Handler, RetryPolicy, dead_letter_topic
 
 __all__ = [
     "DeadLetter",
+    "Dispatcher",
     "Envelope",
     "EventBus",
     "EventPublisher",
@@ -13,9 +15,11 @@ __all__ = [
     "MalformedMessage",
     "PermanentError",
     "RetryPolicy",
+    "Route",
     "TransientError",
     "dead_letter_topic",
     "decode",
     "encode",
     "envelope_for",
+    "on",
 ]

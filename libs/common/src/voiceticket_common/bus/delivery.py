@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 from ..events import Event
 from ..tracing import record_failure
-from .envelope import Envelope
 from .errors import PermanentError, TransientError
 from .port import Handler, RetryPolicy
 
@@ -44,7 +43,7 @@ def backoff_delay(policy: RetryPolicy, attempt: int, retry_after: float | None) 
 
 
 async def run_handler(
-    envelope: Envelope,
+    event: Event,
     handler: Handler,
     policy: RetryPolicy,
     sleep: Sleep = asyncio.sleep,
@@ -59,7 +58,7 @@ async def run_handler(
     while True:
         attempt += 1
         try:
-            events = await handler(envelope)
+            events = await handler(event)
             return Delivered(events=events, attempts=attempt)
         except PermanentError as exc:
             record_failure(span, exc, retrying=False)

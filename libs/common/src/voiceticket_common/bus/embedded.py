@@ -20,7 +20,18 @@ from ..events import Event
 from ..metrics import dead_lettered
 from ..tracing import inject_headers, process_span, send_span
 from .delivery import DeadLettered, run_handler
-from .envelope import Envelope, Headers, MalformedMessage, decode, encode, envelope_for, header_map
+from .envelope import (
+    Envelope,
+    Headers,
+    MalformedMessage,
+    dead_letter_headers,
+    decode,
+    encode,
+    envelope_for,
+    header_map,
+    original_headers,
+    read_dead_letter,
+)
 from .port import DeadLetter, Handler, RetryPolicy, dead_letter_topic
 
 log = logging.getLogger(__name__)
@@ -76,8 +87,10 @@ class EmbeddedEventBus:
             await self._db.close()
             self._db = None
 
-    async def ensure_topics(self, topics: Sequence[str]) -> None:
-        """Topics need no creation here; kept for parity with the Kafka adapter."""
+    async def ensure_topics(
+        self, event_types: Sequence[type[Event]], dead_letter_groups: Sequence[str] = ()
+    ) -> None:
+        """Topics are rows of one table here: nothing to provision."""
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -175,11 +188,11 @@ class EmbeddedEventBus:
         try:
             envelope: Envelope = decode(value, headers)
         except MalformedMessage as exc:
-            outcome = DeadLettered(reason=str(exc), error_type="MalformedMessage", attempts=1)
-            return [self._dead_letter_record(group, topic, key, value, headers, outcome)]
+            malformed = DeadLettered(reason=str(exc), error_type="MalformedMessage", attempts=1)
+            return [self._dead_letter_record(group, topic, key, value, headers, malformed)]
         event = envelope.event
         with process_span(topic, group, attrs, event.call_sid, event.tenant_id, envelope.id):
-            outcome = await run_handler(envelope, handler, retry)
+            outcome = await run_handler(event, handler, retry)
             if isinstance(outcome, DeadLettered):
                 log.error(
                     "message dead-lettered",
@@ -203,28 +216,24 @@ class EmbeddedEventBus:
         outcome: DeadLettered,
     ) -> tuple[str, bytes | None, bytes | None, Headers]:
         dead_lettered(group, outcome.error_type)
-        return (
-            dead_letter_topic(group),
-            key,
-            value,
-            [
-                *headers,
-                ("dlq_original_topic", topic.encode()),
-                ("dlq_consumer_group", group.encode()),
-                ("dlq_error_type", outcome.error_type.encode()),
-                ("dlq_error", outcome.reason[:1000].encode()),
-                ("dlq_attempts", str(outcome.attempts).encode()),
-            ],
+        reason = dead_letter_headers(
+            headers,
+            topic=topic,
+            group=group,
+            error_type=outcome.error_type,
+            error=outcome.reason,
+            attempts=outcome.attempts,
         )
+        return dead_letter_topic(group), key, value, reason
 
     async def dead_letters(self, group: str) -> list[DeadLetter]:
         async with self._lock:
             cursor = await self.db.execute(
-                "SELECT key, value, headers FROM bus_records WHERE topic = ? ORDER BY position",
+                "SELECT position, key, headers FROM bus_records WHERE topic = ? ORDER BY position",
                 (dead_letter_topic(group),),
             )
             rows = await cursor.fetchall()
-        return [DeadLetter.from_record(key, value, _load_headers(raw)) for key, value, raw in rows]
+        return [read_dead_letter(str(position), key, _load_headers(raw)) for position, key, raw in rows]
 
     async def history(self, key: str) -> list[tuple[str, str]]:
         """(topic, stored-at) of every record with ``key`` (a CallSid), in order: a call's timeline."""
@@ -238,4 +247,12 @@ class EmbeddedEventBus:
     async def replay(self, letter: DeadLetter) -> None:
         """Append a dead letter again to the topic it came from, with its original headers."""
 
-        await self._write([(letter.original_topic, letter.key, letter.value, list(letter.headers))])
+        async with self._lock:
+            cursor = await self.db.execute(
+                "SELECT key, value, headers FROM bus_records WHERE position = ?", (int(letter.letter_id),)
+            )
+            row = await cursor.fetchone()
+        if row is None:
+            raise LookupError(f"no dead letter {letter.letter_id}")
+        key, value, raw = row
+        await self._write([(letter.original_topic, key, value, original_headers(_load_headers(raw)))])

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from ..events import Event, event_class
+from .port import DeadLetter
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
@@ -90,7 +91,9 @@ def decode(value: bytes | None, headers: Headers | None) -> Envelope:
         raise MalformedMessage("empty value")
     try:
         data = json.loads(value)
-        event = cls.model_validate(data)
+        # A tolerant reader: a newer producer may add optional fields (a compatible schema
+        # change); this consumer ignores what it does not know. Producers stay strict.
+        event = cls.model_validate(data, extra="ignore")
     except (ValueError, TypeError) as exc:
         # pydantic errors quote input values, which may be personal data: keep only locations.
         locations = getattr(exc, "errors", None)
@@ -111,4 +114,46 @@ def decode(value: bytes | None, headers: Headers | None) -> Envelope:
         source=attrs.get("ce_source", ""),
         time=time,
         extra_headers=extra,
+    )
+
+
+# Dead letters: the original record's key, value and headers, plus ``dlq_*`` headers saying why.
+_DLQ = "dlq_"
+
+
+def dead_letter_headers(
+    headers: Headers | None, *, topic: str, group: str, error_type: str, error: str, attempts: int
+) -> Headers:
+    """The original headers and the dead-letter reason (bounded, and free of payload)."""
+
+    return [
+        *(headers or []),
+        ("dlq_original_topic", topic.encode()),
+        ("dlq_consumer_group", group.encode()),
+        ("dlq_error_type", error_type.encode()),
+        ("dlq_error", error[:1000].encode()),
+        ("dlq_attempts", str(attempts).encode()),
+    ]
+
+
+def original_headers(headers: Headers | None) -> Headers:
+    """A dead letter's headers as the original record had them (for replay)."""
+
+    return [(k, v) for k, v in headers or [] if not k.startswith(_DLQ)]
+
+
+def read_dead_letter(letter_id: str, key: bytes | None, headers: Headers | None) -> DeadLetter:
+    """The dead-letter value of a record from a dead-letter topic."""
+
+    attrs = header_map(headers)
+    attempts = attrs.get("dlq_attempts", "0")
+    return DeadLetter(
+        letter_id=letter_id,
+        consumer_group=attrs.get("dlq_consumer_group", ""),
+        call_sid=(key or b"").decode("utf-8", "replace"),
+        event_type=attrs.get("ce_type", ""),
+        original_topic=attrs.get("dlq_original_topic", ""),
+        error_type=attrs.get("dlq_error_type", ""),
+        error=attrs.get("dlq_error", ""),
+        attempts=int(attempts) if attempts.isdecimal() else 0,
     )

@@ -19,7 +19,18 @@ from ..events import Event
 from ..metrics import dead_lettered, set_consumer_lag
 from ..tracing import inject_headers, process_span, send_span
 from .delivery import DeadLettered, run_handler
-from .envelope import Headers, MalformedMessage, decode, encode, envelope_for, header_map
+from .envelope import (
+    Envelope,
+    Headers,
+    MalformedMessage,
+    dead_letter_headers,
+    decode,
+    encode,
+    envelope_for,
+    header_map,
+    original_headers,
+    read_dead_letter,
+)
 from .port import DeadLetter, Handler, RetryPolicy, dead_letter_topic
 
 log = logging.getLogger(__name__)
@@ -65,9 +76,16 @@ class KafkaEventBus:
             await self._producer.stop()
             self._producer = None
 
-    async def ensure_topics(self, topics: Sequence[str]) -> None:
+    async def ensure_topics(
+        self, event_types: Sequence[type[Event]], dead_letter_groups: Sequence[str] = ()
+    ) -> None:
         """Create missing topics; consumers subscribe to explicit, existing topics."""
 
+        await self._ensure(
+            [*(cls.topic() for cls in event_types), *map(dead_letter_topic, dead_letter_groups)]
+        )
+
+    async def _ensure(self, topics: Sequence[str]) -> None:
         missing = [self.topic(t) for t in topics if self.topic(t) not in self._known_topics]
         if not missing:
             return
@@ -92,7 +110,7 @@ class KafkaEventBus:
     async def publish(self, event: Event, *, discriminator: str = "") -> None:
         await self._send(self.topic(event.topic()), envelope_for(event, self._source, discriminator))
 
-    async def _send(self, topic: str, envelope) -> None:  # type: ignore[no-untyped-def]
+    async def _send(self, topic: str, envelope: Envelope) -> None:
         if self._producer is None:
             raise RuntimeError("bus not started")
         event = envelope.event
@@ -101,17 +119,22 @@ class KafkaEventBus:
             key, value, headers = encode(envelope)
             await self._producer.send_and_wait(topic, value=value, key=key, headers=headers)
 
-    async def _dead_letter(self, group: str, record: ConsumerRecord, outcome: DeadLettered) -> None:
-        assert self._producer is not None
-        headers: Headers = list(record.headers or [])
+    async def _dead_letter(
+        self, group: str, record: ConsumerRecord[bytes, bytes], outcome: DeadLettered
+    ) -> None:
+        if self._producer is None:
+            raise RuntimeError("bus not started")
+        headers: Headers = dead_letter_headers(
+            list(record.headers or []),
+            topic=self._logical(record.topic),
+            group=group,
+            error_type=outcome.error_type,
+            error=outcome.reason,
+            attempts=outcome.attempts,
+        )
         headers += [
-            ("dlq_original_topic", record.topic.encode()),
             ("dlq_original_partition", str(record.partition).encode()),
             ("dlq_original_offset", str(record.offset).encode()),
-            ("dlq_consumer_group", group.encode()),
-            ("dlq_error_type", outcome.error_type.encode()),
-            ("dlq_error", outcome.reason[:1000].encode()),
-            ("dlq_attempts", str(outcome.attempts).encode()),
         ]
         await self._producer.send_and_wait(
             self.topic(dead_letter_topic(group)), value=record.value, key=record.key, headers=headers
@@ -136,7 +159,7 @@ class KafkaEventBus:
         handler: Handler,
         retry: RetryPolicy = RetryPolicy(),
     ) -> None:
-        await self.ensure_topics([*(cls.topic() for cls in event_types), dead_letter_topic(group)])
+        await self.ensure_topics(event_types, [group])
         topics = [self.topic(cls.topic()) for cls in event_types]
         consumer = AIOKafkaConsumer(
             *topics,
@@ -172,7 +195,7 @@ class KafkaEventBus:
             await consumer.stop()
 
     async def _process(
-        self, group: str, record: ConsumerRecord, handler: Handler, retry: RetryPolicy
+        self, group: str, record: ConsumerRecord[bytes, bytes], handler: Handler, retry: RetryPolicy
     ) -> None:
         headers = header_map(record.headers)
         try:
@@ -194,39 +217,73 @@ class KafkaEventBus:
             record.partition,
             record.offset,
         ):
-            outcome = await run_handler(envelope, handler, retry)
+            outcome = await run_handler(event, handler, retry)
             if isinstance(outcome, DeadLettered):
                 await self._dead_letter(group, record, outcome)
                 return
             for out in outcome.events:
                 await self.publish(out)
 
-    async def dead_letters(self, group: str) -> list[DeadLetter]:
-        topic = self.topic(dead_letter_topic(group))
-        if self._producer is None:
-            raise RuntimeError("bus not started")
-        await self.ensure_topics([dead_letter_topic(group)])
-        partitions = [TopicPartition(topic, p) for p in await self._producer.partitions_for(topic)]
-        consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
+    def _logical(self, topic: str) -> str:
+        """The logical topic of a cluster topic (without this bus's namespace)."""
+
+        prefix = f"{self._namespace}." if self._namespace else ""
+        return topic[len(prefix) :] if prefix and topic.startswith(prefix) else topic
+
+    async def _read_all(self, partitions: list[TopicPartition]) -> list[ConsumerRecord[bytes, bytes]]:
+        consumer: AIOKafkaConsumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap, enable_auto_commit=False
+        )
         await consumer.start()
         try:
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
             end = await consumer.end_offsets(partitions)
-            records: list[ConsumerRecord] = []
+            records: list[ConsumerRecord[bytes, bytes]] = []
             while any([await consumer.position(tp) < offset for tp, offset in end.items()]):
                 for batch in (await consumer.getmany(timeout_ms=500)).values():
                     records += batch
         finally:
             await consumer.stop()
+        return records
+
+    async def _dead_letter_partitions(self, group: str) -> list[TopicPartition]:
+        if self._producer is None:
+            raise RuntimeError("bus not started")
+        await self._ensure([dead_letter_topic(group)])
+        topic = self.topic(dead_letter_topic(group))
+        return [TopicPartition(topic, p) for p in sorted(await self._producer.partitions_for(topic))]
+
+    async def dead_letters(self, group: str) -> list[DeadLetter]:
+        records = await self._read_all(await self._dead_letter_partitions(group))
         records.sort(key=lambda r: r.timestamp)
-        return [DeadLetter.from_record(r.key, r.value, list(r.headers or [])) for r in records]
+        return [
+            read_dead_letter(f"{group}:{r.partition}:{r.offset}", r.key, list(r.headers or []))
+            for r in records
+        ]
 
     async def replay(self, letter: DeadLetter) -> None:
         """Publish a dead letter again to the topic it came from, with its original headers."""
 
         if self._producer is None:
             raise RuntimeError("bus not started")
+        group, partition, offset = letter.letter_id.rsplit(":", 2)
+        tp = TopicPartition(self.topic(dead_letter_topic(group)), int(partition))
+        consumer: AIOKafkaConsumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            consumer.assign([tp])
+            consumer.seek(tp, int(offset))
+            record = await consumer.getone()
+        finally:
+            await consumer.stop()
+        # Letters written before topics were recorded without their namespace name the cluster topic.
+        namespaced = bool(self._namespace) and letter.original_topic.startswith(f"{self._namespace}.")
         await self._producer.send_and_wait(
-            letter.original_topic, value=letter.value, key=letter.key, headers=list(letter.headers)
+            letter.original_topic if namespaced else self.topic(letter.original_topic),
+            value=record.value,
+            key=record.key,
+            headers=original_headers(list(record.headers or [])),
         )

@@ -1,4 +1,8 @@
-"""The bus port: what services need from a message broker, whatever the adapter."""
+"""The bus port: what services need from a message broker, whatever the adapter.
+
+It speaks events, dead letters as values and topic provisioning; records, headers and partitions
+stay inside the adapters.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..events import Event
-from .envelope import Envelope
 
-Handler = Callable[[Envelope], Awaitable[Sequence[Event]]]
-"""A handler gets one delivered envelope and returns the events to publish as its outcome.
+Handler = Callable[[Event], Awaitable[Sequence[Event]]]
+"""A handler gets one delivered event and returns the events to publish as its outcome.
 
 The bus publishes those events, then marks the input as consumed, so a crash in between
 redelivers the input (at-least-once); handlers are idempotent per (tenant, CallSid, step).
+Services do not write these by hand: ``dispatch.Dispatcher`` routes each event class to its
+typed handler.
 """
 
 
@@ -27,6 +32,27 @@ class RetryPolicy:
     max_total_seconds: float = 120.0
 
 
+@dataclass(frozen=True)
+class DeadLetter:
+    """A record a consumer group gave up on, with the reason, ready to inspect or replay.
+
+    It names the call and the event type but holds no payload: payloads carry personal data and
+    stay in the dead-letter topic until replayed or expired.
+    """
+
+    letter_id: str
+    """The adapter's handle for this letter (what ``replay`` finds it by)."""
+    consumer_group: str
+    call_sid: str
+    """The record's key: the CallSid ("" when a bad producer sent none)."""
+    event_type: str
+    """The CloudEvents type the record claimed ("" when it had none)."""
+    original_topic: str
+    error_type: str
+    error: str
+    attempts: int
+
+
 class EventPublisher(Protocol):
     async def publish(self, event: Event, *, discriminator: str = "") -> None:
         """Publish ``event`` keyed by its CallSid; returns when the broker acknowledged it."""
@@ -36,6 +62,11 @@ class EventBus(EventPublisher, Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+    async def ensure_topics(
+        self, event_types: Sequence[type[Event]], dead_letter_groups: Sequence[str] = ()
+    ) -> None:
+        """Provision the topics of ``event_types`` and the dead-letter topics of the groups."""
 
     async def consume(
         self,
@@ -55,34 +86,6 @@ class EventBus(EventPublisher, Protocol):
 
     async def replay(self, letter: DeadLetter) -> None:
         """Deliver a dead letter again (after the cause was fixed); handlers are idempotent."""
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """A record a consumer group gave up on, with the reason, ready to inspect or replay."""
-
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
-    original_topic: str
-    error_type: str
-    error: str
-    attempts: int
-
-    @classmethod
-    def from_record(
-        cls, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
-    ) -> DeadLetter:
-        attrs = {k: v.decode("utf-8", "replace") for k, v in headers}
-        return cls(
-            key=key,
-            value=value,
-            headers=[(k, v) for k, v in headers if not k.startswith("dlq_")],
-            original_topic=attrs.get("dlq_original_topic", ""),
-            error_type=attrs.get("dlq_error_type", ""),
-            error=attrs.get("dlq_error", ""),
-            attempts=int(attrs.get("dlq_attempts", "0") or 0),
-        )
 
 
 def dead_letter_topic(group: str) -> str:

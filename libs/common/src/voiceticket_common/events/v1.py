@@ -8,7 +8,7 @@ Secrets never travel in events.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import ClassVar
+from typing import ClassVar, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,11 +17,20 @@ from .base import Event
 E164 = r"^\+[1-9]\d{6,14}$"
 
 
+class CarriedContext(TypedDict):
+    """The fields every event of a call after ``call.received`` repeats."""
+
+    tenant_id: str
+    call_sid: str
+    line_number: str
+    caller_number: str
+
+
 class _CallContext(Event):
     line_number: str = Field(description="The support number that was called (Twilio `To`).")
     caller_number: str = Field(description="The caller (Twilio `From`), personal data.")
 
-    def call_context(self) -> dict[str, str]:
+    def call_context(self) -> CarriedContext:
         """What every later event of the call carries forward: ``NextEvent(**e.call_context(), ...)``."""
 
         return {
@@ -181,7 +190,8 @@ class NotificationSent(Event):
 
 
 class NotificationFailed(Event):
-    """No SMS went out: opted out, invalid or landline number, SMS disabled, or retries exhausted."""
+    """No SMS went out: opted out, invalid or landline number, or retries exhausted (a line with SMS
+    off produces no notification event at all)."""
 
     event_type: ClassVar[str] = "notification.failed"
     version: ClassVar[int] = 1

@@ -25,7 +25,7 @@ class SampleCall:
 
     @property
     def duration_seconds(self) -> int:
-        with wave.open(str(self.path)) as wav:
+        with wave.open(str(self.path), "rb") as wav:
             return max(1, round(wav.getnframes() / wav.getframerate()))
 
 

@@ -1,0 +1,276 @@
+"""What each service may know about a support line and its tenant: one model per service's view.
+
+config-api serves ``GET /v1/runtime/lines/{number}`` as ``{"tenant_id", "line": {...}, "tenant":
+{...}}`` with exactly the fields of the calling role's view (least privilege), and derives that list
+from these models; the services parse the answer into their view and read typed attributes.
+
+Views parse tolerantly: unknown fields are ignored (a newer config-api may send more), and a null
+or blank value means the field's default, as the services' ``value or default`` reads did before.
+The defaults are the services' behaviour when config-api sends nothing; config-api stores the same
+OpenAI and voice defaults from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from .bus.errors import PermanentError
+from .twilio import TwilioAccount
+
+DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_TRANSCRIPTION_MODEL = "gpt-4o-mini-transcribe"
+DEFAULT_ANALYSIS_MODEL = "gpt-4o-mini"
+DEFAULT_GREETING = "Thank you for calling support."
+DEFAULT_VOICE = "Polly.Joanna"
+DEFAULT_MAX_RECORDING_SECONDS = 120
+DEFAULT_RECORD_TIMEOUT_SECONDS = 5
+DEFAULT_FINISH_ON_KEY = "#"
+DEFAULT_SMS_TEMPLATE = "Thanks for calling. Your support request {request_key} has been created."
+
+
+class _Section(BaseModel):
+    """A ``line`` or ``tenant`` object of a view."""
+
+    # JSM ids are strings; a number in a hand-written config still means the same id.
+    model_config = ConfigDict(extra="ignore", frozen=True, coerce_numbers_to_str=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unset_means_default(cls, data: object) -> object:
+        # config-api sends null for unset nullable columns; null and blank both mean the default.
+        if isinstance(data, Mapping):
+            return {key: value for key, value in data.items() if value is not None and value != ""}
+        return data
+
+
+# --- lines ---------------------------------------------------------------------------------------
+
+
+class _Line(_Section):
+    number: str
+    language: str | None = None
+    """ISO 639-1 code of the line's language."""
+
+
+class _LanguageModeLine(_Line):
+    language_mode: str = "auto"
+
+    @property
+    def enforced_language(self) -> str | None:
+        """The line's language when the line enforces it; None lets the models detect it."""
+        return self.language if self.language_mode == "enforced" else None
+
+
+class IngressLine(_Line):
+    greeting: str = DEFAULT_GREETING
+    recording_notice: str | None = None
+    """Said after the greeting; None: nothing is said."""
+    voice: str = DEFAULT_VOICE
+    max_recording_seconds: int = DEFAULT_MAX_RECORDING_SECONDS
+    record_timeout_seconds: int = DEFAULT_RECORD_TIMEOUT_SECONDS
+    """Seconds of silence that end the recording."""
+    record_finish_on_key: str = DEFAULT_FINISH_ON_KEY
+    """Keys that end the recording."""
+
+
+class TranscriberLine(_LanguageModeLine):
+    pass
+
+
+class AnalyzerLine(_LanguageModeLine):
+    request_types: dict[str, str] = Field(default_factory=dict)
+    """intent -> JSM request type id; its keys are the intents the model may choose from."""
+    request_type_id: str | None = None
+    """The line's default request type: a degraded analysis names its intent."""
+
+
+class JiraWriterLine(_Line):
+    service_desk_id: str
+    request_type_id: str
+    """The default request type, for intents ``request_types`` does not map."""
+    request_types: dict[str, str] = Field(default_factory=dict)
+    phone_field_id: str | None = None
+    """The custom field for the caller's number; None: it goes only to the issue property."""
+    attach_recording: bool = False
+    ticket_on_absent_recording: bool = False
+
+
+class NotifierLine(_Line):
+    # Missing means off: an SMS goes out only when the line asks for it.
+    sms_enabled: bool = False
+    sms_from: str | None = None
+    """None: the SMS is sent from the line's own number."""
+    sms_messaging_service_sid: str | None = None
+    """A Twilio Messaging Service; wins over ``sms_from``."""
+    sms_template: str = DEFAULT_SMS_TEMPLATE
+
+
+# --- tenants -------------------------------------------------------------------------------------
+
+
+class TwilioTenant(_Section):
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+
+
+class OpenAITenant(_Section):
+    openai_base_url: str = DEFAULT_OPENAI_BASE_URL
+    openai_api_key: SecretStr | None = None
+
+
+class TranscriberTenant(TwilioTenant, OpenAITenant):
+    transcription_model: str = DEFAULT_TRANSCRIPTION_MODEL
+    vocabulary: tuple[str, ...] = ()
+    """Product names and terms, sent to speech-to-text so it spells them right."""
+
+
+class AnalyzerTenant(OpenAITenant):
+    analysis_model: str = DEFAULT_ANALYSIS_MODEL
+
+
+class JiraWriterTenant(TwilioTenant):
+    jira_base_url: str = ""
+    jira_auth: str = "basic"
+    """``basic``: jira_email + jira_api_token; ``oauth2``: jira_oauth_token."""
+    jira_email: str = ""
+    jira_api_token: SecretStr | None = None
+    jira_oauth_token: SecretStr | None = None
+
+
+# --- views ---------------------------------------------------------------------------------------
+
+
+def _required(tenant_id: str, value: SecretStr | None, name: str) -> SecretStr:
+    if value is None or not value.get_secret_value():
+        raise PermanentError(f"tenant {tenant_id} has no {name} configured")
+    return value
+
+
+class RuntimeView(BaseModel):
+    """One service's view of a line: subclasses narrow ``line`` and ``tenant`` to their sections."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    role: ClassVar[str]
+    """The config-api role (service token) this view is served to."""
+    line_gated: ClassVar[Mapping[str, str]] = {}
+    """Tenant field -> line flag: the field is served only for lines with the flag on."""
+
+    tenant_id: str
+    line: _Line
+    tenant: _Section
+
+    @classmethod
+    def line_fields(cls) -> tuple[str, ...]:
+        return tuple(_section(cls, "line").model_fields)
+
+    @classmethod
+    def tenant_fields(cls) -> tuple[str, ...]:
+        return tuple(_section(cls, "tenant").model_fields)
+
+
+def _section(view: type[RuntimeView], name: str) -> type[BaseModel]:
+    annotation = view.model_fields[name].annotation
+    if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        raise TypeError(f"{view.__name__}.{name} must be a model")
+    return annotation
+
+
+class _ViewWithTwilio(Protocol):
+    @property
+    def tenant_id(self) -> str: ...
+
+    @property
+    def tenant(self) -> TwilioTenant: ...
+
+
+class _ViewWithOpenAI(Protocol):
+    @property
+    def tenant_id(self) -> str: ...
+
+    @property
+    def tenant(self) -> OpenAITenant: ...
+
+
+class _TwilioAccess:
+    def twilio_account(self: _ViewWithTwilio, account_sid: str = "") -> TwilioAccount:
+        """The tenant's Twilio account; ``account_sid`` stands in when the tenant names none.
+
+        Raises PermanentError when the tenant has no auth token (nothing can be signed or fetched).
+        """
+        sid = self.tenant.twilio_account_sid or account_sid
+        return TwilioAccount(
+            sid, _required(self.tenant_id, self.tenant.twilio_auth_token, "twilio_auth_token")
+        )
+
+
+class _OpenAIAccess:
+    def openai_api_key(self: _ViewWithOpenAI) -> SecretStr:
+        """The tenant's OpenAI key; PermanentError when it has none (no retry brings one)."""
+        return _required(self.tenant_id, self.tenant.openai_api_key, "openai_api_key")
+
+
+class IngressView(_TwilioAccess, RuntimeView):
+    """Answers calls with the line's texts and voice; checks Twilio's signatures."""
+
+    role: ClassVar[str] = "ingress"
+    line: IngressLine
+    tenant: TwilioTenant
+
+
+class TranscriberView(_TwilioAccess, _OpenAIAccess, RuntimeView):
+    """Downloads the recording from Twilio, transcribes it with the tenant's OpenAI."""
+
+    role: ClassVar[str] = "transcriber"
+    line: TranscriberLine
+    tenant: TranscriberTenant
+
+
+class AnalyzerView(_OpenAIAccess, RuntimeView):
+    """Analyses the transcript with the tenant's OpenAI; no Twilio, no Jira."""
+
+    role: ClassVar[str] = "analyzer"
+    line: AnalyzerLine
+    tenant: AnalyzerTenant
+
+
+class JiraWriterView(RuntimeView):
+    """Writes the request to the tenant's Jira; Twilio only to attach recordings (ADR 6)."""
+
+    role: ClassVar[str] = "jira-writer"
+    line_gated: ClassVar[Mapping[str, str]] = {
+        "twilio_account_sid": "attach_recording",
+        "twilio_auth_token": "attach_recording",
+    }
+    line: JiraWriterLine
+    tenant: JiraWriterTenant
+
+    def jira_api_token(self) -> SecretStr:
+        return _required(self.tenant_id, self.tenant.jira_api_token, "jira_api_token")
+
+    def jira_oauth_token(self) -> SecretStr:
+        return _required(self.tenant_id, self.tenant.jira_oauth_token, "jira_oauth_token")
+
+    def recording_account(self) -> TwilioAccount | None:
+        """The account whose recordings jira-writer may download; None when it is not served."""
+        sid, token = self.tenant.twilio_account_sid, self.tenant.twilio_auth_token
+        if not sid or token is None or not token.get_secret_value():
+            return None
+        return TwilioAccount(sid, token)
+
+
+class NotifierView(_TwilioAccess, RuntimeView):
+    """Texts the caller the request key from the line's number with the tenant's Twilio."""
+
+    role: ClassVar[str] = "notifier"
+    line: NotifierLine
+    tenant: TwilioTenant
+
+
+VIEWS: Mapping[str, type[RuntimeView]] = {
+    view.role: view for view in (IngressView, TranscriberView, AnalyzerView, JiraWriterView, NotifierView)
+}
+"""Role -> the view config-api serves to it."""
