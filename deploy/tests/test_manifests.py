@@ -12,9 +12,11 @@ import base64
 import copy
 import importlib
 import inspect
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import kubernetes_validate
@@ -90,6 +92,8 @@ def set_image(image: str, rule: dict) -> str:
 
 
 def pod_specs(obj: dict) -> list[dict]:
+    if obj["kind"] == "CronJob":
+        return [obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]]
     return [obj["spec"]["template"]["spec"]] if obj["kind"] == "Deployment" else []
 
 
@@ -297,9 +301,47 @@ def test_network_policies(target: str) -> None:
     capi = policies["voiceticket-config-api-from-services"]
     (source,) = capi["ingress"][0]["from"]
     (expr,) = source["podSelector"]["matchExpressions"]
-    callers = {f"voiceticket-{s}" for s in MODULES if s != "config-api"}
+    callers = {f"voiceticket-{s}" for s in MODULES if s != "config-api"} | {"voiceticket-jira-writer-purge"}
     assert expr["operator"] == "In" and set(expr["values"]) == callers
     assert "namespaceSelector" not in source
+
+
+@all_targets
+def test_every_stateful_service_has_a_hardened_purge_cronjob(target: str) -> None:
+    objects = RENDERED[target]
+    cronjobs = {c["metadata"]["name"]: c for c in by_kind(objects, "CronJob")}
+    stateful = {"transcriber", "analyzer", "jira-writer", "notifier", "config-api"}
+    assert set(cronjobs) == {f"voiceticket-{s}-purge" for s in stateful}
+    deployments = {d["metadata"]["name"]: d for d in by_kind(objects, "Deployment")}
+    shared = set(by_kind(objects, "ConfigMap")[0]["data"])
+    for service in stateful:
+        cj = cronjobs[f"voiceticket-{service}-purge"]
+        assert cj["spec"]["concurrencyPolicy"] == "Forbid"
+        (pod,) = pod_specs(cj)
+        (c,) = pod["containers"]
+        assert c["args"] == [MODULES[service], "purge"]
+        deployed = deployments[f"voiceticket-{service}"]["spec"]["template"]["spec"]["containers"][0]
+        assert c["image"] == deployed["image"], "the services' own image"
+        # Pod Security "restricted"
+        assert pod["restartPolicy"] == "Never" and pod["automountServiceAccountToken"] is False
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+        sc = c["securityContext"]
+        assert sc["allowPrivilegeEscalation"] is False and sc["readOnlyRootFilesystem"] is True
+        assert sc["capabilities"]["drop"] == ["ALL"]
+        assert {"cpu", "memory"} <= set(c["resources"]["limits"])
+        for env in c.get("env", []):
+            if SECRET_NAME.search(env["name"]) or env["name"].endswith("DATABASE_URL"):
+                assert "secretKeyRef" in env["valueFrom"], (service, env["name"])
+        names = {e["name"] for e in c.get("env", [])} | (shared if c.get("envFrom") else set())
+        assert_env_names_known(MODULES[service], names)
+        # Each purges the database its service owns.
+        db = next(e for e in c["env"] if e["name"].endswith("DATABASE_URL"))
+        deployed_db = next(e for e in deployed["env"] if e["name"].endswith("DATABASE_URL"))
+        assert db == deployed_db
+        labels = pod_specs(cj) and cj["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+        for d in deployments.values():  # no Deployment's selector takes the purge's pods
+            assert not d["spec"]["selector"]["matchLabels"].items() <= labels.items()
 
 
 # --- docker-compose.yml --------------------------------------------------------------------
@@ -353,29 +395,144 @@ def test_compose_dependencies_and_healthchecks() -> None:
     assert services["jira-writer"]["depends_on"]["postgres"]["condition"] == "service_healthy"
 
 
-INTERPOLATION = re.compile(r"\$\{(VT_[A-Z0-9_]+):-([^}]*)\}")
+INTERPOLATION = re.compile(r"\$\{(VT_[A-Z0-9_]+)(:-|:\?)([^}]*)\}")
+GENERATE_ENV = REPO / "deploy" / "local" / "generate-env.py"
 
 
-def decodes_to_dev_only(value: str) -> bool:
-    """The default Fernet keys are base64 of a visibly dev-only 32-byte text."""
-    try:
-        return base64.urlsafe_b64decode(value).startswith(b"dev-only")
-    except ValueError:
-        return False
+def compose_env(service: str, values: dict[str, str]) -> dict[str, str]:
+    """The service's environment as compose interpolates it with ``values`` (the .env)."""
+
+    def resolve(m: re.Match[str]) -> str:
+        var, op, arg = m.groups()
+        if values.get(var):
+            return values[var]
+        assert op == ":-", f"{var} is required: {arg}"
+        return arg
+
+    env = COMPOSE["services"][service].get("environment") or {}
+    return {k: INTERPOLATION.sub(resolve, str(v)) for k, v in env.items()}
 
 
-def test_compose_secrets_are_overridable_dev_only_defaults() -> None:
+def generated_env(tmp_path: Path) -> dict[str, str]:
+    target = tmp_path / ".env"
+    subprocess.run([sys.executable, str(GENERATE_ENV), str(target)], check=True, capture_output=True)
+    assert target.stat().st_mode & 0o077 == 0, "the generated .env must be private"
+    pairs = [line.split("=", 1) for line in target.read_text().splitlines() if line and line[0] != "#"]
+    return {k: v.strip("'\"") for k, v in pairs}  # as compose reads a .env: quotes removed
+
+
+def service_settings(
+    cls: type[BaseSettings], env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> BaseSettings:
+    """``cls`` read from exactly ``env``, as the container reads its environment."""
+    prefix = cls.model_config.get("env_prefix", "")
+    for name in [n for n in os.environ if n.startswith(prefix)]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return cls(_env_file=None)  # type: ignore[call-arg]
+
+
+def test_compose_secrets_have_no_default_and_must_be_set() -> None:
+    """Every key, token, password and DSN comes from a required VT_* variable (``${VT_X:?...}``):
+    compose refuses to start without it, and .env.example leaves it empty."""
+
     example = (REPO / ".env.example").read_text()
+    required = set()
     for name, svc in COMPOSE["services"].items():
         for var, value in (svc.get("environment") or {}).items():
             if not (SECRET_NAME.search(var) or var.endswith("DATABASE_URL")):
                 continue
             found = INTERPOLATION.findall(str(value))
-            assert found, f"{name}.{var} must come from an overridable variable"
-            for env_var, default in found:
-                assert f"\n{env_var}=" in example, f"{env_var} missing from .env.example"
-                dev_only = "dev-only" in default or decodes_to_dev_only(default)
-                assert dev_only, f"{name}.{var}: default of {env_var} is not marked dev-only"
+            assert found, f"{name}.{var} must come from a VT_* variable"
+            for env_var, op, message in found:
+                assert op == ":?", (
+                    f"{name}.{var}: {env_var} must be required (${{{env_var}:?...}}), not defaulted"
+                )
+                assert "generate-env.py" in message, f"{name}.{var}: the error must say how to set {env_var}"
+                assert re.search(rf"^{env_var}=$", example, re.M), f"{env_var}: empty in .env.example"
+                required.add(env_var)
+    assert {"VT_CALLBACK_CONTEXT_KEY", "VT_CONFIG_API_MASTER_KEY", "VT_CONFIG_API_ADMIN_TOKEN"} <= required
+
+
+def looks_like_a_fernet_key(text: str) -> bool:
+    try:
+        return len(base64.urlsafe_b64decode(text)) == 32
+    except ValueError:
+        return False
+
+
+@pytest.mark.parametrize("path", ["docker-compose.yml", ".env.example"])
+def test_compose_ships_no_literal_key_or_token(path: str) -> None:
+    from voiceticket_common.settings import PUBLIC_CALLBACK_CONTEXT_KEYS
+    from voiceticket_config_api.settings import PUBLIC_MASTER_KEYS
+
+    text = (REPO / path).read_text()
+    assert "dev-only" not in text
+    for key in PUBLIC_CALLBACK_CONTEXT_KEYS | PUBLIC_MASTER_KEYS:
+        assert key not in text
+    words = re.findall(r"[A-Za-z0-9_=-]{40,}", text)
+    assert not [w for w in words if looks_like_a_fernet_key(w)], f"{path} holds a Fernet key"
+
+
+def test_generated_env_fills_every_required_secret_and_the_services_accept_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from voiceticket_config_api.settings import Settings as ConfigApiSettings
+    from voiceticket_ingress.settings import IngressSettings
+    from voiceticket_notifier.settings import NotifierSettings
+
+    values = generated_env(tmp_path)
+    secrets_ = {k: v for k, v in values.items() if SECRET_NAME.search(k)}
+    assert len(secrets_) >= 12 and all(secrets_.values()) and len(set(secrets_.values())) == len(secrets_)
+    assert looks_like_a_fernet_key(values["VT_CALLBACK_CONTEXT_KEY"])
+    # As the containers read them: compose's environment only, no .env of the checkout.
+    for cls, service in [(IngressSettings, "ingress"), (NotifierSettings, "notifier")]:
+        settings = service_settings(cls, compose_env(service, values), monkeypatch)
+        assert settings.callback_context_key.get_secret_value() == values["VT_CALLBACK_CONTEXT_KEY"]  # type: ignore[attr-defined]
+    capi = service_settings(ConfigApiSettings, compose_env("config-api", values), monkeypatch)
+    assert capi.master_keys.get_secret_value() == f"k1:{values['VT_CONFIG_API_MASTER_KEY']}"  # type: ignore[attr-defined]
+
+    again = tmp_path / "again"
+    again.mkdir()
+    (again / ".env").write_text(f"VT_CALLBACK_CONTEXT_KEY={values['VT_CALLBACK_CONTEXT_KEY']}\nMY_OWN=1\n")
+    completed = generated_env(again)
+    assert completed["VT_CALLBACK_CONTEXT_KEY"] == values["VT_CALLBACK_CONTEXT_KEY"], "set values are kept"
+    assert completed["MY_OWN"] == "1" and completed["VT_CONFIG_API_ADMIN_TOKEN"]
+
+
+def test_compose_services_refuse_the_former_public_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An old .env with the keys compose used to ship: the services listen on 0.0.0.0 in their
+    containers, so they refuse them although VOICETICKET_ENVIRONMENT is development."""
+    from pydantic import ValidationError
+
+    from voiceticket_common.settings import PUBLIC_CALLBACK_CONTEXT_KEYS
+    from voiceticket_ingress.settings import IngressSettings
+
+    values = generated_env(tmp_path)
+    env = compose_env("ingress", values)
+    assert env["VOICETICKET_ENVIRONMENT"] == "development" and env["VOICETICKET_HOST"] == "0.0.0.0"
+    for key in PUBLIC_CALLBACK_CONTEXT_KEYS:
+        with pytest.raises(ValidationError, match="public development key.*VOICETICKET_HOST=0.0.0.0"):
+            service_settings(IngressSettings, env | {"VOICETICKET_CALLBACK_CONTEXT_KEY": key}, monkeypatch)
+
+
+@all_targets
+def test_manifest_environments_are_known_names(target: str) -> None:
+    from voiceticket_common.settings import Environment
+    from voiceticket_config_api.settings import Settings as ConfigApiSettings
+
+    (cm,) = by_kind(RENDERED[target], "ConfigMap")
+    assert Environment(cm["data"]["VOICETICKET_ENVIRONMENT"])
+    capi_envs = ConfigApiSettings.model_fields["env"].annotation.__args__  # type: ignore[union-attr]
+    for d in by_kind(RENDERED[target], "Deployment"):
+        for e in d["spec"]["template"]["spec"]["containers"][0].get("env", []):
+            if e["name"] == "VOICETICKET_ENVIRONMENT":
+                assert Environment(e["value"])
+            if e["name"] == "CONFIG_API_ENV":
+                assert e["value"] in capi_envs
 
 
 def test_compose_env_names_match_the_services_settings() -> None:

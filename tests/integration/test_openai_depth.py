@@ -33,6 +33,7 @@ GERMAN_LINE = "+15005550010"
 VOCABULARY = ["Drucker", "FlexiBill", "Acme Router X2"]
 LLM_ATTEMPTS, LLM_BUDGET_SECONDS = 3, 4.0
 ANALYZER_GROUP = "voiceticket-analyzer"
+CONTRACT_PATTERN = {"kind": "contract_number", "pattern": r"\bVT-\d{6}\b"}
 
 
 class Stack(SandboxedRuntime):
@@ -56,6 +57,7 @@ class Stack(SandboxedRuntime):
 
 def with_vocabulary_and_a_german_line(config: dict[str, Any]) -> None:
     config["tenants"][0]["vocabulary"] = VOCABULARY
+    config["tenants"][0]["redaction"] = {"custom_patterns": [CONTRACT_PATTERN]}
     german = {
         **config["lines"][0],
         "number": GERMAN_LINE,
@@ -184,3 +186,39 @@ async def test_429_with_retry_after_is_waited_out_for_speech_to_text_and_analysi
         assert waited >= 2.0, f"{path}: retried after {waited:.2f}s, before Retry-After"
     assert not is_triage(issue)
     assert issue["requestFieldValues"]["summary"].startswith("I need access to the shared finance drive")
+
+
+CARD_CALL = (
+    "Hello, this is about the Galileo invoice and my contract VT-483920. I want to pay by card: my card "
+    "number is 4111 1111 1111 1111, it expires oh three twenty seven and the security code is seven "
+    "three one. Please book the payment."
+)
+CARD_TRACES = ("4111", "1111 1111", "seven three one", "03/27", "oh three twenty seven", "VT-483920")
+
+
+async def test_no_card_data_reaches_the_model_or_jira_and_the_property_counts_it(stack: Stack) -> None:
+    audio = make_tone_wav(seconds=1.7, frequency=733)
+    played = await stack.caller().play_call(new_caller(), SUPPORT_LINE, audio, CARD_CALL, 14)
+    issue = await one_ticket(stack, played.call_sid)
+
+    # Speech-to-text heard it (the stand-in answered with the registered transcript) ...
+    assert any(
+        r["body"]["files"][0]["size"] == len(audio)
+        for r in await stack.openai_requests("/audio/transcriptions")
+    )
+    # ... but from there on only the redacted text travels.
+    chats = [r for r in await stack.openai_requests("/chat/completions")
+             if "Galileo invoice" in json.dumps(r["body"])]  # fmt: skip
+    assert chats, "the analyzer asked the model about this call"
+    jira = [r for r in (await stack.http.get(f"{stack.urls.jira}/_sandbox/requests")).json()
+            if played.call_sid in json.dumps(r["body"]) or issue["key"] in r["path"]]  # fmt: skip
+    assert jira, "jira-writer wrote the request"
+    for record in [*chats, *jira]:
+        body = json.dumps(record["body"], ensure_ascii=False)
+        assert not [t for t in CARD_TRACES if t in body], (record["path"], body)
+    assert "[redacted: payment card]" in json.dumps(chats[0]["body"])
+    counts = {"card_expiry": 1, "card_security_code": 1, "contract_number": 1, "payment_card": 1}
+    assert issue["properties"]["voiceticket.call"]["redactions"] == counts
+    transcribed = stack.event(played.call_sid, "call.transcribed")
+    assert transcribed["redactions"] == counts and "4111" not in transcribed["transcript"]
+    assert stack.event(played.call_sid, "call.analyzed")["redactions"] == counts

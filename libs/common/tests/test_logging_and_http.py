@@ -55,7 +55,7 @@ async def test_egress_outside_the_allow_list_is_refused() -> None:
             seen.append(request.url.host)
             return httpx.Response(200)
 
-    transport = AllowListTransport(["*.atlassian.net", "127.0.0.1"], "jira", inner=Recorder())
+    transport = AllowListTransport(["*.atlassian.net", "http://127.0.0.1:9"], "jira", inner=Recorder())
     async with httpx.AsyncClient(transport=transport) as client:
         assert (await client.get("https://acme.atlassian.net/rest")).status_code == 200
         assert (await client.get("http://127.0.0.1:9/x")).status_code == 200

@@ -11,6 +11,7 @@ from voiceticket_common.config_client import RuntimeConfigClient, UnknownLine
 from voiceticket_common.runtime_views import (
     DEFAULT_ANALYSIS_MODEL,
     DEFAULT_OPENAI_BASE_URL,
+    DEFAULT_RECORDING_NOTICE,
     AnalyzerView,
     IngressView,
     JiraWriterView,
@@ -36,7 +37,24 @@ def test_unknown_fields_are_ignored_and_null_or_blank_means_the_default() -> Non
     assert view.line.enforced_language is None
     assert "added_later" not in view.line.model_dump()
     ingress = IngressView.model_validate(body({"max_recording_seconds": None, "recording_notice": ""}))
-    assert (ingress.line.max_recording_seconds, ingress.line.recording_notice) == (120, None)
+    # a blank notice is the default notice: the notice is always said before <Record>
+    assert (ingress.line.max_recording_seconds, ingress.line.recording_notice) == (
+        120,
+        DEFAULT_RECORDING_NOTICE,
+    )
+
+
+def test_consent_settings_default_to_the_notice_and_no_ticket() -> None:
+    ingress = IngressView.model_validate(body({"consent_mode": None, "consent_key": ""}))
+    assert (ingress.line.consent_mode, ingress.line.consent_key, ingress.line.consent_repeat) == (
+        "notice",
+        "1",
+        True,
+    )
+    writer = JiraWriterView.model_validate(body({"service_desk_id": "4", "request_type_id": "40"}))
+    assert writer.line.on_consent_declined == "none"
+    assert "on_consent_declined" not in IngressView.line_fields(), "least privilege: ingress only asks"
+    assert "consent_key" not in JiraWriterView.line_fields()
 
 
 def test_jsm_ids_given_as_numbers_are_still_strings() -> None:

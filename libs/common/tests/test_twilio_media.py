@@ -89,10 +89,12 @@ def fresh_media_client(
     """A client as the transcriber builds it: a 404 may be media Twilio has not stored yet."""
     if fake is None:
         wait = FreshMediaWait(seconds=5.0, initial_backoff=0.1)
-        return TwilioMediaClient(sandbox.urls.twilio, ["127.0.0.1"], max_bytes, fresh_media_wait=wait)
+        return TwilioMediaClient(
+            sandbox.urls.twilio, ["http://127.0.0.1:*"], max_bytes, fresh_media_wait=wait
+        )
     return TwilioMediaClient(
         sandbox.urls.twilio,
-        ["127.0.0.1"],
+        ["http://127.0.0.1:*"],
         max_bytes,
         fresh_media_wait=FreshMediaWait(seconds=10.0),
         sleep=fake.sleep,
@@ -176,7 +178,7 @@ async def test_media_still_missing_after_the_wait_is_transient_with_retry_after(
 
 
 async def test_without_a_fresh_media_wait_a_404_means_gone_at_once(sandbox: Sandbox) -> None:
-    media = TwilioMediaClient(sandbox.urls.twilio, ["127.0.0.1"], max_bytes=1_000_000)
+    media = TwilioMediaClient(sandbox.urls.twilio, ["http://127.0.0.1:*"], max_bytes=1_000_000)
     try:
         with pytest.raises(RecordingGone, match="404"):
             await fetch(media, account(sandbox), "RE" + "9" * 32)
@@ -228,7 +230,7 @@ async def test_an_undeclared_stream_is_cut_off_at_the_limit_in_bounded_memory() 
         return StreamingResponse(body(), media_type="audio/x-wav")
 
     async with serve_app(app) as origin:
-        media = TwilioMediaClient(origin, ["127.0.0.1"], max_bytes=200_000)
+        media = TwilioMediaClient(origin, ["http://127.0.0.1:*"], max_bytes=200_000)
         tracemalloc.start()
         try:
             with pytest.raises(RecordingTooLarge, match="exceeds 200000 bytes"):

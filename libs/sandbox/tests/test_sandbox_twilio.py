@@ -254,3 +254,28 @@ async def test_delivery_outcome_sets_what_status_callbacks_report(
         ("undelivered", "30003"),
     ]
     assert sandbox.state.twilio.messages[0]["status"] == "undelivered"
+
+
+async def test_delete_recording_is_valid_removes_it_and_a_second_delete_is_404(
+    sandbox: Sandbox, http: httpx.AsyncClient
+) -> None:
+    import base64
+
+    sid = "RE" + "d" * 32
+    await http.post(
+        f"{sandbox.urls.twilio}/_sandbox/recordings",
+        json={
+            "account_sid": sandbox.account_sid,
+            "recording_sid": sid,
+            "audio_base64": base64.b64encode(make_tone_wav(0.1)).decode(),
+        },
+    )
+    url = f"{sandbox.urls.twilio}/2010-04-01/Accounts/{sandbox.account_sid}/Recordings/{sid}.json"
+    first = await http.delete(url, auth=sandbox.twilio_auth)
+    second = await http.delete(url, auth=sandbox.twilio_auth)
+    media = await http.get(url.removesuffix(".json") + ".wav", auth=sandbox.twilio_auth)
+
+    assert (first.status_code, second.status_code, media.status_code) == (204, 404, 404)
+    records = (await http.get(f"{sandbox.urls.twilio}/_sandbox/requests")).json()
+    deletes = [r for r in records if r["method"] == "DELETE"]
+    assert [(r["valid"], r["status"]) for r in deletes] == [(True, 204), (True, 404)]

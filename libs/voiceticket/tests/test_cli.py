@@ -34,6 +34,7 @@ def voiceticket(
         ["lines", "set"],
         ["dead-letters", "list"],
         ["dead-letters", "replay"],
+        ["audit", "list"],
     ],  # fmt: skip
 )
 def test_every_command_has_help(command: list[str]) -> None:
@@ -146,3 +147,78 @@ def test_dead_letters_can_be_listed_and_replayed_on_the_embedded_bus(tmp_path: P
     missing = voiceticket("dead-letters", "replay", "voiceticket-notifier", "--call-sid", "CA" + "8" * 32,
                           "--data-dir", str(tmp_path))  # fmt: skip
     assert missing.returncode == 1
+
+
+def test_audit_list_shows_who_changed_what(tmp_path: Path) -> None:
+    """`voiceticket audit list` against a real config-api: entries newest first, filtered."""
+    import socket
+    import threading
+    import time
+
+    import httpx
+    import uvicorn
+    from cryptography.fernet import Fernet
+
+    from voiceticket_config_api import Settings, create_app
+
+    alice, ci = "alice-cli-token-0123456789", "ci-cli-token-0123456789ab"  # noqa: S105 - test values
+    secret = "CANARY-cli-credential-93ab17"  # noqa: S105 - test value
+    settings = Settings(
+        _env_file=None,
+        env="test",
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'config.db'}",
+        master_keys=f"k1:{Fernet.generate_key().decode()}",
+        admin_tokens=f"alice:{alice},ci:{ci}",
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline
+        time.sleep(0.05)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        tenant = {"id": "acme", "name": "Acme", "jira_base_url": "https://acme.atlassian.net"}
+        assert (
+            httpx.post(
+                f"{url}/v1/tenants", json=tenant, headers={"Authorization": f"Bearer {alice}"}
+            ).status_code
+            == 201
+        )
+        r = httpx.put(f"{url}/v1/tenants/acme/credentials/openai_api_key", json={"value": secret},
+                      headers={"Authorization": f"Bearer {ci}"})  # fmt: skip
+        assert r.status_code == 200
+        assert httpx.delete(f"{url}/v1/tenants/acme").status_code == 401
+
+        listed = voiceticket(
+            "audit", "list", "--config-api-url", url, "--admin-token", alice, "--since", "1h"
+        )
+        assert listed.returncode == 0, listed.stderr
+        rows = listed.stdout.splitlines()
+        assert [row.split()[2] for row in rows] == ["tenant.delete", "credential.set", "tenant.create"]
+        assert rows[0].split()[1] == "anonymous" and "refused 401" in rows[0]
+        assert rows[1].split()[1] == "ci" and rows[2].split()[1] == "alice"
+        assert "3 audit entries" in listed.stderr
+        assert secret not in listed.stdout and alice not in listed.stdout
+
+        mine = voiceticket("audit", "list", "--config-api-url", url, "--admin-token", ci, "--actor", "alice",
+                           "--json")  # fmt: skip
+        assert mine.returncode == 0, mine.stderr
+        assert [(e["actor"], e["action"], e["target"]) for e in json.loads(mine.stdout)] == [
+            ("alice", "tenant.create", "tenant:acme")
+        ]
+        paged = voiceticket("audit", "list", "--config-api-url", url, "--admin-token", ci, "--limit", "2")
+        assert paged.returncode == 0 and len(paged.stdout.splitlines()) == 2
+        refused = voiceticket("audit", "list", "--config-api-url", url, "--admin-token", "wrong")
+        assert refused.returncode == 3 and "refused the admin token" in refused.stderr
+        bad = voiceticket("audit", "list", "--config-api-url", url, "--admin-token", ci, "--since", "soon")
+        assert bad.returncode == 1 and "422" in bad.stderr
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)

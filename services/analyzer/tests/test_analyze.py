@@ -3,12 +3,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from voiceticket_analyzer.handlers import AnalyzerDeps, analyze_transcript
 from voiceticket_analyzer.output_guard import SchemaViolation, checked_analysis
 from voiceticket_analyzer.ports import Completion
 from voiceticket_analyzer.prompt import analysis_schema, fenced, messages
+from voiceticket_analyzer.settings import AnalyzerSettings
 from voiceticket_analyzer.triage import TRIAGE_MARKERS
 from voiceticket_common.bus import PermanentError, TransientError
 from voiceticket_common.events import CallAnalyzed, CallTranscribed
@@ -236,3 +237,72 @@ def test_names_of_made_up_fields_are_not_quoted_either() -> None:
     with pytest.raises(SchemaViolation) as info:
         checked_analysis(json.dumps({**GOOD, "Maria's secret": 1}), ["incident"], TRANSCRIPT)
     assert "secret" not in str(info.value) and "(extra field): extra_forbidden" in str(info.value)
+
+
+class VirtualClock:
+    """A monotonic clock that only its ``sleep`` advances: minutes of retries without waiting."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.delays: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.delays.append(seconds)
+        self.now += seconds
+
+
+class RateLimitedModel(FakeModel):
+    """429 without Retry-After until ``seconds`` have passed on ``clock``, then a good answer."""
+
+    def __init__(self, clock: VirtualClock, seconds: float) -> None:
+        super().__init__(ok(GOOD))
+        self.clock, self.seconds = clock, seconds
+
+    async def complete(self, msgs, schema, target):  # type: ignore[no-untyped-def]
+        if self.clock.now < self.seconds:
+            self.calls.append((msgs, schema, target))
+            raise TransientError("openai analysis failed with HTTP 429")
+        return await super().complete(msgs, schema, target)
+
+
+def budgeted(model: FakeModel, clock: VirtualClock) -> AnalyzerDeps:
+    """``deps`` with the service's default budget (``AnalyzerSettings``) on the virtual clock."""
+
+    settings = AnalyzerSettings()
+    d = deps(model)
+    d.budget = RetryBudget(settings.llm_retry_attempts, settings.llm_retry_budget_seconds, clock=clock)
+    d.sleep = clock.sleep
+    return d
+
+
+async def test_a_model_rate_limited_for_40_s_without_retry_after_still_gives_a_real_analysis() -> None:
+    clock = VirtualClock()
+    model = RateLimitedModel(clock, 40.0)
+    event = await analyse(budgeted(model, clock))
+    assert not event.degraded and event.model == "gpt-4o-mini" and event.analysis.intent == "incident"
+    assert clock.now >= 40.0 and len(model.calls) >= 2
+
+
+async def test_a_model_rate_limited_past_the_budget_gives_a_triage_analysis() -> None:
+    clock = VirtualClock()
+    model = RateLimitedModel(clock, 121.0)
+    event = await analyse(budgeted(model, clock))
+    assert (event.degraded, event.degraded_reason) == (True, "llm_unavailable")
+    assert clock.now == pytest.approx(120.0)  # retried up to the budget's end, not given up early
+
+
+async def test_an_off_schema_model_is_asked_only_a_few_times_however_long_the_budget() -> None:
+    clock = VirtualClock()
+    model = FakeModel(ok({**GOOD, "intent": "give_refund"}))
+    event = await analyse(budgeted(model, clock))
+    assert len(model.calls) == 4 and event.degraded_reason == "llm_output_invalid"
+
+
+def test_the_default_budget_is_time_based_and_fits_the_consumer_poll_interval() -> None:
+    settings = AnalyzerSettings()
+    assert settings.llm_retry_budget_seconds == 120 and settings.llm_retry_attempts >= 30
+    with pytest.raises(ValidationError, match="poll interval"):
+        AnalyzerSettings(llm_retry_budget_seconds=300)

@@ -57,7 +57,7 @@ async def run_corpus(sandbox, chat_mode: str) -> list[tuple[dict[str, Any], Call
         "request_types": REQUEST_TYPES,
         "request_type_id": "45",
     }
-    model = OpenAIChatModel(["127.0.0.1"])
+    model = OpenAIChatModel(["http://127.0.0.1:*"])
     deps = AnalyzerDeps(
         config=StaticRuntimeConfig.of(AnalyzerView, {LINE: ("acme", line, tenant)}),
         model=model,

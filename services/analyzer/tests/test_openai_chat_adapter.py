@@ -17,7 +17,7 @@ from voiceticket_sandbox.strict_schema import strict_schema_problems
 
 
 async def test_strict_schema_request_is_valid_and_answer_parses(sandbox) -> None:  # type: ignore[no-untyped-def]
-    model = OpenAIChatModel(["127.0.0.1"])
+    model = OpenAIChatModel(["http://127.0.0.1:*"])
     try:
         completion = await model.complete(
             messages("Hi, this is urgent: our VPN is down. My account number is 44817723.", None),
@@ -40,7 +40,7 @@ def test_our_schema_meets_the_strict_structured_output_rules() -> None:
 
 
 async def test_the_request_is_strict_json_schema_with_temperature_zero(sandbox) -> None:  # type: ignore[no-untyped-def]
-    model = OpenAIChatModel(["127.0.0.1"])
+    model = OpenAIChatModel(["http://127.0.0.1:*"])
     try:
         await model.complete(
             messages("Hallo, mein Drucker druckt nicht.", "de"),
@@ -87,7 +87,7 @@ async def test_provider_errors_map_to_retry_or_dead_letter(sandbox, fault, error
     async with httpx.AsyncClient() as client:
         spec = {"path_regex": "/chat/completions$", "times": 1, **fault}
         (await client.post(f"{sandbox.urls.openai}/_sandbox/faults", json=spec)).raise_for_status()
-    model = OpenAIChatModel(["127.0.0.1"])
+    model = OpenAIChatModel(["http://127.0.0.1:*"])
     try:
         with pytest.raises(error) as raised:
             await model.complete(

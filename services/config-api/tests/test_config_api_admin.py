@@ -85,6 +85,58 @@ async def test_patch_validation(client, admin):
     assert r.status_code == 422
 
 
+BLANK_OR_INVISIBLE = [
+    "",
+    " ",
+    "\u00a0",
+    "\u200b",
+    "\ufeff",
+    "\t\n",
+    "\u3000",
+    "tok\u00a0en",
+    "tok\x00en",
+    "tok en",
+]
+
+
+@pytest.mark.parametrize("value", BLANK_OR_INVISIBLE)
+async def test_blank_or_invisible_credentials_are_refused(client, admin, value):
+    """A credential of whitespace or invisible characters is a paste error: 422, nothing stored."""
+    await client.post("/v1/tenants", json=tenant_body(), headers=admin)
+    before = (await client.get("/v1/tenants/acme", headers=admin)).json()
+    r = await client.put("/v1/tenants/acme/credentials/openai_api_key", json={"value": value}, headers=admin)
+    assert r.status_code == 422, r.text
+    [error] = r.json()["detail"]  # FastAPI's documented shape: a list of {loc, msg, type}
+    assert error["loc"] == ["body", "value"] and error["type"]
+    assert (await client.get("/v1/tenants/acme", headers=admin)).json() == before
+    r = await client.post("/v1/tenants", json=tenant_body("beta", twilio_auth_token=value), headers=admin)
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["loc"] == ["body", "twilio_auth_token"]
+
+
+async def test_credentials_lose_surrounding_whitespace(client, admin):
+    await client.post("/v1/tenants", json=tenant_body(), headers=admin)
+    r = await client.put(
+        "/v1/tenants/acme/credentials/openai_api_key",
+        json={"value": "  sk-new-key-0123456789\n"},
+        headers=admin,
+    )
+    assert r.status_code == 200 and r.json()["openai_api_key"] == "••••6789"
+
+
+async def test_checks_needing_the_database_answer_in_the_validation_shape(client, admin):
+    """No 422 with a string detail: the document says 422 is a list of {loc, msg, type}."""
+    await client.post("/v1/tenants", json=tenant_body(), headers=admin)
+    unknown = await client.put(f"/v1/lines/{NUMBER}", json=line_body("ghost"), headers=admin)
+    differs = await client.put(f"/v1/lines/{NUMBER}", json=line_body(number="+14155550199"), headers=admin)
+    oauth = await client.patch("/v1/tenants/acme", json={"jira_auth": "oauth2"}, headers=admin)
+    for r, loc in ((unknown, "tenant_id"), (differs, "number"), (oauth, "jira_base_url")):
+        assert r.status_code == 422
+        assert r.json() == {
+            "detail": [{"loc": ["body", loc], "msg": r.json()["detail"][0]["msg"], "type": "value_error"}]
+        }
+
+
 @pytest.mark.parametrize(
     ("override", "needle"),
     [

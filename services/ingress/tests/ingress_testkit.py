@@ -7,6 +7,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+from cryptography.fernet import Fernet
+from pydantic import SecretStr
 from twilio.request_validator import RequestValidator
 
 from voiceticket_common.runtime_views import IngressView
@@ -18,6 +20,8 @@ BASE = "https://voice.example.com"
 TOKEN = "tenant-auth-token-0123456789abcdef"
 ACCOUNT = "AC" + "a" * 32
 CALL_SID = "CA" + "c" * 32
+# BASE is not loopback, so the public development key would be refused: a key of the tests' own.
+CALLBACK_KEY = SecretStr(Fernet.generate_key().decode())
 LINE_FIELDS: dict[str, Any] = {
     "greeting": "Welcome to Acme support.",
     "recording_notice": "This call is recorded.",
@@ -50,11 +54,12 @@ async def ingress_client(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The real app over ASGI; ``peer`` is the direct peer's address ingress sees."""
     app = create_app(
-        IngressSettings(**{"public_base_url": BASE, **settings}),
+        IngressSettings(**{"public_base_url": BASE, "callback_context_key": CALLBACK_KEY, **settings}),
         publisher=publisher,
         config=config or runtime_config(),
     )
-    transport = httpx.ASGITransport(app=app, client=(peer, 40000))
+    # a crash is answered 500 as a server would, so tests can count 5xx instead of stopping
+    transport = httpx.ASGITransport(app=app, client=(peer, 40000), raise_app_exceptions=False)
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
             yield client

@@ -6,15 +6,14 @@ from __future__ import annotations
 import logging
 
 import pytest
-from ingress_testkit import ACCOUNT, BASE, CALL_SID, CALLER, LINE, ingress_client, signed
-from pydantic import SecretStr
+from ingress_testkit import ACCOUNT, BASE, CALL_SID, CALLBACK_KEY, CALLER, LINE, ingress_client, signed
 
-from voiceticket_common.call_context import DEVELOPMENT_KEY, CallContext, CallContextSealer
+from voiceticket_common.call_context import CallContext, CallContextSealer
 from voiceticket_common.events import CallCompleted, NotificationDelivery
 from voiceticket_common.testing import RecordingPublisher
 
 MESSAGE_SID = "SM" + "d" * 32
-SEALER = CallContextSealer(SecretStr(DEVELOPMENT_KEY))
+SEALER = CallContextSealer(CALLBACK_KEY)
 
 
 def status_url(context: CallContext | None = None) -> str:

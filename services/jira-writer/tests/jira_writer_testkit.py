@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import SecretStr
@@ -53,8 +55,29 @@ BASIC_FIELDS = RequestTypeFields(
 )
 
 
+class Crash(BaseException):
+    """The process dies here: nothing after it runs, not even the handler's clean-up."""
+
+
+class FakeClock:
+    """The ledger's clock, moved by the test instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.time = datetime(2025, 1, 1, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.time
+
+    def advance(self, seconds: float) -> None:
+        self.time += timedelta(seconds=seconds)
+
+
 class FakeServiceDesk:
-    """Records every write; can fail once at a chosen step, like a crash or an outage."""
+    """Records every write; can fail once at a chosen step, like a crash or an outage.
+
+    ``lagging_index``: search finds only the requests ``index()`` has indexed (Jira's lag).
+    ``create_gate``: each create waits for it (a slow Jira), after ``create_started`` is set.
+    """
 
     def __init__(
         self,
@@ -73,6 +96,14 @@ class FakeServiceDesk:
         self.fields = fields
         self.customers = customers or []
         self.create_error: Exception | None = None
+        self.lagging_index = False
+        self.indexed = 0
+        self.create_gate: asyncio.Event | None = None
+        self.create_started = asyncio.Event()
+
+    def index(self) -> None:
+        """The search index catches up with every request created so far."""
+        self.indexed = len(self.requests)
 
     def _maybe_fail(self, step: str) -> None:
         if self.fail_on == step:
@@ -93,8 +124,14 @@ class FakeServiceDesk:
         if self.create_error is not None:
             error, self.create_error = self.create_error, None
             raise error
+        self.create_started.set()
+        if self.create_gate is not None:
+            await self.create_gate.wait()
         self.requests.append(draft)
         self._maybe_fail("after-create")
+        if self.fail_on == "crash-after-create":
+            self.fail_on = None
+            raise Crash("killed after Jira created the request")
         return CreatedRequest(
             issue_id=str(10000 + len(self.requests)), issue_key=f"HELP-{len(self.requests)}"
         )
@@ -113,7 +150,8 @@ class FakeServiceDesk:
 
     async def find_request_for_call(self, site, call_sid):  # type: ignore[no-untyped-def]
         self.searches += 1
-        for index, draft in enumerate(self.requests, start=1):
+        searchable = self.requests[: self.indexed] if self.lagging_index else self.requests
+        for index, draft in enumerate(searchable, start=1):
             if call_sid in draft.fields.get("description", ""):
                 return CreatedRequest(issue_id=str(10000 + index), issue_key=f"HELP-{index}")
         return None

@@ -23,7 +23,7 @@ DESK = {"id": "4", "project_key": "HELP", "request_types": [{"id": "41", "name":
 async def desk(sandbox):  # type: ignore[no-untyped-def]
     async with httpx.AsyncClient() as client:
         (await client.post(f"{sandbox.urls.jira}/_sandbox/servicedesks", json=DESK)).raise_for_status()
-    adapter = JsmServiceDesk(["127.0.0.1"])
+    adapter = JsmServiceDesk(["http://127.0.0.1:*"])
     yield adapter
     await adapter.aclose()
 
@@ -196,3 +196,16 @@ async def test_503_with_retry_after_is_transient(sandbox, desk) -> None:  # type
     with pytest.raises(TransientError) as info:
         await desk.create_request(site(sandbox), draft())
     assert info.value.retry_after == 3.0
+
+
+async def test_recovery_search_misses_a_request_while_jiras_index_lags(sandbox, desk) -> None:  # type: ignore[no-untyped-def]
+    index = f"{sandbox.urls.jira}/_sandbox/search-index"
+    async with httpx.AsyncClient() as client:
+        (await client.post(index, json={"paused": True})).raise_for_status()
+        created = await desk.create_request(site(sandbox), draft())
+        assert await desk.find_request_for_call(site(sandbox), CALL_SID) is None, "not indexed yet"
+        (await client.post(index, json={"lag_seconds": 3600})).raise_for_status()  # resumes, indexes
+        assert await desk.find_request_for_call(site(sandbox), CALL_SID) == created
+        other = RequestDraft("4", "41", {"summary": "x", "description": f"from call {'CA' + '6' * 32}."})
+        await desk.create_request(site(sandbox), other)
+        assert await desk.find_request_for_call(site(sandbox), "CA" + "6" * 32) is None, "an hour's lag"

@@ -33,7 +33,7 @@ def account(sandbox, token: str | None = None) -> TwilioAccount:  # type: ignore
 
 async def test_the_recording_is_downloaded_to_a_file_with_basic_auth(recording) -> None:  # type: ignore[no-untyped-def]
     downloads = TwilioRecordingDownloads(
-        TwilioMediaClient(recording.urls.twilio, ["127.0.0.1"], max_bytes=len(AUDIO))
+        TwilioMediaClient(recording.urls.twilio, ["http://127.0.0.1:*"], max_bytes=len(AUDIO))
     )
     try:
         async with downloads.download(account(recording), RECORDING_SID, "call-x.wav") as upload:
@@ -60,7 +60,7 @@ async def test_the_recording_is_downloaded_to_a_file_with_basic_auth(recording) 
 )
 async def test_download_failures(recording, sid, limit, token, error) -> None:  # type: ignore[no-untyped-def]
     downloads = TwilioRecordingDownloads(
-        TwilioMediaClient(recording.urls.twilio, ["127.0.0.1"], max_bytes=limit)
+        TwilioMediaClient(recording.urls.twilio, ["http://127.0.0.1:*"], max_bytes=limit)
     )
     try:
         with pytest.raises(error):

@@ -223,3 +223,12 @@ def test_property_records_triage_and_usage_per_call() -> None:
     value = call_property(event)
     assert value["needsTriage"] is True and value["triageReason"] == "llm_unavailable"
     assert value["usage"] == {"promptTokens": 812, "completionTokens": 95, "estimatedCostUsd": 0.0031}
+
+
+async def test_the_ticket_event_carries_the_cleaned_summary_the_sms_will_quote(ledger) -> None:
+    desk = FakeServiceDesk()
+    hostile = "Printer\u202e on\x00 fire\r\nnow"
+    [event] = await handle(analyzed(summary=hostile), deps(desk, ledger))
+    assert isinstance(event, TicketCreated)
+    assert event.summary == desk.requests[0].fields["summary"]
+    assert not {"\u202e", "\x00", "\r", "\n"} & set(event.summary)

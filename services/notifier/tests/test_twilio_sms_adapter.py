@@ -15,7 +15,7 @@ from voiceticket_notifier.sms_encoding import measure
 
 @pytest.fixture
 async def sender(sandbox):  # type: ignore[no-untyped-def]
-    adapter = TwilioSmsSender(["127.0.0.1"], api_base_url=sandbox.urls.twilio)
+    adapter = TwilioSmsSender(["http://127.0.0.1:*"], api_base_url=sandbox.urls.twilio)
     yield adapter
     await adapter.aclose()
 
@@ -93,3 +93,39 @@ async def test_server_errors_are_transient_and_bad_credentials_permanent(sandbox
         await sender.send(account(sandbox), sms)
     with pytest.raises(PermanentError, match="HTTP 401"):
         await sender.send(account(sandbox, "wrong"), sms)
+
+
+async def test_an_earlier_sms_is_found_in_twilios_message_list(sandbox, sender) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime, timedelta
+
+    before = datetime.now(UTC)
+    sms = Sms(to="+14155550100", from_number="+15005550006", body="Request HELP-7: VPN down")
+    sent = await sender.send(account(sandbox), sms)
+    await sender.send(account(sandbox), Sms(to="+14155550111", from_number="+15005550006", body="HELP-8"))
+    found = await sender.find_sent(account(sandbox), sms, "HELP-7", before)
+    assert found is not None and found.message_sid == sent.message_sid and found.segments == 1
+    assert await sender.find_sent(account(sandbox), sms, "HELP-9", before) is None, "another call's key"
+    later = before + timedelta(hours=1)
+    assert await sender.find_sent(account(sandbox), sms, "HELP-7", later) is None, "sent before the claim"
+    [*_, listing] = await recorded(sandbox)
+    assert listing["method"] == "GET" and listing["valid"], "the list request satisfies the spec"
+
+
+async def test_the_message_list_is_paged(sandbox, sender) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    from voiceticket_notifier import adapters
+
+    before = datetime.now(UTC)
+    first = Sms(to="+14155550100", from_number="+15005550006", body="Request HELP-1")
+    sent = await sender.send(account(sandbox), first)
+    for number in range(2, 5):
+        await sender.send(
+            account(sandbox), Sms(to=first.to, from_number=first.from_number, body=f"HELP-{number}")
+        )
+    adapters.LIST_PAGE_SIZE, size = 2, adapters.LIST_PAGE_SIZE
+    try:
+        found = await sender.find_sent(account(sandbox), first, "HELP-1", before)
+    finally:
+        adapters.LIST_PAGE_SIZE = size
+    assert found is not None and found.message_sid == sent.message_sid

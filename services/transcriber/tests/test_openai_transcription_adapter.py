@@ -44,7 +44,7 @@ def wav_recording(audio: bytes) -> Recording:
 async def test_model_language_and_vocabulary_prompt_reach_the_api_in_a_valid_request(sandbox) -> None:  # type: ignore[no-untyped-def]
     audio = tone_wav(1.2, frequency=389)
     await register(sandbox, audio, "Mein FlexiBill Konto ist gesperrt.")
-    engine = OpenAITranscriptionEngine(["127.0.0.1"])
+    engine = OpenAITranscriptionEngine(["http://127.0.0.1:*"])
     try:
         whisper = await engine.transcribe(
             wav_recording(audio), target(sandbox, "whisper-1", "de", "FlexiBill, Acme X2.")
@@ -68,7 +68,7 @@ async def test_model_language_and_vocabulary_prompt_reach_the_api_in_a_valid_req
 
 async def test_whisper_segments_rated_as_no_speech_are_dropped(sandbox) -> None:  # type: ignore[no-untyped-def]
     await behave(sandbox, unknown_audio_text="Thank you for watching.")
-    engine = OpenAITranscriptionEngine(["127.0.0.1"])
+    engine = OpenAITranscriptionEngine(["http://127.0.0.1:*"])
     try:
         noise = wav_recording(tone_wav(0.8, frequency=59))
         assert await engine.transcribe(noise, target(sandbox, "whisper-1")) == ""
@@ -103,7 +103,7 @@ def handler_deps(sandbox, audio: bytes, limits: UploadLimits, budget: RetryBudge
     return TranscriberDeps(
         config=config,
         recordings=OneRecording(audio),
-        engine=OpenAITranscriptionEngine(["127.0.0.1"]),
+        engine=OpenAITranscriptionEngine(["http://127.0.0.1:*"]),
         limits=limits,
         budget=budget,
     )

@@ -37,8 +37,10 @@ def account(sandbox, token: str | None = None) -> TwilioAccount:  # type: ignore
 async def test_download_then_transcribe(sandbox) -> None:  # type: ignore[no-untyped-def]
     audio = make_tone_wav(1.5, frequency=523.0)
     await register(sandbox, audio, "My order 5531 never arrived.")
-    source = TwilioRecordingSource(TwilioMediaClient(sandbox.urls.twilio, ["127.0.0.1"], max_bytes=1_000_000))
-    engine = OpenAITranscriptionEngine(["127.0.0.1"])
+    source = TwilioRecordingSource(
+        TwilioMediaClient(sandbox.urls.twilio, ["http://127.0.0.1:*"], max_bytes=1_000_000)
+    )
+    engine = OpenAITranscriptionEngine(["http://127.0.0.1:*"])
     try:
         recording = await source.fetch(account(sandbox), RECORDING_SID)
         assert recording.audio == audio
@@ -58,7 +60,7 @@ async def test_openai_rate_limit_is_transient_with_retry_after(sandbox) -> None:
     async with httpx.AsyncClient() as client:
         await client.post(f"{sandbox.urls.openai}/_sandbox/faults",
                           json={"method": "POST", "path_regex": "transcriptions", "status": 429, "retry_after": 3, "times": 1})  # fmt: skip
-    engine = OpenAITranscriptionEngine(["127.0.0.1"])
+    engine = OpenAITranscriptionEngine(["http://127.0.0.1:*"])
     from voiceticket_transcriber.ports import Recording
 
     try:

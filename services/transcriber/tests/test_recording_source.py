@@ -47,7 +47,7 @@ async def twilio_requests(sandbox: Sandbox) -> list[dict[str, Any]]:
 def source(sandbox: Sandbox) -> TwilioRecordingSource:
     wait = FreshMediaWait(seconds=1.0, initial_backoff=0.1)
     return TwilioRecordingSource(
-        TwilioMediaClient(sandbox.urls.twilio, ["127.0.0.1"], 1_000_000, fresh_media_wait=wait)
+        TwilioMediaClient(sandbox.urls.twilio, ["http://127.0.0.1:*"], 1_000_000, fresh_media_wait=wait)
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from pcm_samples import silent_wav, tone_wav
+from pydantic import ValidationError
 
 from voiceticket_common.bus import PermanentError, TransientError
 from voiceticket_common.events import RecordingCompleted
@@ -19,6 +20,7 @@ from voiceticket_common.testing import (
 from voiceticket_transcriber.audio_prep import UploadLimits
 from voiceticket_transcriber.handlers import TranscriberDeps, transcribe_recording
 from voiceticket_transcriber.ports import Recording
+from voiceticket_transcriber.settings import TranscriberSettings
 from voiceticket_transcriber.wav import parse_wav
 
 
@@ -166,3 +168,62 @@ async def test_unpriced_self_hosted_model_has_no_cost() -> None:
     model = "Systran/faster-whisper-large-v3"
     event = await run(deps(tone_wav(2.0, frequency=167), engine, config=config(transcription_model=model)))
     assert event.model == model and event.estimated_cost_usd is None
+
+
+class VirtualClock:
+    """A monotonic clock that only its ``sleep`` advances: minutes of retries without waiting."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class RateLimitedEngine(ScriptedEngine):
+    """429 without Retry-After until ``seconds`` have passed on ``clock``, then a transcript."""
+
+    def __init__(self, clock: VirtualClock, seconds: float) -> None:
+        super().__init__("Hello, my VPN is down.")
+        self.clock, self.seconds = clock, seconds
+
+    async def transcribe(self, recording, target):  # type: ignore[no-untyped-def]
+        if self.clock.now < self.seconds:
+            self.uploads.append((recording, target))
+            raise TransientError("openai transcription failed with HTTP 429")
+        return await super().transcribe(recording, target)
+
+
+def default_budget(clock: VirtualClock) -> RetryBudget:
+    settings = TranscriberSettings()
+    return RetryBudget(settings.stt_retry_attempts, settings.stt_retry_budget_seconds, clock=clock)
+
+
+async def test_speech_to_text_rate_limited_for_40_s_without_retry_after_still_transcribes() -> None:
+    clock = VirtualClock()
+    engine = RateLimitedEngine(clock, 40.0)
+    d = deps(tone_wav(1.5, frequency=163), engine, budget=default_budget(clock))
+    d.sleep = clock.sleep
+    event = await run(d)
+    assert event.transcript == "Hello, my VPN is down." and event.transcript_missing is False
+    assert clock.now >= 40.0
+
+
+async def test_speech_to_text_rate_limited_past_the_budget_flows_on_flagged_missing() -> None:
+    clock = VirtualClock()
+    engine = RateLimitedEngine(clock, 91.0)
+    d = deps(tone_wav(1.5, frequency=167), engine, budget=default_budget(clock))
+    d.sleep = clock.sleep
+    event = await run(d)
+    assert event.transcript == "" and event.transcript_missing is True
+    assert clock.now == pytest.approx(90.0)
+
+
+def test_the_default_budget_is_time_based_and_fits_the_consumer_poll_interval() -> None:
+    settings = TranscriberSettings()
+    assert settings.stt_retry_budget_seconds == 90 and settings.stt_retry_attempts >= 30
+    with pytest.raises(ValidationError, match="poll interval"):
+        TranscriberSettings(stt_retry_budget_seconds=200)

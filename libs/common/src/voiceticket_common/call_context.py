@@ -5,7 +5,9 @@ Rather than keep state, the service that builds a callback URL seals what ingres
 an opaque, encrypted ``ctx`` parameter: no phone number appears in URLs that proxies may log, and
 Twilio signs the full URL, so the context cannot be forged either (ADR 2).
 
-ingress seals {tenant, line, caller} into the recording callbacks; notifier seals {tenant, line,
+ingress seals {tenant, line, caller} into the recording callbacks and the consent ``<Gather>``
+action, plus ``consent`` ("pressed") into the recording callbacks of a call whose caller pressed
+the consent key; notifier seals {tenant, line,
 CallSid} into each SMS's StatusCallback, because Twilio's message status callback carries no
 CallSid. Both use the same key (``VOICETICKET_CALLBACK_CONTEXT_KEY``).
 """
@@ -33,6 +35,8 @@ class CallContext:
     line_number: str
     caller_number: str = ""
     call_sid: str = ""
+    consent: str = ""
+    """How the caller consented, where the callback must say it ("pressed"); empty: not sealed."""
 
 
 class InvalidCallContext(ValueError):
@@ -51,6 +55,8 @@ class CallContextSealer:
             data["c"] = context.caller_number
         if context.call_sid:
             data["s"] = context.call_sid
+        if context.consent:
+            data["k"] = context.consent
         return self._fernet.encrypt(json.dumps(data).encode()).decode()
 
     def open(self, token: str) -> CallContext:
@@ -61,6 +67,7 @@ class CallContextSealer:
                 line_number=str(data["l"]),
                 caller_number=str(data.get("c", "")),
                 call_sid=str(data.get("s", "")),
+                consent=str(data.get("k", "")),
             )
         except (InvalidToken, ValueError, KeyError, TypeError, AttributeError):
             raise InvalidCallContext("call context missing, tampered or expired") from None

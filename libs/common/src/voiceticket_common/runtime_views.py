@@ -13,7 +13,7 @@ OpenAI and voice defaults from here.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
@@ -29,6 +29,23 @@ DEFAULT_MAX_RECORDING_SECONDS = 120
 DEFAULT_RECORD_TIMEOUT_SECONDS = 5
 DEFAULT_FINISH_ON_KEY = "#"
 DEFAULT_SMS_TEMPLATE = "Thanks for calling. Your support request {request_key} has been created."
+DEFAULT_RECORDING_NOTICE = (
+    "This call is recorded and transcribed to create a support ticket. "
+    "Please leave your message after the tone and hang up when you are done."
+)
+CONSENT_MODES = ("notice", "press_key")
+"""``notice``: the notice is said and the message recorded; ``press_key``: only after the caller
+pressed ``consent_key``."""
+DEFAULT_CONSENT_MODE = "notice"
+DEFAULT_CONSENT_KEY = "1"
+DEFAULT_CONSENT_TIMEOUT_SECONDS = 6
+RECORDING_RETENTION_KEEP = "keep"
+RECORDING_RETENTION_AFTER_TICKET = "delete_after_ticket"
+"""A tenant's ``recording_retention``: ``keep`` (the default: Twilio keeps the recording), ``delete_after_ticket``
+(jira-writer deletes it once the request, and its attachment, are written) or a number of days
+(jira-writer's scheduled purge deletes it that long after the request was written)."""
+CONSENT_DECLINED_ACTIONS = ("none", "ticket")
+"""What a declined consent becomes: nothing, or a request saying the caller declined recording."""
 
 
 class _Section(BaseModel):
@@ -66,14 +83,24 @@ class _LanguageModeLine(_Line):
 
 class IngressLine(_Line):
     greeting: str = DEFAULT_GREETING
-    recording_notice: str | None = None
-    """Said after the greeting; None: nothing is said."""
+    recording_notice: str = DEFAULT_RECORDING_NOTICE
+    """Said after the greeting, always before ``<Record>`` (unset or blank: the default notice)."""
     voice: str = DEFAULT_VOICE
     max_recording_seconds: int = DEFAULT_MAX_RECORDING_SECONDS
     record_timeout_seconds: int = DEFAULT_RECORD_TIMEOUT_SECONDS
     """Seconds of silence that end the recording."""
     record_finish_on_key: str = DEFAULT_FINISH_ON_KEY
     """Keys that end the recording."""
+    consent_mode: str = DEFAULT_CONSENT_MODE
+    """``notice`` or ``press_key`` (see :data:`CONSENT_MODES`)."""
+    consent_key: str = DEFAULT_CONSENT_KEY
+    """With ``press_key``: the one key (0-9, * or #) that consents to the recording."""
+    consent_prompt: str | None = None
+    """With ``press_key``: said after the notice; None: a built-in prompt in the line's language."""
+    consent_timeout_seconds: int = DEFAULT_CONSENT_TIMEOUT_SECONDS
+    """With ``press_key``: seconds to wait for the key (``<Gather timeout>``)."""
+    consent_repeat: bool = True
+    """With ``press_key``: after no input or another key, ask once more before it counts as declined."""
 
 
 class TranscriberLine(_LanguageModeLine):
@@ -96,6 +123,8 @@ class JiraWriterLine(_Line):
     """The custom field for the caller's number; None: it goes only to the issue property."""
     attach_recording: bool = False
     ticket_on_absent_recording: bool = False
+    on_consent_declined: str = "none"
+    """``ticket``: a request saying the caller declined recording; ``none``: nothing."""
 
 
 class NotifierLine(_Line):
@@ -121,17 +150,35 @@ class OpenAITenant(_Section):
     openai_api_key: SecretStr | None = None
 
 
-class TranscriberTenant(TwilioTenant, OpenAITenant):
+class RedactionTenant(_Section):
+    redaction: dict[str, Any] | None = None
+    """The tenant's redaction settings (``voiceticket_common.redaction.RedactionPolicy.from_mapping``;
+    compiled once per distinct settings by ``redaction.tenant_redactor``); None: the default policy."""
+
+
+class TranscriberTenant(TwilioTenant, OpenAITenant, RedactionTenant):
     transcription_model: str = DEFAULT_TRANSCRIPTION_MODEL
     vocabulary: tuple[str, ...] = ()
     """Product names and terms, sent to speech-to-text so it spells them right."""
 
 
-class AnalyzerTenant(OpenAITenant):
+class AnalyzerTenant(OpenAITenant, RedactionTenant):
     analysis_model: str = DEFAULT_ANALYSIS_MODEL
 
 
+def recording_retention_days(value: str) -> int | None:
+    """The days of a ``recording_retention`` of N days; None for ``keep`` and ``delete_after_ticket``."""
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+def deletes_recordings(value: str) -> bool:
+    """Whether a ``recording_retention`` has jira-writer delete recordings at Twilio."""
+    return value == RECORDING_RETENTION_AFTER_TICKET or recording_retention_days(value) is not None
+
+
 class JiraWriterTenant(TwilioTenant):
+    recording_retention: str = RECORDING_RETENTION_KEEP
+    """``keep``, ``delete_after_ticket`` or a number of days (see :data:`RECORDING_RETENTION_AFTER_TICKET`)."""
     jira_base_url: str = ""
     jira_auth: str = "basic"
     """``basic``: jira_email + jira_api_token; ``oauth2``: jira_oauth_token."""
@@ -162,6 +209,13 @@ class RuntimeView(BaseModel):
     tenant_id: str
     line: _Line
     tenant: _Section
+
+    @classmethod
+    def serves_gated(cls, field: str, line: object, tenant: object) -> bool:
+        """Whether config-api serves tenant ``field`` for ``line`` of ``tenant`` (its rows): fields
+        of ``line_gated`` only when the line's flag is on."""
+        flag = cls.line_gated.get(field)
+        return flag is None or bool(getattr(line, flag, False))
 
     @classmethod
     def line_fields(cls) -> tuple[str, ...]:
@@ -238,7 +292,8 @@ class AnalyzerView(_OpenAIAccess, RuntimeView):
 
 
 class JiraWriterView(RuntimeView):
-    """Writes the request to the tenant's Jira; Twilio only to attach recordings (ADR 6)."""
+    """Writes the request to the tenant's Jira; Twilio only to attach recordings (ADR 6) and to
+    delete them per the tenant's ``recording_retention``."""
 
     role: ClassVar[str] = "jira-writer"
     line_gated: ClassVar[Mapping[str, str]] = {
@@ -247,6 +302,21 @@ class JiraWriterView(RuntimeView):
     }
     line: JiraWriterLine
     tenant: JiraWriterTenant
+
+    @classmethod
+    def serves_gated(cls, field: str, line: object, tenant: object) -> bool:
+        # The Twilio account also goes to lines of tenants whose recordings jira-writer deletes.
+        if field in cls.line_gated and deletes_recordings(
+            str(getattr(tenant, "recording_retention", None) or RECORDING_RETENTION_KEEP)
+        ):
+            return True
+        return super().serves_gated(field, line, tenant)
+
+    def deletes_recording_after_ticket(self) -> bool:
+        return self.tenant.recording_retention == RECORDING_RETENTION_AFTER_TICKET
+
+    def recording_retention_days(self) -> int | None:
+        return recording_retention_days(self.tenant.recording_retention)
 
     def jira_api_token(self) -> SecretStr:
         return _required(self.tenant_id, self.tenant.jira_api_token, "jira_api_token")

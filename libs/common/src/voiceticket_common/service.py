@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable, Sequence
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 import uvicorn
@@ -39,7 +42,10 @@ __all__ = [
     "WebService",
     "consuming",
     "kafka_bus",
+    "main",
     "on",
+    "purge_command",
+    "run_purge",
     "serve_consumer",
     "serve_web",
 ]
@@ -69,6 +75,10 @@ class ConsumerService(Generic[S, V, D]):
     """Builds the handlers' dependencies (adapters, ledgers, clients) around the runner's config
     client, and closes them on exit."""
     retry: RetryPolicy = RetryPolicy()
+    purge: Callable[[S, D, datetime, bool], Awaitable[Mapping[str, int]]] | None = None
+    """Retention of the service's own data: ``purge(settings, deps, now, dry_run)`` deletes what
+    is past its retention (or, with ``dry_run``, counts it) and returns the counts per store. Run
+    on a schedule: by the embedded runtime, or as ``python -m <module> purge`` (a CronJob)."""
 
     @property
     def group(self) -> str:
@@ -93,14 +103,22 @@ class WebService(Generic[W]):
     app: Callable[[W, EventPublisher], FastAPI]
 
 
+Purger = Callable[[datetime, bool], Awaitable[Mapping[str, int]]]
+"""A running service's purge: ``purger(now, dry_run)`` -> counts per store."""
+
+
 @asynccontextmanager
 async def consuming(
-    service: ConsumerService[S, V, D], settings: S, bus: EventBus
+    service: ConsumerService[S, V, D],
+    settings: S,
+    bus: EventBus,
+    purgers: dict[str, Purger] | None = None,
 ) -> AsyncIterator[asyncio.Task[None]]:
     """Consume on ``bus`` with ``service``'s handlers for as long as the context is open.
 
     Yields the consumer task (it ends only by failing); on exit the consumer stops, then the
-    adapters and the config client close.
+    adapters and the config client close. With ``purgers``, the service's purge (if it has one)
+    is added under its name, on the running service's adapters, while the context is open.
     """
 
     await bus.ensure_topics([*service.consumes, *service.produces], [service.group])
@@ -110,6 +128,10 @@ async def consuming(
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(config.aclose)
         deps = await stack.enter_async_context(service.adapters(settings, config))
+        if purgers is not None and service.purge is not None:
+            purge = service.purge
+            purgers[service.name] = lambda now, dry_run: purge(settings, deps, now, dry_run)
+            stack.callback(purgers.pop, service.name, None)
         dispatcher = Dispatcher(service.routes, deps)
         task = asyncio.create_task(
             bus.consume(service.group, service.consumes, dispatcher, service.retry), name=service.name
@@ -122,6 +144,28 @@ async def consuming(
                 await task
 
 
+@asynccontextmanager
+async def purging(
+    service: ConsumerService[S, V, D], settings: S, purgers: dict[str, Purger]
+) -> AsyncIterator[None]:
+    """``service``'s adapters open, not consuming, its purge under its name in ``purgers``: what
+    a one-off purge of a service's data (``voiceticket purge``) runs on."""
+
+    if service.purge is None:
+        yield
+        return
+    purge = service.purge
+    config = RuntimeConfigClient(
+        service.view, settings.config_api_url, settings.config_api_token, settings.config_cache_seconds
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(config.aclose)
+        deps = await stack.enter_async_context(service.adapters(settings, config))
+        purgers[service.name] = lambda now, dry_run: purge(settings, deps, now, dry_run)
+        stack.callback(purgers.pop, service.name, None)
+        yield
+
+
 def kafka_bus(settings: ServiceSettings, source: str) -> KafkaEventBus:
     """The Kafka adapter of the bus port, as the settings describe the cluster."""
 
@@ -130,7 +174,61 @@ def kafka_bus(settings: ServiceSettings, source: str) -> KafkaEventBus:
         source=source,
         partitions=settings.kafka_partitions,
         topic_namespace=settings.kafka_topic_namespace,
+        retention=settings.topic_retention(),
     )
+
+
+def purge_report(store: str, counts: Mapping[str, int], *, dry_run: bool) -> dict[str, Any]:
+    """What a purge removed, as logged and printed: counts per store, never personal data."""
+    return {"event": "retention purge", "store": store, "dry_run": dry_run, "removed": dict(counts)}
+
+
+async def run_purge(
+    service: ConsumerService[S, V, D],
+    settings: S | None = None,
+    *,
+    dry_run: bool = False,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """One purge of ``service``'s own data (no bus): the ``purge`` command of its module."""
+
+    if service.purge is None:
+        raise RuntimeError(f"{service.name} keeps no data of its own to purge")
+    settings = settings or service.settings()
+    config = RuntimeConfigClient(
+        service.view, settings.config_api_url, settings.config_api_token, settings.config_cache_seconds
+    )
+    try:
+        async with service.adapters(settings, config) as deps:
+            counts = await service.purge(settings, deps, now or datetime.now(UTC), dry_run)
+    finally:
+        await config.aclose()
+    report = purge_report(service.name, counts, dry_run=dry_run)
+    log.info("retention purge", extra={"store": service.name, "dry_run": dry_run, **dict(counts)})
+    return report
+
+
+def purge_command(service: ConsumerService[S, V, D], argv: Sequence[str]) -> int:
+    """``python -m <module> purge [--dry-run]``: purge once, print the report as JSON, exit 0."""
+
+    settings = service.settings()
+    setup_logging(service.name, settings.log_level)
+    unknown = [a for a in argv if a != "--dry-run"]
+    if unknown:
+        print(f"usage: purge [--dry-run] (not {' '.join(unknown)})", file=sys.stderr)
+        return 2
+    report = asyncio.run(run_purge(service, settings, dry_run="--dry-run" in argv))
+    print(json.dumps(report, sort_keys=True))
+    return 0
+
+
+def main(service: ConsumerService[S, V, D], argv: Sequence[str] | None = None) -> None:
+    """A consumer's ``python -m <module>``: serve it; ``python -m <module> purge [--dry-run]``: the
+    retention purge, once (a CronJob). ``argv``: the arguments after the module (``sys.argv[1:]``)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["purge"]:
+        raise SystemExit(purge_command(service, args[1:]))
+    asyncio.run(serve_consumer(service))
 
 
 @asynccontextmanager

@@ -2,10 +2,33 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, model_validator
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .bus.port import TopicRetention
 from .call_context import DEVELOPMENT_KEY
+from .exposure import is_loopback_host, is_loopback_url
+
+PUBLIC_CALLBACK_CONTEXT_KEYS = frozenset(
+    {
+        DEVELOPMENT_KEY,
+        # docker-compose.yml's former default (base64 of "dev-only-compose-callback-key-00"): public too.
+        "ZGV2LW9ubHktY29tcG9zZS1jYWxsYmFjay1rZXktMDA=",
+    }
+)
+"""Callback-context keys published in this repository; refused wherever they could be abused."""
+
+
+class Environment(StrEnum):
+    """``VOICETICKET_ENVIRONMENT``: anything else is refused (``prod`` is not ``production``)."""
+
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
 
 
 class ServiceSettings(BaseSettings):
@@ -13,7 +36,9 @@ class ServiceSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="VOICETICKET_", env_file=".env", extra="ignore")
 
-    environment: str = Field(default="development", description="development | production")
+    environment: Environment = Field(
+        default=Environment.DEVELOPMENT, description="development | test | production"
+    )
     log_level: str = "INFO"
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_partitions: int = 3
@@ -24,10 +49,56 @@ class ServiceSettings(BaseSettings):
     config_cache_seconds: float = 30.0
     egress_allowed_hosts: list[str] = Field(
         default=["api.twilio.com", "api.openai.com", "*.atlassian.net", "api.atlassian.com"],
-        description="Hosts outbound provider calls may reach; anything else is refused.",
+        description="Egress entries: [http://]host[:port|:*] rules (https and the scheme's default "
+        "port unless written; *.name wildcards) and CIDR networks that resolved addresses may be "
+        "in (loopback, private and link-local addresses are refused otherwise); see "
+        "voiceticket_common.http. Anything else is refused; a malformed entry fails start-up.",
     )
     health_host: str = "127.0.0.1"
     health_port: int = 0
+    event_retention_hours: float = Field(
+        default=168.0,
+        gt=0,
+        description="How long the bus keeps call events (personal data): Kafka's retention.ms of "
+        "the topics it creates, and the embedded bus's purge. Longer than any consumer may lag.",
+    )
+    dead_letter_retention_hours: float = Field(
+        default=336.0,
+        gt=0,
+        description="How long dead letters are kept for an operator to inspect and replay.",
+    )
+
+    def topic_retention(self) -> TopicRetention:
+        """The bus retention these settings describe (both adapters take it)."""
+        return TopicRetention(
+            events=timedelta(hours=self.event_retention_hours),
+            dead_letters=timedelta(hours=self.dead_letter_retention_hours),
+        )
+
+    @field_validator("environment", mode="before")
+    @classmethod
+    def _known_environment(cls, value: Any) -> Any:
+        if isinstance(value, str) and not isinstance(value, Environment):
+            name = value.strip().lower()
+            if name not in {e.value for e in Environment}:
+                raise ValueError(
+                    f"VOICETICKET_ENVIRONMENT must be one of "
+                    f"{', '.join(e.value for e in Environment)}, not {value!r}"
+                )
+            return name
+        return value
+
+    def exposure(self) -> str | None:
+        """The setting that makes this service reachable beyond loopback (``NAME=value``), or None:
+        a non-loopback bind address (``host``) or public URL (``public_base_url``)."""
+
+        host = getattr(self, "host", None)
+        if isinstance(host, str) and not is_loopback_host(host):
+            return f"VOICETICKET_HOST={host}"
+        url = getattr(self, "public_base_url", None)
+        if isinstance(url, str) and not is_loopback_url(url):
+            return f"VOICETICKET_PUBLIC_BASE_URL={url}"
+        return None
 
     @model_validator(mode="after")
     def _no_empty_token_in_production(self) -> ServiceSettings:
@@ -53,11 +124,28 @@ class CallbackContextSettings(ServiceSettings):
     opted-out numbers are remembered with it)."""
 
     @model_validator(mode="after")
-    def _real_key_in_production(self) -> CallbackContextSettings:
-        # The development key is public: in production, callback contexts sealed with it could be forged.
-        if (
-            self.environment == "production"
-            and self.callback_context_key.get_secret_value() == DEVELOPMENT_KEY
-        ):
-            raise ValueError("VOICETICKET_CALLBACK_CONTEXT_KEY must be set in production")
+    def _no_public_key_where_it_could_be_abused(self) -> CallbackContextSettings:
+        # The development key is public: wherever Twilio or anyone else can reach the service,
+        # callback contexts sealed with it could be forged. Loopback-only development may use it.
+        if self.callback_context_key.get_secret_value().strip() not in PUBLIC_CALLBACK_CONTEXT_KEYS:
+            return self
+        if self.environment == Environment.PRODUCTION:
+            why = "VOICETICKET_ENVIRONMENT=production"
+        else:
+            why = self.exposure() or ""
+        if why:
+            raise ValueError(
+                "VOICETICKET_CALLBACK_CONTEXT_KEY is a public development key, refused in production "
+                f"and whenever the service is reachable beyond loopback (here {why}); set your own: "
+                "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+            )
         return self
+
+
+def require_lease_outlasts(settings: BaseSettings, lease: str, timeout: str) -> None:
+    """Raise ``ValueError`` unless the ``lease`` field (seconds one attempt holds a call's claim)
+    is longer than the ``timeout`` field (its slowest outside call), so a holder's one call ends
+    within its lease: a validator of services that work under ledger leases (ADR 3)."""
+    if getattr(settings, lease) <= getattr(settings, timeout):
+        prefix = settings.model_config.get("env_prefix", "")
+        raise ValueError(f"{prefix}{lease.upper()} must be longer than {prefix}{timeout.upper()}")

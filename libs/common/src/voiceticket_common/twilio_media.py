@@ -86,6 +86,12 @@ def recording_media_url(base_url: str, account_sid: str, recording_sid: str) -> 
     return f"{base_url.rstrip('/')}/2010-04-01/Accounts/{account_sid}/Recordings/{recording_sid}.wav"
 
 
+def recording_resource_url(base_url: str, account_sid: str, recording_sid: str) -> str:
+    """Twilio's Recording resource (what ``DELETE`` removes, media and metadata alike)."""
+    media = recording_media_url(base_url, account_sid, recording_sid)
+    return media.removesuffix(".wav") + ".json"
+
+
 class TwilioMediaClient(AsyncResource):
     """Downloads recordings with the tenant's basic auth, streaming, refusing more than ``max_bytes``.
 
@@ -138,6 +144,21 @@ class TwilioMediaClient(AsyncResource):
                 log.info("recording media not there yet, retrying", extra={"attempt": attempts})
                 await self._sleep(random.uniform(backoff / 2, backoff))  # noqa: S311 - jitter only
                 backoff = min(backoff * 2, wait.max_backoff)
+
+    async def delete(self, account: TwilioAccount, recording_sid: str) -> bool:
+        """Delete the recording at Twilio (``DELETE .../Recordings/{Sid}.json``, retention): True
+        when it was deleted now, False when Twilio no longer had it (404: deleted before, which
+        counts as done). 429/5xx raise TransientError, other refusals PermanentError."""
+        url = recording_resource_url(self._base_url, account.account_sid, recording_sid)
+        auth = (account.account_sid, account.auth_token.get_secret_value())
+        try:
+            response = await self._client.delete(url, auth=auth, headers={"Accept": "application/json"})
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, "twilio", "recording delete") from None
+        if response.status_code == 404:
+            return False
+        raise_for_provider_status(response, "twilio", "recording delete")
+        return True
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -2,8 +2,10 @@
 
 For each call it registers the recording (and its reference transcript) with the Twilio stand-in,
 then sends the webhooks Twilio would send, signed with ``X-Twilio-Signature`` exactly as Twilio
-signs them: the incoming-call webhook, the recording status callback(s) the returned ``<Record>``
-subscribes to, the ``<Record action>`` request and, if configured, the call status callback.
+signs them: the incoming-call webhook, for a line that asks for consent by key the ``<Gather>``
+action for each key the caller presses (or the ``<Redirect>`` after it when they press none), the
+recording status callback(s) the returned ``<Record>`` subscribes to, the ``<Record action>``
+request and, if configured, the call status callback.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import base64
 import secrets
 import xml.etree.ElementTree as ET  # noqa: S405 - parses TwiML from our own service under test
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from urllib.parse import urljoin
@@ -45,6 +47,8 @@ class PlayedCall:
     action_status: int | None = None
     call_status_status: int | None = None
     extra_statuses: dict[str, int] = field(default_factory=dict)
+    gathers: list[tuple[str | None, int, str]] = field(default_factory=list)
+    """Each ``<Gather>`` answered: (the key pressed or None for none, HTTP status, TwiML returned)."""
 
 
 class CallerSimulator:
@@ -93,24 +97,31 @@ class CallerSimulator:
         transcript: str,
         recording_duration: int = 12,
         content_type: str = "audio/x-wav",
+        keys: Sequence[str | None] = (),
     ) -> PlayedCall:
         """A caller who leaves a message. The OpenAI stand-in will transcribe ``audio`` as
-        ``transcript`` (keyed by the audio's sha256, so use distinct audio per transcript)."""
+        ``transcript`` (keyed by the audio's sha256, so use distinct audio per transcript).
+
+        ``keys``: what the caller presses at each ``<Gather>`` (a consent prompt), in order; None
+        (or running out of keys) presses nothing, so Twilio follows the ``<Redirect>`` after it."""
         call_sid, recording_sid = "CA" + secrets.token_hex(16), "RE" + secrets.token_hex(16)
         async with self._http() as client:
             await self._register(
                 client, recording_sid, call_sid, audio, content_type, transcript, recording_duration
             )
             return await self._play(
-                client, call_sid, recording_sid, from_number, to_number, recording_duration, None
+                client, call_sid, recording_sid, from_number, to_number, recording_duration, None, keys
             )
 
-    async def play_absent_call(self, from_number: str, to_number: str) -> PlayedCall:
-        """A caller who hangs up before saying anything: the recording is ``absent`` (error 16101)."""
+    async def play_absent_call(
+        self, from_number: str, to_number: str, keys: Sequence[str | None] = ()
+    ) -> PlayedCall:
+        """A caller who hangs up before saying anything: the recording is ``absent`` (error 16101).
+        ``keys`` as for :meth:`play_call`."""
         call_sid, recording_sid = "CA" + secrets.token_hex(16), "RE" + secrets.token_hex(16)
         async with self._http() as client:
             await self._ensure_account(client)
-            return await self._play(client, call_sid, recording_sid, from_number, to_number, 0, "16101")
+            return await self._play(client, call_sid, recording_sid, from_number, to_number, 0, "16101", keys)
 
     @asynccontextmanager
     async def _http(self) -> AsyncIterator[httpx.AsyncClient]:
@@ -161,6 +172,7 @@ class CallerSimulator:
         to_number: str,
         duration: int,
         error_code: str | None,
+        keys: Sequence[str | None] = (),
     ) -> PlayedCall:
         voice_url = f"{self.ingress_url}/twilio/voice"
         base = self._call_params(call_sid, from_number, to_number)
@@ -168,7 +180,8 @@ class CallerSimulator:
             client, self.auth_token, voice_url, {**base, "CallStatus": "ringing"}, connect=self.connect
         )
         played = PlayedCall(call_sid, recording_sid, voice.text, voice.status_code)
-        record = _find_record(voice.text)
+        twiml = await self._gathers(client, played, base, voice_url, voice.text, list(keys))
+        record = _find_record(twiml)
         if record is None:
             return played
         recording_url = (
@@ -236,6 +249,38 @@ class CallerSimulator:
             played.call_status_status = response.status_code
         return played
 
+    async def _gathers(
+        self,
+        client: httpx.AsyncClient,
+        played: PlayedCall,
+        base: Mapping[str, str],
+        url: str,
+        twiml: str,
+        keys: list[str | None],
+    ) -> str:
+        """Answer each ``<Gather>`` as Twilio would: its action with ``Digits`` for a key, or the
+        ``<Redirect>`` after it (no ``Digits``) for none; the TwiML that has no ``<Gather>`` left."""
+        for _ in range(8):  # a bound, so a service that keeps asking cannot loop the simulator
+            root = _parse(twiml)
+            gather = None if root is None else next(root.iter("Gather"), None)
+            if root is None or gather is None or _find_record(twiml) is not None:
+                return twiml
+            key = keys.pop(0) if keys else None
+            params = {**base, "CallStatus": "in-progress"}
+            if key is not None:
+                target, method = gather.get("action") or url, gather.get("method", "POST")
+                params["Digits"] = key
+            else:
+                redirect = next(root.iter("Redirect"), None)
+                if redirect is None or not (redirect.text or "").strip():
+                    return twiml  # no input and nothing after the gather: the call ends
+                target, method = (redirect.text or "").strip(), redirect.get("method", "POST")
+            url = urljoin(url, target)
+            response = await send_webhook(client, self.auth_token, url, params, method, self.connect)
+            played.gathers.append((key, response.status_code, response.text))
+            twiml = response.text
+        return twiml
+
     def _call_params(self, call_sid: str, from_number: str, to_number: str) -> dict[str, str]:
         from_country, to_country = _country(from_number), _country(to_number)
         return {
@@ -258,12 +303,16 @@ class CallerSimulator:
         }  # fmt: skip
 
 
-def _find_record(twiml: str) -> ET.Element | None:
+def _parse(twiml: str) -> ET.Element | None:
     try:
-        root = ET.fromstring(twiml)  # noqa: S314 - TwiML from the service under test
+        return ET.fromstring(twiml)  # noqa: S314 - TwiML from the service under test
     except ET.ParseError:
         return None
-    return next(root.iter("Record"), None)
+
+
+def _find_record(twiml: str) -> ET.Element | None:
+    root = _parse(twiml)
+    return None if root is None else next(root.iter("Record"), None)
 
 
 def _country(number: str) -> str:

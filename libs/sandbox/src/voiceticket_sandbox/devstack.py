@@ -152,7 +152,7 @@ class Stack:
             "VOICETICKET_KAFKA_TOPIC_NAMESPACE": self.topic_namespace,
             "VOICETICKET_CONFIG_API_URL": self.config_api_url,
             "VOICETICKET_CONFIG_API_TOKEN": self.service_tokens[name],
-            "VOICETICKET_EGRESS_ALLOWED_HOSTS": json.dumps(["127.0.0.1"]),
+            "VOICETICKET_EGRESS_ALLOWED_HOSTS": json.dumps(["http://127.0.0.1:*"]),
             "VOICETICKET_HEALTH_PORT": str(health),
         }
         ready = f"http://127.0.0.1:{health}/readyz"
@@ -162,7 +162,10 @@ class Stack:
             env |= {"VOICETICKET_PORT": str(port), "VOICETICKET_PUBLIC_BASE_URL": self.ingress_url}
             ready = f"{self.ingress_url}/readyz"
         if name == "transcriber":
+            env["VOICETICKET_DATABASE_URL"] = self._database("transcriber")
             env["VOICETICKET_TWILIO_API_BASE_URL"] = self.sandbox.twilio
+        if name == "analyzer":
+            env["VOICETICKET_DATABASE_URL"] = self._database("analyzer")
         if name == "jira-writer":
             env["VOICETICKET_DATABASE_URL"] = self._database("jira_writer")
             env["VOICETICKET_TWILIO_API_BASE_URL"] = self.sandbox.twilio

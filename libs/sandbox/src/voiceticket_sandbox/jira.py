@@ -12,6 +12,10 @@ request type does not have, values outside a field's ``validValues``, missing re
 ``raiseOnBehalfOf`` the request type or desk does not allow are refused with 400 (see
 ``jira_fields``), so a writer that sends what the desk does not take fails here rather than in
 production. ``POST /_sandbox/attachment-settings`` sets the site's attachment size limit.
+
+Search lags writes as Jira's index does when told to: ``POST /_sandbox/search-index`` with
+``lag_seconds`` (new issues are found that long after their creation) or ``paused`` (not found until
+the index is resumed with ``paused: false``, which indexes them at once); ``GET`` shows the setting.
 """
 
 from __future__ import annotations
@@ -32,7 +36,14 @@ from voiceticket_sandbox.jira_fields import FieldIn, configured_fields, field_pr
 from voiceticket_sandbox.jira_gateway import OAuthGateway, authorized
 from voiceticket_sandbox.jql import JqlError, compile_jql
 from voiceticket_sandbox.recorder import SandboxMiddleware
-from voiceticket_sandbox.state import Issue, JiraState, RequestType, SandboxState, ServiceDesk
+from voiceticket_sandbox.state import (
+    Issue,
+    JiraState,
+    RequestType,
+    SandboxState,
+    SearchIndex,
+    ServiceDesk,
+)
 
 JSM = "/rest/servicedeskapi"
 PLATFORM = "/rest/api/3"
@@ -95,6 +106,13 @@ class ServiceDeskIn(BaseModel):
     customers: list[CustomerIn] = Field(default_factory=list)
 
 
+class SearchIndexIn(BaseModel):
+    """Body of ``POST /_sandbox/search-index``."""
+
+    lag_seconds: float = Field(default=0.0, ge=0)
+    paused: bool = False
+
+
 class AttachmentSettingsIn(BaseModel):
     """Body of ``POST /_sandbox/attachment-settings``."""
 
@@ -133,6 +151,20 @@ def _jira_control(jira: JiraState) -> APIRouter:
     async def attachment_settings(body: AttachmentSettingsIn) -> dict[str, int | None]:
         jira.max_attachment_bytes = body.max_bytes
         return {"max_bytes": body.max_bytes}
+
+    @router.post("/search-index")
+    async def search_index(body: SearchIndexIn) -> dict[str, Any]:
+        jira.search_index = SearchIndex(lag_seconds=body.lag_seconds, paused=body.paused)
+        if not body.paused:
+            now = time.time()
+            for issue in jira.issues.values():
+                if issue.indexed_at is None:
+                    issue.indexed_at = now
+        return {"lag_seconds": body.lag_seconds, "paused": body.paused}
+
+    @router.get("/search-index")
+    async def get_search_index() -> dict[str, Any]:
+        return {"lag_seconds": jira.search_index.lag_seconds, "paused": jira.search_index.paused}
 
     @router.post("/servicedesks", status_code=201)
     async def add_service_desk(body: ServiceDeskIn) -> dict[str, Any]:
@@ -408,7 +440,12 @@ def _platform_api(jira: JiraState) -> APIRouter:
             matches = compile_jql(body.get("jql", ""))
         except JqlError as exc:
             return _error(400, str(exc), path)
-        found = [issue for issue in jira.issues.values() if matches(issue)]
+        now = time.time()
+        found = [
+            issue
+            for issue in jira.issues.values()
+            if issue.indexed_at is not None and issue.indexed_at <= now and matches(issue)
+        ]
         start = int(body.get("nextPageToken") or 0)
         limit = int(body.get("maxResults") or 50)
         fields = body.get("fields") or ["id"]
@@ -453,6 +490,8 @@ def _new_issue(
         created=time.time(),
         raise_on_behalf_of=raise_on_behalf_of,
     )
+    index = jira.search_index
+    issue.indexed_at = None if index.paused else issue.created + index.lag_seconds
     jira.issues[issue.id] = issue
     return issue
 

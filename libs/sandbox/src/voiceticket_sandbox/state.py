@@ -144,6 +144,17 @@ class Issue:
     properties: dict[str, Any] = field(default_factory=dict)
     comments: list[dict[str, Any]] = field(default_factory=list)
     attachments: list[dict[str, Any]] = field(default_factory=list)
+    indexed_at: float | None = 0.0
+    """When search starts to find it (``SearchIndex``); None: not until the index is resumed."""
+
+
+@dataclass
+class SearchIndex:
+    """How Jira's search index lags writes: new issues are found ``lag_seconds`` after their
+    creation, or, while ``paused``, not until it is resumed (deterministic tests)."""
+
+    lag_seconds: float = 0.0
+    paused: bool = False
 
 
 @dataclass
@@ -156,6 +167,7 @@ class JiraState:
     temporary_files: dict[str, dict[str, Any]] = field(default_factory=dict)
     oauth_tokens: dict[str, str] = field(default_factory=dict)  # OAuth access token -> cloud id
     max_attachment_bytes: int | None = None  # the site's attachment size limit; None: no limit
+    search_index: SearchIndex = field(default_factory=SearchIndex)
     next_issue_id: int = 10000
     next_issue_number: dict[str, int] = field(default_factory=dict)
     next_comment_id: int = 1000

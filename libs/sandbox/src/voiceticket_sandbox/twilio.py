@@ -1,8 +1,11 @@
-"""Twilio stand-in: recording media and metadata downloads, and sending SMS (Messages.json).
+"""Twilio stand-in: recording media and metadata downloads and deletion, and sending SMS (Messages.json).
 
 Recording media is served as stored: the sandbox does not transcode, so ``.wav`` and ``.mp3`` return
 the same bytes with the content type they were registered with. Unlike Twilio's default (public media
 URLs), media always needs HTTP basic auth here, as with "Enforce HTTP Auth on Media URLs".
+
+``GET .../Messages.json`` lists sent messages newest first, filtered by ``To`` and ``From`` and
+paged (``PageSize``, ``next_page_uri``), as a sender that lost a send's outcome looks them up.
 
 Fault knobs beyond the common ones (``/_sandbox/faults``): ``/_sandbox/media-faults`` makes media
 404 while young or for its first requests, or cuts/truncates downloads; ``/_sandbox/delivery-outcome``
@@ -21,6 +24,7 @@ import secrets
 import time
 from dataclasses import asdict
 from typing import Any, Literal
+from urllib.parse import urlencode
 
 import httpx
 from fastapi import APIRouter, FastAPI, Request
@@ -221,6 +225,51 @@ def _twilio_api(state: SandboxState) -> APIRouter:
             return _CutResponse(half, len(stored.audio), stored.content_type)
         return Response(stored.audio, media_type=stored.content_type)
 
+    @router.delete(API + "/Recordings/{recording_file}")
+    async def delete_recording(AccountSid: str, recording_file: str, request: Request) -> Response:
+        # DeleteRecording: media and metadata go; a second DELETE is a 404, as at Twilio.
+        if not _authorized(state, request, AccountSid):
+            return _error(401, "Authenticate")
+        sid, _, extension = recording_file.partition(".")
+        if extension != "json" or state.twilio.recordings.pop((AccountSid, sid), None) is None:
+            return _error(404, f"The requested resource {request.url.path} was not found")
+        return Response(status_code=204)
+
+    @router.get(API + "/Messages.json")
+    async def list_messages(AccountSid: str, request: Request) -> Response:
+        if not _authorized(state, request, AccountSid):
+            return _error(401, "Authenticate")
+        query = request.query_params
+        found = [
+            m
+            for m in reversed(state.twilio.messages)
+            if m["account_sid"] == AccountSid
+            and (not query.get("To") or m["to"] == query["To"])
+            and (not query.get("From") or m["from"] == query["From"])
+        ]
+        size = min(max(int(query.get("PageSize") or 50), 1), 1000)
+        page = int(query.get("Page") or 0)
+        uri = f"/2010-04-01/Accounts/{AccountSid}/Messages.json"
+        filters = {k: query[k] for k in ("To", "From") if query.get(k)}
+
+        def page_uri(number: int) -> str:
+            return f"{uri}?{urlencode({**filters, 'PageSize': size, 'Page': number, 'PageToken': f'PT{number}'})}"
+
+        chunk = found[page * size : (page + 1) * size]
+        return JSONResponse(
+            {
+                "messages": [_listed(m) for m in chunk],
+                "end": page * size + max(len(chunk) - 1, 0),
+                "first_page_uri": page_uri(0),
+                "next_page_uri": page_uri(page + 1) if (page + 1) * size < len(found) else None,
+                "page": page,
+                "page_size": size,
+                "previous_page_uri": page_uri(page - 1) if page > 0 else None,
+                "start": page * size,
+                "uri": page_uri(page),
+            }
+        )
+
     @router.post(API + "/Messages.json")
     async def create_message(AccountSid: str, request: Request) -> Response:
         if not _authorized(state, request, AccountSid):
@@ -250,6 +299,13 @@ def _twilio_api(state: SandboxState) -> APIRouter:
         return JSONResponse(message, status_code=201)
 
     return router
+
+
+_NOT_IN_THE_RESOURCE = ("status_callback", "status_callback_results", "encoding")
+
+
+def _listed(message: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in message.items() if k not in _NOT_IN_THE_RESOURCE}
 
 
 def _message_json(account_sid: str, params: dict[str, str]) -> dict[str, Any]:

@@ -11,8 +11,10 @@ import importlib
 import importlib.util
 import json
 import os
+import re
 import signal
 import tempfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -34,9 +36,13 @@ lines_app = typer.Typer(
     help="Manage lines (a Twilio number and how its calls become requests).", no_args_is_help=True
 )
 dlq_app = typer.Typer(help="Inspect messages a service gave up on.", no_args_is_help=True)
+audit_app = typer.Typer(
+    help="Read config-api's audit log (who changed what, and when).", no_args_is_help=True
+)
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(lines_app, name="lines")
 app.add_typer(dlq_app, name="dead-letters")
+app.add_typer(audit_app, name="audit")
 
 SERVICES = ("ingress", "transcriber", "analyzer", "jira-writer", "notifier", "config-api")
 DEFAULT_DATA_DIR = Path(os.environ.get("VOICETICKET_DATA_DIR", ".voiceticket"))
@@ -70,8 +76,18 @@ def run(
         ),
     ] = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Interface ingress listens on (Twilio's webhook target; not config-api's).")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Ingress port (Twilio's webhook target).")] = 8080,
+    config_api_host: Annotated[
+        str,
+        typer.Option(
+            envvar="CONFIG_API_HOST",
+            help="Interface config-api (the admin API) listens on; keep it on loopback unless "
+            "something on another machine must manage tenants and lines.",
+        ),
+    ] = "127.0.0.1",
     config_api_port: Annotated[int, typer.Option(help="config-api port.")] = 8085,
     public_base_url: Annotated[
         str | None,
@@ -81,11 +97,23 @@ def run(
         Path | None, typer.Option(help="JSON file of tenants and lines to load at start.")
     ] = None,
     allow_host: Annotated[
-        list[str] | None, typer.Option(help="Extra host outbound provider calls may reach (repeatable).")
+        list[str] | None,
+        typer.Option(
+            help="Extra egress entry (repeatable): a host (https, port 443), `http://host:port`, "
+            "`host:*`, `*.domain` or a CIDR such as 127.0.0.0/8 (docs/deployment.md, egress)."
+        ),
     ] = None,
     twilio_api_base_url: Annotated[
         str, typer.Option(help="Twilio REST API base URL (a sandbox's, for trials).")
     ] = "https://api.twilio.com",
+    purge_interval: Annotated[
+        float,
+        typer.Option(
+            envvar="VOICETICKET_PURGE_INTERVAL_SECONDS",
+            min=1.0,
+            help="Seconds between retention purges (the first runs a minute after start).",
+        ),
+    ] = 3600.0,
 ) -> None:
     """Run all six services in this process over the embedded bus (the default), or one service."""
 
@@ -106,11 +134,13 @@ def run(
         data_dir=data_dir,
         host=host,
         ingress_port=port,
+        config_api_host=config_api_host,
         config_api_port=config_api_port,
         public_base_url=public_base_url,
         egress_allowed_hosts=[*DEFAULT_EGRESS, *(allow_host or [])],
         seed_file=seed,
         twilio_api_base_url=twilio_api_base_url,
+        purge_interval_seconds=purge_interval,
     )
 
     async def main() -> None:
@@ -126,10 +156,14 @@ def run(
             )
             await stop.wait()
 
+    from pydantic import ValidationError
+
     try:
         asyncio.run(main())
     except OSError as exc:
         raise fail(f"could not start: {exc}") from None
+    except ValidationError as exc:  # a setting refused at start (e.g. VOICETICKET_ENVIRONMENT=prod)
+        raise fail(f"refusing to start: {exc}", 2) from None
 
 
 @app.command()
@@ -263,9 +297,11 @@ def _admin(config_api_url: str, admin_token: str | None, data_dir: Path) -> http
     return httpx.Client(base_url=config_api_url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
 
 
-def _call(client: httpx.Client, method: str, path: str, body: Any = None) -> Any:
+def _call(
+    client: httpx.Client, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None
+) -> Any:
     try:
-        response = client.request(method, path, json=body)
+        response = client.request(method, path, json=body, params=params)
     except httpx.HTTPError as exc:
         raise fail(f"config-api unreachable at {client.base_url}: {type(exc).__name__}", 3) from None
     if response.status_code in (401, 403):
@@ -326,6 +362,63 @@ def lines_set(
         typer.echo(
             json.dumps(_call(client, "PUT", f"/v1/lines/{number}", json.loads(file.read_text())), indent=2)
         )
+
+
+_AGO = re.compile(r"^(\d{1,6})([mhd])$")
+
+
+def _since(value: str) -> str:
+    """``7d``, ``12h`` or ``30m`` ago as an ISO time; anything else goes to config-api as it is."""
+    match = _AGO.match(value.strip())
+    if not match:
+        return value
+    unit = {"m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+    return (datetime.now(UTC) - timedelta(**{unit: int(match.group(1))})).isoformat()
+
+
+@audit_app.command("list")
+def audit_list(
+    since: Annotated[
+        str | None,
+        typer.Option(help="Only entries since: an ISO time (2025-06-01T00:00Z) or 30m, 12h, 7d ago."),
+    ] = None,
+    actor: Annotated[
+        str | None, typer.Option(help="Only this actor (an admin token's name, 'anonymous').")
+    ] = None,
+    action: Annotated[
+        str | None, typer.Option(help="Only this action (tenant.delete) or family (credential.*).")
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option(help="Only this target: tenant:acme, master-key, or a line's number.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many entries (newest first).")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the entries as JSON.")] = False,
+    config_api_url: ConfigUrl = "http://127.0.0.1:8085",
+    admin_token: AdminToken = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """List audit entries, newest first (credentials and numbers are never in them)."""
+
+    filters = {"since": since and _since(since), "actor": actor, "action": action, "target": target}
+    params: dict[str, Any] = {k: v for k, v in filters.items() if v is not None}
+    items: list[dict[str, Any]] = []
+    with _admin(config_api_url, admin_token, data_dir) as client:
+        while len(items) < limit:
+            page = _call(client, "GET", "/v1/audit", params={**params, "limit": min(500, limit - len(items))})
+            items.extend(page["items"])
+            if page["next_before"] is None:
+                break
+            params["before"] = page["next_before"]
+    if as_json:
+        typer.echo(json.dumps(items, indent=2))
+        return
+    for e in items:
+        details = json.dumps(e["details"], separators=(",", ":")) if e["details"] else ""
+        typer.echo(
+            f"{e['at']}  {e['actor']:12} {e['action']:18} {e['target'] or '-':28} "
+            f"{e['outcome']} {e['status_code']}  {details}".rstrip()
+        )
+    typer.echo(f"{len(items)} audit entr{'y' if len(items) == 1 else 'ies'}", err=True)
 
 
 BootstrapServers = Annotated[
@@ -402,6 +495,42 @@ def dead_letters_replay(
     typer.echo(f"{count} dead letter(s) replayed", err=True)
     if call_sid and not count:
         raise fail(f"no dead letter for call {call_sid} in {group}")
+
+
+@app.command()
+def purge(
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would go; delete nothing.")] = False,
+    twilio_api_base_url: Annotated[
+        str, typer.Option(help="Twilio REST API base URL (recordings due for deletion go there).")
+    ] = "https://api.twilio.com",
+    allow_host: Annotated[
+        list[str] | None, typer.Option(help="Extra egress entry (repeatable), as for `run`.")
+    ] = None,
+) -> None:
+    """Delete what is past its retention in the embedded data directory, once: bus records, the
+    services' ledgers, recordings due at Twilio, config-api's audit log. Prints the counts per
+    store as JSON (no personal data). Safe beside a running `voiceticket run`, which also purges
+    on its own schedule. Distributed deployments run `python -m voiceticket_<service> purge`."""
+
+    if not (data_dir / "bus.db").exists():
+        raise fail(f"no embedded data in {data_dir}", 2)
+    from voiceticket_common.logging import setup_logging
+
+    from .embedded import DEFAULT_EGRESS, EmbeddedOptions, purge_data_dir
+
+    setup_logging("voiceticket")
+    options = EmbeddedOptions(
+        data_dir=data_dir,
+        egress_allowed_hosts=[*DEFAULT_EGRESS, *(allow_host or [])],
+        twilio_api_base_url=twilio_api_base_url,
+        log_level="WARNING",
+    )
+    try:
+        report = asyncio.run(purge_data_dir(options, dry_run=dry_run))
+    except OSError as exc:
+        raise fail(f"could not purge: {exc}") from None
+    typer.echo(json.dumps(report, sort_keys=True))
 
 
 def main() -> None:

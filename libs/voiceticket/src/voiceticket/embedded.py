@@ -11,24 +11,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import secrets
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 from pydantic import SecretStr
+from sqlalchemy import func, select
 
 from voiceticket_analyzer.bootstrap import SERVICE as ANALYZER
 from voiceticket_analyzer.settings import AnalyzerSettings
 from voiceticket_common.bus.embedded import EmbeddedEventBus
-from voiceticket_common.service import consuming
+from voiceticket_common.service import ConsumerService, Purger, consuming, purging
+from voiceticket_common.settings import ServiceSettings
 from voiceticket_config_api.app import create_app as create_config_api
+from voiceticket_config_api.audit import AuditEvent, purge_audit
 from voiceticket_config_api.settings import Settings as ConfigApiSettings
 from voiceticket_ingress.bootstrap import SERVICE as INGRESS
 from voiceticket_ingress.settings import IngressSettings
@@ -39,19 +44,30 @@ from voiceticket_notifier.settings import NotifierSettings
 from voiceticket_transcriber.bootstrap import SERVICE as TRANSCRIBER
 from voiceticket_transcriber.settings import TranscriberSettings
 
+from .data_dir import secure_data_dir
 from .local_secrets import load_or_create
 
 log = logging.getLogger(__name__)
 
 DEFAULT_EGRESS = ("api.twilio.com", "api.openai.com", "*.atlassian.net", "api.atlassian.com")
 SERVICES = (INGRESS.name, TRANSCRIBER.name, ANALYZER.name, JIRA_WRITER.name, NOTIFIER.name)
+# Every database of the process, created private before SQLite opens it (data_dir.py).
+DATA_FILES = (
+    "bus.db",
+    "config-api.db",
+    *(f"{s.name}.db" for s in (TRANSCRIBER, ANALYZER, JIRA_WRITER, NOTIFIER)),
+)
 
 
 @dataclass
 class EmbeddedOptions:
     data_dir: Path
     host: str = "127.0.0.1"
+    """Where ingress listens (Twilio's webhook target)."""
     ingress_port: int = 8080
+    config_api_host: str = "127.0.0.1"
+    """Where config-api listens: loopback unless told otherwise, whatever ``host`` is. Its admin
+    API needs the admin token, but nothing outside this machine needs to reach it."""
     config_api_port: int = 8085
     public_base_url: str | None = None
     """What Twilio calls; signatures depend on it. Defaults to http://host:ingress_port."""
@@ -61,6 +77,15 @@ class EmbeddedOptions:
     seed_file: Path | None = None
     twilio_api_base_url: str = "https://api.twilio.com"
     log_level: str = "INFO"
+    purge_interval_seconds: float = 3600.0
+    """How often the retention purge runs (``VOICETICKET_PURGE_INTERVAL_SECONDS`` for ``voiceticket run``)."""
+    purge_first_delay_seconds: float = 60.0
+    """The first purge runs this long after start (not at once: start-up stays quick)."""
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    """The purge's clock (injectable, so tests move time instead of waiting days)."""
+    consume: bool = True
+    """False: only what a one-off purge needs (config-api and the services' stores; no consumers,
+    no ingress, no scheduled purge), for ``voiceticket purge`` beside or instead of a running one."""
 
     @classmethod
     def against_sandboxes(
@@ -72,7 +97,7 @@ class EmbeddedOptions:
         settings: dict[str, Any] = {
             "ingress_port": 0,
             "config_api_port": 0,
-            "egress_allowed_hosts": ["127.0.0.1"],
+            "egress_allowed_hosts": ["http://127.0.0.1:*"],
             "seed_file": seed_file,
             "twilio_api_base_url": twilio_url,
             "log_level": "WARNING",
@@ -90,7 +115,8 @@ class RunningServer:
 def bind(host: str, port: int) -> socket.socket:
     """A listening-ready socket on ``port`` (0 picks a free one)."""
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     return sock
@@ -109,7 +135,7 @@ async def serve(app: FastAPI, sock: socket.socket) -> RunningServer:
             task.result()  # raises the start-up error
             raise RuntimeError("server stopped during start-up")
         await asyncio.sleep(0.02)
-    return RunningServer(server, task, f"http://{host}:{bound}")
+    return RunningServer(server, task, f"http://{f'[{host}]' if ':' in host else host}:{bound}")
 
 
 @dataclass
@@ -121,7 +147,12 @@ class EmbeddedRuntime:
     ingress_url: str = field(init=False, default="")
     config_api_url: str = field(init=False, default="")
     admin_token: SecretStr = field(init=False, default=SecretStr(""))
+    purges: list[dict[str, Any]] = field(init=False, default_factory=list)
+    """The reports of the purges run so far (scheduled or not), oldest first."""
     _stack: AsyncExitStack = field(init=False, default_factory=AsyncExitStack)
+    _purgers: dict[str, Purger] = field(init=False, default_factory=dict)
+    _config_api: FastAPI | None = field(init=False, default=None)
+    _audit_retention_days: int = field(init=False, default=400)
 
     async def __aenter__(self) -> EmbeddedRuntime:
         try:
@@ -136,32 +167,41 @@ class EmbeddedRuntime:
 
     async def _start(self) -> None:
         opts = self.options
-        opts.data_dir.mkdir(parents=True, exist_ok=True)
+        secure_data_dir(opts.data_dir, DATA_FILES)
         local = load_or_create(opts.data_dir)
         self.admin_token = SecretStr(local.admin_token)
         # Service tokens live only as long as the process: nothing outside it needs them.
         tokens = {name: secrets.token_urlsafe(24) for name in SERVICES}
 
-        config_api = create_config_api(
-            ConfigApiSettings(
-                env="production",
-                database_url=f"sqlite+aiosqlite:///{opts.data_dir / 'config-api.db'}",
-                master_keys=SecretStr(local.master_key),
-                admin_token=SecretStr(local.admin_token),
-                service_tokens=SecretStr(",".join(f"{r}:{t}" for r, t in tokens.items())),
-                seed_file=opts.seed_file,
-            )
+        config_api_settings = ConfigApiSettings(
+            env="production",
+            database_url=f"sqlite+aiosqlite:///{opts.data_dir / 'config-api.db'}",
+            master_keys=SecretStr(local.master_key),
+            admin_token=SecretStr(local.admin_token),
+            service_tokens=SecretStr(",".join(f"{r}:{t}" for r, t in tokens.items())),
+            seed_file=opts.seed_file,
+            host=opts.config_api_host,
+            port=opts.config_api_port if opts.consume else 0,
         )
-        running = await serve(config_api, bind(opts.host, opts.config_api_port))
+        config_api = create_config_api(config_api_settings)
+        self._config_api, self._audit_retention_days = config_api, config_api_settings.audit_retention_days
+        host = opts.config_api_host if opts.consume else "127.0.0.1"
+        running = await serve(config_api, bind(host, config_api_settings.port))
         self._stack.push_async_callback(self._shutdown, running)
         self.config_api_url = running.url
 
-        self.bus = EmbeddedEventBus(opts.data_dir / "bus.db", source="voiceticket-embedded")
+        self.bus = EmbeddedEventBus(
+            opts.data_dir / "bus.db",
+            source="voiceticket-embedded",
+            retention=ServiceSettings().topic_retention(),  # VOICETICKET_*_RETENTION_HOURS
+        )
         await self.bus.start()
         self._stack.push_async_callback(self.bus.stop)
 
         # Bound before the consumers start: the notifier builds SMS StatusCallbacks on ingress's URL.
-        ingress_socket = bind(opts.host, opts.ingress_port)
+        ingress_socket = bind(
+            opts.host if opts.consume else "127.0.0.1", opts.ingress_port if opts.consume else 0
+        )
         public = opts.public_base_url or f"http://{opts.host}:{ingress_socket.getsockname()[1]}"
         shared: dict[str, Any] = {
             "config_api_url": self.config_api_url,
@@ -177,18 +217,23 @@ class EmbeddedRuntime:
             return f"sqlite+aiosqlite:///{opts.data_dir / (service + '.db')}"
 
         # Each service's settings, as its own process would read them from the environment.
-        consumers = [
-            consuming(
+        services: list[tuple[ConsumerService[Any, Any, Any], Any]] = [
+            (
                 TRANSCRIBER,
                 TranscriberSettings(
                     **shared,
                     config_api_token=token(TRANSCRIBER.name),
+                    database_url=database(TRANSCRIBER.name),
                     twilio_api_base_url=opts.twilio_api_base_url,
                 ),
-                self.bus,
             ),
-            consuming(ANALYZER, AnalyzerSettings(**shared, config_api_token=token(ANALYZER.name)), self.bus),
-            consuming(
+            (
+                ANALYZER,
+                AnalyzerSettings(
+                    **shared, config_api_token=token(ANALYZER.name), database_url=database(ANALYZER.name)
+                ),
+            ),
+            (
                 JIRA_WRITER,
                 JiraWriterSettings(
                     **shared,
@@ -196,9 +241,8 @@ class EmbeddedRuntime:
                     database_url=database(JIRA_WRITER.name),
                     twilio_api_base_url=opts.twilio_api_base_url,
                 ),
-                self.bus,
             ),
-            consuming(
+            (
                 NOTIFIER,
                 NotifierSettings(
                     **shared,
@@ -208,11 +252,17 @@ class EmbeddedRuntime:
                     public_base_url=public,
                     callback_context_key=callback_key,
                 ),
-                self.bus,
             ),
         ]
-        for consumer in consumers:
-            await self._stack.enter_async_context(consumer)
+        if not opts.consume:
+            ingress_socket.close()
+            for service, settings in services:
+                await self._stack.enter_async_context(purging(service, settings, self._purgers))
+            return
+        for service, settings in services:
+            await self._stack.enter_async_context(consuming(service, settings, self.bus, self._purgers))
+        purge_task = asyncio.create_task(self._purge_periodically(), name="retention-purge")
+        self._stack.push_async_callback(_cancel, purge_task)
 
         # None: ingress reads VOICETICKET_TRUSTED_PROXIES as its own process would.
         proxies: dict[str, Any] = (
@@ -221,6 +271,8 @@ class EmbeddedRuntime:
         ingress_settings = IngressSettings(
             **shared,
             **proxies,
+            host=opts.host,
+            port=ingress_socket.getsockname()[1],
             config_api_token=token(INGRESS.name),
             public_base_url=public,
             callback_context_key=callback_key,
@@ -231,8 +283,59 @@ class EmbeddedRuntime:
         self.ingress_url = running.url
         log.info("embedded runtime started", extra={"ingress": self.ingress_url})
 
+    async def purge(self, now: datetime | None = None, *, dry_run: bool = False) -> dict[str, Any]:
+        """Delete what is past its retention in every store of the process (the bus, each service's
+        ledger, config-api's audit log); returns and logs the counts per store (no personal data)."""
+
+        now = now or self.options.clock()
+        removed: dict[str, dict[str, int]] = {"bus": (await self.bus.purge(now, dry_run=dry_run)).as_log()}
+        for name, purger in list(self._purgers.items()):
+            removed[name] = dict(await purger(now, dry_run))
+        removed["config-api"] = {"audit": await self._purge_audit(now, dry_run)}
+        report = {"event": "retention purge", "store": "embedded", "dry_run": dry_run, "removed": removed}
+        log.info("retention purge", extra={"dry_run": dry_run, "removed": removed})
+        self.purges.append(report)
+        return report
+
+    async def _purge_audit(self, now: datetime, dry_run: bool) -> int:
+        sessions = getattr(self._config_api.state, "sessions", None) if self._config_api else None
+        if sessions is None:
+            return 0
+        if dry_run:
+            cutoff = now - timedelta(days=self._audit_retention_days)
+            async with sessions() as session:
+                count = await session.scalar(
+                    select(func.count()).select_from(AuditEvent).where(AuditEvent.at < cutoff)
+                )
+            return int(count or 0)
+        return await purge_audit(sessions, now, retention_days=self._audit_retention_days)
+
+    async def _purge_periodically(self) -> None:
+        await asyncio.sleep(self.options.purge_first_delay_seconds)
+        while True:
+            try:
+                await self.purge()
+            except Exception:  # the next run tries again; consumers are not affected
+                log.exception("retention purge failed")
+            await asyncio.sleep(self.options.purge_interval_seconds)
+
     @staticmethod
     async def _shutdown(running: RunningServer) -> None:
         running.server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await running.task
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def purge_data_dir(options: EmbeddedOptions, *, dry_run: bool = False) -> dict[str, Any]:
+    """One purge of an embedded data directory (``voiceticket purge``), safe beside a running
+    ``voiceticket run``: nothing is consumed, config-api answers on a free loopback port."""
+
+    one_off = dataclasses.replace(options, consume=False)
+    async with EmbeddedRuntime(one_off) as runtime:
+        return await runtime.purge(dry_run=dry_run)

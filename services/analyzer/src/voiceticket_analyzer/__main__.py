@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from voiceticket_common.service import serve_consumer
+from voiceticket_common import service
 
 from .bootstrap import SERVICE
 
 
 def main() -> None:
-    asyncio.run(serve_consumer(SERVICE))
+    service.main(SERVICE)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,20 @@ counts as a failed attempt). Whatever happens short of a permanent error (a bad 
 dead-letters), the call goes on: an empty transcript, a refusal, or a model that stays down or
 off-schema past the budget gives a heuristic analysis marked ``degraded`` for triage (``triage``).
 Token usage and estimated cost of every attempt are summed onto the event.
+
+Redaction, with the tenant's policy (``voiceticket_common.redaction``): the transcriber already
+redacted the transcript; it is redacted again here before the prompt (a no-op for redacted text,
+but it covers a transcript from a transcriber that did not redact), and the model's answer
+(summary, description, entity values) is redacted before it is published, a second line of
+defence against a number the first pass missed and the model wrote out, or an injected transcript.
+``redactions`` sums the kinds and counts of every pass. A transcript withheld by the transcriber
+(``redaction_failed``), or a text that cannot be redacted here, gives a triage analysis
+(``redaction_failed``) built without the caller's words or the model's answer.
+
+Each transcript is analysed once: the outcome is kept in the analysis ledger, and a duplicate or a
+redelivery of the same transcript re-emits the stored ``call.analyzed`` (same event, same id)
+instead of returning nothing or paying for the model again (ADR 8). A triage analysis made because
+the model was down or off-schema is kept only briefly, so a duplicate after the recovery retries.
 """
 
 from __future__ import annotations
@@ -13,21 +27,25 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from voiceticket_common.config_client import RuntimeConfig
 from voiceticket_common.events import Analysis, CallAnalyzed, CallTranscribed, Event
+from voiceticket_common.ledger import kept_outcome, stored_outcome
 from voiceticket_common.metrics import record_llm_usage
+from voiceticket_common.redaction import WITHHELD_TRANSCRIPT, merged_counts, redact_or_none
 from voiceticket_common.retry_budget import BudgetExhausted, RetryBudget, Sleep, within_budget
 from voiceticket_common.runtime_views import AnalyzerView
 
-from .output_guard import SchemaViolation, checked_analysis
-from .ports import LanguageModel, LanguageModelTarget
-from .prompt import DEFAULT_INTENTS, analysis_schema, messages
+from .output_guard import SchemaViolation, checked_analysis, one_line
+from .ports import AnalysisKey, AnalysisLedger, LanguageModel, LanguageModelTarget
+from .prompt import DEFAULT_INTENTS, SUMMARY_LIMIT, analysis_schema, messages
 from .triage import (
     LLM_OUTPUT_INVALID,
     LLM_REFUSED,
     LLM_UNAVAILABLE,
     NO_SPEECH,
+    REDACTION_FAILED,
     TRANSCRIPT_MISSING,
     default_intent,
     triage_analysis,
@@ -48,6 +66,13 @@ class AnalyzerDeps:
     max_transcript_chars: int = 20_000
     budget: RetryBudget = field(default_factory=RetryBudget)
     sleep: Sleep = asyncio.sleep
+    outcomes: AnalysisLedger | None = None
+    """Where produced analyses are kept for duplicates (ADR 8); None: every delivery is analysed."""
+
+
+MODEL_DOWN = frozenset({LLM_UNAVAILABLE, LLM_OUTPUT_INVALID})
+"""Degraded reasons a later attempt may not repeat (the model recovers): kept only briefly. The
+others (no speech, transcript missing, a refusal) are what the same input gives again."""
 
 
 class Refused(Exception):
@@ -71,14 +96,31 @@ class Usage:
 
 
 async def analyze_transcript(event: CallTranscribed, deps: AnalyzerDeps) -> Sequence[Event]:
+    key = AnalysisKey.of(event)
+    if (stored := await stored_outcome(deps.outcomes, key, "analysis", "analysing")) is not None:
+        return [stored]
     config = await deps.config.line(event.line_number)
     request_types = config.line.request_types
     intents = tuple(request_types) or DEFAULT_INTENTS
     ticket_language = config.line.enforced_language
-    transcript = event.transcript[: deps.max_transcript_chars]
+    policy = config.tenant.redaction
+    full_transcript, redactions = event.transcript, dict(event.redactions or {})
+    withheld = event.redaction_failed
+    if not withheld and full_transcript:
+        checked = await asyncio.to_thread(redact_or_none, policy, full_transcript, event.language)
+        if checked is None:
+            withheld = True
+        else:
+            full_transcript, redactions = checked.text, merged_counts(redactions, checked.counts)
+    if withheld:
+        full_transcript = WITHHELD_TRANSCRIPT
+    transcript = full_transcript[: deps.max_transcript_chars]
     usage: Usage | None = None
     reason: str | None = None
-    if not transcript.strip():
+    if withheld:
+        reason = REDACTION_FAILED
+        model = HEURISTIC_MODEL
+    elif not transcript.strip():
         reason = TRANSCRIPT_MISSING if event.transcript_missing else NO_SPEECH
         model = HEURISTIC_MODEL
     else:
@@ -98,10 +140,19 @@ async def analyze_transcript(event: CallTranscribed, deps: AnalyzerDeps) -> Sequ
             reason = LLM_OUTPUT_INVALID if isinstance(exhausted.last, SchemaViolation) else LLM_UNAVAILABLE
         except Refused:
             reason = LLM_REFUSED
+        else:
+            redacted = await asyncio.to_thread(_redacted_analysis, analysis, policy)
+            if redacted is None:
+                reason = REDACTION_FAILED
+            else:
+                analysis, found = redacted
+                redactions = merged_counts(redactions, found)
     if reason is not None:
         language = event.language or ticket_language or config.line.language or "en"
         intent = default_intent(request_types, config.line.request_type_id)
-        analysis = triage_analysis(transcript, reason, intent, language, ticket_language)
+        # A withheld text is never summarised: the triage title stands in for the caller's words.
+        words = "" if reason == REDACTION_FAILED else transcript
+        analysis = triage_analysis(words, reason, intent, language, ticket_language)
         model = HEURISTIC_MODEL
     log.info(
         "transcript analysed",
@@ -109,25 +160,26 @@ async def analyze_transcript(event: CallTranscribed, deps: AnalyzerDeps) -> Sequ
             "intent": analysis.intent,
             "priority": analysis.priority.value,
             "degraded_reason": reason,
+            "redactions": redactions,
             "prompt_tokens": usage.prompt_tokens if usage else None,
             "completion_tokens": usage.completion_tokens if usage else None,
         },
     )
-    return [
-        CallAnalyzed(
-            **event.call_context(),
-            recording_sid=event.recording_sid,
-            duration_seconds=event.duration_seconds,
-            transcript=event.transcript,
-            analysis=analysis,
-            model=model,
-            degraded=reason is not None,
-            degraded_reason=reason,
-            prompt_tokens=usage.prompt_tokens if usage else None,
-            completion_tokens=usage.completion_tokens if usage else None,
-            estimated_cost_usd=_total_cost(event.estimated_cost_usd, usage.cost if usage else None),
-        )
-    ]
+    outcome = CallAnalyzed(
+        **event.call_context(),
+        recording_sid=event.recording_sid,
+        duration_seconds=event.duration_seconds,
+        transcript=full_transcript,
+        analysis=analysis,
+        model=model,
+        degraded=reason is not None,
+        degraded_reason=reason,
+        prompt_tokens=usage.prompt_tokens if usage else None,
+        completion_tokens=usage.completion_tokens if usage else None,
+        estimated_cost_usd=_total_cost(event.estimated_cost_usd, usage.cost if usage else None),
+        redactions=redactions,
+    )
+    return [await kept_outcome(deps.outcomes, key, outcome, "analysis", final=reason not in MODEL_DOWN)]
 
 
 def language_model_target(config: AnalyzerView) -> LanguageModelTarget:
@@ -157,6 +209,33 @@ async def _attempt(
     if dropped:
         log.info("entities dropped from the analysis", extra={"dropped": dropped})
     return analysis
+
+
+def _redacted_analysis(
+    analysis: Analysis, policy: dict[str, Any] | None
+) -> tuple[Analysis, dict[str, int]] | None:
+    """The model's texts redacted (every language's number words: the model may write in another
+    language than the caller's), with the counts; None when one of them cannot be redacted."""
+
+    summary = redact_or_none(policy, analysis.summary)
+    description = redact_or_none(policy, analysis.description)
+    values = [redact_or_none(policy, e.value) for e in analysis.entities]
+    if summary is None or description is None or any(v is None for v in values):
+        return None
+    entities = [
+        e.model_copy(update={"value": v.text}) for e, v in zip(analysis.entities, values, strict=True) if v
+    ]
+    counts = merged_counts(summary.counts, description.counts, *(v.counts for v in values if v))
+    # A placeholder is longer than what it replaces: the summary is fitted again, after redaction
+    # (fitting first could cut a number in two and hide it from the engine).
+    fitted = analysis.model_copy(
+        update={
+            "summary": one_line(summary.text, SUMMARY_LIMIT),
+            "description": description.text,
+            "entities": entities,
+        }
+    )
+    return fitted, counts
 
 
 def _total_cost(*parts: float | None) -> float | None:

@@ -3,8 +3,8 @@
 Strict structured outputs make off-schema answers rare, but not impossible: an OpenAI-compatible
 server may ignore ``strict``, and a model talked round by the caller can still put anything into
 the free-text fields. So the answer is held to the schema again here, and where it breaks it the
-answer is refused (``SchemaViolation``: retried, then the call degrades to a heuristic analysis),
-never passed on:
+answer is refused (``SchemaViolation``: retried a few times, then the call degrades to a heuristic
+analysis), never passed on:
 
 - JSON object, no extra fields, every required field (the ``Analysis`` model);
 - intent among the line's request types; entity types, priority and sentiment in their enums;
@@ -26,8 +26,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from voiceticket_common.bus import TransientError
 from voiceticket_common.events import Analysis
+from voiceticket_common.retry_budget import AnswerRejected
 
 from .prompt import ENTITY_TYPES, REMINDER, SUMMARY_LIMIT
 
@@ -70,8 +70,9 @@ LEAK_MARKERS = (
 contain unless the caller said them."""
 
 
-class SchemaViolation(TransientError):
-    """The model's output broke the schema; models are not deterministic, so one more try helps."""
+class SchemaViolation(AnswerRejected):
+    """The model's output broke the schema (or held none); models are not deterministic, so one
+    more try helps, within the budget's ``rejected_answers`` (each try is a paid completion)."""
 
 
 def checked_analysis(content: str, intents: Sequence[str], transcript: str) -> tuple[Analysis, int]:

@@ -25,12 +25,19 @@ TRANSCRIPT_MISSING = "transcript_missing"
 LLM_UNAVAILABLE = "llm_unavailable"
 LLM_REFUSED = "llm_refused"
 LLM_OUTPUT_INVALID = "llm_output_invalid"
+REDACTION_FAILED = "redaction_failed"
+"""The transcript (or the model's answer) could not be redacted, so it was withheld: no summary
+from the caller's words, the agent listens to the recording."""
 
 _TITLES = {
-    "en": {NO_SPEECH: "Voicemail without recognisable speech", TRANSCRIPT_MISSING: "Voicemail not transcribed"},
-    "de": {NO_SPEECH: "Sprachnachricht ohne erkennbare Sprache", TRANSCRIPT_MISSING: "Sprachnachricht nicht transkribiert"},
-    "es": {NO_SPEECH: "Mensaje de voz sin habla reconocible", TRANSCRIPT_MISSING: "Mensaje de voz sin transcribir"},
-    "fr": {NO_SPEECH: "Message vocal sans parole reconnaissable", TRANSCRIPT_MISSING: "Message vocal non transcrit"},
+    "en": {NO_SPEECH: "Voicemail without recognisable speech", TRANSCRIPT_MISSING: "Voicemail not transcribed",
+           REDACTION_FAILED: "Voicemail transcript withheld"},
+    "de": {NO_SPEECH: "Sprachnachricht ohne erkennbare Sprache", TRANSCRIPT_MISSING: "Sprachnachricht nicht transkribiert",
+           REDACTION_FAILED: "Transkript der Sprachnachricht zurückgehalten"},
+    "es": {NO_SPEECH: "Mensaje de voz sin habla reconocible", TRANSCRIPT_MISSING: "Mensaje de voz sin transcribir",
+           REDACTION_FAILED: "Transcripción del mensaje de voz retenida"},
+    "fr": {NO_SPEECH: "Message vocal sans parole reconnaissable", TRANSCRIPT_MISSING: "Message vocal non transcrit",
+           REDACTION_FAILED: "Transcription du message vocal retenue"},
 }  # fmt: skip
 _WHY = {
     "en": {
@@ -39,6 +46,7 @@ _WHY = {
         LLM_UNAVAILABLE: "Automatic analysis was unavailable, so the summary is the caller's first sentence.",
         LLM_REFUSED: "Automatic analysis declined this call, so the summary is the caller's first sentence.",
         LLM_OUTPUT_INVALID: "Automatic analysis gave no usable result, so the summary is the caller's first sentence.",
+        REDACTION_FAILED: "The transcript could not be checked for payment and identity data, so it was withheld.",
     },
     "de": {
         NO_SPEECH: "Die Aufnahme enthält keine erkennbare Sprache.",
@@ -46,6 +54,7 @@ _WHY = {
         LLM_UNAVAILABLE: "Die automatische Auswertung war nicht verfügbar; die Zusammenfassung ist der erste Satz des Anrufers.",
         LLM_REFUSED: "Die automatische Auswertung hat diesen Anruf abgelehnt; die Zusammenfassung ist der erste Satz des Anrufers.",
         LLM_OUTPUT_INVALID: "Die automatische Auswertung lieferte kein brauchbares Ergebnis; die Zusammenfassung ist der erste Satz des Anrufers.",
+        REDACTION_FAILED: "Das Transkript konnte nicht auf Zahlungs- und Ausweisdaten geprüft werden und wurde zurückgehalten.",
     },
     "es": {
         NO_SPEECH: "La grabación no contiene habla reconocible.",
@@ -53,6 +62,7 @@ _WHY = {
         LLM_UNAVAILABLE: "El análisis automático no estaba disponible; el resumen es la primera frase de quien llamó.",
         LLM_REFUSED: "El análisis automático rechazó esta llamada; el resumen es la primera frase de quien llamó.",
         LLM_OUTPUT_INVALID: "El análisis automático no dio un resultado utilizable; el resumen es la primera frase de quien llamó.",
+        REDACTION_FAILED: "No se pudo comprobar si la transcripción contenía datos de pago o de identidad, así que se retuvo.",
     },
     "fr": {
         NO_SPEECH: "L'enregistrement ne contient pas de parole reconnaissable.",
@@ -60,6 +70,7 @@ _WHY = {
         LLM_UNAVAILABLE: "L'analyse automatique était indisponible ; le résumé est la première phrase de l'appelant.",
         LLM_REFUSED: "L'analyse automatique a refusé cet appel ; le résumé est la première phrase de l'appelant.",
         LLM_OUTPUT_INVALID: "L'analyse automatique n'a pas donné de résultat exploitable ; le résumé est la première phrase de l'appelant.",
+        REDACTION_FAILED: "La transcription n'a pas pu être vérifiée (données de paiement et d'identité) : elle a été retenue.",
     },
 }  # fmt: skip
 _ACTION = {

@@ -10,37 +10,55 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
 from starlette.middleware.base import RequestResponseEndpoint
 
 from voiceticket_common.httpserver import NO_NATIVE_TELEMETRY, add_server_spans
 from voiceticket_common.metrics import add_metrics_route
 
-from .auth import ADMIN, TokenTable
+from .audit import add_audit_middleware, note_invalid, purge_audit
+from .auth import ADMIN, Identity, TokenTable
 from .crypto import keyring_from_settings
-from .db import create_schema, make_engine, make_sessionmaker
+from .db import create_schema, make_engine, make_sessionmaker, utcnow
 from .deps import app_engine
+from .docs_access import guard_docs
 from .routes_admin import router as admin_router
 from .routes_runtime import router as runtime_router
-from .settings import Settings, parse_service_tokens
+from .schemas import StatusOut
+from .settings import Settings, parse_admin_tokens, parse_service_tokens
 from .store import apply_seed
 
 log = logging.getLogger("voiceticket_config_api")
 access_log = logging.getLogger("voiceticket_config_api.access")
 
 
+def token_table(settings: Settings) -> TokenTable:
+    """Every token and its identity: ``CONFIG_API_ADMIN_TOKEN`` (actor ``admin``), the named
+    ``CONFIG_API_ADMIN_TOKENS`` (actor: the name) and the service tokens (actor: the role)."""
+    services = parse_service_tokens(settings.service_tokens)
+    admins = [(Identity(ADMIN, name), token) for name, token in parse_admin_tokens(settings.admin_tokens)]
+    if settings.admin_token is not None and settings.admin_token.get_secret_value():
+        admins.insert(0, (Identity(ADMIN, ADMIN), settings.admin_token.get_secret_value().encode()))
+    service_tokens = {t for _, t in services}
+    if any(token in service_tokens for _, token in admins):
+        raise ValueError(
+            "admin tokens (CONFIG_API_ADMIN_TOKEN, CONFIG_API_ADMIN_TOKENS) must differ from every service token"
+        )
+    if len({t for _, t in admins}) != len(admins):
+        raise ValueError("CONFIG_API_ADMIN_TOKEN must differ from every CONFIG_API_ADMIN_TOKENS token")
+    if not admins:
+        log.warning(
+            "neither CONFIG_API_ADMIN_TOKEN nor CONFIG_API_ADMIN_TOKENS is set: the admin API rejects every request"
+        )
+    return TokenTable([*admins, *((Identity(role, role), token) for role, token in services)])
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     # Fail fast on bad configuration, before anything starts.
     keyring = keyring_from_settings(settings.master_keys, settings.env)
-    entries = parse_service_tokens(settings.service_tokens)
-    if settings.admin_token is not None and settings.admin_token.get_secret_value():
-        admin = settings.admin_token.get_secret_value().encode()
-        if admin in {t for _, t in entries}:
-            raise ValueError("CONFIG_API_ADMIN_TOKEN must differ from every service token")
-        entries.insert(0, (ADMIN, admin))
-    else:
-        log.warning("CONFIG_API_ADMIN_TOKEN is not set: the admin API rejects every request")
+    tokens = token_table(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -52,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.sessions = sessions
             if settings.seed_file is not None:
                 await apply_seed(sessions, keyring, settings.seed_file)
+            await purge_audit(sessions, utcnow(), retention_days=settings.audit_retention_days)
             log.info(
                 "config-api ready (db=%s, master keys=%s, primary=%s)",
                 engine.dialect.name,
@@ -62,20 +81,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await engine.dispose()
 
-    app = FastAPI(
+    # FastAPIOffline: /docs and /redoc load their assets from config-api itself (no CDN).
+    app = FastAPIOffline(
         title="voiceticket config-api", version="0.1.0", lifespan=lifespan, telemetry=NO_NATIVE_TELEMETRY
     )
     app.state.settings = settings
     app.state.keyring = keyring
-    app.state.tokens = TokenTable(tuple(entries))
+    app.state.tokens = tokens
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         # Same shape as FastAPI's default, minus the echoed input (it may hold a credential).
         detail = [
             {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
             for e in exc.errors()
         ]
+        note_invalid(request, [d["loc"] for d in detail])  # the audit entry names the fields only
         return JSONResponse({"detail": detail}, status_code=422)
 
     @app.middleware("http")
@@ -94,11 +115,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         return response
 
-    @app.get("/healthz", tags=["ops"])
+    @app.get("/healthz", tags=["ops"], response_model=StatusOut)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["ops"])
+    @app.get(
+        "/readyz",
+        tags=["ops"],
+        response_model=StatusOut,
+        responses={503: {"model": StatusOut, "description": "the database is unreachable"}},
+    )
     async def readyz(request: Request) -> JSONResponse:
         try:
             async with app_engine(request).connect() as conn:
@@ -108,8 +134,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ready"})
 
+    add_audit_middleware(app)  # refusals and errors of the audited routes
     app.include_router(admin_router)
     app.include_router(runtime_router)
     add_server_spans(app)  # RED metrics by route template (runtime paths carry phone numbers)
-    add_metrics_route(app)
+    add_metrics_route(app)  # tokenless for Prometheus: internal only (docs/deployment.md)
+    guard_docs(app, settings)  # /openapi.json: admin token; /docs, /redoc: development on loopback
     return app

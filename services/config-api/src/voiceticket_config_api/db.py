@@ -18,6 +18,9 @@ from sqlalchemy.pool import ConnectionPoolEntry
 # The services' defaults (what they do when a field is unset) are the stored defaults as well.
 from voiceticket_common.runtime_views import (
     DEFAULT_ANALYSIS_MODEL,
+    DEFAULT_CONSENT_KEY,
+    DEFAULT_CONSENT_MODE,
+    DEFAULT_CONSENT_TIMEOUT_SECONDS,
     DEFAULT_FINISH_ON_KEY,
     DEFAULT_GREETING,
     DEFAULT_MAX_RECORDING_SECONDS,
@@ -28,10 +31,8 @@ from voiceticket_common.runtime_views import (
     DEFAULT_VOICE,
 )
 
-DEFAULT_RECORDING_NOTICE = (
-    "This call is recorded and transcribed to create a support ticket. "
-    "Please leave your message after the tone and hang up when you are done."
-)
+# The notice ingress says when none is stored; re-exported for the API schemas.
+from voiceticket_common.runtime_views import DEFAULT_RECORDING_NOTICE as DEFAULT_RECORDING_NOTICE
 
 # Tenant secret fields; the column holds "<kid>:<fernet token>", never plaintext.
 SECRET_FIELDS = ("jira_api_token", "twilio_auth_token", "openai_api_key", "jira_oauth_token")
@@ -65,6 +66,10 @@ class Tenant(Base):
     # Product names and terms sent to speech-to-text as its prompt, so they are spelled right.
     vocabulary: Mapped[list[str]] = mapped_column(JSON, default=list)
     analysis_model: Mapped[str] = mapped_column(String(100), default=DEFAULT_ANALYSIS_MODEL)
+    # Redaction settings (voiceticket_common.redaction.RedactionPolicy.from_mapping); null: defaults.
+    redaction: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # "keep" | "delete_after_ticket" | days as digits (voiceticket_common.runtime_views).
+    recording_retention: Mapped[str] = mapped_column(String(32), default="keep")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
@@ -96,6 +101,14 @@ class Line(Base):
     phone_field_id: Mapped[str | None] = mapped_column(String(64))
     attach_recording: Mapped[bool] = mapped_column(Boolean, default=False)
     ticket_on_absent_recording: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Consent (issue #10): "notice" says the recording notice; "press_key" records only after the
+    # caller pressed consent_key; on_consent_declined: "ticket" or "none".
+    consent_mode: Mapped[str] = mapped_column(String(16), default=DEFAULT_CONSENT_MODE)
+    consent_key: Mapped[str] = mapped_column(String(1), default=DEFAULT_CONSENT_KEY)
+    consent_prompt: Mapped[str | None] = mapped_column(Text)
+    consent_timeout_seconds: Mapped[int] = mapped_column(Integer, default=DEFAULT_CONSENT_TIMEOUT_SECONDS)
+    consent_repeat: Mapped[bool] = mapped_column(Boolean, default=True)
+    on_consent_declined: Mapped[str] = mapped_column(String(16), default="none")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 

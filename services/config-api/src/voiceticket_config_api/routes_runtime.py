@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Path
 
 from voiceticket_common.runtime_views import VIEWS
 
@@ -13,7 +13,8 @@ from .auth import require_role
 from .crypto import SecretDecryptError
 from .db import SECRET_FIELDS, Line, Tenant
 from .deps import Keys, Session
-from .schemas import E164_RE
+from .openapi import AUTH_ERRORS, errors
+from .schemas import E164_RE, RuntimeLineOut
 from .store import get_secret
 
 log = logging.getLogger(__name__)
@@ -33,9 +34,24 @@ LINE_GATED: dict[str, dict[str, str]] = {
 router = APIRouter(prefix="/v1/runtime", tags=["runtime"])
 
 
-@router.get("/lines/{number}")
+# No pattern on the number: the services pass on whatever number was called, and anything that is
+# not a configured line, E.164 or not, is an unknown line (404), never a validation error.
+RuntimeNumber = Annotated[
+    str,
+    Path(
+        description="the called number, E.164 (URL-encode + as %2B); any other value is an unknown line",
+        examples=["+14155550100"],
+    ),
+]
+
+
+@router.get(
+    "/lines/{number}",
+    response_model=RuntimeLineOut,
+    responses={**AUTH_ERRORS, **errors(404, 500, described={404: "unknown line"})},
+)
 async def runtime_line(
-    number: str,
+    number: RuntimeNumber,
     role: Annotated[str, Depends(require_role(*ROLE_VIEWS))],
     session: Session,
     keys: Keys,
@@ -49,9 +65,9 @@ async def runtime_line(
         raise HTTPException(500, "the line's tenant is missing")
     tenant_fields, line_fields = ROLE_VIEWS[role]
     view: dict[str, Any] = {}
-    gated = LINE_GATED.get(role, {})
+    view_class = VIEWS[role]
     for field in tenant_fields:
-        if field in gated and not getattr(line, gated[field]):
+        if not view_class.serves_gated(field, line, tenant):
             continue
         if field in SECRET_FIELDS:
             try:

@@ -14,12 +14,16 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    field_serializer,
     field_validator,
     model_validator,
 )
 
+from voiceticket_common.redaction import RedactionConfigError, RedactionPolicy
 from voiceticket_common.runtime_views import (
     DEFAULT_ANALYSIS_MODEL,
+    DEFAULT_CONSENT_KEY,
+    DEFAULT_CONSENT_TIMEOUT_SECONDS,
     DEFAULT_FINISH_ON_KEY,
     DEFAULT_GREETING,
     DEFAULT_MAX_RECORDING_SECONDS,
@@ -33,12 +37,30 @@ from voiceticket_common.sms_template import check_template
 
 from . import db
 
-E164_RE = re.compile(r"^\+[1-9]\d{6,14}$")
+E164_PATTERN = r"^\+[1-9]\d{6,14}$"
+E164_RE = re.compile(E164_PATTERN)
+TENANT_ID_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
+TENANT_ID_HELP = "slug: lowercase letters, digits and '-', e.g. 'acme'"
+# Every provider's credentials (Twilio auth tokens, OpenAI keys, Jira API and OAuth tokens) are
+# visible ASCII, and they travel in HTTP headers: anything else (a no-break space, a zero-width
+# space, a control character, an empty value) is a paste error, refused here with 422.
+CREDENTIAL_PATTERN = r"^[!-~]+$"
+CREDENTIAL_RE = re.compile(CREDENTIAL_PATTERN)
+CREDENTIAL_HELP = (
+    "1-4096 visible ASCII characters (no spaces, no invisible or control characters); "
+    "surrounding whitespace is removed. Write-only: reads show a mask"
+)
 
 
 def _e164(v: str) -> str:
     if not E164_RE.match(v):
         raise ValueError("must be an E.164 phone number like +14155550100")
+    return v
+
+
+def _credential(v: SecretStr) -> SecretStr:
+    if not CREDENTIAL_RE.fullmatch(v.get_secret_value()):
+        raise ValueError("must be visible ASCII characters only (no spaces, invisible or control characters)")
     return v
 
 
@@ -57,21 +79,40 @@ def _sms_template(v: str) -> str:
 
 
 E164 = Annotated[str, AfterValidator(_e164)]
-HttpUrlStr = Annotated[str, Field(max_length=500), AfterValidator(_http_url)]
-TenantId = Annotated[
+# The schema's pattern documents the rule; the validator applies it, with a readable message: an
+# absolute http(s) URL without credentials, a query or a fragment.
+HttpUrlStr = Annotated[
     str,
     Field(
-        pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$",
-        description="slug: lowercase letters, digits and '-', e.g. 'acme'",
+        max_length=500,
+        json_schema_extra={"pattern": r"^https?://[^\s/?#@:]+(?::\d{1,5})?(?:/[^\s?#]*)?$"},
+        description="absolute http(s) URL without credentials, query or fragment",
     ),
+    AfterValidator(_http_url),
 ]
+TenantId = Annotated[str, Field(pattern=TENANT_ID_PATTERN, description=TENANT_ID_HELP)]
 Email = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=320)]
 AccountSid = Annotated[str, Field(pattern=r"^AC[0-9a-fA-F]{32}$")]
 ModelName = Annotated[str, Field(min_length=1, max_length=100)]
-Secret = Annotated[SecretStr, Field(min_length=1, max_length=4096)]
+# pydantic cannot put a pattern constraint on SecretStr: the validator checks it, the schema says it.
+Secret = Annotated[
+    SecretStr,
+    Field(
+        min_length=1,
+        max_length=4096,
+        description=CREDENTIAL_HELP,
+        json_schema_extra={"pattern": CREDENTIAL_PATTERN},
+    ),
+    AfterValidator(_credential),
+]
 JsmId = Annotated[str, Field(pattern=r"^\d{1,18}$", description="numeric JSM id, as a string")]
 Language = Annotated[str, Field(pattern=r"^[a-z]{2}$", description="ISO 639-1 code, e.g. 'en'")]
 JiraAuth = Literal["basic", "oauth2"]
+RecordingRetention = Literal["keep", "delete_after_ticket"] | Annotated[int, Field(ge=1, le=3650)]
+RECORDING_RETENTION_HELP = (
+    "keep (default): Twilio keeps the recording; delete_after_ticket: deleted at Twilio once the "
+    "request (and its attachment) is written; a number N: deleted N days after the request"
+)
 Vocabulary = Annotated[list[Annotated[str, Field(min_length=1, max_length=100)]], Field(max_length=200)]
 VOCABULARY_HELP = (
     "product names and terms callers use, in order of importance; speech-to-text gets as many as "
@@ -105,6 +146,46 @@ if tuple(CredentialName) != db.SECRET_FIELDS:
     raise RuntimeError("CredentialName must list exactly db.SECRET_FIELDS, in order")
 
 
+class RedactionPattern(BaseModel):
+    # Not stripped: the pattern is a regular expression, its spaces are part of it.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    kind: Annotated[str, Field(pattern=r"^[a-z][a-z_]{0,47}$", description="shown as [redacted: <kind>]")]
+    pattern: Annotated[str, Field(min_length=1, max_length=1000, description="Python regular expression")]
+
+
+class RedactionSettings(BaseModel):
+    """What is redacted from transcripts and the model's texts before they leave for the language
+    model or Jira. Checked with the engine's own rules (voiceticket_common.redaction): a pattern it
+    refuses (invalid, can match empty text, nested repetition, a built-in kind's name) is a 422."""
+
+    # Strict: "yes" is not true here, the engine would refuse it too.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    payment_cards: bool = True
+    card_details: bool = Field(True, description="security codes and expiry dates near a card or keyword")
+    ibans: bool = True
+    national_ids: bool = Field(True, description="US SSN, UK NINO, German Steuer-ID and ID card, French NIR")
+    emails: bool = False
+    phone_numbers: bool = False
+    custom_patterns: Annotated[list[RedactionPattern], Field(max_length=64)] = Field(default_factory=list)
+    context_window: Annotated[int, Field(ge=10, le=500)] = Field(
+        80, description="characters after a card or keyword (half of it before) searched for codes and dates"
+    )
+
+    @model_validator(mode="after")
+    def _the_engine_accepts_it(self) -> RedactionSettings:
+        try:
+            RedactionPolicy.from_mapping(self.stored())
+        except RedactionConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def stored(self) -> dict[str, Any]:
+        """The settings as stored and served (only what was set: defaults follow the engine)."""
+        return self.model_dump(exclude_unset=True)
+
+
 class TenantCreate(_In):
     id: TenantId
     name: Annotated[str, Field(min_length=1, max_length=200)]
@@ -122,6 +203,8 @@ class TenantCreate(_In):
     transcription_model: ModelName = DEFAULT_TRANSCRIPTION_MODEL
     vocabulary: Vocabulary = Field(default_factory=list, description=VOCABULARY_HELP)
     analysis_model: ModelName = DEFAULT_ANALYSIS_MODEL
+    redaction: RedactionSettings | None = Field(None, description="null: the default redaction policy")
+    recording_retention: RecordingRetention = Field("keep", description=RECORDING_RETENTION_HELP)
 
     @model_validator(mode="after")
     def _oauth_through_the_gateway(self) -> TenantCreate:
@@ -141,6 +224,14 @@ class TenantPatch(_In):
     transcription_model: ModelName | None = None
     vocabulary: Vocabulary | None = Field(None, description=VOCABULARY_HELP)
     analysis_model: ModelName | None = None
+    redaction: RedactionSettings | None = Field(
+        None, description="replaces the whole redaction settings; null: back to the default policy"
+    )
+    recording_retention: RecordingRetention | None = Field(None, description=RECORDING_RETENTION_HELP)
+
+    @field_serializer("recording_retention")
+    def _retention_stored(self, value: str | int | None) -> str | None:
+        return None if value is None else str(value)  # stored as text: days as digits
 
     @model_validator(mode="before")
     @classmethod
@@ -152,7 +243,7 @@ class TenantPatch(_In):
                     f"credentials {secrets} cannot be changed with PATCH; "
                     "use PUT /v1/tenants/{id}/credentials/{name}"
                 )
-            nullable = {"jira_email", "twilio_account_sid"}
+            nullable = {"jira_email", "twilio_account_sid", "redaction"}
             nulls = sorted(k for k, v in data.items() if v is None and k not in nullable)
             if nulls:
                 raise ValueError(f"fields {nulls} cannot be null")
@@ -194,6 +285,8 @@ class TenantOut(_Out):
     transcription_model: str
     vocabulary: list[str]
     analysis_model: str
+    redaction: RedactionSettings = Field(description="the tenant's redaction policy, defaults filled in")
+    recording_retention: str | int = Field("keep", description=RECORDING_RETENTION_HELP)
     created_at: datetime
     updated_at: datetime
 
@@ -235,6 +328,34 @@ class LineIn(_In):
     ticket_on_absent_recording: bool = Field(
         False, description="make a request for calls without a message (absent or failed recording)"
     )
+    consent_mode: Literal["notice", "press_key"] = Field(
+        "notice",
+        description="notice: the greeting and recording_notice are said, then the message is recorded; "
+        "press_key: after the notice the caller is asked to press consent_key (<Gather numDigits=1>), "
+        "and nothing is recorded unless they do",
+    )
+    consent_key: Annotated[str, Field(pattern=r"^[0-9*#]$")] = Field(
+        DEFAULT_CONSENT_KEY, description="press_key: the one key (0-9, * or #) that consents to recording"
+    )
+    consent_prompt: Annotated[str, Field(min_length=1, max_length=1000)] | None = Field(
+        None,
+        description="press_key: said after the notice, in the line's language and voice; "
+        "null: a built-in prompt in the line's language naming consent_key",
+    )
+    consent_timeout_seconds: Annotated[int, Field(ge=1, le=30)] = Field(
+        DEFAULT_CONSENT_TIMEOUT_SECONDS,
+        description="press_key: seconds to wait for a key (<Gather timeout>)",
+    )
+    consent_repeat: bool = Field(
+        True,
+        description="press_key: after no key or another key, ask once more before the call counts "
+        "as declined",
+    )
+    on_consent_declined: Literal["none", "ticket"] = Field(
+        "none",
+        description="press_key: what a declined call becomes: none, or ticket (one request saying the "
+        "caller declined recording, with no recording or transcript)",
+    )
 
 
 class LineOut(_Out):
@@ -258,6 +379,12 @@ class LineOut(_Out):
     phone_field_id: str | None
     attach_recording: bool
     ticket_on_absent_recording: bool
+    consent_mode: str
+    consent_key: str
+    consent_prompt: str | None
+    consent_timeout_seconds: int
+    consent_repeat: bool
+    on_consent_declined: str
     created_at: datetime
     updated_at: datetime
 
@@ -271,6 +398,51 @@ class SeedFile(_In):
     lines: list[SeedLine] = Field(default_factory=list)
 
 
+class ErrorOut(BaseModel):
+    """Every error but request validation (422): a human-readable message."""
+
+    detail: str = Field(examples=["unknown tenant"])
+
+
+class StatusOut(BaseModel):
+    status: str
+
+
+class RuntimeLineOut(BaseModel):
+    tenant_id: str
+    line: dict[str, Any] = Field(description="exactly the line fields of the caller's view")
+    tenant: dict[str, Any] = Field(description="exactly the tenant fields of the caller's view")
+
+
 class RotateResult(BaseModel):
     primary_kid: str
     reencrypted: int
+
+
+class AuditEventOut(_Out):
+    """One audit entry. Never a credential (not even masked) nor a phone number: lines are
+    ``line:<ref>`` (the reference of their number), details hold names, flags and counts."""
+
+    id: int
+    at: datetime
+    actor: str = Field(description="the admin token's name, a service role, or 'anonymous'")
+    action: str = Field(examples=["tenant.create"])
+    target: str | None = Field(description="tenant:<id>, line:<ref> or master-key", examples=["tenant:acme"])
+    tenant_id: str | None
+    outcome: Literal["success", "refused", "error"]
+    status_code: int
+    request_id: str | None = Field(description="the request's X-Request-Id, when it sent one")
+    trace_id: str | None
+    details: dict[str, Any]
+
+    @field_validator("at")
+    @classmethod
+    def _at_utc(cls, v: datetime) -> datetime:
+        return v.replace(tzinfo=UTC) if v.tzinfo is None else v  # SQLite drops the tz
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEventOut] = Field(description="newest first")
+    next_before: int | None = Field(
+        description="pass as `before` for the next (older) page; null on the last page"
+    )

@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from voiceticket_common.exposure import is_loopback_host
+
+from .crypto import DEV_KEY
+
 ROLES = ("ingress", "transcriber", "analyzer", "jira-writer", "notifier")
+PUBLIC_MASTER_KEYS = frozenset(
+    {
+        DEV_KEY.decode(),
+        # docker-compose.yml's former default (base64 of "dev-only-config-api-master-key00").
+        "ZGV2LW9ubHktY29uZmlnLWFwaS1tYXN0ZXIta2V5MDA=",
+    }
+)
+"""Master keys published in this repository: they protect nothing."""
+PUBLIC_TOKEN_PREFIX = "dev-only"  # noqa: S105 - a prefix of public tokens, not a secret
+"""docker-compose.yml used to ship ``dev-only-*`` tokens: such a token is public, never a secret."""
 
 
 class Settings(BaseSettings):
@@ -19,12 +34,70 @@ class Settings(BaseSettings):
     # "kid:base64key,kid:base64key" - the first one encrypts, all of them decrypt.
     master_keys: SecretStr | None = None
     admin_token: SecretStr | None = None
+    """``CONFIG_API_ADMIN_TOKEN``: the single admin token; its actor in the audit log is ``admin``."""
+    # "name:token,name:token" - named admin tokens; the name is the actor in the audit log. A name
+    # may appear more than once (token rotation).
+    admin_tokens: SecretStr | None = None
     # "role:token,role:token" - a role may appear more than once (token rotation).
     service_tokens: SecretStr | None = None
     seed_file: Path | None = None
     host: str = "127.0.0.1"
     port: int = 8085
     log_level: str = "INFO"
+    audit_retention_days: int = Field(400, ge=1, le=36500)
+    """``CONFIG_API_AUDIT_RETENTION_DAYS``: audit entries older than this are purged (at start and
+    by ``audit.purge_audit``)."""
+    docs: bool | None = None
+    """``CONFIG_API_DOCS``: serve ``/docs``, ``/redoc`` and ``/openapi.json`` without a token.
+    Unset: only when ``env`` is development and config-api listens on loopback. Off, ``/docs`` and
+    ``/redoc`` answer 404 and ``/openapi.json`` needs the admin token. Refused in production."""
+
+    @property
+    def exposed(self) -> bool:
+        """Whether config-api listens beyond loopback (``host`` is not a loopback address)."""
+        return not is_loopback_host(self.host)
+
+    @property
+    def docs_open(self) -> bool:
+        if self.docs is not None:
+            return self.docs
+        return self.env == "development" and not self.exposed
+
+    @model_validator(mode="after")
+    def _no_public_secrets_where_they_could_be_abused(self) -> Settings:
+        # Public values protect nothing: refused in production and whenever config-api is
+        # reachable beyond loopback, whatever CONFIG_API_ENV says.
+        if self.env == "production" and self.docs:
+            raise ValueError(
+                "CONFIG_API_DOCS=true is refused in production: fetch /openapi.json with the admin token"
+            )
+        if self.env == "production":
+            why = "CONFIG_API_ENV=production"
+        elif self.exposed:
+            why = f"CONFIG_API_HOST={self.host}"
+        else:
+            return self
+        keys = self.master_keys.get_secret_value() if self.master_keys is not None else ""
+        if not keys.strip():
+            if self.env == "development":
+                raise ValueError(
+                    f"CONFIG_API_MASTER_KEYS must be set when config-api is reachable beyond loopback "
+                    f"({why}): the development master key is public"
+                )
+        elif {k.partition(":")[2].strip() for k in keys.split(",")} & PUBLIC_MASTER_KEYS:
+            raise ValueError(f"CONFIG_API_MASTER_KEYS holds a public development key, refused here ({why})")
+        tokens = [("CONFIG_API_ADMIN_TOKEN", self.admin_token)] + [
+            (name, SecretStr(item.partition(":")[2]))
+            for name, spec in (
+                ("CONFIG_API_ADMIN_TOKENS", self.admin_tokens),
+                ("CONFIG_API_SERVICE_TOKENS", self.service_tokens),
+            )
+            for item in (spec.get_secret_value() if spec else "").split(",")
+        ]
+        for name, token in tokens:
+            if token is not None and token.get_secret_value().strip().startswith(PUBLIC_TOKEN_PREFIX):
+                raise ValueError(f"{name} holds a public dev-only token, refused here ({why})")
+        return self
 
 
 def parse_service_tokens(spec: SecretStr | None) -> list[tuple[str, bytes]]:
@@ -48,4 +121,40 @@ def parse_service_tokens(spec: SecretStr | None) -> list[tuple[str, bytes]]:
     tokens = [t for _, t in out]
     if len(set(tokens)) != len(tokens):
         raise ValueError("CONFIG_API_SERVICE_TOKENS: the same token is given more than once")
+    return out
+
+
+ADMIN_NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$"
+_ADMIN_NAME_RE = re.compile(ADMIN_NAME_PATTERN)
+RESERVED_ACTORS = frozenset({"admin", "anonymous", *ROLES})
+"""Actors the audit log gives other meanings: ``admin`` is ``CONFIG_API_ADMIN_TOKEN``,
+``anonymous`` a request without a known token, the roles are the service tokens."""
+
+
+def parse_admin_tokens(spec: SecretStr | None) -> list[tuple[str, bytes]]:
+    """Parse ``name:token,...`` into (name, token bytes). Errors never echo a token."""
+    out: list[tuple[str, bytes]] = []
+    if spec is None:
+        return out
+    for i, item in enumerate(x.strip() for x in spec.get_secret_value().split(",")):
+        if not item:
+            continue
+        name, sep, token = item.partition(":")
+        name = name.strip()
+        if not sep or not token.strip():
+            raise ValueError(f"CONFIG_API_ADMIN_TOKENS entry #{i + 1} is not 'name:token'")
+        if not _ADMIN_NAME_RE.match(name):
+            raise ValueError(
+                f"CONFIG_API_ADMIN_TOKENS entry #{i + 1}: the name must be 1-64 lowercase letters, "
+                "digits, '.', '_' or '-'"
+            )
+        if name in RESERVED_ACTORS:
+            raise ValueError(
+                f"CONFIG_API_ADMIN_TOKENS entry #{i + 1}: the name {name!r} is reserved "
+                f"({', '.join(sorted(RESERVED_ACTORS))})"
+            )
+        out.append((name, token.strip().encode()))
+    tokens = [t for _, t in out]
+    if len(set(tokens)) != len(tokens):
+        raise ValueError("CONFIG_API_ADMIN_TOKENS: the same token is given more than once")
     return out

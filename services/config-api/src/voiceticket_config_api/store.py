@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from .crypto import KeyRing, SecretDecryptError
 from .db import SECRET_FIELDS, Line, Tenant
-from .schemas import LineIn, SeedFile, TenantCreate, TenantOut, mask
+from .schemas import LineIn, RedactionSettings, SeedFile, TenantCreate, TenantOut, mask
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +58,16 @@ def tenant_out(tenant: Tenant, keyring: KeyRing) -> TenantOut:
         transcription_model=tenant.transcription_model,
         vocabulary=tenant.vocabulary,
         analysis_model=tenant.analysis_model,
+        redaction=RedactionSettings.model_validate(tenant.redaction or {}),
+        recording_retention=_retention_out(tenant.recording_retention),
         created_at=tenant.created_at,
         updated_at=tenant.updated_at,
     )
+
+
+def _retention_out(stored: str | None) -> str | int:
+    value = stored or "keep"
+    return int(value) if value.isdigit() else value
 
 
 def apply_tenant(tenant: Tenant, data: TenantCreate, keyring: KeyRing) -> None:
@@ -69,7 +76,12 @@ def apply_tenant(tenant: Tenant, data: TenantCreate, keyring: KeyRing) -> None:
             continue
         if field in SECRET_FIELDS:
             set_secret(tenant, field, value, keyring)
-        elif getattr(tenant, field) != value:
+            continue
+        if isinstance(value, RedactionSettings):
+            value = value.stored()
+        if field == "recording_retention":
+            value = str(value)  # days are stored as digits beside the two words
+        if getattr(tenant, field) != value:
             setattr(tenant, field, value)
 
 
@@ -85,8 +97,9 @@ async def delete_tenant(session: AsyncSession, tenant: Tenant) -> None:
     await session.delete(tenant)
 
 
-async def reencrypt_all(session: AsyncSession, keyring: KeyRing) -> int:
-    """Rewrite every secret not under the primary key with the primary key. Returns the count."""
+async def reencrypt_all(session: AsyncSession, keyring: KeyRing, *, commit: bool = True) -> int:
+    """Rewrite every secret not under the primary key with the primary key. Returns the count.
+    ``commit=False`` leaves the commit to the caller (the admin API commits its audit entry with it)."""
     count = 0
     for tenant in (await session.scalars(select(Tenant).with_for_update())).all():
         for name in SECRET_FIELDS:
@@ -94,7 +107,8 @@ async def reencrypt_all(session: AsyncSession, keyring: KeyRing) -> int:
             if stored is not None and keyring.kid_of(stored) != keyring.primary_kid:
                 setattr(tenant, f"{name}_enc", keyring.encrypt(keyring.decrypt(stored)))
                 count += 1
-    await session.commit()
+    if commit:
+        await session.commit()
     return count
 
 

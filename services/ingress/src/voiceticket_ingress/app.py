@@ -14,6 +14,7 @@ from voiceticket_common.config_client import RuntimeConfig, RuntimeConfigClient
 from voiceticket_common.events import (
     CallCompleted,
     CallReceived,
+    ConsentDeclined,
     NotificationDelivery,
     RecordingAbsent,
     RecordingCompleted,
@@ -23,12 +24,20 @@ from voiceticket_common.metrics import add_metrics_route
 from voiceticket_common.runtime_views import IngressView
 
 from .gate import WebhookGate
+from .params import Malformed, WrongAccount
 from .settings import IngressSettings
-from .signature import Forbidden
+from .signature import Forbidden, TooLarge
 from .status_callbacks import StatusCallbacks
 from .webhooks import CallWebhooks
 
-PUBLISHED = (CallReceived, RecordingCompleted, RecordingAbsent, NotificationDelivery, CallCompleted)
+PUBLISHED = (
+    CallReceived,
+    RecordingCompleted,
+    RecordingAbsent,
+    ConsentDeclined,
+    NotificationDelivery,
+    CallCompleted,
+)
 
 
 def create_app(
@@ -76,6 +85,19 @@ def create_app(
     @app.exception_handler(Forbidden)
     async def forbidden(_: Request, __: Forbidden) -> Response:
         return PlainTextResponse("invalid Twilio signature", status_code=403)
+
+    @app.exception_handler(WrongAccount)
+    async def wrong_account(_: Request, __: WrongAccount) -> Response:
+        return PlainTextResponse("webhook is for another Twilio account than the line's", status_code=403)
+
+    @app.exception_handler(Malformed)
+    async def malformed_parameter(_: Request, exc: Malformed) -> Response:
+        # the message names the parameter and the rule, never the value (it may be personal data)
+        return PlainTextResponse(f"malformed webhook parameter: {exc}", status_code=400)
+
+    @app.exception_handler(TooLarge)
+    async def too_large(_: Request, __: TooLarge) -> Response:
+        return PlainTextResponse("webhook body too large", status_code=413)
 
     @app.exception_handler(ValidationError)
     async def malformed(_: Request, exc: ValidationError) -> Response:

@@ -1,23 +1,28 @@
 """What every webhook route does before it acts: read the request, find the tenant's line, check
-the signature with that tenant's Auth Token, and tag the span and logs with the call."""
+the signature with that tenant's Auth Token and the ``AccountSid`` against that tenant's account,
+and tag the span and logs with the call."""
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import urlencode
 
 from opentelemetry import trace
 from starlette.requests import Request
 
-from voiceticket_common.bus import EventPublisher
+from voiceticket_common.bus import EventPublisher, PermanentError
 from voiceticket_common.call_context import CallContext, CallContextSealer, InvalidCallContext
 from voiceticket_common.config_client import RuntimeConfig, UnknownLine
 from voiceticket_common.logging import current_call_sid
 from voiceticket_common.runtime_views import IngressView
 from voiceticket_common.tracing import CALL_SID_ATTR, TENANT_ATTR, current_traceparent
 
+from . import params
 from .public_url import PublicUrl
 from .settings import IngressSettings
 from .signature import Forbidden, Webhook, read_webhook
+
+log = logging.getLogger(__name__)
 
 
 class WebhookGate:
@@ -39,13 +44,25 @@ class WebhookGate:
         return await read_webhook(request, self.public.of(request))
 
     async def verify_for_line(self, request: Request, webhook: Webhook, number: str) -> IngressView:
-        """Verify ``webhook`` with the Auth Token of the tenant that owns line ``number``."""
+        """Verify ``webhook`` with the Auth Token of the tenant that owns line ``number``, then
+        its ``AccountSid`` against that tenant's account."""
         try:
             line = await self.config(request).line(number)
         except UnknownLine:
             raise Forbidden() from None
-        webhook.verify(line.twilio_account().auth_token.get_secret_value())
+        self.verify(webhook, line)
         return line
+
+    @staticmethod
+    def verify(webhook: Webhook, line: IngressView) -> None:
+        """Signature (the tenant's Auth Token), then ``AccountSid`` (the tenant's account)."""
+        try:
+            token = line.twilio_account().auth_token.get_secret_value()
+        except PermanentError:
+            log.error("the line's tenant has no Twilio auth token: webhooks cannot be verified")
+            raise Forbidden() from None
+        webhook.verify(token)
+        params.check_account(webhook, line.tenant.twilio_account_sid)
 
     async def verify_with_context(
         self, request: Request, webhook: Webhook
@@ -57,9 +74,12 @@ class WebhookGate:
             raise Forbidden() from None
         return context, await self.verify_for_line(request, webhook, context.line_number)
 
-    def callback_url(self, base: str, path: str, context: CallContext) -> str:
-        """``base + path`` with the sealed context and the current trace: Twilio signs both."""
-        params = {"ctx": self.sealer.seal(context)}
+    def callback_url(
+        self, base: str, path: str, context: CallContext, extra: dict[str, str] | None = None
+    ) -> str:
+        """``base + path`` with the sealed context, ``extra`` parameters and the current trace:
+        Twilio signs them all."""
+        params = {"ctx": self.sealer.seal(context), **(extra or {})}
         traceparent = current_traceparent()
         if traceparent:
             params["tp"] = traceparent

@@ -12,6 +12,11 @@ the one Twilio made (http instead of https, an internal host or port). Two sourc
 Where a proxy appends to a header (``a, b``), the last value is the one the trusted proxy itself
 set. Forwarded headers give scheme, host and port only: a path prefix the proxy strips needs
 ``VOICETICKET_PUBLIC_BASE_URL``. The RFC 7239 ``Forwarded`` header is not read.
+
+The URL resolved here is the only one a signature is checked against (``signature.py``): no
+variant with the port removed or a default port added. So ``VOICETICKET_PUBLIC_BASE_URL`` must be
+written exactly as the URLs configured in Twilio (a non-default port included, a default port
+left out); from a trusted proxy, a default X-Forwarded-Port is left out and any other is kept.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from starlette.requests import Request
 from .settings import IPNetwork
 
 _HOST = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?$")  # fmt: skip
+_PORT = re.compile(r"[0-9]{1,5}")  # ASCII digits only ("²".isdigit() is True)
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 
 
@@ -53,13 +59,13 @@ class PublicUrl:
         port = _last(request.headers.get("x-forwarded-port"))
         if not proto and not host:
             return self._base
-        if (proto and proto.lower() not in _DEFAULT_PORTS) or (host and not _HOST.match(host)):
+        if (proto and proto.lower() not in _DEFAULT_PORTS) or (host and not _HOST.fullmatch(host)):
             return self._base  # a malformed value: none of these headers is trusted then
         scheme = proto.lower() or request.url.scheme
         host = host or request.headers.get("host", "")
-        if not _HOST.match(host):
+        if not _HOST.fullmatch(host):
             return self._base
-        if port.isdigit() and not _has_port(host) and port != _DEFAULT_PORTS.get(scheme):
+        if _PORT.fullmatch(port) and not _has_port(host) and port != _DEFAULT_PORTS.get(scheme):
             host = f"{host}:{port}"
         return f"{scheme}://{host}"
 
@@ -76,4 +82,4 @@ def _last(value: str | None) -> str:
 
 
 def _has_port(host: str) -> bool:
-    return bool(re.search(r":\d+$", host)) and not host.endswith("]")
+    return bool(re.search(r":[0-9]+\Z", host)) and not host.endswith("]")

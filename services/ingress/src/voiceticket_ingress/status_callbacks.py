@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request, Response
 
 from voiceticket_common.events import CallCompleted, NotificationDelivery
 
+from . import params
 from .gate import WebhookGate
 from .signature import Forbidden
 
@@ -34,14 +35,14 @@ class StatusCallbacks:
         if not context.call_sid:
             raise Forbidden()  # a context sealed for another callback, not for a message
         gate.annotate(context.call_sid, context.tenant_id)
-        message_sid = webhook.get("MessageSid") or webhook.get("SmsSid")
-        status = webhook.get("MessageStatus") or webhook.get("SmsStatus")
+        message_sid = params.message_sid(webhook)
+        status = params.word(webhook, "MessageStatus", "SmsStatus")
         event = NotificationDelivery(
             tenant_id=context.tenant_id,
             call_sid=context.call_sid,
             message_sid=message_sid,
             status=status,
-            error_code=webhook.get("ErrorCode") or None,
+            error_code=params.error_code(webhook),
         )
         # one event per (message, status): Twilio retries a callback, a status arrives once
         await gate.publisher(request).publish(event, discriminator=f"{message_sid}|{status}")
@@ -51,18 +52,15 @@ class StatusCallbacks:
     async def call_status(self, request: Request) -> Response:
         gate = self._gate
         webhook = await gate.read(request)
-        line = await gate.verify_for_line(request, webhook, webhook.get("To"))
-        call_sid = webhook.get("CallSid")
+        line = await gate.verify_for_line(request, webhook, params.e164(webhook, "To"))
+        call_sid = params.call_sid(webhook)
         gate.annotate(call_sid, line.tenant_id)
-        status = webhook.get("CallStatus")
+        status = params.word(webhook, "CallStatus")
+        duration = params.count(webhook, "CallDuration")
         if status not in FINAL_CALL_STATUSES:
             return Response(status_code=204)
-        duration = webhook.get("CallDuration")
         event = CallCompleted(
-            tenant_id=line.tenant_id,
-            call_sid=call_sid,
-            status=status,
-            duration_seconds=int(duration) if duration.isdigit() else None,
+            tenant_id=line.tenant_id, call_sid=call_sid, status=status, duration_seconds=duration
         )
         await gate.publisher(request).publish(event)
         log.info("call status received", extra={"status": status})

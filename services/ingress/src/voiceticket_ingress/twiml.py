@@ -24,6 +24,56 @@ _GOODBYE = {
     "it": "Grazie. Il suo messaggio è stato registrato. Arrivederci.",
     "nl": "Dank u. Uw bericht is opgenomen. Tot ziens.",
 }
+# The consent prompt of a press_key line (unless the line has its own), and what the caller hears
+# around it; {key} is the key's spoken name.
+_PROMPT = {
+    "de": "Wenn Sie mit der Aufzeichnung einverstanden sind, drücken Sie bitte die Taste {key}.",
+    "en": "To agree to this call being recorded, please press {key}.",
+    "es": "Para aceptar la grabación de esta llamada, pulse {key}.",
+    "fr": "Pour accepter l'enregistrement de cet appel, appuyez sur {key}.",
+    "it": "Per acconsentire alla registrazione di questa chiamata, prema {key}.",
+    "nl": "Om akkoord te gaan met het opnemen van dit gesprek, druk op {key}.",
+}
+_KEY_NAMES = {
+    "de": {"*": "Stern", "#": "Raute"},
+    "en": {"*": "star", "#": "hash"},
+    "es": {"*": "asterisco", "#": "almohadilla"},
+    "fr": {"*": "étoile", "#": "dièse"},
+    "it": {"*": "asterisco", "#": "cancelletto"},
+    "nl": {"*": "sterretje", "#": "hekje"},
+}
+_WRONG_KEY = {
+    "de": "Das war leider nicht die richtige Taste.",
+    "en": "Sorry, that was not the right key.",
+    "es": "Lo sentimos, esa no es la tecla correcta.",
+    "fr": "Désolé, ce n'était pas la bonne touche.",
+    "it": "Spiacenti, non è il tasto giusto.",
+    "nl": "Sorry, dat was niet de juiste toets.",
+}
+_NO_KEY = {
+    "de": "Wir haben keine Taste erkannt.",
+    "en": "We did not receive a key.",
+    "es": "No hemos recibido ninguna tecla.",
+    "fr": "Nous n'avons reçu aucune touche.",
+    "it": "Non abbiamo ricevuto alcun tasto.",
+    "nl": "We hebben geen toets ontvangen.",
+}
+_CONSENTED = {
+    "de": "Vielen Dank. Bitte sprechen Sie Ihre Nachricht nach dem Signalton.",
+    "en": "Thank you. Please leave your message after the tone.",
+    "es": "Gracias. Deje su mensaje después de la señal.",
+    "fr": "Merci. Veuillez laisser votre message après le signal sonore.",
+    "it": "Grazie. Lasci il suo messaggio dopo il segnale acustico.",
+    "nl": "Dank u. Spreek uw bericht in na de toon.",
+}
+_DECLINED = {
+    "de": "Ihr Anruf wurde nicht aufgezeichnet. Auf Wiederhören.",
+    "en": "Your call has not been recorded. Goodbye.",
+    "es": "Su llamada no ha sido grabada. Adiós.",
+    "fr": "Votre appel n'a pas été enregistré. Au revoir.",
+    "it": "La sua chiamata non è stata registrata. Arrivederci.",
+    "nl": "Uw gesprek is niet opgenomen. Tot ziens.",
+}
 
 
 def say_attributes(line: IngressLine) -> dict[str, str]:
@@ -53,34 +103,105 @@ def say_attributes(line: IngressLine) -> dict[str, str]:
 def greeting_and_record(line: IngressLine, record_action_url: str, recording_callback_url: str) -> str:
     """Greeting, recording notice, then `<Record>`; Twilio requests the action when it ends.
 
-    Limits come from the line: ``max_recording_seconds`` (maxLength), ``record_timeout_seconds``
-    (seconds of silence that end the recording) and ``record_finish_on_key`` (keys that end it).
+    The answer of a ``notice`` line. The notice is always said before `<Record>` (the view fills in
+    the default notice when the line has none). Limits come from the line: ``max_recording_seconds``
+    (maxLength), ``record_timeout_seconds`` (seconds of silence that end the recording) and
+    ``record_finish_on_key`` (keys that end it).
     """
     response = VoiceResponse()
     say = say_attributes(line)
     response.say(line.greeting, **say)
-    if line.recording_notice:
-        response.say(line.recording_notice, **say)
+    response.say(line.recording_notice, **say)
+    _record(response, line, record_action_url, recording_callback_url)
+    return str(response)
+
+
+def consent_gather(
+    line: IngressLine, action_url: str, *, greeting: bool, retry_reason: str | None = None
+) -> str:
+    """The answer of a ``press_key`` line: the notice and the consent prompt inside a one-key
+    `<Gather>`, and no `<Record>`.
+
+    ``finishOnKey=""`` so that every key, ``#`` too, reaches ``Digits``; without a key Twilio goes
+    on to the `<Redirect>` after the `<Gather>`, which requests the same action without ``Digits``.
+    ``greeting`` says the greeting first (the first prompt); ``retry_reason`` (``no_input`` or
+    ``invalid_key``) says politely why the caller is asked again.
+    """
+    response = VoiceResponse()
+    say = say_attributes(line)
+    language = _language(line)
+    if greeting:
+        response.say(line.greeting, **say)
+    if retry_reason == "invalid_key":
+        response.say(_text(_WRONG_KEY, language), **say)
+    elif retry_reason == "no_input":
+        response.say(_text(_NO_KEY, language), **say)
+    gather = response.gather(
+        input="dtmf",
+        num_digits=1,
+        finish_on_key="",
+        timeout=line.consent_timeout_seconds,
+        action=action_url,
+        method="POST",
+    )
+    gather.say(line.recording_notice, **say)
+    gather.say(consent_prompt(line), **say)
+    response.redirect(action_url, method="POST")
+    return str(response)
+
+
+def consent_prompt(line: IngressLine) -> str:
+    """The line's ``consent_prompt``, or the built-in one in its language naming its key."""
+    if line.consent_prompt:
+        return line.consent_prompt
+    language = _language(line)
+    names = _KEY_NAMES.get(language, _KEY_NAMES["en"])
+    return _text(_PROMPT, language).format(key=names.get(line.consent_key, line.consent_key))
+
+
+def record_after_consent(line: IngressLine, record_action_url: str, recording_callback_url: str) -> str:
+    """The caller pressed the consent key (having heard the notice): thank them, then `<Record>`."""
+    response = VoiceResponse()
+    response.say(_text(_CONSENTED, _language(line)), **say_attributes(line))
+    _record(response, line, record_action_url, recording_callback_url)
+    return str(response)
+
+
+def consent_declined(line: IngressLine) -> str:
+    """No consent: tell the caller nothing was recorded, in the line's language, then hang up."""
+    response = VoiceResponse()
+    response.say(_text(_DECLINED, _language(line)), **say_attributes(line))
+    response.hangup()
+    return str(response)
+
+
+def _record(response: VoiceResponse, line: IngressLine, action_url: str, callback_url: str) -> None:
     response.record(
-        action=record_action_url,
+        action=action_url,
         method="POST",
         timeout=line.record_timeout_seconds,
         finish_on_key=line.record_finish_on_key,
         max_length=line.max_recording_seconds,
         play_beep=True,
         trim="trim-silence",
-        recording_status_callback=recording_callback_url,
+        recording_status_callback=callback_url,
         recording_status_callback_method="POST",
         recording_status_callback_event="completed absent",
     )
-    return str(response)
+
+
+def _language(line: IngressLine) -> str:
+    return (line.language or "en").split("-")[0]
+
+
+def _text(texts: dict[str, str], language: str) -> str:
+    return texts.get(language, texts["en"])
 
 
 def goodbye(line: IngressLine) -> str:
     """The `<Record action>` answer: thank the caller in the line's language, then hang up."""
     response = VoiceResponse()
-    language = (line.language or "en").split("-")[0]
-    response.say(_GOODBYE.get(language, _GOODBYE["en"]), **say_attributes(line))
+    response.say(_text(_GOODBYE, _language(line)), **say_attributes(line))
     response.hangup()
     return str(response)
 

@@ -1,16 +1,15 @@
-"""``python -m voiceticket_jira_writer``: analyses in, JSM requests out."""
+"""``python -m voiceticket_jira_writer``: analyses in, JSM requests out; ``... purge [--dry-run]``:
+the retention purge (recordings due at Twilio, old ledger rows), once."""
 
 from __future__ import annotations
 
-import asyncio
-
-from voiceticket_common.service import serve_consumer
+from voiceticket_common import service
 
 from .bootstrap import SERVICE
 
 
 def main() -> None:
-    asyncio.run(serve_consumer(SERVICE))
+    service.main(SERVICE)
 
 
 if __name__ == "__main__":

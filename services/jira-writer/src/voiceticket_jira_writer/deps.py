@@ -8,7 +8,15 @@ from voiceticket_common.config_client import RuntimeConfig
 from voiceticket_common.runtime_views import JiraWriterView
 
 from .field_cache import RequestTypeFieldCache
-from .ports import RecordingSource, RequestLedger, ServiceDesk
+from .ports import RecordingDeleter, RecordingRetentionLedger, RecordingSource, RequestLedger, ServiceDesk
+
+
+@dataclass(frozen=True)
+class RecordingRetention:
+    """What deleting recordings at Twilio takes: the ledger that records it, and Twilio."""
+
+    ledger: RecordingRetentionLedger
+    deleter: RecordingDeleter
 
 
 @dataclass(init=False)
@@ -21,6 +29,8 @@ class JiraWriterDeps:
     max_comment_chars: int
     fields: RequestTypeFieldCache
     """Request-type field lists; defaults to a five-minute cache in front of ``desk``."""
+    recording_retention: RecordingRetention | None
+    """Deletes recordings per the tenant's ``recording_retention``; None: never deleted."""
 
     def __init__(
         self,
@@ -30,6 +40,7 @@ class JiraWriterDeps:
         recordings: RecordingSource | None = None,
         max_comment_chars: int = 30_000,
         fields: RequestTypeFieldCache | None = None,
+        recording_retention: RecordingRetention | None = None,
     ) -> None:
         self.config = config
         self.desk = desk
@@ -37,3 +48,4 @@ class JiraWriterDeps:
         self.recordings = recordings
         self.max_comment_chars = max_comment_chars
         self.fields = fields if fields is not None else RequestTypeFieldCache(desk)
+        self.recording_retention = recording_retention

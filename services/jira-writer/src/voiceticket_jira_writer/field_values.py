@@ -4,6 +4,10 @@ Summary always; description when the request type has it; priority mapped from t
 names of the priority field's valid values; the caller's number when the line names a phone field
 and the request type has it; required fields we cannot know filled with their default values. A
 required field with no default makes the request impossible: a permanent error names it.
+
+The summary and the phone number are plain-text fields: cleaned of control and bidi characters and
+made one line (``jira_text.jira_summary``/``plain_line``), never wiki-escaped, since Jira would show
+the backslashes. The description arrives as wiki text already escaped by its builder.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 from voiceticket_common.bus import PermanentError
 from voiceticket_common.events import Priority
 
+from .jira_text import jira_summary, plain_line
 from .ports import FieldValue, RequestTypeField, RequestTypeFields
 
 log = logging.getLogger(__name__)
@@ -33,15 +38,15 @@ class RequiredFieldUnknown(PermanentError):
 class Wanted:
     """What we would like the request to say; what is sent depends on the request type's fields."""
 
-    summary: str
-    description: str
+    summary: str  # plain text, cleaned here
+    description: str  # wiki markup, escaped by whoever built it
     priority: Priority | None = None
     phone_field_id: str | None = None
     caller_number: str | None = None
 
 
 def request_field_values(wanted: Wanted, meta: RequestTypeFields, request_type_id: str) -> dict[str, Any]:
-    values: dict[str, Any] = {"summary": wanted.summary}
+    values: dict[str, Any] = {"summary": jira_summary(wanted.summary)}
     if meta.get("description") is not None:
         values["description"] = wanted.description
     else:
@@ -60,9 +65,10 @@ def request_field_values(wanted: Wanted, meta: RequestTypeFields, request_type_i
                 "no priority of the request type matches the analysis; Jira's default applies",
                 extra={"request_type_id": request_type_id, "priority": wanted.priority.value},
             )
-    if wanted.phone_field_id and wanted.caller_number:
+    caller_number = plain_line(wanted.caller_number or "")
+    if wanted.phone_field_id and caller_number:
         if meta.get(wanted.phone_field_id) is not None:
-            values[wanted.phone_field_id] = wanted.caller_number
+            values[wanted.phone_field_id] = caller_number
         else:
             # The number stays in the issue property; the warning names the field, never the number.
             log.warning(

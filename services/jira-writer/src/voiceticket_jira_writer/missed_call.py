@@ -10,19 +10,23 @@ from __future__ import annotations
 from typing import Any
 
 from voiceticket_common.events import RecordingAbsent
+from voiceticket_common.events.v1 import CONSENT_NOTICE
 
 from .field_values import Wanted
+from .jira_text import plain_line, wiki_line
 from .request_content import created_from
 
 MISSED_CALL_SUMMARY = "Missed call: caller left no message"
 
 
 def missed_call_description(event: RecordingAbsent) -> str:
-    code = f", Twilio error {event.error_code}" if event.error_code else ""
+    """Wiki markup; Twilio's status and error code are escaped like any text from outside."""
+
+    code = f", Twilio error {wiki_line(event.error_code)}" if event.error_code else ""
     return "\n".join(
         [
             "A caller rang the support line and hung up without leaving a message "
-            f"(recording status: {event.status}{code}).",
+            f"(recording status: {wiki_line(event.status)}{code}).",
             "The caller's number is in the call details (issue property voiceticket.call).",
             "",
             created_from(event.call_sid),
@@ -40,15 +44,17 @@ def missed_call_wanted(event: RecordingAbsent, phone_field_id: str | None) -> Wa
 
 
 def missed_call_property(event: RecordingAbsent) -> dict[str, Any]:
-    """Call metadata for the issue property (readable by anyone who sees the issue)."""
+    """Call metadata for the issue property (readable by anyone who sees the issue); JSON data,
+    cleaned of control and bidi characters, not wiki-escaped (see ``jira_text``)."""
 
     return {
         "schemaVersion": 1,
         "callSid": event.call_sid,
         "missedCall": True,
-        "recordingStatus": event.status,
-        "twilioErrorCode": event.error_code,
+        "recordingStatus": plain_line(event.status),
+        "twilioErrorCode": plain_line(event.error_code) if event.error_code is not None else None,
         "lineNumber": event.line_number,
-        "callerNumber": event.caller_number,
+        "callerNumber": plain_line(event.caller_number),
         "receivedAt": event.occurred_at.isoformat(),
+        "consent": event.consent or CONSENT_NOTICE,
     }

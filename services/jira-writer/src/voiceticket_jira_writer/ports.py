@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import IO, Any, Literal, Protocol
 
 from pydantic import SecretStr
@@ -122,7 +123,10 @@ class ServiceDesk(Protocol):
         """Whether an internal comment with ``marker`` exists (an interrupted attempt's comment)."""
 
     async def find_request_for_call(self, site: JiraSite, call_sid: str) -> CreatedRequest | None:
-        """The request an earlier, interrupted attempt created for this call, if any."""
+        """The request an earlier, interrupted attempt created for this call, if any.
+
+        By search, so a request created in the last seconds may not be found yet (the index lags):
+        the ledger's ``create_settles_at`` says how long to keep looking before creating again."""
 
     async def attachment_names(self, site: JiraSite, issue_key: str) -> set[str]:
         """File names of the request's attachments (to find an interrupted attempt's upload)."""
@@ -146,6 +150,8 @@ class RecordingSource(Protocol):
 
 @dataclass
 class LedgerEntry:
+    """The call's ledger row as this attempt holds it, under its lease."""
+
     tenant_id: str
     call_sid: str
     fresh: bool
@@ -155,12 +161,31 @@ class LedgerEntry:
     property_set: bool = False
     comment_added: bool = False
     attachment_added: bool = False
+    token: int = 0
+    """The lease's fencing token: every write of this attempt is conditional on it."""
+    lease_until: datetime | None = None
+    create_settles_at: datetime | None = None
+    """An earlier create's outcome is not recorded: its request, if any, is searchable from then."""
+    create_started: bool = False
+    """This attempt started a create (so a failure releases with the index's lag from now)."""
 
 
 class RequestLedger(Protocol):
-    async def claim(self, tenant_id: str, call_sid: str) -> LedgerEntry: ...
+    def now(self) -> datetime:
+        """The ledger's clock (UTC), the one leases and ``create_settles_at`` are measured on."""
+
+    async def claim(self, tenant_id: str, call_sid: str) -> LedgerEntry:
+        """Claim the call's row, or take over its expired or released lease with a new fencing
+        token; ``LeaseBusy`` (a TransientError with Retry-After) while another attempt holds it."""
+
+    async def begin_create(self, entry: LedgerEntry) -> datetime:
+        """Renew the lease and note that a create starts; returns the lease's end, which the
+        create must not outlast."""
 
     async def record_created(self, entry: LedgerEntry, request: CreatedRequest) -> None: ...
+
+    async def renew(self, entry: LedgerEntry) -> None:
+        """Extend the lease before a write to Jira; ``LeaseLost`` if another attempt took it."""
 
     async def mark(
         self,
@@ -169,4 +194,45 @@ class RequestLedger(Protocol):
         property_set: bool = False,
         comment_added: bool = False,
         attachment_added: bool = False,
-    ) -> None: ...
+    ) -> None:
+        """Record a step as done. Every write is fenced: ``LeaseLost`` if the lease was taken over."""
+
+    async def release(self, entry: LedgerEntry) -> None:
+        """Give the lease back (after the last step, or a failure), so a retry need not wait it out."""
+
+
+@dataclass(frozen=True)
+class RecordingState:
+    """The call's recording-retention step in the ledger."""
+
+    scheduled: bool
+    deleted: bool
+
+
+@dataclass(frozen=True)
+class DueRecording:
+    """A recording whose deletion at Twilio is due (the purge's work list)."""
+
+    tenant_id: str
+    call_sid: str
+    line_number: str
+    recording_sid: str
+
+
+class RecordingDeleter(Protocol):
+    async def delete(self, account: TwilioAccount, recording_sid: str) -> bool:
+        """Delete the recording at Twilio: True when deleted now, False when it was already gone
+        (404 counts as done); TransientError on 429/5xx and transport failures."""
+
+
+class RecordingRetentionLedger(Protocol):
+    def now(self) -> datetime: ...
+
+    async def recording_state(self, entry: LedgerEntry) -> RecordingState: ...
+
+    async def schedule_recording_deletion(
+        self, entry: LedgerEntry, recording_sid: str, line_number: str, delete_at: datetime
+    ) -> None:
+        """Record which recording goes and when (fenced, like every step)."""
+
+    async def mark_recording_deleted(self, entry: LedgerEntry) -> None: ...

@@ -35,5 +35,9 @@ class TwilioRecordingDownloads:
             file.seek(0)
             yield Upload(filename=filename, content_type=media.content_type, file=file, size=media.size)
 
+    async def delete(self, account: TwilioAccount, recording_sid: str) -> bool:
+        """Delete the recording at Twilio (retention); False when it was already gone."""
+        return await self._media.delete(account, recording_sid)
+
     async def aclose(self) -> None:
         await self._media.aclose()

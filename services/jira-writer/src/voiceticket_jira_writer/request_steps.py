@@ -4,15 +4,22 @@ Each step is recorded in the ledger after Jira confirmed it. A step the ledger d
 may still have happened (the process died between Jira's answer and the ledger write), so on a
 redelivery each one looks before it writes: the request by the CallSid in its description (ADR 3),
 the comment by its marker, the attachment by its file name.
+
+Only the holder of the call's lease acts (``ledger.claim``), and it renews the lease before each
+write to Jira, so a holder whose lease was taken over stops at its next step (``LeaseLost``). A
+create runs within the lease; a later attempt that finds neither a recorded key nor a request in
+search creates only once that create would be searchable (``create_settles_at``), and until then
+retries with a Retry-After, searching again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any
 
-from voiceticket_common.bus import PermanentError
+from voiceticket_common.bus import PermanentError, TransientError
 from voiceticket_common.events import Entity
 from voiceticket_common.runtime_views import JiraWriterView
 
@@ -45,14 +52,32 @@ async def ensure_request(
     """Exactly one request per call: create it, or find the one an interrupted attempt created."""
     if entry.issue_key is not None and entry.issue_id is not None:
         return CreatedRequest(issue_id=entry.issue_id, issue_key=entry.issue_key)
-    existing = None if entry.fresh else await deps.desk.find_request_for_call(site, entry.call_sid)
-    if existing is None:
-        existing = await _create(deps, site, service_desk_id, request_type_id, wanted, entities)
-        log.info("jsm request created", extra={"issue_key": existing.issue_key})
-    else:
-        log.warning("recovered request from an interrupted attempt", extra={"issue_key": existing.issue_key})
-    await deps.ledger.record_created(entry, existing)
-    return existing
+    if not entry.fresh:
+        existing = await deps.desk.find_request_for_call(site, entry.call_sid)
+        if existing is not None:
+            log.warning(
+                "recovered request from an interrupted attempt", extra={"issue_key": existing.issue_key}
+            )
+            await deps.ledger.record_created(entry, existing)
+            return existing
+        settles = entry.create_settles_at
+        wait = (settles - deps.ledger.now()).total_seconds() if settles is not None else 0.0
+        if wait > 0:
+            # An earlier attempt started a create whose request Jira's search may not show yet.
+            log.info("an earlier attempt's request may not be searchable yet; searching again later")
+            raise TransientError(
+                f"not creating a second request until {wait:.1f}s have passed", retry_after=wait
+            )
+    deadline = await deps.ledger.begin_create(entry)
+    try:
+        # The create must end within the lease, so a takeover's wait covers any request it made.
+        async with asyncio.timeout((deadline - deps.ledger.now()).total_seconds()):
+            created = await _create(deps, site, service_desk_id, request_type_id, wanted, entities)
+    except TimeoutError:
+        raise TransientError("jira create request did not finish within the lease") from None
+    log.info("jsm request created", extra={"issue_key": created.issue_key})
+    await deps.ledger.record_created(entry, created)
+    return created
 
 
 async def _create(
@@ -99,6 +124,7 @@ async def ensure_comment(
 ) -> None:
     if entry.comment_added:
         return
+    await deps.ledger.renew(entry)
     if entry.fresh or not await deps.desk.has_comment_containing(site, request.issue_key, marker):
         await deps.desk.add_internal_comment(site, request.issue_key, body)
     await deps.ledger.mark(entry, comment_added=True)
@@ -127,6 +153,7 @@ async def ensure_recording(
     if entry.attachment_added:
         return
     filename = recording_filename(entry.call_sid)
+    await deps.ledger.renew(entry)
     if not entry.fresh and filename in await deps.desk.attachment_names(site, request.issue_key):
         await deps.ledger.mark(entry, attachment_added=True)
         return

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
-from voiceticket_common.settings import ServiceSettings
+from typing import Self
+
+from pydantic import Field, model_validator
+
+from voiceticket_common.settings import ServiceSettings, require_lease_outlasts
 
 
 class JiraWriterSettings(ServiceSettings):
@@ -15,3 +19,23 @@ class JiraWriterSettings(ServiceSettings):
     """Largest recording attached; set it to the Jira site's attachment limit if that is lower.
     An hour of Twilio's mono WAV is about 58 MB."""
     recording_download_timeout_seconds: float = 60.0
+    request_lease_seconds: float = Field(default=60.0, gt=0)
+    """How long one attempt holds a call's ledger row (renewed before each write to Jira). A
+    concurrent delivery of the call waits (Retry-After) until the holder is done or this has passed
+    since its last renewal; a crashed attempt's call is taken over after it. Longer than
+    ``jira_timeout_seconds``, so a create always ends within the lease it runs in; keep it well
+    within the bus's retry budget (120 s), which a waiting delivery spends."""
+    search_index_lag_seconds: float = Field(default=15.0, ge=0)
+    """How long Jira's search may take to show a new request. An attempt that takes over a call
+    whose earlier create is unaccounted for creates again only when that create's lease ended this
+    long ago and search still finds no request with the CallSid (ADR 3)."""
+
+    request_retention_days: int = Field(default=30, ge=1)
+    """How long a finished call's ledger row (issue key, steps done) is kept; the scheduled purge
+    deletes older ones. Keep it longer than the dead-letter retention, so a replayed letter still
+    finds its call's request (a row whose recording deletion is pending stays until it is done)."""
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_create(self) -> Self:
+        require_lease_outlasts(self, "request_lease_seconds", "jira_timeout_seconds")
+        return self

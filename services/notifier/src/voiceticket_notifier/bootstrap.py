@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from voiceticket_common.db import open_engine
 from voiceticket_common.events import NotificationFailed, NotificationSent, TicketCreated
@@ -33,7 +33,9 @@ async def adapters(
         yield NotifierDeps(
             config=config,
             sender=sender,
-            ledger=await SqlSmsLedger.with_schema(engine),
+            ledger=await SqlSmsLedger.with_schema(
+                engine, lease=timedelta(seconds=settings.sms_lease_seconds)
+            ),
             hasher=CallerHasher(settings.callback_context_key),
             status_callback=MessageStatusCallback(receipts, settings.callback_context_key)
             if receipts
@@ -43,5 +45,20 @@ async def adapters(
         )
 
 
+async def purge(
+    settings: NotifierSettings, deps: NotifierDeps, now: datetime, dry_run: bool
+) -> dict[str, int]:
+    """Old message rows and opt-out hashes past the recheck window go."""
+    ledger = deps.ledger
+    if not isinstance(ledger, SqlSmsLedger):
+        raise TypeError("the notifier's purge needs its SQL ledger")
+    return await ledger.purge(
+        timedelta(days=settings.message_retention_days),
+        timedelta(days=settings.opt_out_recheck_days),
+        now=now,
+        dry_run=dry_run,
+    )
+
+
 ROUTES = [on(TicketCreated, notify_caller, produces=[NotificationSent, NotificationFailed])]
-SERVICE = ConsumerService("notifier", NotifierSettings, NotifierView, ROUTES, adapters)
+SERVICE = ConsumerService("notifier", NotifierSettings, NotifierView, ROUTES, adapters, purge=purge)

@@ -1,7 +1,15 @@
-"""ticket created -> at most one SMS to the caller with the request key."""
+"""ticket created -> at most one SMS to the caller with the request key.
+
+The call's SMS is claimed in the ledger under a lease: a concurrent delivery waits (Retry-After),
+a crashed attempt's claim is taken over when its lease expires. An attempt that takes over a claim
+whose send had started asks Twilio's Messages list for an SMS to the caller with the request key,
+created since, and sends only if there is none: a crash after the claim sends exactly once on
+replay, a crash after the send sends nothing more.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,7 +24,7 @@ from voiceticket_common.tracing import tag_issue_key
 from .adapters import AmbiguousSend
 from .caller_hash import CallerHasher
 from .message import compose_sms
-from .ports import Sms, SmsLedger, SmsRejected, SmsSender
+from .ports import Sms, SmsClaim, SmsLedger, SmsRejected, SmsSender
 from .sms_encoding import measure
 from .status_callback import MessageStatusCallback
 
@@ -32,6 +40,8 @@ class _Outcome(TypedDict):
 
 
 OPTED_OUT = "21610"
+SEND_MARGIN_SECONDS = 5.0
+"""A send is cut off this long before its lease ends (as an ambiguous send: outcome unknown)."""
 
 
 @dataclass
@@ -52,13 +62,31 @@ async def notify_caller(event: TicketCreated, deps: NotifierDeps) -> Sequence[Ev
     base = _Outcome(tenant_id=event.tenant_id, call_sid=event.call_sid, issue_key=event.issue_key)
     if not line.sms_enabled:
         return []
-    if not await deps.ledger.claim(event.tenant_id, event.call_sid):
+    claim = await deps.ledger.claim(event.tenant_id, event.call_sid)
+    if claim is None:
         log.info("sms already attempted for this call, not sending again")
         return []
+    try:
+        return await _notify(event, deps, config, claim, base)
+    except (Exception, asyncio.CancelledError):
+        # Give the lease back (keeping any started send, which the retry looks up first). A dying
+        # process leaves it to expire.
+        await deps.ledger.release(claim)
+        raise
+
+
+async def _notify(
+    event: TicketCreated,
+    deps: NotifierDeps,
+    config: NotifierView,
+    claim: SmsClaim,
+    base: _Outcome,
+) -> Sequence[Event]:
+    line = config.line
     caller = deps.hasher.hash(event.tenant_id, event.caller_number)
     opted_out = await deps.ledger.opted_out_since(event.tenant_id, caller)
     if opted_out is not None and datetime.now(UTC) - opted_out < deps.opt_out_recheck:
-        await deps.ledger.complete(event.tenant_id, event.call_sid, "opted-out", None)
+        await deps.ledger.complete(claim, "opted-out", None)
         log.info("caller opted out of sms earlier, not sending", extra={"error_code": OPTED_OUT})
         return [
             NotificationFailed(
@@ -82,23 +110,34 @@ async def notify_caller(event: TicketCreated, deps: NotifierDeps) -> Sequence[Ev
             else None
         ),
     )
+    if claim.send_started_at is not None:
+        # An earlier attempt started sending and recorded nothing (it crashed): did the SMS go out?
+        earlier = await deps.sender.find_sent(account, sms, event.issue_key, claim.send_started_at)
+        if earlier is not None:
+            await deps.ledger.complete(claim, "sent", earlier.message_sid)
+            log.warning("found the sms an interrupted attempt sent, not sending again")
+            return [NotificationSent(**base, message_sid=earlier.message_sid, segments=earlier.segments)]
+    deadline = await deps.ledger.begin_send(claim)
     try:
-        receipt = await deps.sender.send(account, sms)
+        # Within the lease, with a margin: a takeover looks at Twilio only after this send ended.
+        budget = (deadline - deps.ledger.now()).total_seconds() - SEND_MARGIN_SECONDS
+        async with asyncio.timeout(max(budget, SEND_MARGIN_SECONDS)):
+            receipt = await deps.sender.send(account, sms)
     except SmsRejected as exc:
-        await deps.ledger.complete(event.tenant_id, event.call_sid, "rejected", None)
+        await deps.ledger.complete(claim, "rejected", None)
         if exc.code == OPTED_OUT:
             await deps.ledger.record_opt_out(event.tenant_id, caller)
         log.warning("sms rejected", extra={"error_code": exc.code, "reason": exc.reason})
         return [NotificationFailed(**base, reason=exc.reason, error_code=exc.code, retryable=False)]
-    except AmbiguousSend:
-        await deps.ledger.complete(event.tenant_id, event.call_sid, "unknown", None)
+    except (AmbiguousSend, TimeoutError):
+        await deps.ledger.complete(claim, "unknown", None)
         log.error("sms outcome unknown; not resending to keep at most one sms per call")
         return [NotificationFailed(**base, reason="outcome unknown after a timeout", retryable=False)]
     except Exception:
-        # Nothing left Twilio's side (connection refused, 429, 5xx): a retry may send.
-        await deps.ledger.release(event.tenant_id, event.call_sid)
+        # Nothing left Twilio's side (connection refused, 429, 5xx): a retry may send unlooked.
+        await deps.ledger.release(claim, sent_nothing=True)
         raise
-    await deps.ledger.complete(event.tenant_id, event.call_sid, "sent", receipt.message_sid)
+    await deps.ledger.complete(claim, "sent", receipt.message_sid)
     size = measure(body)
     log.info(
         "sms sent",

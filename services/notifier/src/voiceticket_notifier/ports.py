@@ -41,17 +41,44 @@ class SmsSender(Protocol):
         """Send ``sms``; SmsRejected for refusals no retry can fix, TransientError when nothing was
         sent and a retry may succeed, AmbiguousSend when it may have been sent."""
 
+    async def find_sent(
+        self, account: TwilioAccount, sms: Sms, marker: str, since: datetime
+    ) -> SmsReceipt | None:
+        """A message to ``sms.to`` from our sender, created at or after ``since`` (less a margin
+        for clock skew), whose body contains ``marker``: an earlier attempt's SMS, or None."""
+
+
+@dataclass(frozen=True)
+class SmsClaim:
+    """This attempt's hold on the call's SMS, under a lease; ``token`` fences its writes."""
+
+    tenant_id: str
+    call_sid: str
+    token: int
+    fresh: bool = True
+    send_started_at: datetime | None = None
+    """An earlier attempt started sending then and recorded no outcome: the SMS may exist."""
+
 
 class SmsLedger(Protocol):
-    async def claim(self, tenant_id: str, call_sid: str) -> bool:
-        """True when this attempt may send; False when a send was already attempted or done."""
+    async def claim(self, tenant_id: str, call_sid: str) -> SmsClaim | None:
+        """This attempt's claim, or None when the call's SMS is settled (sent, rejected, unknown,
+        opted out). Takes over a crashed attempt's expired lease; ``LeaseBusy`` (a TransientError
+        with Retry-After) while another attempt's lease is live."""
 
-    async def release(self, tenant_id: str, call_sid: str) -> None:
-        """Give the claim back after a failure that certainly sent nothing (so a retry may send)."""
+    def now(self) -> datetime:
+        """The ledger's clock (UTC), the one leases are measured on."""
 
-    async def complete(
-        self, tenant_id: str, call_sid: str, outcome: str, message_sid: str | None
-    ) -> None: ...
+    async def begin_send(self, claim: SmsClaim) -> datetime:
+        """Note that the SMS is about to go out and renew the lease; returns the lease's end, which
+        the send must not outlast. ``LeaseLost`` if another attempt took the lease over."""
+
+    async def release(self, claim: SmsClaim, *, sent_nothing: bool = False) -> None:
+        """Give the lease back after a failure; ``sent_nothing``: the send certainly sent nothing,
+        so a retry sends without looking first."""
+
+    async def complete(self, claim: SmsClaim, outcome: str, message_sid: str | None) -> None:
+        """Settle the call's SMS (fenced: ``LeaseLost`` if another attempt took the lease over)."""
 
     async def opted_out_since(self, tenant_id: str, caller_hash: str) -> datetime | None:
         """When this tenant last learnt the caller opted out of SMS (21610), or None."""

@@ -1,12 +1,14 @@
 """The transcriber composed: recordings in (``on(RecordingCompleted, ...)``), transcripts out, over
-Twilio media downloads and the tenant's speech-to-text server."""
+Twilio media downloads, the tenant's speech-to-text server and the transcript ledger."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from voiceticket_common.db import open_engine
 from voiceticket_common.events import CallTranscribed, RecordingCompleted
+from voiceticket_common.ledger import purge_outcomes
 from voiceticket_common.retry_budget import RetryBudget
 from voiceticket_common.runtime_views import TranscriberView
 from voiceticket_common.service import ConsumerService, RuntimeConfig, on
@@ -15,6 +17,7 @@ from voiceticket_common.twilio_media import FreshMediaWait, TwilioMediaClient
 from .adapters import OpenAITranscriptionEngine, TwilioRecordingSource
 from .audio_prep import SpeechCheck, UploadLimits
 from .handlers import TranscriberDeps, transcribe_recording
+from .ledger import SqlTranscriptLedger
 from .settings import TranscriberSettings
 
 
@@ -22,7 +25,7 @@ from .settings import TranscriberSettings
 async def adapters(
     settings: TranscriberSettings, config: RuntimeConfig[TranscriberView]
 ) -> AsyncIterator[TranscriberDeps]:
-    """Twilio media downloads and speech-to-text, closed when the service stops."""
+    """Twilio media downloads, speech-to-text and the transcript ledger, closed when the service stops."""
     media = TwilioMediaClient(
         settings.twilio_api_base_url,
         settings.egress_allowed_hosts,
@@ -31,7 +34,8 @@ async def adapters(
         fresh_media_wait=FreshMediaWait(settings.media_wait_seconds),
     )
     stt = OpenAITranscriptionEngine(settings.egress_allowed_hosts, settings.stt_timeout_seconds)
-    async with media, stt:
+    async with open_engine(settings.database_url) as engine, media, stt:
+        outcomes = await SqlTranscriptLedger.opened(engine, settings)
         yield TranscriberDeps(
             config=config,
             recordings=TwilioRecordingSource(media),
@@ -39,8 +43,11 @@ async def adapters(
             limits=UploadLimits(settings.max_upload_bytes, settings.max_upload_seconds),
             speech=SpeechCheck(settings.silence_threshold_dbfs, settings.min_speech_seconds),
             budget=RetryBudget(settings.stt_retry_attempts, settings.stt_retry_budget_seconds),
+            outcomes=outcomes,
         )
 
 
 ROUTES = [on(RecordingCompleted, transcribe_recording, produces=[CallTranscribed])]
-SERVICE = ConsumerService("transcriber", TranscriberSettings, TranscriberView, ROUTES, adapters)
+SERVICE = ConsumerService(
+    "transcriber", TranscriberSettings, TranscriberView, ROUTES, adapters, purge=purge_outcomes
+)

@@ -5,6 +5,17 @@ limit are re-encoded or split; each upload is transcribed within a retry budget;
 invents for silence is dropped. When speech-to-text stays down past the budget the call still goes
 on, with an empty transcript flagged ``transcript_missing``, so the request is created for triage
 instead of the call being lost. Permanent errors (a bad key) still dead-letter.
+
+The transcript is redacted here, right after speech-to-text and before anything else sees it,
+with the tenant's policy (``voiceticket_common.redaction``: card numbers, expiry dates, security
+codes, IBANs, national IDs, the tenant's own patterns): the bus, the ledger, the language model
+and Jira only ever get the redacted text, and ``redactions`` records the kinds and counts, never the
+values. A transcript that cannot be redacted (over the engine's limit, a policy it refuses) is
+withheld, a placeholder stands in for it and ``redaction_failed`` sends the request to triage.
+
+Each recording is transcribed once: the outcome is kept in the transcript ledger, and a duplicate
+callback or a redelivery of the same recording re-emits the stored ``call.transcribed`` (same
+event, same id) instead of returning nothing or paying for speech-to-text again (ADR 8).
 """
 
 from __future__ import annotations
@@ -16,13 +27,22 @@ from dataclasses import dataclass, field, replace
 
 from voiceticket_common.config_client import RuntimeConfig
 from voiceticket_common.events import CallTranscribed, Event, RecordingCompleted
+from voiceticket_common.ledger import kept_outcome, stored_outcome
 from voiceticket_common.metrics import record_transcription
+from voiceticket_common.redaction import WITHHELD_TRANSCRIPT, redact_or_none
 from voiceticket_common.retry_budget import BudgetExhausted, RetryBudget, Sleep, within_budget
 from voiceticket_common.runtime_views import TranscriberView
 
 from .audio_prep import SpeechCheck, UploadLimits, has_speech, uploads_for
 from .phantoms import without_phantoms
-from .ports import Recording, RecordingSource, SpeechToTextTarget, TranscriptionEngine
+from .ports import (
+    Recording,
+    RecordingKey,
+    RecordingSource,
+    SpeechToTextTarget,
+    TranscriptionEngine,
+    TranscriptLedger,
+)
 from .vocabulary import prompt_for_part, vocabulary_prompt
 from .wav import NotPcmWav, PcmAudio, parse_wav
 
@@ -38,6 +58,8 @@ class TranscriberDeps:
     speech: SpeechCheck = field(default_factory=SpeechCheck)
     budget: RetryBudget = field(default_factory=RetryBudget)
     sleep: Sleep = asyncio.sleep
+    outcomes: TranscriptLedger | None = None
+    """Where produced transcripts are kept for duplicates (ADR 8); None: every delivery transcribes."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +73,9 @@ class Transcription:
 
 
 async def transcribe_recording(event: RecordingCompleted, deps: TranscriberDeps) -> Sequence[Event]:
+    key = RecordingKey.of(event)
+    if (stored := await stored_outcome(deps.outcomes, key, "transcript", "transcribing")) is not None:
+        return [stored]
     config = await deps.config.line(event.line_number)
     account = config.twilio_account(event.account_sid)
     recording = await deps.recordings.fetch(account, event.recording_sid)
@@ -59,6 +84,7 @@ async def transcribe_recording(event: RecordingCompleted, deps: TranscriberDeps)
     cost = None
     if result.audio_seconds:
         cost = record_transcription(event.tenant_id, target.model, result.audio_seconds)
+    transcript, redactions, withheld = await redacted(result.text, config, target.language)
     log.info(
         "recording transcribed",
         extra={
@@ -66,20 +92,40 @@ async def transcribe_recording(event: RecordingCompleted, deps: TranscriberDeps)
             "parts": result.parts,
             "chars": len(result.text),
             "transcript_missing": result.missing,
+            "redactions": redactions,
+            "redaction_failed": withheld,
         },
     )
-    return [
-        CallTranscribed(
-            **event.call_context(),
-            recording_sid=event.recording_sid,
-            duration_seconds=event.duration_seconds,
-            transcript=result.text,
-            language=target.language,
-            model=target.model,
-            transcript_missing=result.missing,
-            estimated_cost_usd=cost,
-        )
-    ]
+    outcome = CallTranscribed(
+        **event.call_context(),
+        recording_sid=event.recording_sid,
+        duration_seconds=event.duration_seconds,
+        transcript=transcript,
+        language=target.language,
+        model=target.model,
+        transcript_missing=result.missing,
+        estimated_cost_usd=cost,
+        redactions=redactions,
+        redaction_failed=withheld,
+    )
+    # A transcript missing because speech-to-text was down is kept only briefly (``final=False``).
+    return [await kept_outcome(deps.outcomes, key, outcome, "transcript", final=not result.missing)]
+
+
+async def redacted(
+    text: str, config: TranscriberView, language: str | None
+) -> tuple[str, dict[str, int], bool]:
+    """(transcript, counts, withheld): the text redacted under the tenant's policy, or the withheld
+    placeholder when it cannot be. ``language`` is the line's enforced language (None reads the
+    number words of every language the engine knows)."""
+
+    if not text:
+        return text, {}, False
+    # CPU work, linear in the text: off the event loop like the audio preparation.
+    result = await asyncio.to_thread(redact_or_none, config.tenant.redaction, text, language)
+    if result is None:
+        return WITHHELD_TRANSCRIPT, {}, True
+    return result.text, result.record(), False
 
 
 def speech_to_text_target(config: TranscriberView) -> SpeechToTextTarget:

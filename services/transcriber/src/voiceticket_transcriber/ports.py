@@ -1,10 +1,14 @@
-"""The transcriber's outside world: where recordings come from and what turns them into text."""
+"""The transcriber's outside world: where recordings come from, what turns them into text, and
+where the transcripts it produced are kept for duplicates."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Protocol
 
+from voiceticket_common.events import CallTranscribed, RecordingCompleted
+from voiceticket_common.ledger import LedgerUnavailable as LedgerUnavailable
+from voiceticket_common.ledger import OutcomeStore
 from voiceticket_common.openai_client import OpenAIEndpoint
 from voiceticket_common.twilio import TwilioAccount
 
@@ -36,3 +40,21 @@ class TranscriptionEngine(Protocol):
     async def transcribe(self, recording: Recording, target: SpeechToTextTarget) -> str:
         """Speech to text of one upload (at most the provider's size limit); raises
         TransientError/PermanentError as the provider answers."""
+
+
+@dataclass(frozen=True)
+class RecordingKey:
+    """What a transcript is kept under: the recording."""
+
+    tenant_id: str
+    call_sid: str
+    recording_sid: str
+
+    @classmethod
+    def of(cls, event: RecordingCompleted | CallTranscribed) -> RecordingKey:
+        return cls(event.tenant_id, event.call_sid, event.recording_sid)
+
+
+TranscriptLedger = OutcomeStore[RecordingKey, CallTranscribed]
+"""The ``call.transcribed`` each recording produced, kept for a while (ADR 8). When it is
+unavailable (``LedgerUnavailable``) the call is transcribed (again) rather than delayed or lost."""

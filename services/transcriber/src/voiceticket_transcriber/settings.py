@@ -1,11 +1,21 @@
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from voiceticket_common.retry_budget import fits_poll_interval
 from voiceticket_common.settings import ServiceSettings
 
 
 class TranscriberSettings(ServiceSettings):
+    database_url: str = "sqlite+aiosqlite:///.local/transcriber.db"
+    """The transcript ledger's database (Postgres in a deployment): produced transcripts, kept so
+    a duplicate recording callback is not transcribed again (ADR 8)."""
+    outcome_retention_seconds: float = Field(default=86_400.0, gt=0.0)
+    """How long a produced ``call.transcribed`` (transcript, caller's number: personal data) is
+    kept for duplicates; expired rows are deleted as new ones are written."""
+    degraded_outcome_seconds: float = Field(default=300.0, ge=0.0)
+    """How long a transcript missing because speech-to-text was down is kept: long enough for a
+    burst of redeliveries, short enough that a duplicate after the recovery transcribes again."""
     twilio_api_base_url: str = "https://api.twilio.com"
     """Where recording media is downloaded from: the media URL is built from it and the SIDs,
     never taken from the event (ADR 6)."""
@@ -25,8 +35,18 @@ class TranscriberSettings(ServiceSettings):
     """A 20 ms window counts as sound above this RMS level; phone-line silence sits far below."""
     min_speech_seconds: float = Field(default=0.25, ge=0.0)
     """Less sound than this and the recording is silent: speech-to-text is skipped, transcript ""."""
-    stt_retry_attempts: int = Field(default=4, ge=1)
-    stt_retry_budget_seconds: float = Field(default=60.0, ge=0.0)
-    """Speech-to-text is retried within this budget (Retry-After honoured); past it the call goes
-    on without a transcript, marked for triage, instead of being lost."""
+    stt_retry_attempts: int = Field(default=40, ge=1)
+    """Cap on speech-to-text calls per upload; the budget is ``stt_retry_budget_seconds``."""
+    stt_retry_budget_seconds: float = Field(default=90.0, ge=0.0)
+    """How long each upload keeps retrying a rate-limited or unavailable speech-to-text server,
+    from its first attempt (exponential backoff with jitter, Retry-After honoured). 90 s outlasts
+    one of OpenAI's per-minute rate-limit windows with room to spare while, with the 120 s request
+    timeout, a record stays well inside the consumer's 300 s poll interval; past it the call goes on
+    without a transcript, marked for triage, instead of being lost. Budget plus
+    ``stt_timeout_seconds`` must stay at most 240 s."""
     stt_timeout_seconds: float = 120.0
+
+    @model_validator(mode="after")
+    def _budget_fits_the_poll_interval(self) -> TranscriberSettings:
+        fits_poll_interval(self.stt_retry_budget_seconds, self.stt_timeout_seconds, "speech-to-text")
+        return self

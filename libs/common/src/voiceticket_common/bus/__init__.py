@@ -3,7 +3,15 @@
 from .dispatch import Dispatcher, Route, on
 from .envelope import Envelope, MalformedMessage, decode, encode, envelope_for
 from .errors import PermanentError, TransientError
-from .port import DeadLetter, EventBus, EventPublisher, Handler, RetryPolicy, dead_letter_topic
+from .port import (
+    DeadLetter,
+    EventBus,
+    EventPublisher,
+    Handler,
+    RetryPolicy,
+    TopicRetention,
+    dead_letter_topic,
+)
 
 __all__ = [
     "DeadLetter",
@@ -16,6 +24,7 @@ __all__ = [
     "PermanentError",
     "RetryPolicy",
     "Route",
+    "TopicRetention",
     "TransientError",
     "dead_letter_topic",
     "decode",

@@ -11,7 +11,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiosqlite
@@ -32,7 +35,7 @@ from .envelope import (
     original_headers,
     read_dead_letter,
 )
-from .port import DeadLetter, Handler, RetryPolicy, dead_letter_topic
+from .port import DeadLetter, Handler, RetryPolicy, TopicRetention, dead_letter_topic
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,23 @@ CREATE TABLE IF NOT EXISTS bus_offsets (
 """
 
 
+@dataclass(frozen=True)
+class BusPurge:
+    """What one purge removed."""
+
+    events: int
+    dead_letters: int
+
+    def as_log(self) -> dict[str, int]:
+        return {"events": self.events, "dead_letters": self.dead_letters}
+
+
+def _stamp(moment: datetime) -> str:
+    """``stored_at``'s format (UTC, millisecond ISO 8601 with Z), so text comparison orders by time."""
+
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
 def _dump_headers(headers: Headers) -> str:
     return json.dumps([[k, v.decode("utf-8", "replace")] for k, v in headers])
 
@@ -64,8 +84,15 @@ def _load_headers(raw: str) -> Headers:
 class EmbeddedEventBus:
     """Publishes to and consumes from a SQLite file; one consumer loop per group."""
 
-    def __init__(self, path: Path | str, source: str, poll_interval: float = 0.5) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        source: str,
+        poll_interval: float = 0.5,
+        retention: TopicRetention = TopicRetention(),
+    ) -> None:
         self._path = str(path)
+        self._retention = retention
         self._source = source
         self._poll = poll_interval
         self._db: aiosqlite.Connection | None = None
@@ -77,6 +104,10 @@ class EmbeddedEventBus:
         if self._path != ":memory:":
             Path(self._path).parent.mkdir(parents=True, exist_ok=True)
         self._db = await aiosqlite.connect(self._path, isolation_level=None)
+        # Before any table exists (a no-op on older files): freed pages can be handed back to the OS.
+        await self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        # Deleted records are overwritten, not left readable in free pages (they hold personal data).
+        await self._db.execute("PRAGMA secure_delete=ON")
         await self._db.execute("PRAGMA journal_mode=WAL")
         await self._db.execute("PRAGMA synchronous=FULL")
         await self._db.execute("PRAGMA busy_timeout=5000")
@@ -145,6 +176,7 @@ class EmbeddedEventBus:
                 (*topics, group),
             )
             row = await cursor.fetchone()
+            await cursor.close()  # an open statement would block the purge's checkpoint
         if row is None:
             return None
         return row[0], row[1], row[2], row[3], _load_headers(row[4])
@@ -235,6 +267,48 @@ class EmbeddedEventBus:
             rows = await cursor.fetchall()
         return [read_dead_letter(str(position), key, _load_headers(raw)) for position, key, raw in rows]
 
+    async def purge(self, now: datetime | None = None, *, dry_run: bool = False) -> BusPurge:
+        """Delete records past their retention (events, dead letters), overwriting them, and give the
+        space back. Run on a schedule by the embedded runtime; safe while consumers run. With
+        ``dry_run`` nothing is deleted: the report says what would be."""
+
+        now = now or datetime.now(UTC)
+        events_before = _stamp(now - self._retention.events)
+        letters_before = _stamp(now - self._retention.dead_letters)
+        dlq = f"{dead_letter_topic('')}%"
+        if dry_run:
+            async with self._lock:
+                cursor = await self.db.execute(
+                    "SELECT COALESCE(SUM(topic NOT LIKE ? AND stored_at < ?), 0), "
+                    "COALESCE(SUM(topic LIKE ? AND stored_at < ?), 0) FROM bus_records",
+                    (dlq, events_before, dlq, letters_before),
+                )
+                row = await cursor.fetchone()
+            return BusPurge(events=int(row[0]) if row else 0, dead_letters=int(row[1]) if row else 0)
+        async with self._lock:
+            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                events = await self.db.execute(
+                    "DELETE FROM bus_records WHERE topic NOT LIKE ? AND stored_at < ?", (dlq, events_before)
+                )
+                letters = await self.db.execute(
+                    "DELETE FROM bus_records WHERE topic LIKE ? AND stored_at < ?", (dlq, letters_before)
+                )
+                await self.db.execute("COMMIT")
+            except BaseException:
+                await self.db.execute("ROLLBACK")
+                raise
+            await self.db.execute("PRAGMA incremental_vacuum")
+            # The WAL still holds the deleted pages' last images until it is checkpointed.
+            try:
+                await self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.OperationalError as exc:  # busy: the next purge checkpoints
+                log.warning("bus checkpoint after purge deferred", extra={"reason": str(exc)})
+        report = BusPurge(events=events.rowcount, dead_letters=letters.rowcount)
+        if report.events or report.dead_letters:
+            log.info("bus records past retention deleted", extra=report.as_log())
+        return report
+
     async def history(self, key: str) -> list[tuple[str, str]]:
         """(topic, stored-at) of every record with ``key`` (a CallSid), in order: a call's timeline."""
 
@@ -252,6 +326,7 @@ class EmbeddedEventBus:
                 "SELECT key, value, headers FROM bus_records WHERE position = ?", (int(letter.letter_id),)
             )
             row = await cursor.fetchone()
+            await cursor.close()
         if row is None:
             raise LookupError(f"no dead letter {letter.letter_id}")
         key, value, raw = row

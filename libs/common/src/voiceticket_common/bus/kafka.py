@@ -17,6 +17,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, TopicAlreadyEx
 
 from ..events import Event
 from ..metrics import dead_lettered, set_consumer_lag
+from ..retry_budget import POLL_INTERVAL_SECONDS
 from ..tracing import inject_headers, process_span, send_span
 from .delivery import DeadLettered, run_handler
 from .envelope import (
@@ -31,7 +32,7 @@ from .envelope import (
     original_headers,
     read_dead_letter,
 )
-from .port import DeadLetter, Handler, RetryPolicy, dead_letter_topic
+from .port import DeadLetter, Handler, RetryPolicy, TopicRetention, dead_letter_topic
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,9 @@ class KafkaEventBus:
         partitions: int = 3,
         replication_factor: int = 1,
         topic_namespace: str = "",
+        retention: TopicRetention = TopicRetention(),
     ) -> None:
+        self._retention = retention
         self._namespace = topic_namespace
         self._bootstrap = bootstrap_servers
         self._source = source
@@ -94,7 +97,12 @@ class KafkaEventBus:
         try:
             existing = set(await admin.list_topics())
             new = [
-                NewTopic(name=t, num_partitions=self._partitions, replication_factor=self._replication)
+                NewTopic(
+                    name=t,
+                    num_partitions=self._partitions,
+                    replication_factor=self._replication,
+                    topic_configs=self._topic_configs(t),
+                )
                 for t in missing
                 if t not in existing
             ]
@@ -106,6 +114,13 @@ class KafkaEventBus:
         finally:
             await admin.close()
         self._known_topics.update(missing)
+
+    def _topic_configs(self, topic: str) -> dict[str, str]:
+        """Retention of a topic we create (existing topics keep theirs; docs/operations.md)."""
+
+        dead_letters = self._logical(topic).startswith(dead_letter_topic(""))
+        keep = self._retention.dead_letters if dead_letters else self._retention.events
+        return {"cleanup.policy": "delete", "retention.ms": str(int(keep.total_seconds() * 1000))}
 
     async def publish(self, event: Event, *, discriminator: str = "") -> None:
         await self._send(self.topic(event.topic()), envelope_for(event, self._source, discriminator))
@@ -169,13 +184,18 @@ class KafkaEventBus:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
-            max_poll_interval_ms=max(300_000, int(retry.max_total_seconds * 1000) + 60_000),
+            # One record per poll (``max_records=1`` below, served from aiokafka's prefetch buffer),
+            # so the time between polls is one record's: bus retries start within
+            # ``max_total_seconds`` and each attempt ends within POLL_INTERVAL_SECONDS - 60 (the
+            # services' settings check that via ``fits_poll_interval``). Dead members are still
+            # found by heartbeats (session timeout), not by this.
+            max_poll_interval_ms=int((retry.max_total_seconds + POLL_INTERVAL_SECONDS) * 1000),
         )
         await consumer.start()
         log.info("consuming", extra={"group": group, "topics": topics})
         try:
             while True:
-                batches = await consumer.getmany(timeout_ms=1000, max_records=50)
+                batches = await consumer.getmany(timeout_ms=1000, max_records=1)
                 for tp, records in batches.items():
                     for record in records:
                         await self._process(group, record, handler, retry)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Protocol
 
 from ..events import Event
@@ -30,6 +31,17 @@ class RetryPolicy:
     initial_backoff: float = 0.5
     max_backoff: float = 30.0
     max_total_seconds: float = 120.0
+
+
+@dataclass(frozen=True)
+class TopicRetention:
+    """How long the bus keeps records. Events carry personal data (numbers, transcripts), so they
+    are kept only as long as a lagging consumer or a replay could need them; dead letters wait
+    for an operator and get longer. Retention wins over consumption, as in Kafka: a consumer that
+    lags by more than ``events`` loses those records."""
+
+    events: timedelta = timedelta(days=7)
+    dead_letters: timedelta = timedelta(days=14)
 
 
 @dataclass(frozen=True)

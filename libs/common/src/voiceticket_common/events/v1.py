@@ -24,11 +24,27 @@ class CarriedContext(TypedDict):
     call_sid: str
     line_number: str
     caller_number: str
+    consent: str | None
+
+
+CONSENT_NOTICE = "notice"
+"""The caller heard the recording notice (the line's ``consent_mode`` ``notice``)."""
+CONSENT_PRESSED = "pressed"
+"""The caller heard the notice and pressed the line's consent key (``consent_mode`` ``press_key``)."""
+CONSENT_DECLINED = "declined"
+"""The caller did not press the consent key: nothing was recorded (``call.consent.declined``)."""
 
 
 class _CallContext(Event):
     line_number: str = Field(description="The support number that was called (Twilio `To`).")
     caller_number: str = Field(description="The caller (Twilio `From`), personal data.")
+    consent: str | None = Field(
+        default=None,
+        description="How the caller agreed to the recording: notice (heard the recording notice), "
+        "pressed (heard it and pressed the line's consent key) or declined (did not press it; nothing "
+        "was recorded). None: not decided yet (call.received of a press_key line) or from a producer "
+        "that predates consent, where notice was the only mode.",
+    )
 
     def call_context(self) -> CarriedContext:
         """What every later event of the call carries forward: ``NextEvent(**e.call_context(), ...)``."""
@@ -38,11 +54,14 @@ class _CallContext(Event):
             "call_sid": self.call_sid,
             "line_number": self.line_number,
             "caller_number": self.caller_number,
+            "consent": self.consent,
         }
 
 
 class CallReceived(_CallContext):
-    """Ingress answered an incoming call with the greeting, consent notice and `<Record>`."""
+    """Ingress answered an incoming call: the greeting and the recording notice, then `<Record>`
+    (consent notice) or, on a line that asks for consent by key, a `<Gather>` for the key (consent
+    still None)."""
 
     event_type: ClassVar[str] = "call.received"
     version: ClassVar[int] = 1
@@ -73,6 +92,20 @@ class RecordingAbsent(_CallContext):
     error_code: str | None = Field(default=None, description="Twilio ErrorCode, e.g. 16101.")
 
 
+class ConsentDeclined(_CallContext):
+    """The caller of a line that asks for consent by key did not press it: nothing was recorded."""
+
+    event_type: ClassVar[str] = "call.consent.declined"
+    version: ClassVar[int] = 1
+
+    reason: str = Field(
+        description="no_input (no key before the timeout) or invalid_key (another key), on the last prompt."
+    )
+    attempts: int = Field(
+        ge=1, le=2, description="How many times the caller was asked (1, or 2 with a repeat)."
+    )
+
+
 class CallTranscribed(_CallContext):
     """The recording was turned into text."""
 
@@ -92,6 +125,17 @@ class CallTranscribed(_CallContext):
     )
     estimated_cost_usd: float | None = Field(
         default=None, ge=0, description="Estimated speech-to-text spend for this call (not an invoice)."
+    )
+    redactions: dict[str, int] | None = Field(
+        default=None,
+        description="What redaction replaced in the transcript before it was published: kind -> count "
+        '(e.g. {"payment_card": 1}), never values. {} when nothing was found; None from a transcriber '
+        "that did not redact (the analyzer then redacts the transcript itself).",
+    )
+    redaction_failed: bool = Field(
+        default=False,
+        description="The transcript could not be redacted (too long for the engine, or an unusable "
+        "tenant policy): it is withheld (a placeholder stands in for it) and the request needs triage.",
     )
 
 
@@ -151,8 +195,14 @@ class CallAnalyzed(_CallContext):
     )
     degraded_reason: str | None = Field(
         default=None,
-        description="Why, when degraded: no_speech, transcript_missing, llm_unavailable, llm_refused "
-        "or llm_output_invalid.",
+        description="Why, when degraded: no_speech, transcript_missing, llm_unavailable, llm_refused, "
+        "llm_output_invalid or redaction_failed.",
+    )
+    redactions: dict[str, int] | None = Field(
+        default=None,
+        description="What redaction replaced in the transcript and in the analysis' texts (summary, "
+        "description, entity values) before they were published: kind -> count, never values. {} when "
+        "nothing was found; None from an analyzer that did not redact.",
     )
     prompt_tokens: int | None = Field(default=None, ge=0, description="Language-model prompt tokens.")
     completion_tokens: int | None = Field(default=None, ge=0, description="Language-model output tokens.")
