@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from analyzer_testkit import GOOD
 from pydantic import SecretStr, ValidationError
 
 from voiceticket_analyzer.handlers import AnalyzerDeps, analyze_transcript
@@ -18,15 +19,6 @@ from voiceticket_common.runtime_views import AnalyzerLine, AnalyzerTenant, Analy
 from voiceticket_common.testing import LINE, Outcomes, RecordingSleep, StaticRuntimeConfig, call_transcribed
 
 TRANSCRIPT = "Hi, the VPN is down. Account 12345678."
-GOOD = {
-    "summary": "VPN down for the whole office",
-    "description": "The caller reports that the VPN is down.",
-    "intent": "incident",
-    "entities": [{"type": "account_number", "value": "12345678"}],
-    "priority": "high",
-    "sentiment": "negative",
-    "language": "en",
-}
 
 
 class FakeModel:

@@ -10,38 +10,31 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from sqlalchemy import func, select
+from analyzer_testkit import GOOD
 
 from voiceticket_analyzer.bootstrap import adapters
 from voiceticket_analyzer.handlers import AnalyzerDeps, analyze_transcript
 from voiceticket_analyzer.ledger import AnalysisRow, SqlAnalysisLedger
-from voiceticket_analyzer.ports import AnalysisKey, Completion, LedgerUnavailable
+from voiceticket_analyzer.ports import AnalysisKey, Completion
 from voiceticket_analyzer.settings import AnalyzerSettings
 from voiceticket_common.bus import TransientError
-from voiceticket_common.db import create_engine
 from voiceticket_common.events import CallAnalyzed, CallTranscribed
 from voiceticket_common.retry_budget import RetryBudget
 from voiceticket_common.runtime_views import AnalyzerView
-from voiceticket_common.testing import LINE, Outcomes, RecordingSleep, StaticRuntimeConfig, call_transcribed
+from voiceticket_common.testing import (
+    LINE,
+    DownLedger,
+    FakeClock,
+    Outcomes,
+    RecordingSleep,
+    StaticRuntimeConfig,
+    call_transcribed,
+    check_ledger_in_database,
+    count_rows,
+    outcome_ledger,
+)
 
 TRANSCRIPT = "Hi, the VPN is down for the whole office. Account 12345678."
-ANSWER = {
-    "summary": "VPN down for the whole office",
-    "description": "The caller reports that the VPN is down.",
-    "intent": "incident",
-    "entities": [{"type": "account_number", "value": "12345678"}],
-    "priority": "high",
-    "sentiment": "negative",
-    "language": "en",
-}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2025, 5, 1, 9, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 class CountingModel:
@@ -56,7 +49,7 @@ class CountingModel:
         return self.outcomes.next()
 
 
-def answered(data: dict[str, object] = ANSWER) -> Completion:
+def answered(data: dict[str, object] = GOOD) -> Completion:
     return Completion(content=json.dumps(data), refusal=None, prompt_tokens=100, completion_tokens=50)
 
 
@@ -67,17 +60,16 @@ def config() -> StaticRuntimeConfig[AnalyzerView]:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock(datetime(2025, 5, 1, 9, 0, tzinfo=UTC))
 
 
 @pytest_asyncio.fixture
-async def ledger(tmp_path: Path, clock: Clock) -> AsyncIterator[SqlAnalysisLedger]:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/analyzer.db")
-    ledger = SqlAnalysisLedger(engine, timedelta(hours=24), timedelta(minutes=5), clock=clock)
-    await ledger.create_schema()
-    yield ledger
-    await engine.dispose()
+async def ledger(tmp_path: Path, clock: FakeClock) -> AsyncIterator[SqlAnalysisLedger]:
+    async with outcome_ledger(
+        SqlAnalysisLedger, f"sqlite+aiosqlite:///{tmp_path}/analyzer.db", clock
+    ) as ledger:
+        yield ledger
 
 
 def deps(model: CountingModel, ledger: object) -> AnalyzerDeps:
@@ -99,11 +91,6 @@ async def analysed(d: AnalyzerDeps, event: CallTranscribed | None = None) -> Cal
     [result] = await analyze_transcript(event or transcribed(), d)
     assert isinstance(result, CallAnalyzed)
     return result
-
-
-async def rows(ledger: SqlAnalysisLedger) -> int:
-    async with ledger._ledger.sessions() as session:
-        return int((await session.execute(select(func.count()).select_from(AnalysisRow))).scalar_one())
 
 
 async def test_five_deliveries_of_one_transcript_cost_one_model_call_and_emit_one_outcome(
@@ -130,7 +117,7 @@ async def test_a_crash_after_storing_and_before_publishing_re_emits_the_outcome(
 
 
 async def test_a_new_transcript_of_the_call_is_analysed_anew(ledger: SqlAnalysisLedger) -> None:
-    model = CountingModel(answered(), answered({**ANSWER, "summary": "Printer jams"}))
+    model = CountingModel(answered(), answered({**GOOD, "summary": "Printer jams"}))
     d = deps(model, ledger)
     first = await analysed(d)
     second = await analysed(d, transcribed("The printer on the second floor jams."))
@@ -142,7 +129,7 @@ async def test_a_new_transcript_of_the_call_is_analysed_anew(ledger: SqlAnalysis
 
 
 async def test_a_triage_made_while_the_model_was_down_is_kept_only_briefly(
-    ledger: SqlAnalysisLedger, clock: Clock
+    ledger: SqlAnalysisLedger, clock: FakeClock
 ) -> None:
     model = CountingModel(TransientError("HTTP 503"), TransientError("HTTP 503"), answered())
     d = deps(model, ledger)
@@ -157,7 +144,7 @@ async def test_a_triage_made_while_the_model_was_down_is_kept_only_briefly(
     assert await analysed(d) == recovered and model.calls == 3  # final outcomes: kept for the retention
 
 
-async def test_a_triage_for_no_speech_is_final(ledger: SqlAnalysisLedger, clock: Clock) -> None:
+async def test_a_triage_for_no_speech_is_final(ledger: SqlAnalysisLedger, clock: FakeClock) -> None:
     model = CountingModel(answered())
     d = deps(model, ledger)
     empty = await analysed(d, transcribed(""))
@@ -167,7 +154,7 @@ async def test_a_triage_for_no_speech_is_final(ledger: SqlAnalysisLedger, clock:
 
 
 async def test_outcomes_expire_after_the_retention_and_expired_rows_are_deleted(
-    ledger: SqlAnalysisLedger, clock: Clock
+    ledger: SqlAnalysisLedger, clock: FakeClock
 ) -> None:
     model = CountingModel(answered())
     d = deps(model, ledger)
@@ -175,17 +162,12 @@ async def test_outcomes_expire_after_the_retention_and_expired_rows_are_deleted(
     clock.now += timedelta(hours=24, seconds=1)
     assert await ledger.find(AnalysisKey.of(transcribed())) is None, "never served once expired"
     await analysed(d, call_transcribed(call_sid="CA" + "b" * 32, transcript=TRANSCRIPT))
-    assert await rows(ledger) == 1, "keeping a new outcome deleted the expired one"
+    assert await count_rows(ledger._ledger.sessions, AnalysisRow) == 1, (
+        "keeping a new outcome deleted the expired one"
+    )
 
 
 async def test_an_unavailable_ledger_never_stops_the_call() -> None:
-    class DownLedger:
-        async def find(self, key: AnalysisKey) -> None:
-            raise LedgerUnavailable("OperationalError")
-
-        async def keep(self, key: AnalysisKey, outcome: CallAnalyzed, *, final: bool) -> CallAnalyzed:
-            raise LedgerUnavailable("OperationalError")
-
     model = CountingModel(answered())
     assert not (await analysed(deps(model, DownLedger()))).degraded
     assert model.calls == 1
@@ -195,10 +177,6 @@ async def test_the_service_keeps_its_ledger_in_its_database(tmp_path: Path) -> N
     settings = AnalyzerSettings(
         database_url=f"sqlite+aiosqlite:///{tmp_path}/a.db", outcome_retention_seconds=3600
     )
-    async with adapters(settings, config()) as built:
-        assert isinstance(built.outcomes, SqlAnalysisLedger)
-        assert (built.outcomes.retention, built.outcomes.degraded_retention) == (
-            timedelta(hours=1),
-            timedelta(minutes=5),
-        )
+    retentions = (timedelta(hours=1), timedelta(minutes=5))
+    await check_ledger_in_database(adapters, settings, config(), SqlAnalysisLedger, retentions)
     assert (tmp_path / "a.db").exists()

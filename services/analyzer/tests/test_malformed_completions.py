@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from analyzer_testkit import GOOD
 from pydantic import SecretStr
 
 from voiceticket_analyzer.adapters import OpenAIChatModel
@@ -24,15 +25,6 @@ from voiceticket_common.testing import LINE, RecordingSleep, StaticRuntimeConfig
 
 HOST = "llm.example.test"
 TRANSCRIPT = "Hi, the VPN is down. Account 12345678."
-GOOD = {
-    "summary": "VPN down for the whole office",
-    "description": "The caller reports that the VPN is down.",
-    "intent": "incident",
-    "entities": [{"type": "account_number", "value": "12345678"}],
-    "priority": "high",
-    "sentiment": "negative",
-    "language": "en",
-}
 USAGE = {"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150}
 ATTEMPTS = 3
 

@@ -8,35 +8,30 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from sqlalchemy import func, select
 
 from voiceticket_common.bus import TransientError
-from voiceticket_common.db import create_engine
 from voiceticket_common.events import CallTranscribed, RecordingCompleted
 from voiceticket_common.retry_budget import RetryBudget
 from voiceticket_common.runtime_views import TranscriberView
 from voiceticket_common.testing import (
     LINE,
+    DownLedger,
+    FakeClock,
     Outcomes,
     RecordingSleep,
     StaticRuntimeConfig,
+    check_ledger_in_database,
+    count_rows,
+    outcome_ledger,
     recording_completed,
 )
 from voiceticket_transcriber.bootstrap import adapters
 from voiceticket_transcriber.handlers import TranscriberDeps, transcribe_recording
 from voiceticket_transcriber.ledger import SqlTranscriptLedger, TranscriptRow
-from voiceticket_transcriber.ports import LedgerUnavailable, Recording, RecordingKey
+from voiceticket_transcriber.ports import Recording, RecordingKey
 from voiceticket_transcriber.settings import TranscriberSettings
 
 WAV = Recording(audio=b"RIFF....", content_type="audio/x-wav", filename="recording.wav")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2025, 5, 1, 9, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 class CountingRecordings:
@@ -77,17 +72,15 @@ def config() -> StaticRuntimeConfig[TranscriberView]:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock(datetime(2025, 5, 1, 9, 0, tzinfo=UTC))
 
 
 @pytest_asyncio.fixture
-async def ledger(tmp_path: Path, clock: Clock) -> AsyncIterator[SqlTranscriptLedger]:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/transcriber.db")
-    ledger = SqlTranscriptLedger(engine, timedelta(hours=24), timedelta(minutes=5), clock=clock)
-    await ledger.create_schema()
-    yield ledger
-    await engine.dispose()
+async def ledger(tmp_path: Path, clock: FakeClock) -> AsyncIterator[SqlTranscriptLedger]:
+    database = f"sqlite+aiosqlite:///{tmp_path}/transcriber.db"
+    async with outcome_ledger(SqlTranscriptLedger, database, clock) as ledger:
+        yield ledger
 
 
 def deps(
@@ -112,11 +105,6 @@ async def transcribed(d: TranscriberDeps) -> CallTranscribed:
     [event] = await transcribe_recording(callback(), d)
     assert isinstance(event, CallTranscribed)
     return event
-
-
-async def rows(ledger: SqlTranscriptLedger) -> int:
-    async with ledger._ledger.sessions() as session:
-        return int((await session.execute(select(func.count()).select_from(TranscriptRow))).scalar_one())
 
 
 async def test_five_deliveries_of_one_recording_cost_one_transcription_and_emit_one_outcome(
@@ -147,14 +135,14 @@ async def test_a_transient_failure_leaves_nothing_that_blocks_the_retry(ledger: 
     d = deps(engine, ledger, recordings)
     with pytest.raises(TransientError):
         await transcribed(d)
-    assert await rows(ledger) == 0
+    assert await count_rows(ledger._ledger.sessions, TranscriptRow) == 0
     assert (await transcribed(d)).transcript == "The printer jams."  # the bus's retry
     assert (await transcribed(d)).transcript == "The printer jams."  # a duplicate
     assert engine.calls == 1
 
 
 async def test_a_transcript_missing_because_speech_to_text_was_down_is_kept_only_briefly(
-    ledger: SqlTranscriptLedger, clock: Clock
+    ledger: SqlTranscriptLedger, clock: FakeClock
 ) -> None:
     engine = CountingEngine(TransientError("503"), TransientError("503"), "The VPN is down again.")
     d = deps(engine, ledger)
@@ -175,7 +163,7 @@ async def test_a_transcript_missing_because_speech_to_text_was_down_is_kept_only
 
 
 async def test_outcomes_expire_after_the_retention_and_expired_rows_are_deleted(
-    ledger: SqlTranscriptLedger, clock: Clock
+    ledger: SqlTranscriptLedger, clock: FakeClock
 ) -> None:
     engine = CountingEngine("First caller.")
     d = deps(engine, ledger)
@@ -184,18 +172,11 @@ async def test_outcomes_expire_after_the_retention_and_expired_rows_are_deleted(
     assert await ledger.find(RecordingKey.of(first)) is None, "never served"
     other = recording_completed(call_sid="CA" + "b" * 32, recording_sid="RE" + "b" * 32)
     await transcribe_recording(other, d)  # keeping a new outcome deletes the expired one
-    assert await rows(ledger) == 1
+    assert await count_rows(ledger._ledger.sessions, TranscriptRow) == 1
     assert (await transcribed(d)).occurred_at > first.occurred_at and engine.calls == 3
 
 
 async def test_an_unavailable_ledger_never_stops_the_call() -> None:
-    class DownLedger:
-        async def find(self, key: RecordingKey) -> None:
-            raise LedgerUnavailable("OperationalError")
-
-        async def keep(self, key: RecordingKey, outcome: CallTranscribed, *, final: bool) -> CallTranscribed:
-            raise LedgerUnavailable("OperationalError")
-
     engine = CountingEngine("Hello.")
     assert (await transcribed(deps(engine, DownLedger()))).transcript == "Hello."
     assert engine.calls == 1
@@ -205,10 +186,6 @@ async def test_the_service_keeps_its_ledger_in_its_database(tmp_path: Path) -> N
     settings = TranscriberSettings(
         database_url=f"sqlite+aiosqlite:///{tmp_path}/t.db", degraded_outcome_seconds=60
     )
-    async with adapters(settings, config()) as built:
-        assert isinstance(built.outcomes, SqlTranscriptLedger)
-        assert (built.outcomes.retention, built.outcomes.degraded_retention) == (
-            timedelta(hours=24),
-            timedelta(minutes=1),
-        )
+    retentions = (timedelta(hours=24), timedelta(minutes=1))
+    await check_ledger_in_database(adapters, settings, config(), SqlTranscriptLedger, retentions)
     assert (tmp_path / "t.db").exists()

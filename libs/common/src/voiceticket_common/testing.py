@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Generic, TypeVar
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any, Generic, NoReturn, TypeVar
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from .config_client import UnknownLine, ViewT, parse_view
+from .db import open_engine
 from .events import CallTranscribed, Event, RecordingCompleted, TicketCreated
+from .ledger import LedgerUnavailable
 
 T = TypeVar("T")
 
@@ -120,3 +127,89 @@ def ticket_created(**fields: Any) -> TicketCreated:
         "summary": "s",
     }
     return TicketCreated(**_call(ticket, fields))
+
+
+class FakeClock:
+    """A ledger's clock, moved by the test instead of sleeping."""
+
+    def __init__(self, start: datetime = datetime(2025, 1, 1, 9, 0, tzinfo=UTC)) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class DownLedger:
+    """An outcome ledger whose database is unreachable: every lookup and every write fails."""
+
+    async def find(self, key: object) -> NoReturn:
+        raise LedgerUnavailable("OperationalError")
+
+    async def keep(self, key: object, outcome: object, *, final: bool) -> NoReturn:
+        raise LedgerUnavailable("OperationalError")
+
+
+@asynccontextmanager
+async def outcome_ledger(
+    ledger_type: Callable[..., Any], database_url: str, clock: Callable[[], datetime]
+) -> AsyncIterator[Any]:
+    """A service's outcome ledger keeping outcomes 24 h (degraded ones 5 min), its schema created."""
+
+    async with open_engine(database_url) as engine:
+        ledger = ledger_type(engine, timedelta(hours=24), timedelta(minutes=5), clock=clock)
+        await ledger.create_schema()
+        yield ledger
+
+
+async def count_rows(sessions: async_sessionmaker[AsyncSession], table: type[Any]) -> int:
+    """How many rows ``table`` holds."""
+
+    async with sessions() as session:
+        return int((await session.execute(select(func.count()).select_from(table))).scalar_one())
+
+
+async def check_purge_deletes_expired_rows_only(
+    database_url: str,
+    ledger_type: Callable[..., Any],
+    row_type: Callable[..., Any],
+    key: Callable[[int], Mapping[str, str]],
+) -> None:
+    """150 expired outcome rows and a live one (``key(i)``: the row's own key columns): the purge
+    deletes all the expired ones, not one bounded batch, and the live one once it expires."""
+
+    now = datetime(2025, 1, 1, tzinfo=UTC)
+    async with open_engine(database_url) as engine:
+        ledger = ledger_type(engine, clock=lambda: now)
+        await ledger.create_schema()
+        async with ledger._ledger.sessions.begin() as session:
+            for i, expires in enumerate([now - timedelta(hours=1)] * 150 + [now + timedelta(hours=1)]):
+                session.add(
+                    row_type(
+                        tenant_id="acme",
+                        call_sid=f"CA{i:032d}",
+                        outcome="{}",
+                        expires_at=expires,
+                        updated_at=now,
+                        **key(i),
+                    )
+                )
+        assert await ledger.purge(dry_run=True) == 150
+        assert await ledger.purge() == 150, "all of them, not one bounded batch"
+        assert await ledger.purge(now + timedelta(hours=2)) == 1
+
+
+async def check_ledger_in_database(
+    adapters: Callable[[Any, Any], AbstractAsyncContextManager[Any]],
+    settings: Any,
+    config: Any,
+    ledger_type: type[Any],
+    retentions: tuple[timedelta, timedelta],
+) -> None:
+    """The service's adapters keep its outcome ledger, with these (final, degraded) retentions."""
+
+    async with adapters(settings, config) as built:
+        assert isinstance(built.outcomes, ledger_type)
+        assert (built.outcomes.retention, built.outcomes.degraded_retention) == retentions

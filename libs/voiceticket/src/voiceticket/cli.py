@@ -311,16 +311,34 @@ def _call(
     return response.json() if response.content else None
 
 
-@tenants_app.command("list")
-def tenants_list(
-    config_api_url: ConfigUrl = "http://127.0.0.1:8085",
-    admin_token: AdminToken = None,
-    data_dir: DataDir = DEFAULT_DATA_DIR,
+def _print_call(
+    config_api_url: str,
+    admin_token: str | None,
+    data_dir: Path,
+    method: str,
+    path: str,
+    file: Path | None = None,
 ) -> None:
-    """List tenants (credentials shown masked)."""
+    """Send one request to config-api (the body read from the JSON ``file``) and print its answer."""
 
     with _admin(config_api_url, admin_token, data_dir) as client:
-        typer.echo(json.dumps(_call(client, "GET", "/v1/tenants"), indent=2))
+        body = json.loads(file.read_text()) if file is not None else None
+        typer.echo(json.dumps(_call(client, method, path, body), indent=2))
+
+
+def _list_command(group: typer.Typer, path: str, doc: str) -> None:
+    """Register ``group``'s ``list`` command: print what config-api has at ``path``."""
+
+    @group.command("list", help=doc)
+    def list_all(
+        config_api_url: ConfigUrl = "http://127.0.0.1:8085",
+        admin_token: AdminToken = None,
+        data_dir: DataDir = DEFAULT_DATA_DIR,
+    ) -> None:
+        _print_call(config_api_url, admin_token, data_dir, "GET", path)
+
+
+_list_command(tenants_app, "/v1/tenants", "List tenants (credentials shown masked).")
 
 
 @tenants_app.command("create")
@@ -332,20 +350,10 @@ def tenants_create(
 ) -> None:
     """Create a tenant from a JSON file."""
 
-    with _admin(config_api_url, admin_token, data_dir) as client:
-        typer.echo(json.dumps(_call(client, "POST", "/v1/tenants", json.loads(file.read_text())), indent=2))
+    _print_call(config_api_url, admin_token, data_dir, "POST", "/v1/tenants", file)
 
 
-@lines_app.command("list")
-def lines_list(
-    config_api_url: ConfigUrl = "http://127.0.0.1:8085",
-    admin_token: AdminToken = None,
-    data_dir: DataDir = DEFAULT_DATA_DIR,
-) -> None:
-    """List lines."""
-
-    with _admin(config_api_url, admin_token, data_dir) as client:
-        typer.echo(json.dumps(_call(client, "GET", "/v1/lines"), indent=2))
+_list_command(lines_app, "/v1/lines", "List lines.")
 
 
 @lines_app.command("set")
@@ -358,10 +366,7 @@ def lines_set(
 ) -> None:
     """Create or replace a line."""
 
-    with _admin(config_api_url, admin_token, data_dir) as client:
-        typer.echo(
-            json.dumps(_call(client, "PUT", f"/v1/lines/{number}", json.loads(file.read_text())), indent=2)
-        )
+    _print_call(config_api_url, admin_token, data_dir, "PUT", f"/v1/lines/{number}", file)
 
 
 _AGO = re.compile(r"^(\d{1,6})([mhd])$")

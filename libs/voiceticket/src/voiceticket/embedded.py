@@ -213,41 +213,38 @@ class EmbeddedRuntime:
         def token(service: str) -> SecretStr:
             return SecretStr(tokens[service])
 
-        def database(service: str) -> str:
-            return f"sqlite+aiosqlite:///{opts.data_dir / (service + '.db')}"
+        def own(service: ConsumerService[Any, Any, Any]) -> dict[str, Any]:
+            """The settings every consumer has, with its own token and database."""
+            return {
+                **shared,
+                "config_api_token": token(service.name),
+                "database_url": f"sqlite+aiosqlite:///{opts.data_dir / (service.name + '.db')}",
+            }
 
         # Each service's settings, as its own process would read them from the environment.
         services: list[tuple[ConsumerService[Any, Any, Any], Any]] = [
             (
                 TRANSCRIBER,
                 TranscriberSettings(
-                    **shared,
-                    config_api_token=token(TRANSCRIBER.name),
-                    database_url=database(TRANSCRIBER.name),
+                    **own(TRANSCRIBER),
                     twilio_api_base_url=opts.twilio_api_base_url,
                 ),
             ),
             (
                 ANALYZER,
-                AnalyzerSettings(
-                    **shared, config_api_token=token(ANALYZER.name), database_url=database(ANALYZER.name)
-                ),
+                AnalyzerSettings(**own(ANALYZER)),
             ),
             (
                 JIRA_WRITER,
                 JiraWriterSettings(
-                    **shared,
-                    config_api_token=token(JIRA_WRITER.name),
-                    database_url=database(JIRA_WRITER.name),
+                    **own(JIRA_WRITER),
                     twilio_api_base_url=opts.twilio_api_base_url,
                 ),
             ),
             (
                 NOTIFIER,
                 NotifierSettings(
-                    **shared,
-                    config_api_token=token(NOTIFIER.name),
-                    database_url=database(NOTIFIER.name),
+                    **own(NOTIFIER),
                     twilio_api_base_url=opts.twilio_api_base_url,
                     public_base_url=public,
                     callback_context_key=callback_key,

@@ -86,30 +86,29 @@ class AuditEvent(Base):
 
 # Append-only in the database as well: UPDATE is refused (DELETE stays possible for the purge).
 _table = AuditEvent.__table__
-event.listen(
-    _table,
-    "after_create",
-    DDL(  # type: ignore[no-untyped-call]
+_APPEND_ONLY_DDL = (  # (dialect, statement), run in this order after the table is created
+    (
+        "sqlite",
         "CREATE TRIGGER IF NOT EXISTS audit_events_append_only BEFORE UPDATE ON audit_events "
-        "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END"
-    ).execute_if(dialect="sqlite"),
-)
-event.listen(
-    _table,
-    "after_create",
-    DDL(  # type: ignore[no-untyped-call]
+        "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END",
+    ),
+    (
+        "postgresql",
         "CREATE OR REPLACE FUNCTION audit_events_append_only() RETURNS trigger LANGUAGE plpgsql AS "
-        "$$ BEGIN RAISE EXCEPTION 'audit_events is append-only'; END $$"
-    ).execute_if(dialect="postgresql"),
-)
-event.listen(
-    _table,
-    "after_create",
-    DDL(  # type: ignore[no-untyped-call]
+        "$$ BEGIN RAISE EXCEPTION 'audit_events is append-only'; END $$",
+    ),
+    (
+        "postgresql",
         "CREATE TRIGGER audit_events_append_only BEFORE UPDATE ON audit_events "
-        "FOR EACH ROW EXECUTE FUNCTION audit_events_append_only()"
-    ).execute_if(dialect="postgresql"),
+        "FOR EACH ROW EXECUTE FUNCTION audit_events_append_only()",
+    ),
 )
+for _dialect, _statement in _APPEND_ONLY_DDL:
+    event.listen(
+        _table,
+        "after_create",
+        DDL(_statement).execute_if(dialect=_dialect),  # type: ignore[no-untyped-call]
+    )
 
 
 def audited(action: str) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 from sqlalchemy import func, select
@@ -63,11 +63,19 @@ UNKNOWN_TENANT = errors(404, described={404: "unknown tenant"})
 UNKNOWN_LINE = errors(404, described={404: "unknown line"})
 
 
+_Row = TypeVar("_Row", Tenant, Line)
+
+
+async def _found(session: AsyncSession, model: type[_Row], key: str, what: str) -> _Row:
+    """The row with primary key ``key``; 404 ``unknown <what>`` when there is none."""
+    row = await session.get(model, key)
+    if row is None:
+        raise HTTPException(404, f"unknown {what}")
+    return row
+
+
 async def _tenant(session: AsyncSession, tenant_id: str) -> Tenant:
-    tenant = await session.get(Tenant, tenant_id)
-    if tenant is None:
-        raise HTTPException(404, "unknown tenant")
-    return tenant
+    return await _found(session, Tenant, tenant_id, "tenant")
 
 
 @router.post(
@@ -223,19 +231,14 @@ async def list_lines(
     "/lines/{number}", response_model=LineOut, responses=UNKNOWN_LINE, openapi_extra=audited("line.get")
 )
 async def get_line(number: Number, session: Session) -> Line:
-    line = await session.get(Line, number)
-    if line is None:
-        raise HTTPException(404, "unknown line")
-    return line
+    return await _found(session, Line, number, "line")
 
 
 @router.delete(
     "/lines/{number}", status_code=204, responses=UNKNOWN_LINE, openapi_extra=audited("line.delete")
 )
 async def remove_line(number: Number, session: Session, audit: AuditDep) -> Response:
-    line = await session.get(Line, number)
-    if line is None:
-        raise HTTPException(404, "unknown line")
+    line = await _found(session, Line, number, "line")
     audit.about(tenant_id=line.tenant_id)
     await session.delete(line)
     await audit.commit(session, 204)

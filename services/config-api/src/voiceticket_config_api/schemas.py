@@ -19,20 +19,8 @@ from pydantic import (
     model_validator,
 )
 
+from voiceticket_common import runtime_views
 from voiceticket_common.redaction import RedactionConfigError, RedactionPolicy
-from voiceticket_common.runtime_views import (
-    DEFAULT_ANALYSIS_MODEL,
-    DEFAULT_CONSENT_KEY,
-    DEFAULT_CONSENT_TIMEOUT_SECONDS,
-    DEFAULT_FINISH_ON_KEY,
-    DEFAULT_GREETING,
-    DEFAULT_MAX_RECORDING_SECONDS,
-    DEFAULT_OPENAI_BASE_URL,
-    DEFAULT_RECORD_TIMEOUT_SECONDS,
-    DEFAULT_SMS_TEMPLATE,
-    DEFAULT_TRANSCRIPTION_MODEL,
-    DEFAULT_VOICE,
-)
 from voiceticket_common.sms_template import check_template
 
 from . import db
@@ -198,11 +186,11 @@ class TenantCreate(_In):
     jira_oauth_token: Secret | None = None
     twilio_account_sid: AccountSid | None = None
     twilio_auth_token: Secret | None = None
-    openai_base_url: HttpUrlStr = DEFAULT_OPENAI_BASE_URL
+    openai_base_url: HttpUrlStr = runtime_views.DEFAULT_OPENAI_BASE_URL
     openai_api_key: Secret | None = None
-    transcription_model: ModelName = DEFAULT_TRANSCRIPTION_MODEL
+    transcription_model: ModelName = runtime_views.DEFAULT_TRANSCRIPTION_MODEL
     vocabulary: Vocabulary = Field(default_factory=list, description=VOCABULARY_HELP)
-    analysis_model: ModelName = DEFAULT_ANALYSIS_MODEL
+    analysis_model: ModelName = runtime_views.DEFAULT_ANALYSIS_MODEL
     redaction: RedactionSettings | None = Field(None, description="null: the default redaction policy")
     recording_retention: RecordingRetention = Field("keep", description=RECORDING_RETENTION_HELP)
 
@@ -301,16 +289,16 @@ class LineIn(_In):
     )
     language_mode: Literal["auto", "enforced"] = "auto"
     language: Language = "en"
-    greeting: Annotated[str, Field(max_length=2000)] = DEFAULT_GREETING
+    greeting: Annotated[str, Field(max_length=2000)] = runtime_views.DEFAULT_GREETING
     recording_notice: Annotated[str, Field(min_length=1, max_length=2000)] = db.DEFAULT_RECORDING_NOTICE
-    voice: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = DEFAULT_VOICE
-    max_recording_seconds: Annotated[int, Field(ge=5, le=3600)] = DEFAULT_MAX_RECORDING_SECONDS
+    voice: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = runtime_views.DEFAULT_VOICE
+    max_recording_seconds: Annotated[int, Field(ge=5, le=3600)] = runtime_views.DEFAULT_MAX_RECORDING_SECONDS
     record_timeout_seconds: Annotated[int, Field(ge=1, le=60)] = Field(
-        DEFAULT_RECORD_TIMEOUT_SECONDS,
+        runtime_views.DEFAULT_RECORD_TIMEOUT_SECONDS,
         description="seconds of silence that end the recording (<Record timeout>)",
     )
     record_finish_on_key: Annotated[str, Field(pattern=r"^[0-9*#]{1,12}$")] = Field(
-        DEFAULT_FINISH_ON_KEY,
+        runtime_views.DEFAULT_FINISH_ON_KEY,
         description="keys that end the recording (<Record finishOnKey>), e.g. '#' or '*#'",
     )
     sms_enabled: bool = True
@@ -319,7 +307,7 @@ class LineIn(_In):
         None, description="Twilio Messaging Service to send from; when set it wins over sms_from"
     )
     sms_template: Annotated[str, Field(min_length=1, max_length=1000), AfterValidator(_sms_template)] = (
-        DEFAULT_SMS_TEMPLATE
+        runtime_views.DEFAULT_SMS_TEMPLATE
     )
     phone_field_id: Annotated[str, Field(pattern=r"^customfield_\d{1,10}$")] | None = Field(
         None, description="null: the caller's number goes only to the issue property"
@@ -335,7 +323,8 @@ class LineIn(_In):
         "and nothing is recorded unless they do",
     )
     consent_key: Annotated[str, Field(pattern=r"^[0-9*#]$")] = Field(
-        DEFAULT_CONSENT_KEY, description="press_key: the one key (0-9, * or #) that consents to recording"
+        runtime_views.DEFAULT_CONSENT_KEY,
+        description="press_key: the one key (0-9, * or #) that consents to recording",
     )
     consent_prompt: Annotated[str, Field(min_length=1, max_length=1000)] | None = Field(
         None,
@@ -343,7 +332,7 @@ class LineIn(_In):
         "null: a built-in prompt in the line's language naming consent_key",
     )
     consent_timeout_seconds: Annotated[int, Field(ge=1, le=30)] = Field(
-        DEFAULT_CONSENT_TIMEOUT_SECONDS,
+        runtime_views.DEFAULT_CONSENT_TIMEOUT_SECONDS,
         description="press_key: seconds to wait for a key (<Gather timeout>)",
     )
     consent_repeat: bool = Field(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -100,39 +101,11 @@ class Settings(BaseSettings):
         return self
 
 
-def parse_service_tokens(spec: SecretStr | None) -> list[tuple[str, bytes]]:
-    """Parse ``role:token,...`` into (role, token bytes). Errors never echo a token."""
-    out: list[tuple[str, bytes]] = []
-    if spec is None:
-        return out
-    for i, item in enumerate(x.strip() for x in spec.get_secret_value().split(",")):
-        if not item:
-            continue
-        role, sep, token = item.partition(":")
-        role = role.strip()
-        if not sep or not token.strip():
-            raise ValueError(f"CONFIG_API_SERVICE_TOKENS entry #{i + 1} is not 'role:token'")
-        if role not in ROLES:
-            raise ValueError(
-                f"CONFIG_API_SERVICE_TOKENS entry #{i + 1}: unknown role {role!r} "
-                f"(expected one of {', '.join(ROLES)})"
-            )
-        out.append((role, token.strip().encode()))
-    tokens = [t for _, t in out]
-    if len(set(tokens)) != len(tokens):
-        raise ValueError("CONFIG_API_SERVICE_TOKENS: the same token is given more than once")
-    return out
-
-
-ADMIN_NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$"
-_ADMIN_NAME_RE = re.compile(ADMIN_NAME_PATTERN)
-RESERVED_ACTORS = frozenset({"admin", "anonymous", *ROLES})
-"""Actors the audit log gives other meanings: ``admin`` is ``CONFIG_API_ADMIN_TOKEN``,
-``anonymous`` a request without a known token, the roles are the service tokens."""
-
-
-def parse_admin_tokens(spec: SecretStr | None) -> list[tuple[str, bytes]]:
-    """Parse ``name:token,...`` into (name, token bytes). Errors never echo a token."""
+def _parse_named_tokens(
+    spec: SecretStr | None, setting: str, label: str, check: Callable[[str], str | None]
+) -> list[tuple[str, bytes]]:
+    """Parse ``<label>:token,...`` into (label, token bytes); ``check`` says what is wrong with a
+    label (None: nothing). Errors never echo a token."""
     out: list[tuple[str, bytes]] = []
     if spec is None:
         return out
@@ -142,19 +115,41 @@ def parse_admin_tokens(spec: SecretStr | None) -> list[tuple[str, bytes]]:
         name, sep, token = item.partition(":")
         name = name.strip()
         if not sep or not token.strip():
-            raise ValueError(f"CONFIG_API_ADMIN_TOKENS entry #{i + 1} is not 'name:token'")
-        if not _ADMIN_NAME_RE.match(name):
-            raise ValueError(
-                f"CONFIG_API_ADMIN_TOKENS entry #{i + 1}: the name must be 1-64 lowercase letters, "
-                "digits, '.', '_' or '-'"
-            )
-        if name in RESERVED_ACTORS:
-            raise ValueError(
-                f"CONFIG_API_ADMIN_TOKENS entry #{i + 1}: the name {name!r} is reserved "
-                f"({', '.join(sorted(RESERVED_ACTORS))})"
-            )
+            raise ValueError(f"{setting} entry #{i + 1} is not '{label}:token'")
+        problem = check(name)
+        if problem is not None:
+            raise ValueError(f"{setting} entry #{i + 1}: {problem}")
         out.append((name, token.strip().encode()))
     tokens = [t for _, t in out]
     if len(set(tokens)) != len(tokens):
-        raise ValueError("CONFIG_API_ADMIN_TOKENS: the same token is given more than once")
+        raise ValueError(f"{setting}: the same token is given more than once")
     return out
+
+
+def _role_problem(role: str) -> str | None:
+    return None if role in ROLES else f"unknown role {role!r} (expected one of {', '.join(ROLES)})"
+
+
+def parse_service_tokens(spec: SecretStr | None) -> list[tuple[str, bytes]]:
+    """Parse ``role:token,...`` into (role, token bytes). Errors never echo a token."""
+    return _parse_named_tokens(spec, "CONFIG_API_SERVICE_TOKENS", "role", _role_problem)
+
+
+ADMIN_NAME_PATTERN = r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$"
+_ADMIN_NAME_RE = re.compile(ADMIN_NAME_PATTERN)
+RESERVED_ACTORS = frozenset({"admin", "anonymous", *ROLES})
+"""Actors the audit log gives other meanings: ``admin`` is ``CONFIG_API_ADMIN_TOKEN``,
+``anonymous`` a request without a known token, the roles are the service tokens."""
+
+
+def _admin_name_problem(name: str) -> str | None:
+    if not _ADMIN_NAME_RE.match(name):
+        return "the name must be 1-64 lowercase letters, digits, '.', '_' or '-'"
+    if name in RESERVED_ACTORS:
+        return f"the name {name!r} is reserved ({', '.join(sorted(RESERVED_ACTORS))})"
+    return None
+
+
+def parse_admin_tokens(spec: SecretStr | None) -> list[tuple[str, bytes]]:
+    """Parse ``name:token,...`` into (name, token bytes). Errors never echo a token."""
+    return _parse_named_tokens(spec, "CONFIG_API_ADMIN_TOKENS", "name", _admin_name_problem)

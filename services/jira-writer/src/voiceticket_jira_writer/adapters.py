@@ -59,6 +59,18 @@ class JsmServiceDesk(AsyncResource):
         raise_for_jira_status(response, what, oauth=site.auth == "oauth2")
         return response
 
+    async def _post_internal(
+        self, site: JiraSite, what: str, issue_key: str, resource: str, body: dict[str, Any]
+    ) -> httpx.Response:
+        """POST ``body`` to the request's ``resource`` (comment, attachment), not shown to the customer."""
+        return await self._call(
+            site,
+            what,
+            "POST",
+            f"/rest/servicedeskapi/request/{issue_key}/{resource}",
+            json={**body, "public": False},
+        )
+
     async def request_type_fields(
         self, site: JiraSite, service_desk_id: str, request_type_id: str
     ) -> RequestTypeFields:
@@ -116,13 +128,7 @@ class JsmServiceDesk(AsyncResource):
         )
 
     async def add_internal_comment(self, site: JiraSite, issue_key: str, body: str) -> None:
-        await self._call(
-            site,
-            "add comment",
-            "POST",
-            f"/rest/servicedeskapi/request/{issue_key}/comment",
-            json={"body": body, "public": False},
-        )
+        await self._post_internal(site, "add comment", issue_key, "comment", {"body": body})
 
     async def has_comment_containing(self, site: JiraSite, issue_key: str, marker: str) -> bool:
         start = 0
@@ -194,12 +200,8 @@ class JsmServiceDesk(AsyncResource):
         ids = [str(t["temporaryAttachmentId"]) for t in temporary if t.get("temporaryAttachmentId")]
         if not ids:
             raise PermanentError("jira attachTemporaryFile answered without a temporaryAttachmentId")
-        await self._call(
-            site,
-            "attach file",
-            "POST",
-            f"/rest/servicedeskapi/request/{issue_key}/attachment",
-            json={"temporaryAttachmentIds": ids, "public": False},
+        await self._post_internal(
+            site, "attach file", issue_key, "attachment", {"temporaryAttachmentIds": ids}
         )
 
     async def aclose(self) -> None:

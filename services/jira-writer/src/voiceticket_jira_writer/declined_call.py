@@ -20,7 +20,7 @@ from .deps import JiraWriterDeps
 from .field_values import Wanted
 from .handlers import RequestTarget, _leased, _open_request, ticket_created
 from .jira_text import plain_line, wiki_line
-from .request_content import created_from
+from .request_content import caller_details, unrecorded_description, unrecorded_wanted
 from .request_steps import ensure_property
 from .site import jira_site
 
@@ -55,25 +55,16 @@ def declined_description(event: ConsentDeclined) -> str:
 
     why = _REASONS.get(event.reason, wiki_line(event.reason))
     asked = "once" if event.attempts == 1 else f"{event.attempts} times"
-    return "\n".join(
-        [
-            "A caller rang the support line and declined recording: asked "
-            f"{asked} to press the consent key, they {why}.",
-            "Nothing was recorded: there is no recording and no transcript.",
-            "The caller's number is in the call details (issue property voiceticket.call).",
-            "",
-            created_from(event.call_sid),
-        ]
+    return unrecorded_description(
+        event,
+        "A caller rang the support line and declined recording: asked "
+        f"{asked} to press the consent key, they {why}.",
+        "Nothing was recorded: there is no recording and no transcript.",
     )
 
 
 def declined_wanted(event: ConsentDeclined, phone_field_id: str | None) -> Wanted:
-    return Wanted(
-        summary=DECLINED_SUMMARY,
-        description=declined_description(event),
-        phone_field_id=phone_field_id,
-        caller_number=event.caller_number,
-    )
+    return unrecorded_wanted(event, DECLINED_SUMMARY, declined_description(event), phone_field_id)
 
 
 def declined_property(event: ConsentDeclined) -> dict[str, Any]:
@@ -85,7 +76,5 @@ def declined_property(event: ConsentDeclined) -> dict[str, Any]:
         "consent": CONSENT_DECLINED,
         "consentDeclinedReason": plain_line(event.reason),
         "consentAttempts": event.attempts,
-        "lineNumber": event.line_number,
-        "callerNumber": plain_line(event.caller_number),
-        "receivedAt": event.occurred_at.isoformat(),
+        **caller_details(event),
     }

@@ -14,7 +14,7 @@ from voiceticket_common.events.v1 import CONSENT_NOTICE
 
 from .field_values import Wanted
 from .jira_text import plain_line, wiki_line
-from .request_content import created_from
+from .request_content import caller_details, unrecorded_description, unrecorded_wanted
 
 MISSED_CALL_SUMMARY = "Missed call: caller left no message"
 
@@ -23,24 +23,15 @@ def missed_call_description(event: RecordingAbsent) -> str:
     """Wiki markup; Twilio's status and error code are escaped like any text from outside."""
 
     code = f", Twilio error {wiki_line(event.error_code)}" if event.error_code else ""
-    return "\n".join(
-        [
-            "A caller rang the support line and hung up without leaving a message "
-            f"(recording status: {wiki_line(event.status)}{code}).",
-            "The caller's number is in the call details (issue property voiceticket.call).",
-            "",
-            created_from(event.call_sid),
-        ]
+    return unrecorded_description(
+        event,
+        "A caller rang the support line and hung up without leaving a message "
+        f"(recording status: {wiki_line(event.status)}{code}).",
     )
 
 
 def missed_call_wanted(event: RecordingAbsent, phone_field_id: str | None) -> Wanted:
-    return Wanted(
-        summary=MISSED_CALL_SUMMARY,
-        description=missed_call_description(event),
-        phone_field_id=phone_field_id,
-        caller_number=event.caller_number,
-    )
+    return unrecorded_wanted(event, MISSED_CALL_SUMMARY, missed_call_description(event), phone_field_id)
 
 
 def missed_call_property(event: RecordingAbsent) -> dict[str, Any]:
@@ -53,8 +44,6 @@ def missed_call_property(event: RecordingAbsent) -> dict[str, Any]:
         "missedCall": True,
         "recordingStatus": plain_line(event.status),
         "twilioErrorCode": plain_line(event.error_code) if event.error_code is not None else None,
-        "lineNumber": event.line_number,
-        "callerNumber": plain_line(event.caller_number),
-        "receivedAt": event.occurred_at.isoformat(),
+        **caller_details(event),
         "consent": event.consent or CONSENT_NOTICE,
     }

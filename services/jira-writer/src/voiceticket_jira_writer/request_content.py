@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from voiceticket_common.events import CallAnalyzed, Entity
+from voiceticket_common.events import CallAnalyzed, ConsentDeclined, Entity, RecordingAbsent
 from voiceticket_common.events.v1 import CONSENT_NOTICE
 from voiceticket_common.redaction import WITHHELD_TRANSCRIPT, merged_counts, redact_or_none
 
@@ -98,6 +98,44 @@ def created_from(call_sid: str) -> str:
     """The description's last line; recovery finds an interrupted attempt's request by it (ADR 3)."""
 
     return f"_Created by Voice to Ticket from call {call_sid}._"
+
+
+UnrecordedCall = RecordingAbsent | ConsentDeclined
+"""A call that left no transcript: the request says that a caller rang, so an agent can call back."""
+
+
+def unrecorded_description(event: UnrecordedCall, *what_happened: str) -> str:
+    """Wiki markup: ``what_happened`` (wiki text already), then where the caller's number is."""
+
+    return "\n".join(
+        [
+            *what_happened,
+            "The caller's number is in the call details (issue property voiceticket.call).",
+            "",
+            created_from(event.call_sid),
+        ]
+    )
+
+
+def unrecorded_wanted(
+    event: UnrecordedCall, summary: str, description: str, phone_field_id: str | None
+) -> Wanted:
+    return Wanted(
+        summary=summary,
+        description=description,
+        phone_field_id=phone_field_id,
+        caller_number=event.caller_number,
+    )
+
+
+def caller_details(event: UnrecordedCall) -> dict[str, Any]:
+    """The issue property's who and when of an unrecorded call; JSON data, cleaned, not wiki-escaped."""
+
+    return {
+        "lineNumber": event.line_number,
+        "callerNumber": plain_line(event.caller_number),
+        "receivedAt": event.occurred_at.isoformat(),
+    }
 
 
 def wanted(event: CallAnalyzed, phone_field_id: str | None) -> Wanted:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from ..events import Event
 from ..tracing import record_failure
+from .envelope import Headers, dead_letter_headers
 from .errors import PermanentError, TransientError
 from .port import Handler, RetryPolicy
 
@@ -30,6 +31,18 @@ class DeadLettered:
     reason: str
     error_type: str
     attempts: int
+
+    def headers(self, original: Headers | None, *, topic: str, group: str) -> Headers:
+        """The record's headers in the dead-letter topic: the original ones and this reason."""
+
+        return dead_letter_headers(
+            original,
+            topic=topic,
+            group=group,
+            error_type=self.error_type,
+            error=self.reason,
+            attempts=self.attempts,
+        )
 
 
 def backoff_delay(policy: RetryPolicy, attempt: int, retry_after: float | None) -> float:

@@ -22,19 +22,8 @@ import aiosqlite
 from ..events import Event
 from ..metrics import dead_lettered
 from ..tracing import inject_headers, process_span, send_span
+from . import envelope as wire
 from .delivery import DeadLettered, run_handler
-from .envelope import (
-    Envelope,
-    Headers,
-    MalformedMessage,
-    dead_letter_headers,
-    decode,
-    encode,
-    envelope_for,
-    header_map,
-    original_headers,
-    read_dead_letter,
-)
 from .port import DeadLetter, Handler, RetryPolicy, TopicRetention, dead_letter_topic
 
 log = logging.getLogger(__name__)
@@ -73,11 +62,11 @@ def _stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def _dump_headers(headers: Headers) -> str:
+def _dump_headers(headers: wire.Headers) -> str:
     return json.dumps([[k, v.decode("utf-8", "replace")] for k, v in headers])
 
 
-def _load_headers(raw: str) -> Headers:
+def _load_headers(raw: str) -> wire.Headers:
     return [(k, v.encode()) for k, v in json.loads(raw)]
 
 
@@ -129,11 +118,11 @@ class EmbeddedEventBus:
             raise RuntimeError("bus not started")
         return self._db
 
-    def _record(self, event: Event, discriminator: str = "") -> tuple[str, bytes, bytes, Headers]:
-        envelope = envelope_for(event, self._source, discriminator)
+    def _record(self, event: Event, discriminator: str = "") -> tuple[str, bytes, bytes, wire.Headers]:
+        envelope = wire.envelope_for(event, self._source, discriminator)
         with send_span(event.topic(), event.call_sid, event.tenant_id, envelope.id):
             envelope.extra_headers.update(inject_headers())
-            key, value, headers = encode(envelope)
+            key, value, headers = wire.encode(envelope)
         return event.topic(), key, value, headers
 
     async def publish(self, event: Event, *, discriminator: str = "") -> None:
@@ -141,7 +130,7 @@ class EmbeddedEventBus:
 
     async def _write(
         self,
-        records: list[tuple[str, bytes | None, bytes | None, Headers]],
+        records: list[tuple[str, bytes | None, bytes | None, wire.Headers]],
         commit: tuple[str, int] | None = None,
     ) -> None:
         async with self._lock:
@@ -165,7 +154,9 @@ class EmbeddedEventBus:
         async with self._wakeup:
             self._wakeup.notify_all()
 
-    async def _next(self, group: str, topics: Sequence[str]) -> tuple[int, str, bytes, bytes, Headers] | None:
+    async def _next(
+        self, group: str, topics: Sequence[str]
+    ) -> tuple[int, str, bytes, bytes, wire.Headers] | None:
         marks = ",".join("?" for _ in topics)
         async with self._lock:
             cursor = await self.db.execute(
@@ -212,14 +203,14 @@ class EmbeddedEventBus:
         topic: str,
         key: bytes,
         value: bytes,
-        headers: Headers,
+        headers: wire.Headers,
         handler: Handler,
         retry: RetryPolicy,
-    ) -> list[tuple[str, bytes | None, bytes | None, Headers]]:
-        attrs = header_map(headers)
+    ) -> list[tuple[str, bytes | None, bytes | None, wire.Headers]]:
+        attrs = wire.header_map(headers)
         try:
-            envelope: Envelope = decode(value, headers)
-        except MalformedMessage as exc:
+            envelope: wire.Envelope = wire.decode(value, headers)
+        except wire.MalformedMessage as exc:
             malformed = DeadLettered(reason=str(exc), error_type="MalformedMessage", attempts=1)
             return [self._dead_letter_record(group, topic, key, value, headers, malformed)]
         event = envelope.event
@@ -244,19 +235,11 @@ class EmbeddedEventBus:
         topic: str,
         key: bytes | None,
         value: bytes | None,
-        headers: Headers,
+        headers: wire.Headers,
         outcome: DeadLettered,
-    ) -> tuple[str, bytes | None, bytes | None, Headers]:
+    ) -> tuple[str, bytes | None, bytes | None, wire.Headers]:
         dead_lettered(group, outcome.error_type)
-        reason = dead_letter_headers(
-            headers,
-            topic=topic,
-            group=group,
-            error_type=outcome.error_type,
-            error=outcome.reason,
-            attempts=outcome.attempts,
-        )
-        return dead_letter_topic(group), key, value, reason
+        return dead_letter_topic(group), key, value, outcome.headers(headers, topic=topic, group=group)
 
     async def dead_letters(self, group: str) -> list[DeadLetter]:
         async with self._lock:
@@ -265,7 +248,7 @@ class EmbeddedEventBus:
                 (dead_letter_topic(group),),
             )
             rows = await cursor.fetchall()
-        return [read_dead_letter(str(position), key, _load_headers(raw)) for position, key, raw in rows]
+        return [wire.read_dead_letter(str(position), key, _load_headers(raw)) for position, key, raw in rows]
 
     async def purge(self, now: datetime | None = None, *, dry_run: bool = False) -> BusPurge:
         """Delete records past their retention (events, dead letters), overwriting them, and give the
@@ -330,4 +313,4 @@ class EmbeddedEventBus:
         if row is None:
             raise LookupError(f"no dead letter {letter.letter_id}")
         key, value, raw = row
-        await self._write([(letter.original_topic, key, value, original_headers(_load_headers(raw)))])
+        await self._write([(letter.original_topic, key, value, wire.original_headers(_load_headers(raw)))])

@@ -19,19 +19,8 @@ from ..events import Event
 from ..metrics import dead_lettered, set_consumer_lag
 from ..retry_budget import POLL_INTERVAL_SECONDS
 from ..tracing import inject_headers, process_span, send_span
+from . import envelope as wire
 from .delivery import DeadLettered, run_handler
-from .envelope import (
-    Envelope,
-    Headers,
-    MalformedMessage,
-    dead_letter_headers,
-    decode,
-    encode,
-    envelope_for,
-    header_map,
-    original_headers,
-    read_dead_letter,
-)
 from .port import DeadLetter, Handler, RetryPolicy, TopicRetention, dead_letter_topic
 
 log = logging.getLogger(__name__)
@@ -123,15 +112,15 @@ class KafkaEventBus:
         return {"cleanup.policy": "delete", "retention.ms": str(int(keep.total_seconds() * 1000))}
 
     async def publish(self, event: Event, *, discriminator: str = "") -> None:
-        await self._send(self.topic(event.topic()), envelope_for(event, self._source, discriminator))
+        await self._send(self.topic(event.topic()), wire.envelope_for(event, self._source, discriminator))
 
-    async def _send(self, topic: str, envelope: Envelope) -> None:
+    async def _send(self, topic: str, envelope: wire.Envelope) -> None:
         if self._producer is None:
             raise RuntimeError("bus not started")
         event = envelope.event
         with send_span(topic, event.call_sid, event.tenant_id, envelope.id):
             envelope.extra_headers.update(inject_headers())
-            key, value, headers = encode(envelope)
+            key, value, headers = wire.encode(envelope)
             await self._producer.send_and_wait(topic, value=value, key=key, headers=headers)
 
     async def _dead_letter(
@@ -139,14 +128,7 @@ class KafkaEventBus:
     ) -> None:
         if self._producer is None:
             raise RuntimeError("bus not started")
-        headers: Headers = dead_letter_headers(
-            list(record.headers or []),
-            topic=self._logical(record.topic),
-            group=group,
-            error_type=outcome.error_type,
-            error=outcome.reason,
-            attempts=outcome.attempts,
-        )
+        headers = outcome.headers(list(record.headers or []), topic=self._logical(record.topic), group=group)
         headers += [
             ("dlq_original_partition", str(record.partition).encode()),
             ("dlq_original_offset", str(record.offset).encode()),
@@ -217,10 +199,10 @@ class KafkaEventBus:
     async def _process(
         self, group: str, record: ConsumerRecord[bytes, bytes], handler: Handler, retry: RetryPolicy
     ) -> None:
-        headers = header_map(record.headers)
+        headers = wire.header_map(record.headers)
         try:
-            envelope = decode(record.value, record.headers)
-        except MalformedMessage as exc:
+            envelope = wire.decode(record.value, record.headers)
+        except wire.MalformedMessage as exc:
             with process_span(record.topic, group, headers, None, None, headers.get("ce_id")):
                 await self._dead_letter(
                     group, record, DeadLettered(reason=str(exc), error_type="MalformedMessage", attempts=1)
@@ -278,7 +260,7 @@ class KafkaEventBus:
         records = await self._read_all(await self._dead_letter_partitions(group))
         records.sort(key=lambda r: r.timestamp)
         return [
-            read_dead_letter(f"{group}:{r.partition}:{r.offset}", r.key, list(r.headers or []))
+            wire.read_dead_letter(f"{group}:{r.partition}:{r.offset}", r.key, list(r.headers or []))
             for r in records
         ]
 
@@ -305,5 +287,5 @@ class KafkaEventBus:
             letter.original_topic if namespaced else self.topic(letter.original_topic),
             value=record.value,
             key=record.key,
-            headers=original_headers(list(record.headers or [])),
+            headers=wire.original_headers(list(record.headers or [])),
         )

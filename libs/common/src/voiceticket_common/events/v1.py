@@ -106,14 +106,19 @@ class ConsentDeclined(_CallContext):
     )
 
 
-class CallTranscribed(_CallContext):
+class _RecordingContext(_CallContext):
+    """What the events about a call's recording (its transcript, its analysis) say of it."""
+
+    recording_sid: str
+    duration_seconds: int = Field(ge=0)
+
+
+class CallTranscribed(_RecordingContext):
     """The recording was turned into text."""
 
     event_type: ClassVar[str] = "call.transcribed"
     version: ClassVar[int] = 1
 
-    recording_sid: str
-    duration_seconds: int = Field(ge=0)
     transcript: str = Field(description="What the caller said, personal data.")
     language: str | None = Field(default=None, description="ISO 639-1 if known.")
     model: str = Field(description="Speech-to-text model that produced the transcript.")
@@ -176,14 +181,12 @@ class Analysis(BaseModel):
     language: str = Field(description="Language the caller spoke, ISO 639-1.")
 
 
-class CallAnalyzed(_CallContext):
+class CallAnalyzed(_RecordingContext):
     """The transcript was analysed into ticket fields."""
 
     event_type: ClassVar[str] = "call.analyzed"
     version: ClassVar[int] = 1
 
-    recording_sid: str
-    duration_seconds: int = Field(ge=0)
     transcript: str
     analysis: Analysis
     model: str
