@@ -35,6 +35,13 @@ class SandboxedRuntime:
         return [i for i in issues if i["properties"].get("voiceticket.call", {}).get("callSid") == call_sid]
 
 
+async def seeded_options(data_dir: Path, urls: SandboxUrls, config: dict[str, Any]) -> EmbeddedOptions:
+    """Fresh sandboxes, ``config`` written as the seed in ``data_dir``, and the embedded options on both."""
+    await configure_sandboxes(urls.twilio, urls.openai, urls.jira)
+    (data_dir / "seed.json").write_text(json.dumps(config))
+    return EmbeddedOptions.against_sandboxes(data_dir, urls.twilio, data_dir / "seed.json")
+
+
 R = TypeVar("R", bound=SandboxedRuntime)
 
 

@@ -21,7 +21,7 @@ from voiceticket_common.bus import PermanentError, RetryPolicy, TransientError, 
 from voiceticket_common.bus.embedded import EmbeddedEventBus
 from voiceticket_common.bus.kafka import KafkaEventBus
 from voiceticket_common.events import Event, NotificationSent, TicketCreated
-from voiceticket_common.testing import ticket_created
+from voiceticket_common.testing import cancelled, ticket_created
 
 NAMESPACE = f"contract-{uuid.uuid4().hex[:6]}"  # keeps these records away from other tests' services
 FAST = RetryPolicy(max_attempts=3, initial_backoff=0.05, max_backoff=0.2, max_total_seconds=10)
@@ -84,9 +84,7 @@ async def consuming(bus, group: str, handler, types=(TicketCreated,)):  # type: 
     try:
         yield task
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancelled(task)
 
 
 async def eventually(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]

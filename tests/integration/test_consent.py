@@ -5,20 +5,20 @@ is not recorded, and becomes one "declined recording" request only on a line tha
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import httpx
+from sandboxed_runtime import seeded_options
 
-from voiceticket.embedded import EmbeddedOptions, EmbeddedRuntime
+from voiceticket.embedded import EmbeddedRuntime
 from voiceticket.samples import sample_calls
 from voiceticket_jira_writer.declined_call import DECLINED_SUMMARY
 from voiceticket_sandbox import run_sandboxes
 from voiceticket_sandbox.caller import CallerSimulator
-from voiceticket_sandbox.demo_tenant import ACCOUNT_SID, AUTH_TOKEN, SUPPORT_LINE, configure_sandboxes, seed
+from voiceticket_sandbox.demo_tenant import ACCOUNT_SID, AUTH_TOKEN, SUPPORT_LINE, seed
 from voiceticket_sandbox.testing import invalid_provider_requests
 
 TICKET_LINE = "+15005550007"  # press_key, declined calls become a request
@@ -47,9 +47,7 @@ def has_record(twiml: str) -> bool:
 async def test_consent_by_key_end_to_end(tmp_path: Path) -> None:
     samples = list(sample_calls().values())
     async with run_sandboxes() as urls:
-        await configure_sandboxes(urls.twilio, urls.openai, urls.jira)
-        (tmp_path / "seed.json").write_text(json.dumps(consent_seed(urls.twilio, urls.openai, urls.jira)))
-        options = EmbeddedOptions.against_sandboxes(tmp_path, urls.twilio, tmp_path / "seed.json")
+        options = await seeded_options(tmp_path, urls, consent_seed(urls.twilio, urls.openai, urls.jira))
         async with EmbeddedRuntime(options) as runtime, httpx.AsyncClient() as client:
             simulator = CallerSimulator(runtime.ingress_url, ACCOUNT_SID, AUTH_TOKEN, urls.twilio)
             first, second = samples[0], samples[1]

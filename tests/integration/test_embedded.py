@@ -15,8 +15,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sandboxed_runtime import seeded_options
 
-from voiceticket.embedded import EmbeddedOptions, EmbeddedRuntime
+from voiceticket.embedded import EmbeddedRuntime
 from voiceticket.samples import sample_calls
 from voiceticket_jira_writer.jira_text import wiki_text
 from voiceticket_sandbox import run_sandboxes
@@ -33,9 +34,7 @@ def for_call(issues: list[dict], call_sid: str) -> list[dict]:
 
 async def test_every_sample_call_becomes_one_request_and_one_sms(tmp_path: Path) -> None:
     async with run_sandboxes() as urls:
-        await configure_sandboxes(urls.twilio, urls.openai, urls.jira)
-        (tmp_path / "seed.json").write_text(json.dumps(seed(urls.twilio, urls.openai, urls.jira)))
-        options = EmbeddedOptions.against_sandboxes(tmp_path, urls.twilio, tmp_path / "seed.json")
+        options = await seeded_options(tmp_path, urls, seed(urls.twilio, urls.openai, urls.jira))
         async with EmbeddedRuntime(options) as runtime, httpx.AsyncClient() as client:
             simulator = CallerSimulator(runtime.ingress_url, ACCOUNT_SID, AUTH_TOKEN, urls.twilio)
             played = {}

@@ -14,11 +14,21 @@ from typing import Any
 import httpx
 
 from voiceticket.embedded import EmbeddedOptions, EmbeddedRuntime
-from voiceticket.samples import sample_calls
+from voiceticket.samples import SampleCall, sample_calls
 from voiceticket_sandbox import run_sandboxes
-from voiceticket_sandbox.caller import CallerSimulator
+from voiceticket_sandbox.caller import CallerSimulator, PlayedCall
 from voiceticket_sandbox.demo_tenant import ACCOUNT_SID, AUTH_TOKEN, SUPPORT_LINE, configure_sandboxes, seed
 from voiceticket_sandbox.testing import invalid_provider_requests
+
+
+async def play_vpn_outage(runtime: EmbeddedRuntime, twilio_url: str) -> tuple[SampleCall, PlayedCall]:
+    """The vpn-outage sample, called in to the support line of ``runtime``."""
+    sample = sample_calls()["vpn-outage"]
+    simulator = CallerSimulator(runtime.ingress_url, ACCOUNT_SID, AUTH_TOKEN, twilio_url)
+    call = await simulator.play_call(
+        sample.caller, SUPPORT_LINE, sample.audio, sample.transcript, sample.duration_seconds
+    )
+    return sample, call
 
 
 class Clock:
@@ -46,10 +56,7 @@ async def test_the_scheduled_purge_empties_every_store_of_an_old_call(tmp_path: 
             purge_interval_seconds=0.1, purge_first_delay_seconds=0.0, clock=clock,
         )  # fmt: skip
         async with EmbeddedRuntime(options) as runtime:
-            sample = sample_calls()["vpn-outage"]
-            simulator = CallerSimulator(runtime.ingress_url, ACCOUNT_SID, AUTH_TOKEN, urls.twilio)
-            call = await simulator.play_call(sample.caller, SUPPORT_LINE, sample.audio, sample.transcript,
-                                             sample.duration_seconds)  # fmt: skip
+            sample, call = await play_vpn_outage(runtime, urls.twilio)
 
             async def sms_sent() -> bool:
                 return bool((await client.get(f"{urls.twilio}/_sandbox/messages")).json())
@@ -96,10 +103,7 @@ async def test_delete_after_ticket_deletes_the_recording_at_twilio(tmp_path: Pat
         (tmp_path / "seed.json").write_text(json.dumps(config))
         options = EmbeddedOptions.against_sandboxes(tmp_path, urls.twilio, tmp_path / "seed.json")
         async with EmbeddedRuntime(options) as runtime:
-            sample = sample_calls()["vpn-outage"]
-            simulator = CallerSimulator(runtime.ingress_url, ACCOUNT_SID, AUTH_TOKEN, urls.twilio)
-            call = await simulator.play_call(sample.caller, SUPPORT_LINE, sample.audio, sample.transcript,
-                                             sample.duration_seconds)  # fmt: skip
+            _, call = await play_vpn_outage(runtime, urls.twilio)
 
             async def deleted() -> bool:
                 records = (await client.get(f"{urls.twilio}/_sandbox/requests")).json()

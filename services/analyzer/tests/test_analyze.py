@@ -16,7 +16,14 @@ from voiceticket_common.bus import PermanentError, TransientError
 from voiceticket_common.events import CallAnalyzed, CallTranscribed
 from voiceticket_common.retry_budget import RetryBudget
 from voiceticket_common.runtime_views import AnalyzerLine, AnalyzerTenant, AnalyzerView
-from voiceticket_common.testing import LINE, Outcomes, RecordingSleep, StaticRuntimeConfig, call_transcribed
+from voiceticket_common.testing import (
+    LINE,
+    Outcomes,
+    RecordingSleep,
+    StaticRuntimeConfig,
+    VirtualClock,
+    call_transcribed,
+)
 
 TRANSCRIPT = "Hi, the VPN is down. Account 12345678."
 
@@ -229,21 +236,6 @@ def test_names_of_made_up_fields_are_not_quoted_either() -> None:
     with pytest.raises(SchemaViolation) as info:
         checked_analysis(json.dumps({**GOOD, "Maria's secret": 1}), ["incident"], TRANSCRIPT)
     assert "secret" not in str(info.value) and "(extra field): extra_forbidden" in str(info.value)
-
-
-class VirtualClock:
-    """A monotonic clock that only its ``sleep`` advances: minutes of retries without waiting."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.delays: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.delays.append(seconds)
-        self.now += seconds
 
 
 class RateLimitedModel(FakeModel):

@@ -3,9 +3,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from jira_writer_testkit import FakeClock
 
 from voiceticket_common.db import create_engine
+from voiceticket_common.testing import FakeClock
 from voiceticket_jira_writer.ledger import SqlRequestLedger
 from voiceticket_sandbox.testing import sandbox, specs  # noqa: F401 - fixtures
 

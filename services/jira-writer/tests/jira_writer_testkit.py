@@ -6,7 +6,6 @@ import asyncio
 import io
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import SecretStr
@@ -57,19 +56,6 @@ BASIC_FIELDS = RequestTypeFields(
 
 class Crash(BaseException):
     """The process dies here: nothing after it runs, not even the handler's clean-up."""
-
-
-class FakeClock:
-    """The ledger's clock, moved by the test instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.time = datetime(2025, 1, 1, 9, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.time
-
-    def advance(self, seconds: float) -> None:
-        self.time += timedelta(seconds=seconds)
 
 
 class FakeServiceDesk:

@@ -11,7 +11,6 @@ from jira_writer_testkit import (
     BASIC_FIELDS,
     LINE,
     RECORDING_SID,
-    FakeClock,
     FakeRecordings,
     FakeServiceDesk,
     analyzed,
@@ -19,7 +18,7 @@ from jira_writer_testkit import (
 )
 
 from voiceticket_common.runtime_views import JiraWriterView
-from voiceticket_common.testing import StaticRuntimeConfig
+from voiceticket_common.testing import FakeClock, StaticRuntimeConfig
 from voiceticket_common.twilio import TwilioAccount
 from voiceticket_jira_writer.bootstrap import SERVICE
 from voiceticket_jira_writer.deps import JiraWriterDeps, RecordingRetention

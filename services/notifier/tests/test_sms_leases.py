@@ -8,7 +8,7 @@ The ledger runs on a clock the test moves (60 s lease); nothing sleeps.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from email.utils import format_datetime
 
 import pytest
@@ -17,6 +17,7 @@ from test_notify import CALLER, FakeSms, deps, ticket
 from voiceticket_common.bus import TransientError
 from voiceticket_common.db import create_engine
 from voiceticket_common.events import NotificationSent
+from voiceticket_common.testing import FakeClock
 from voiceticket_notifier.handlers import notify_caller
 from voiceticket_notifier.ledger import SqlSmsLedger
 from voiceticket_notifier.ports import SmsReceipt
@@ -27,17 +28,6 @@ CALL_SID = "CA" + "1" * 32
 
 class Crash(BaseException):
     """The process dies here: nothing after it runs, not even the handler's clean-up."""
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.time = datetime(2025, 1, 1, 9, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.time
-
-    def advance(self, seconds: float) -> None:
-        self.time += timedelta(seconds=seconds)
 
 
 class TwilioLike(FakeSms):

@@ -7,7 +7,7 @@ from pcm_samples import silent_wav, tone_wav
 from pydantic import ValidationError
 
 from voiceticket_common.bus import PermanentError, TransientError
-from voiceticket_common.events import RecordingCompleted
+from voiceticket_common.events import CallTranscribed, RecordingCompleted
 from voiceticket_common.retry_budget import RetryBudget
 from voiceticket_common.runtime_views import TranscriberView
 from voiceticket_common.testing import (
@@ -15,6 +15,7 @@ from voiceticket_common.testing import (
     Outcomes,
     RecordingSleep,
     StaticRuntimeConfig,
+    VirtualClock,
     recording_completed,
 )
 from voiceticket_transcriber.audio_prep import UploadLimits
@@ -170,19 +171,6 @@ async def test_unpriced_self_hosted_model_has_no_cost() -> None:
     assert event.model == model and event.estimated_cost_usd is None
 
 
-class VirtualClock:
-    """A monotonic clock that only its ``sleep`` advances: minutes of retries without waiting."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
 class RateLimitedEngine(ScriptedEngine):
     """429 without Retry-After until ``seconds`` have passed on ``clock``, then a transcript."""
 
@@ -202,22 +190,23 @@ def default_budget(clock: VirtualClock) -> RetryBudget:
     return RetryBudget(settings.stt_retry_attempts, settings.stt_retry_budget_seconds, clock=clock)
 
 
-async def test_speech_to_text_rate_limited_for_40_s_without_retry_after_still_transcribes() -> None:
+async def run_rate_limited(limited_for: float, frequency: int) -> tuple[CallTranscribed, VirtualClock]:
+    """Transcribe a tone while speech-to-text answers 429 for ``limited_for`` virtual seconds."""
     clock = VirtualClock()
-    engine = RateLimitedEngine(clock, 40.0)
-    d = deps(tone_wav(1.5, frequency=163), engine, budget=default_budget(clock))
+    engine = RateLimitedEngine(clock, limited_for)
+    d = deps(tone_wav(1.5, frequency=frequency), engine, budget=default_budget(clock))
     d.sleep = clock.sleep
-    event = await run(d)
+    return await run(d), clock
+
+
+async def test_speech_to_text_rate_limited_for_40_s_without_retry_after_still_transcribes() -> None:
+    event, clock = await run_rate_limited(40.0, 163)
     assert event.transcript == "Hello, my VPN is down." and event.transcript_missing is False
     assert clock.now >= 40.0
 
 
 async def test_speech_to_text_rate_limited_past_the_budget_flows_on_flagged_missing() -> None:
-    clock = VirtualClock()
-    engine = RateLimitedEngine(clock, 91.0)
-    d = deps(tone_wav(1.5, frequency=167), engine, budget=default_budget(clock))
-    d.sleep = clock.sleep
-    event = await run(d)
+    event, clock = await run_rate_limited(91.0, 167)
     assert event.transcript == "" and event.transcript_missing is True
     assert clock.now == pytest.approx(90.0)
 

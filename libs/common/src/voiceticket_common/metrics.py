@@ -45,84 +45,99 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 _CALL_BUCKETS = (1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1800)
 _HANDLER_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
 
+
+def _counter(name: str, labels: str, help_text: str) -> Counter:
+    return Counter(name, help_text, labels.split())
+
+
+def _gauge(name: str, labels: str, help_text: str) -> Gauge:
+    return Gauge(name, help_text, labels.split())
+
+
+def _histogram(name: str, labels: str, help_text: str, buckets: tuple[float, ...]) -> Histogram:
+    return Histogram(name, help_text, labels.split(), buckets=buckets)
+
+
 # -- webhooks and other HTTP servers -----------------------------------------------------------
-HTTP_REQUESTS = Counter(
+HTTP_REQUESTS = _counter(
     "voiceticket_http_requests",
+    "route method status_class",
     "HTTP requests served, by route template and status class.",
-    ["route", "method", "status_class"],
 )
-HTTP_DURATION = Histogram(
+HTTP_DURATION = _histogram(
     "voiceticket_http_request_duration_seconds",
+    "route method",
     "Time to answer an HTTP request, by route template.",
-    ["route", "method"],
     buckets=_LATENCY_BUCKETS,
 )
 
 # -- consumers -------------------------------------------------------------------------------
-MESSAGES = Counter(
+MESSAGES = _counter(
     "voiceticket_handler_messages",
-    "Records a consumer group finished: processed (outcome events published), dead_lettered, or "
-    "error (the record will be redelivered after a crash or restart).",
-    ["group", "outcome"],
+    "group outcome",
+    (
+        "Records a consumer group finished: processed (outcome events published), dead_lettered, or "
+        "error (the record will be redelivered after a crash or restart)."
+    ),
 )
-HANDLER_DURATION = Histogram(
+HANDLER_DURATION = _histogram(
     "voiceticket_handler_duration_seconds",
+    "group outcome",
     "Time from taking a record to finishing it, retries included.",
-    ["group", "outcome"],
     buckets=_HANDLER_BUCKETS,
 )
-HANDLER_FAILURES = Counter(
+HANDLER_FAILURES = _counter(
     "voiceticket_handler_failures",
+    "group error_type retrying",
     "Failed handler attempts; retrying=true ones are tried again, retrying=false ones end in the DLQ.",
-    ["group", "error_type", "retrying"],
 )
-DEAD_LETTERS = Counter(
-    "voiceticket_dead_letters",
-    "Records sent to voiceticket.dlq.<group>.",
-    ["group", "error_type"],
+DEAD_LETTERS = _counter(
+    "voiceticket_dead_letters", "group error_type", "Records sent to voiceticket.dlq.<group>."
 )
-CONSUMER_LAG = Gauge(
+CONSUMER_LAG = _gauge(
     "voiceticket_consumer_lag",
+    "group topic partition",
     "Records behind the partition's high watermark after the last commit.",
-    ["group", "topic", "partition"],
 )
 
 # -- providers (Twilio, OpenAI, Jira) ----------------------------------------------------------
-PROVIDER_REQUESTS = Counter(
+PROVIDER_REQUESTS = _counter(
     "voiceticket_provider_requests",
-    "Outbound provider calls by status class: 2xx..5xx, with 4xx_auth (401, 403) and 4xx_rate_limited "
-    "(429) apart from other 4xx; error (no response); denied (egress refused).",
-    ["provider", "status_class", "tenant"],
+    "provider status_class tenant",
+    (
+        "Outbound provider calls by status class: 2xx..5xx, with 4xx_auth (401, 403) and 4xx_rate_limited "
+        "(429) apart from other 4xx; error (no response); denied (egress refused)."
+    ),
 )
-PROVIDER_DURATION = Histogram(
+PROVIDER_DURATION = _histogram(
     "voiceticket_provider_request_duration_seconds",
+    "provider status_class",
     "Time to a provider's response headers.",
-    ["provider", "status_class"],
     buckets=_LATENCY_BUCKETS,
 )
 
 # -- the product ------------------------------------------------------------------------------
-CALL_TO_TICKET = Histogram(
+CALL_TO_TICKET = _histogram(
     "voiceticket_call_to_ticket_seconds",
-    "From the recording being reported (the caller hung up) to the JSM request existing with its "
-    "call property and transcript comment.",
-    ["tenant"],
+    "tenant",
+    (
+        "From the recording being reported (the caller hung up) to the JSM request existing with its "
+        "call property and transcript comment."
+    ),
     buckets=_CALL_BUCKETS,
 )
-OPENAI_TOKENS = Counter(
+OPENAI_TOKENS = _counter(
     "voiceticket_openai_tokens",
+    "tenant model kind",
     "Language-model tokens used, by kind (prompt, completion).",
-    ["tenant", "model", "kind"],
 )
-AUDIO_SECONDS = Counter(
-    "voiceticket_audio_seconds",
-    "Seconds of recorded audio sent to speech-to-text.",
-    ["tenant", "model"],
+AUDIO_SECONDS = _counter(
+    "voiceticket_audio_seconds", "tenant model", "Seconds of recorded audio sent to speech-to-text."
 )
-ESTIMATED_COST = Counter(
+ESTIMATED_COST = _counter(
     "voiceticket_estimated_cost_usd",
+    "tenant model",
     "Estimated provider spend in USD from usage and the configured price table (not an invoice).",
-    ["tenant", "model"],
 )
 
 

@@ -65,6 +65,17 @@ def _error(status: int, message: str, path: str) -> JSONResponse:
     return JSONResponse(jira_error(status, [message], path), status_code=status)
 
 
+def _customer_request(jira: JiraState, issue_id_or_key: str, request: Request) -> Issue | JSONResponse:
+    """The customer request the caller asked for, or JSM's 401 or 404 answer."""
+    path = request.url.path
+    if not authorized(jira, request):
+        return _error(401, "Unauthorized", path)
+    issue = jira.find_issue(issue_id_or_key)
+    if issue is None:
+        return _error(404, f"The request {issue_id_or_key} does not exist.", path)
+    return issue
+
+
 class CredentialsIn(BaseModel):
     """Body of ``POST /_sandbox/credentials``."""
 
@@ -274,22 +285,18 @@ def _jsm_api(jira: JiraState) -> APIRouter:
 
     @router.get("/request/{issueIdOrKey}")
     async def get_request(issueIdOrKey: str, request: Request) -> Response:
-        if not authorized(jira, request):
-            return _error(401, "Unauthorized", request.url.path)
-        issue = jira.find_issue(issueIdOrKey)
-        if issue is None:
-            return _error(404, f"The request {issueIdOrKey} does not exist.", request.url.path)
+        issue = _customer_request(jira, issueIdOrKey, request)
+        if isinstance(issue, Response):
+            return issue
         desk = jira.service_desks[issue.service_desk_id]
         request_type = desk.request_types.get(issue.request_type_id)
         return JSONResponse(views.customer_request(issue, _base(request), request_type))
 
     @router.get("/request/{issueIdOrKey}/comment")
     async def list_comments(issueIdOrKey: str, request: Request) -> Response:
-        if not authorized(jira, request):
-            return _error(401, "Unauthorized", request.url.path)
-        issue = jira.find_issue(issueIdOrKey)
-        if issue is None:
-            return _error(404, f"The request {issueIdOrKey} does not exist.", request.url.path)
+        issue = _customer_request(jira, issueIdOrKey, request)
+        if isinstance(issue, Response):
+            return issue
         query = request.query_params
         wanted = [
             c
@@ -312,11 +319,9 @@ def _jsm_api(jira: JiraState) -> APIRouter:
 
     @router.post("/request/{issueIdOrKey}/comment")
     async def add_comment(issueIdOrKey: str, request: Request) -> Response:
-        if not authorized(jira, request):
-            return _error(401, "Unauthorized", request.url.path)
-        issue = jira.find_issue(issueIdOrKey)
-        if issue is None:
-            return _error(404, f"The request {issueIdOrKey} does not exist.", request.url.path)
+        issue = _customer_request(jira, issueIdOrKey, request)
+        if isinstance(issue, Response):
+            return issue
         body = await request.json()
         if not body.get("body"):
             return _error(400, "The comment body must not be empty.", request.url.path)
@@ -356,21 +361,17 @@ def _jsm_api(jira: JiraState) -> APIRouter:
     async def list_attachments(
         issueIdOrKey: str, request: Request, start: int = 0, limit: int = 50
     ) -> Response:
-        if not authorized(jira, request):
-            return _error(401, "Unauthorized", request.url.path)
-        issue = jira.find_issue(issueIdOrKey)
-        if issue is None:
-            return _error(404, f"The request {issueIdOrKey} does not exist.", request.url.path)
+        issue = _customer_request(jira, issueIdOrKey, request)
+        if isinstance(issue, Response):
+            return issue
         return JSONResponse(views.paged([views.attachment(a) for a in issue.attachments], start, limit))
 
     @router.post("/request/{issueIdOrKey}/attachment")
     async def attach(issueIdOrKey: str, request: Request) -> Response:
         path = request.url.path
-        if not authorized(jira, request):
-            return _error(401, "Unauthorized", path)
-        issue = jira.find_issue(issueIdOrKey)
-        if issue is None:
-            return _error(404, f"The request {issueIdOrKey} does not exist.", path)
+        issue = _customer_request(jira, issueIdOrKey, request)
+        if isinstance(issue, Response):
+            return issue
         body = await request.json()
         ids = body.get("temporaryAttachmentIds") or []
         unknown = [i for i in ids if i not in jira.temporary_files]

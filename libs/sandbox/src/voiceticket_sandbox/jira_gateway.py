@@ -48,6 +48,18 @@ class OAuthGateway:
         await self.app(scope, receive, send)
 
 
+def basic_credentials(request: Request) -> tuple[str, str] | None:
+    """The user and password of a request's HTTP Basic ``Authorization`` header, if it has one."""
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user, _, password = base64.b64decode(credentials).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return user, password
+
+
 def authorized(jira: JiraState, request: Request) -> bool:
     """Basic auth with a configured user's API token, or a bearer token at its own cloud id's gateway."""
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
@@ -58,11 +70,9 @@ def authorized(jira: JiraState, request: Request) -> bool:
             secrets.compare_digest(known, token) and cloud == cloud_id
             for known, cloud in jira.oauth_tokens.items()
         )
-    if scheme.lower() != "basic":
+    basic = basic_credentials(request)
+    if basic is None:
         return False
-    try:
-        email, _, token = base64.b64decode(credentials).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        return False
+    email, token = basic
     expected = jira.credentials.get(email)
     return expected is not None and secrets.compare_digest(expected, token)

@@ -49,13 +49,14 @@ _ACCOUNT = re.compile(
     r"(?i:\s+is)?\s*[:#]?\s*(?P<value>\d[\d-]{3,}\d|[A-Z]{1,4}-?\d{3,})"
 )
 _DIGIT_RUN = re.compile(r"(?<![\w+-])\d{6,}(?![\w-])")
+_INTRODUCTION = "my name is|this is|mein name ist|ich heiße|me llamo|je m'appelle"
+"""Phrases a caller introduces themself with; none is a prefix of another, so their order is free."""
 _PERSON = re.compile(
-    r"(?i:my name is|this is|mein name ist|ich heiße|ich bin|me llamo|mi nombre es|je m'appelle)"
-    r"\s+(?P<value>[A-ZÄÖÜ][\w'-]+(?:\s+[A-ZÄÖÜ][\w'-]+)?)"
+    rf"(?i:{_INTRODUCTION}|ich bin|mi nombre es)\s+(?P<value>[A-ZÄÖÜ][\w'-]+(?:\s+[A-ZÄÖÜ][\w'-]+)?)"
 )
 _SMALL_TALK = re.compile(
     r"^(hi|hello|hey|hallo|hola|bonjour|good (morning|afternoon|evening)|guten (morgen|tag|abend))\b"
-    r"|\b(my name is|this is|mein name ist|ich heiße|me llamo|je m'appelle)\b",
+    rf"|\b({_INTRODUCTION})\b",
     re.IGNORECASE,
 )
 

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import hashlib
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any, Literal
 from urllib.parse import urlencode
@@ -34,6 +34,7 @@ from starlette.types import Receive, Scope, Send
 
 from voiceticket_sandbox.contracts import TWILIO
 from voiceticket_sandbox.control import control_router
+from voiceticket_sandbox.jira_gateway import basic_credentials
 from voiceticket_sandbox.recorder import SandboxMiddleware
 from voiceticket_sandbox.state import DeliveryOutcome, MediaFaults, SandboxState, StoredRecording
 from voiceticket_sandbox.twilio_webhooks import rfc2822, send_webhook
@@ -159,41 +160,60 @@ def _twilio_control(state: SandboxState) -> APIRouter:
     async def sent_messages() -> list[dict[str, Any]]:
         return state.twilio.messages
 
-    @router.post("/media-faults", status_code=201)
-    async def set_media_faults(body: MediaFaultsIn) -> dict[str, Any]:
-        state.twilio.media_faults = MediaFaults(**body.model_dump())
-        return asdict(state.twilio.media_faults)
-
     @router.get("/media-faults")
     async def get_media_faults() -> dict[str, Any]:
         return {**asdict(state.twilio.media_faults), "requests": state.twilio.media_requests}
 
-    @router.delete("/media-faults")
-    async def clear_media_faults() -> dict[str, str]:
-        state.twilio.media_faults = MediaFaults()
-        return {"status": "ok"}
-
-    @router.post("/delivery-outcome", status_code=201)
-    async def set_delivery_outcome(body: DeliveryOutcomeIn) -> dict[str, Any]:
-        state.twilio.delivery = DeliveryOutcome(**body.model_dump())
-        return asdict(state.twilio.delivery)
-
-    @router.delete("/delivery-outcome")
-    async def reset_delivery_outcome() -> dict[str, str]:
-        state.twilio.delivery = DeliveryOutcome()
-        return {"status": "ok"}
-
+    for path, attr, body_model, value_model, names in (
+        (
+            "/media-faults",
+            "media_faults",
+            MediaFaultsIn,
+            MediaFaults,
+            ("set_media_faults", "clear_media_faults"),
+        ),
+        (
+            "/delivery-outcome",
+            "delivery",
+            DeliveryOutcomeIn,
+            DeliveryOutcome,
+            ("set_delivery_outcome", "reset_delivery_outcome"),
+        ),
+    ):
+        _add_setting_routes(router, state, path, attr, body_model, value_model, names)
     return router
 
 
+def _add_setting_routes(
+    router: APIRouter,
+    state: SandboxState,
+    path: str,
+    attr: str,
+    body_model: type[BaseModel],
+    value_model: Callable[..., Any],
+    names: tuple[str, str],
+) -> None:
+    """POST ``path`` replaces ``state.twilio.<attr>`` with a ``value_model`` made from the body (a
+    ``body_model``) and answers it; DELETE puts the default back."""
+
+    async def set_value(body: BaseModel) -> dict[str, Any]:
+        setattr(state.twilio, attr, value_model(**body.model_dump()))
+        return asdict(getattr(state.twilio, attr))
+
+    async def reset_value() -> dict[str, str]:
+        setattr(state.twilio, attr, value_model())
+        return {"status": "ok"}
+
+    set_value.__annotations__["body"] = body_model  # FastAPI validates the body against this model
+    router.add_api_route(path, set_value, methods=["POST"], status_code=201, name=names[0])
+    router.add_api_route(path, reset_value, methods=["DELETE"], name=names[1])
+
+
 def _authorized(state: SandboxState, request: Request, account_sid: str) -> bool:
-    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "basic":
+    basic = basic_credentials(request)
+    if basic is None:
         return False
-    try:
-        user, _, token = base64.b64decode(credentials).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        return False
+    user, token = basic
     expected = state.twilio.accounts.get(user)
     return user == account_sid and expected is not None and secrets.compare_digest(expected, token)
 

@@ -78,6 +78,13 @@ async def _tenant(session: AsyncSession, tenant_id: str) -> Tenant:
     return await _found(session, Tenant, tenant_id, "tenant")
 
 
+_TENANT_CHANGE: dict[str, Any] = {
+    "response_model": TenantOut,
+    "responses": {**UNKNOWN_TENANT, **errors(BODY)},
+}
+"""What a request changing an existing tenant answers: the tenant, 404 or a body error."""
+
+
 @router.post(
     "/tenants",
     status_code=201,
@@ -118,12 +125,7 @@ async def get_tenant(tenant_id: TenantIdPath, session: Session, keys: Keys) -> T
     return tenant_out(await _tenant(session, tenant_id), keys)
 
 
-@router.patch(
-    "/tenants/{tenant_id}",
-    response_model=TenantOut,
-    responses={**UNKNOWN_TENANT, **errors(BODY)},
-    openapi_extra=audited("tenant.update"),
-)
+@router.patch("/tenants/{tenant_id}", **_TENANT_CHANGE, openapi_extra=audited("tenant.update"))
 async def patch_tenant(
     tenant_id: TenantIdPath, body: TenantPatch, session: Session, keys: Keys, audit: AuditDep
 ) -> TenantOut:
@@ -151,12 +153,9 @@ async def remove_tenant(tenant_id: TenantIdPath, session: Session, audit: AuditD
     return Response(status_code=204)
 
 
+# credential.rotate when it replaces a stored value; refusals are recorded as credential.set
 @router.put(
-    "/tenants/{tenant_id}/credentials/{name}",
-    response_model=TenantOut,
-    responses={**UNKNOWN_TENANT, **errors(BODY)},
-    # credential.rotate when it replaces a stored value; refusals are recorded as credential.set
-    openapi_extra=audited("credential.set"),
+    "/tenants/{tenant_id}/credentials/{name}", **_TENANT_CHANGE, openapi_extra=audited("credential.set")
 )
 async def put_credential(
     tenant_id: TenantIdPath,
