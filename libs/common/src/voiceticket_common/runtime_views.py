@@ -13,7 +13,7 @@ OpenAI and voice defaults from here.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
@@ -33,9 +33,9 @@ DEFAULT_RECORDING_NOTICE = (
     "This call is recorded and transcribed to create a support ticket. "
     "Please leave your message after the tone and hang up when you are done."
 )
-CONSENT_MODES = ("notice", "press_key")
+ConsentMode = Literal["notice", "press_key"]
 """``notice``: the notice is said and the message recorded; ``press_key``: only after the caller
-pressed ``consent_key``."""
+pressed ``consent_key``. (Views read it as ``str``, tolerant of a newer config-api's modes.)"""
 DEFAULT_CONSENT_MODE = "notice"
 DEFAULT_CONSENT_KEY = "1"
 DEFAULT_CONSENT_TIMEOUT_SECONDS = 6
@@ -44,7 +44,7 @@ RECORDING_RETENTION_AFTER_TICKET = "delete_after_ticket"
 """A tenant's ``recording_retention``: ``keep`` (the default: Twilio keeps the recording), ``delete_after_ticket``
 (jira-writer deletes it once the request, and its attachment, are written) or a number of days
 (jira-writer's scheduled purge deletes it that long after the request was written)."""
-CONSENT_DECLINED_ACTIONS = ("none", "ticket")
+ConsentDeclinedAction = Literal["none", "ticket"]
 """What a declined consent becomes: nothing, or a request saying the caller declined recording."""
 
 
@@ -92,7 +92,7 @@ class IngressLine(_Line):
     record_finish_on_key: str = DEFAULT_FINISH_ON_KEY
     """Keys that end the recording."""
     consent_mode: str = DEFAULT_CONSENT_MODE
-    """``notice`` or ``press_key`` (see :data:`CONSENT_MODES`)."""
+    """``notice`` or ``press_key`` (see :data:`ConsentMode`)."""
     consent_key: str = DEFAULT_CONSENT_KEY
     """With ``press_key``: the one key (0-9, * or #) that consents to the recording."""
     consent_prompt: str | None = None

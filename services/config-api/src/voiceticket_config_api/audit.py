@@ -49,17 +49,6 @@ log = logging.getLogger("voiceticket_config_api.audit")
 
 DEFAULT_RETENTION_DAYS = 400
 ACTION_KEY = "x-audit-action"
-CHANGE_ACTIONS = (
-    "tenant.create",
-    "tenant.update",
-    "tenant.delete",
-    "credential.set",
-    "credential.rotate",
-    "line.put",
-    "line.delete",
-    "keys.rotate",
-)
-"""Actions that change something; ``privacy.*`` (erasure, export, ...) are changes as well."""
 READ_ACTIONS = ("tenant.list", "tenant.get", "line.list", "line.get", "audit.list")
 """Read-only actions: recorded only when the token is refused (401, 403)."""
 MASTER_KEY_TARGET = "master-key"

@@ -316,7 +316,7 @@ class LineIn(_In):
     ticket_on_absent_recording: bool = Field(
         False, description="make a request for calls without a message (absent or failed recording)"
     )
-    consent_mode: Literal["notice", "press_key"] = Field(
+    consent_mode: runtime_views.ConsentMode = Field(
         "notice",
         description="notice: the greeting and recording_notice are said, then the message is recorded; "
         "press_key: after the notice the caller is asked to press consent_key (<Gather numDigits=1>), "
@@ -340,7 +340,7 @@ class LineIn(_In):
         description="press_key: after no key or another key, ask once more before the call counts "
         "as declined",
     )
-    on_consent_declined: Literal["none", "ticket"] = Field(
+    on_consent_declined: runtime_views.ConsentDeclinedAction = Field(
         "none",
         description="press_key: what a declined call becomes: none, or ticket (one request saying the "
         "caller declined recording, with no recording or transcript)",

@@ -11,7 +11,7 @@ from types import MappingProxyType
 from typing import Any
 
 from . import _checks
-from ._custom import RedactionConfigError, compile_tenant_pattern, windowed_matches
+from ._custom import MAX_PATTERNS, RedactionConfigError, compile_tenant_pattern, windowed_matches
 from ._numbers import Chunk, Lexicon, Run, find_runs, lexicon_for, normalize_word
 
 PAYMENT_CARD = "payment_card"
@@ -89,8 +89,8 @@ class RedactionPolicy:
             raise RedactionConfigError("redaction context_window must be between 10 and 500 characters")
         if self.max_input_chars < 1:
             raise RedactionConfigError("redaction max_input_chars must be positive")
-        if len(self.custom_patterns) > 64:
-            raise RedactionConfigError("at most 64 redaction patterns per tenant")
+        if len(self.custom_patterns) > MAX_PATTERNS:
+            raise RedactionConfigError(f"at most {MAX_PATTERNS} redaction patterns per tenant")
         kinds = [p.kind for p in self.custom_patterns]
         if len(set(kinds)) != len(kinds):
             raise RedactionConfigError("redaction pattern kinds must be unique")

@@ -31,10 +31,6 @@ class Lexicon:
     max_compound: int = 1
 
 
-def _two_digit(n: int) -> str:
-    return f"{n:02d}" if n < 10 else str(n)
-
-
 def _english() -> tuple[dict[str, str], dict[str, str]]:
     units = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
     teens = ["ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
