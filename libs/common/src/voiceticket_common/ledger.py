@@ -16,6 +16,7 @@ clocks must agree to well within a lease.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Callable, Mapping
@@ -43,6 +44,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from .bus.errors import TransientError
+from .events import Event
+from .sealing import SEALED, CallErased, CallKeys, Sealer, UnreadableSeal
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -308,7 +311,8 @@ class OutcomeRow(CallClaim):
     """
 
     outcome: Mapped[str] = mapped_column(Text)
-    """The produced event (JSON): personal data."""
+    """The produced event (JSON), its personal fields sealed under the call's data key when the
+    ledger has the keys (``OutcomeLedger(keys=...)``): erasing the call makes the row unreadable."""
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     metadata: ClassVar[MetaData]
     """The service's own (the declarative base's, ``outcome_table``)."""
@@ -382,6 +386,10 @@ class OutcomeLedger(SqlLedger, Generic[K, E]):
     (made while a dependency was down), so a duplicate after the recovery does the work again.
     Expired rows are never served and are deleted in bounded batches (``PURGE_BATCH``) whenever an
     outcome is kept, all at once when the schema is created, and by the scheduled ``purge``.
+
+    With ``keys`` (the service's access to the call data keys), the personal fields of each kept
+    event are sealed as on the bus (``voiceticket_common.sealing``): a row of an erased call no
+    longer opens and counts as not kept.
     """
 
     row: type[OutcomeRow]
@@ -396,10 +404,12 @@ class OutcomeLedger(SqlLedger, Generic[K, E]):
         retention: timedelta = timedelta(hours=24),
         degraded_retention: timedelta = timedelta(minutes=5),
         clock: Callable[[], datetime] = utcnow,
+        keys: CallKeys | None = None,
     ) -> None:
         super().__init__(engine, clock)
         self.retention = retention
         self.degraded_retention = min(degraded_retention, retention)
+        self._sealer = Sealer(keys) if keys is not None else None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -407,12 +417,16 @@ class OutcomeLedger(SqlLedger, Generic[K, E]):
             cls.metadata = cls.row.metadata
 
     @classmethod
-    async def opened(cls, engine: AsyncEngine, settings: OutcomeSettings) -> Self:
-        """The ledger on ``engine`` with the service's retentions, its tables created if missing."""
+    async def opened(
+        cls, engine: AsyncEngine, settings: OutcomeSettings, keys: CallKeys | None = None
+    ) -> Self:
+        """The ledger on ``engine`` with the service's retentions, its tables created if missing;
+        ``keys``: seal what it keeps under the call data keys."""
         return await cls.with_schema(
             engine,
             retention=timedelta(seconds=settings.outcome_retention_seconds),
             degraded_retention=timedelta(seconds=settings.degraded_outcome_seconds),
+            keys=keys,
         )
 
     async def create_schema(self) -> None:
@@ -431,12 +445,12 @@ class OutcomeLedger(SqlLedger, Generic[K, E]):
                 ).scalar_one_or_none()
         except (SQLAlchemyError, OSError) as exc:
             raise LedgerUnavailable(type(exc).__name__) from exc
-        return self._parsed(stored)
+        return await self._parsed(stored)
 
     async def keep(self, key: K, outcome: E, *, final: bool) -> E:
         row, now, columns = self.row, self.now(), asdict(key)
         written = {
-            "outcome": outcome.model_dump_json(),
+            "outcome": await self._stored(outcome),
             "expires_at": now + (self.retention if final else self.degraded_retention),
             "updated_at": now,
         }
@@ -456,7 +470,7 @@ class OutcomeLedger(SqlLedger, Generic[K, E]):
                 ).scalar_one()
         except (SQLAlchemyError, OSError) as exc:
             raise LedgerUnavailable(type(exc).__name__) from exc
-        return self._parsed(stored) or outcome
+        return await self._parsed(stored) or outcome
 
     async def purge(self, now: datetime | None = None, *, dry_run: bool = False) -> int:
         """Delete every expired row (the scheduled purge; ``keep`` only deletes a bounded batch);
@@ -471,12 +485,33 @@ class OutcomeLedger(SqlLedger, Generic[K, E]):
         expired = select(*pk).where(self.row.expires_at <= now).limit(PURGE_BATCH)
         await session.execute(delete(self.row).where(tuple_(*pk).in_(expired)))
 
-    def _parsed(self, stored: str | None) -> E | None:
+    @property
+    def _purpose(self) -> str:
+        return f"ledger:{getattr(self.row, '__tablename__', self.row.__name__)}"
+
+    async def _stored(self, outcome: E) -> str:
+        if self._sealer is None or not isinstance(outcome, Event):
+            return outcome.model_dump_json()
+        try:
+            return (await self._sealer.seal(outcome, purpose=self._purpose)).decode()
+        except (CallErased, TransientError) as exc:
+            raise LedgerUnavailable(type(exc).__name__) from exc
+
+    async def _parsed(self, stored: str | None) -> E | None:
         if stored is None:
             return None
         try:
-            return self.event.model_validate_json(stored)
-        except ValidationError:  # written by an incompatible version: do the work again
+            data = json.loads(stored)
+            if isinstance(data, dict) and SEALED in data:
+                if self._sealer is None:
+                    raise UnreadableSeal("sealed, and this ledger has no keys")
+                data = await self._sealer.open(data, purpose=self._purpose)
+            return self.event.model_validate(data)
+        except CallErased:  # the call was erased: nothing is kept for it any more
+            return None
+        except TransientError as exc:  # the keys are out of reach: as if the ledger were down
+            raise LedgerUnavailable(type(exc).__name__) from exc
+        except (ValidationError, ValueError):  # an incompatible version's, or unreadable: redo it
             log.warning(self.unreadable)
             return None
 

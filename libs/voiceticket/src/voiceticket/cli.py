@@ -42,7 +42,11 @@ audit_app = typer.Typer(
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(lines_app, name="lines")
 app.add_typer(dlq_app, name="dead-letters")
+privacy_app = typer.Typer(
+    help="A caller's data: export what we hold for a number, or erase it.", no_args_is_help=True
+)
 app.add_typer(audit_app, name="audit")
+app.add_typer(privacy_app, name="privacy")
 
 SERVICES = ("ingress", "transcriber", "analyzer", "jira-writer", "notifier", "config-api")
 DEFAULT_DATA_DIR = Path(os.environ.get("VOICETICKET_DATA_DIR", ".voiceticket"))
@@ -424,6 +428,76 @@ def audit_list(
             f"{e['outcome']} {e['status_code']}  {details}".rstrip()
         )
     typer.echo(f"{len(items)} audit entr{'y' if len(items) == 1 else 'ies'}", err=True)
+
+
+Phone = Annotated[str, typer.Option("--phone", help="The caller's number, E.164 (+14155550123).")]
+OnlyTenant = Annotated[str | None, typer.Option("--tenant", help="Only this tenant's calls.")]
+
+
+@privacy_app.command("export")
+def privacy_export(
+    phone: Phone,
+    tenant: OnlyTenant = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the export to this file (mode 0600) instead of stdout.")
+    ] = None,
+    config_api_url: ConfigUrl = "http://127.0.0.1:8085",
+    admin_token: AdminToken = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Everything we hold for a caller's number, as JSON: their calls, each event and dead letter
+    as stored (sealed fields opened), and the Jira requests and Twilio recordings that hold their
+    data in the tenant's own systems. Recorded in the audit log (privacy.export)."""
+
+    with _admin(config_api_url, admin_token, data_dir) as client:
+        export = _call(client, "POST", "/v1/privacy/exports", {"phone": phone, "tenant_id": tenant})
+    text = json.dumps(export, indent=2, ensure_ascii=False)
+    if out is None:
+        typer.echo(text)
+    else:
+        out.touch(mode=0o600, exist_ok=True)
+        out.chmod(0o600)
+        out.write_text(text + "\n")
+    calls = export["calls"]
+    typer.echo(
+        f"{len(calls)} call(s), {sum(len(c['records']) for c in calls)} record(s) "
+        f"(event log: {export['event_log']}); {len(export['customer_systems']['jira_requests'])} Jira "
+        f"request(s), {len(export['customer_systems']['twilio_recordings'])} Twilio recording(s)",
+        err=True,
+    )
+
+
+@privacy_app.command("erase")
+def privacy_erase(
+    phone: Phone,
+    tenant: OnlyTenant = None,
+    delete_recordings: Annotated[
+        bool, typer.Option(help="Also delete the calls' recordings at Twilio (the tenant's account).")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    config_api_url: ConfigUrl = "http://127.0.0.1:8085",
+    admin_token: AdminToken = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Erase what we hold for a caller's number: destroys their calls' data keys (every sealed copy
+    on the bus, in dead letters and ledgers becomes unreadable), deletes the embedded event log's
+    rows, optionally deletes the recordings at Twilio, and lists what remains in the tenant's Jira
+    and Twilio. Cannot be undone. Recorded in the audit log (privacy.erase)."""
+
+    if not yes:
+        typer.confirm("Erase this caller's data? This cannot be undone", abort=True)
+    body = {"phone": phone, "tenant_id": tenant, "delete_recordings": delete_recordings}
+    with _admin(config_api_url, admin_token, data_dir) as client:
+        report = _call(client, "POST", "/v1/privacy/erasures", body)
+    typer.echo(json.dumps(report, indent=2))
+    typer.echo(
+        f"erased {report['calls']} call(s) of {report['phone_reference']}: {report['keys_destroyed']} "
+        f"key(s) destroyed; running services stop reading them within "
+        f"{report['running_services_within_seconds']} s",
+        err=True,
+    )
+    for step in report["remaining_steps"]:
+        typer.echo(f"  still to do: {step}", err=True)
 
 
 BootstrapServers = Annotated[

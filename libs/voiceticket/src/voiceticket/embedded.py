@@ -182,6 +182,11 @@ class EmbeddedRuntime:
             seed_file=opts.seed_file,
             host=opts.config_api_host,
             port=opts.config_api_port if opts.consume else 0,
+            # A caller's export and erasure search (and clean) this process's event log, and
+            # may delete recordings at Twilio.
+            event_log=opts.data_dir / "bus.db",
+            twilio_api_base_url=opts.twilio_api_base_url,
+            egress_allowed_hosts=list(opts.egress_allowed_hosts),
         )
         config_api = create_config_api(config_api_settings)
         self._config_api, self._audit_retention_days = config_api, config_api_settings.audit_retention_days

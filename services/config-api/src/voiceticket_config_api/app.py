@@ -14,6 +14,7 @@ from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
 from starlette.middleware.base import RequestResponseEndpoint
 
+from voiceticket_common.bus.archive import EmbeddedArchive, EventArchive, KafkaArchive
 from voiceticket_common.httpserver import NO_NATIVE_TELEMETRY, add_server_spans
 from voiceticket_common.metrics import add_metrics_route
 
@@ -24,10 +25,13 @@ from .db import create_schema, make_engine, make_sessionmaker, utcnow
 from .deps import app_engine
 from .docs_access import guard_docs
 from .routes_admin import router as admin_router
+from .routes_privacy import admin_router as privacy_router
+from .routes_privacy import runtime_router as call_keys_router
 from .routes_runtime import router as runtime_router
 from .schemas import StatusOut
 from .settings import Settings, parse_admin_tokens, parse_service_tokens
 from .store import apply_seed
+from .vault import purge_tombstones
 
 log = logging.getLogger("voiceticket_config_api")
 access_log = logging.getLogger("voiceticket_config_api.access")
@@ -54,6 +58,15 @@ def token_table(settings: Settings) -> TokenTable:
     return TokenTable([*admins, *((Identity(role, role), token) for role, token in services)])
 
 
+def event_archive(settings: Settings) -> tuple[EventArchive | None, str]:
+    """The event log a caller's export and erasure search, and its kind (embedded, kafka, none)."""
+    if settings.event_log is not None:
+        return EmbeddedArchive(settings.event_log), "embedded"
+    if settings.kafka_bootstrap_servers:
+        return KafkaArchive(settings.kafka_bootstrap_servers, settings.kafka_topic_namespace), "kafka"
+    return None, "none"
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     # Fail fast on bad configuration, before anything starts.
@@ -71,6 +84,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.seed_file is not None:
                 await apply_seed(sessions, keyring, settings.seed_file)
             await purge_audit(sessions, utcnow(), retention_days=settings.audit_retention_days)
+            async with sessions.begin() as session:
+                await purge_tombstones(session)
             log.info(
                 "config-api ready (db=%s, master keys=%s, primary=%s)",
                 engine.dialect.name,
@@ -88,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.keyring = keyring
     app.state.tokens = tokens
+    app.state.archive, app.state.archive_kind = event_archive(settings)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -137,6 +153,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     add_audit_middleware(app)  # refusals and errors of the audited routes
     app.include_router(admin_router)
     app.include_router(runtime_router)
+    app.include_router(call_keys_router)
+    app.include_router(privacy_router)
     add_server_spans(app)  # RED metrics by route template (runtime paths carry phone numbers)
     add_metrics_route(app)  # tokenless for Prometheus: internal only (docs/deployment.md)
     guard_docs(app, settings)  # /openapi.json: admin token; /docs, /redoc: development on loopback

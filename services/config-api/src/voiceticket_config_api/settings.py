@@ -48,6 +48,17 @@ class Settings(BaseSettings):
     audit_retention_days: int = Field(400, ge=1, le=36500)
     """``CONFIG_API_AUDIT_RETENTION_DAYS``: audit entries older than this are purged (at start and
     by ``audit.purge_audit``)."""
+    event_log: Path | None = None
+    """``CONFIG_API_EVENT_LOG``: the embedded bus's SQLite file, searched (and, on an erasure,
+    cleaned) for a caller's export and erasure."""
+    kafka_bootstrap_servers: str | None = None
+    """``CONFIG_API_KAFKA_BOOTSTRAP_SERVERS``: the cluster searched for a caller's export and
+    erasure (distributed deployment; records there stay sealed under destroyed keys)."""
+    kafka_topic_namespace: str = ""
+    twilio_api_base_url: str = "https://api.twilio.com"
+    """Where an erasure deletes a caller's recordings (with ``delete_recordings``)."""
+    egress_allowed_hosts: list[str] = Field(default_factory=lambda: ["api.twilio.com"])
+    """``CONFIG_API_EGRESS_ALLOWED_HOSTS``: hosts config-api may call (Twilio, for recording deletion)."""
     docs: bool | None = None
     """``CONFIG_API_DOCS``: serve ``/docs``, ``/redoc`` and ``/openapi.json`` without a token.
     Unset: only when ``env`` is development and config-api listens on loopback. Off, ``/docs`` and

@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from ..events import Event, event_class
 from .port import DeadLetter
+
+if TYPE_CHECKING:
+    from ..sealing import Sealer
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
@@ -74,9 +78,9 @@ def header_map(headers: Headers | None) -> dict[str, str]:
     return out
 
 
-def decode(value: bytes | None, headers: Headers | None) -> Envelope:
-    """Parse and validate a record; raises MalformedMessage with a reason that holds no payload."""
-
+def _parse(
+    value: bytes | None, headers: Headers | None
+) -> tuple[type[Event], dict[str, Any], dict[str, str]]:
     attrs = header_map(headers)
     ce_type = attrs.get("ce_type")
     if not ce_type:
@@ -91,6 +95,16 @@ def decode(value: bytes | None, headers: Headers | None) -> Envelope:
         raise MalformedMessage("empty value")
     try:
         data = json.loads(value)
+    except ValueError:
+        raise MalformedMessage(f"invalid {ce_type} payload (not JSON)") from None
+    if not isinstance(data, dict):
+        raise MalformedMessage(f"invalid {ce_type} payload (not an object)")
+    return cls, data, attrs
+
+
+def _build(cls: type[Event], data: dict[str, Any], attrs: dict[str, str]) -> Envelope:
+    ce_type = attrs.get("ce_type", "")
+    try:
         # A tolerant reader: a newer producer may add optional fields (a compatible schema
         # change); this consumer ignores what it does not know. Producers stay strict.
         event = cls.model_validate(data, extra="ignore")
@@ -115,6 +129,42 @@ def decode(value: bytes | None, headers: Headers | None) -> Envelope:
         time=time,
         extra_headers=extra,
     )
+
+
+def decode(value: bytes | None, headers: Headers | None) -> Envelope:
+    """Parse and validate a record; raises MalformedMessage with a reason that holds no payload.
+    A record with sealed personal fields needs ``open_record``."""
+
+    cls, data, attrs = _parse(value, headers)
+    return _build(cls, data, attrs)
+
+
+async def seal_record(envelope: Envelope, sealer: Sealer | None) -> tuple[bytes, bytes, Headers]:
+    """``encode`` with the event's personal fields sealed under its call's key (``sealer``; None:
+    in clear). Raises ``sealing.CallErased`` when the call's key is destroyed."""
+
+    key, value, headers = encode(envelope)
+    if sealer is not None:
+        value = await sealer.seal(envelope.event)
+    return key, value, headers
+
+
+async def open_record(value: bytes | None, headers: Headers | None, sealer: Sealer | None) -> Envelope:
+    """``decode`` for records that may hold sealed personal fields. Raises ``sealing.CallErased``
+    when the call's key is destroyed (the record is to be dropped), MalformedMessage when the
+    sealed fields do not open, TransientError when the keys cannot be reached."""
+
+    from ..sealing import SEALED, UnreadableSeal
+
+    cls, data, attrs = _parse(value, headers)
+    if SEALED in data:
+        if sealer is None:
+            raise MalformedMessage(f"sealed {attrs.get('ce_type')} record, and this reader has no keys")
+        try:
+            data = await sealer.open(data, purpose=attrs.get("ce_type", ""))
+        except UnreadableSeal as exc:
+            raise MalformedMessage(f"{attrs.get('ce_type')}: {exc}") from None
+    return _build(cls, data, attrs)
 
 
 # Dead letters: the original record's key, value and headers, plus ``dlq_*`` headers saying why.

@@ -51,6 +51,16 @@ class Event(BaseModel):
     def schema_name(cls) -> str:
         return f"{cls.event_type}.v{cls.version}"
 
+    @classmethod
+    def personal_fields(cls) -> tuple[str, ...]:
+        """The fields marked personal data (``json_schema_extra={"x-personal": True}``)."""
+
+        return tuple(
+            name
+            for name, info in cls.model_fields.items()
+            if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("x-personal")
+        )
+
     @property
     def key(self) -> str:
         """The partitioning key: the CallSid, never a phone number."""

@@ -11,10 +11,15 @@ from enum import StrEnum
 from typing import ClassVar, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
 from .base import Event
 
 E164 = r"^\+[1-9]\d{6,14}$"
+
+PERSONAL: JsonDict = {"x-personal": True}
+"""Marks a field as personal data: sealed on the bus under the call's data key (docs/events.md,
+"Sealed personal data"), so that erasing the key erases the field everywhere it was copied."""
 
 
 class CarriedContext(TypedDict):
@@ -37,7 +42,9 @@ CONSENT_DECLINED = "declined"
 
 class _CallContext(Event):
     line_number: str = Field(description="The support number that was called (Twilio `To`).")
-    caller_number: str = Field(description="The caller (Twilio `From`), personal data.")
+    caller_number: str = Field(
+        description="The caller (Twilio `From`), personal data.", json_schema_extra=PERSONAL
+    )
     consent: str | None = Field(
         default=None,
         description="How the caller agreed to the recording: notice (heard the recording notice), "
@@ -119,7 +126,7 @@ class CallTranscribed(_RecordingContext):
     event_type: ClassVar[str] = "call.transcribed"
     version: ClassVar[int] = 1
 
-    transcript: str = Field(description="What the caller said, personal data.")
+    transcript: str = Field(description="What the caller said, personal data.", json_schema_extra=PERSONAL)
     language: str | None = Field(default=None, description="ISO 639-1 if known.")
     model: str = Field(description="Speech-to-text model that produced the transcript.")
     transcript_missing: bool = Field(
@@ -187,8 +194,13 @@ class CallAnalyzed(_RecordingContext):
     event_type: ClassVar[str] = "call.analyzed"
     version: ClassVar[int] = 1
 
-    transcript: str
-    analysis: Analysis
+    transcript: str = Field(
+        description="The (redacted) transcript the analysis was made from, personal data.",
+        json_schema_extra=PERSONAL,
+    )
+    analysis: Analysis = Field(
+        description="The analysis; its texts and entities are personal data.", json_schema_extra=PERSONAL
+    )
     model: str
     degraded: bool = Field(
         default=False,
@@ -227,7 +239,9 @@ class TicketCreated(_CallContext):
     issue_id: str
     service_desk_id: str
     request_type_id: str
-    summary: str = Field(max_length=255)
+    summary: str = Field(
+        max_length=255, description="The request's summary, personal data.", json_schema_extra=PERSONAL
+    )
     language: str | None = None
 
 
