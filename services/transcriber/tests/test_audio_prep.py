@@ -6,6 +6,7 @@ import math
 
 import pytest
 from pcm_samples import noise_samples, silent_wav, tone_samples, tone_wav, wav
+from staged_audio import prepared
 
 from voiceticket.samples import sample_calls
 from voiceticket_transcriber.audio_prep import (
@@ -13,16 +14,15 @@ from voiceticket_transcriber.audio_prep import (
     SpeechCheck,
     UploadLimits,
     has_speech,
+    phone_quality,
     sounding_seconds,
-    to_phone_quality,
-    uploads_for,
 )
-from voiceticket_transcriber.ports import Recording
-from voiceticket_transcriber.wav import int16_from_le, mono16_blocks, parse_wav
+from voiceticket_transcriber.wav import PcmAudio, int16_from_le, mono16_blocks, parse_wav
 
 
-def recording(blob: bytes) -> Recording:
-    return Recording(blob, "audio/x-wav", "recording.wav")
+def to_phone_quality(audio: PcmAudio) -> tuple[int, bytes]:
+    rate, blocks = phone_quality(audio)
+    return rate, b"".join(blocks)
 
 
 @pytest.mark.parametrize(
@@ -73,36 +73,46 @@ def test_re_encoding_attenuates_what_a_phone_line_cannot_carry() -> None:
 
 def test_a_recording_within_the_limits_is_uploaded_untouched() -> None:
     blob = tone_wav(2.0, rate=16000, channels=2)
-    [upload] = uploads_for(recording(blob), parse_wav(blob), UploadLimits(max_bytes=len(blob)))
-    assert upload.audio == blob
+    assert prepared(blob, UploadLimits(max_bytes=len(blob))) == [("recording.wav", "audio/x-wav", blob)]
 
 
 def test_over_the_size_limit_it_is_re_encoded_to_one_telephone_quality_file_when_that_fits() -> None:
     blob = tone_wav(4.0, rate=48000, channels=2)  # 768 kB
-    [upload] = uploads_for(recording(blob), parse_wav(blob), UploadLimits(max_bytes=100_000))
-    audio = parse_wav(upload.audio)
+    [(filename, content_type, data)] = prepared(blob, UploadLimits(max_bytes=100_000))
+    audio = parse_wav(data)
     assert (audio.sample_rate, audio.channels, audio.sample_width) == (8000, 1, 2)
-    assert len(upload.audio) <= 100_000 and audio.seconds == pytest.approx(4.0, abs=0.001)
-    assert upload.filename.endswith(".wav") and upload.content_type == "audio/wav"
+    assert len(data) <= 100_000 and audio.seconds == pytest.approx(4.0, abs=0.001)
+    assert filename == "recording.wav" and content_type == "audio/wav"
 
 
 def test_still_too_big_it_is_split_on_frame_boundaries_into_parts_under_the_limit() -> None:
     blob = tone_wav(20.0, rate=16000)  # 640 kB; 320 kB even at 8 kHz
     limits = UploadLimits(max_bytes=100_000)
-    uploads = uploads_for(recording(blob), parse_wav(blob), limits)
-    parts = [parse_wav(u.audio) for u in uploads]
+    uploads = prepared(blob, limits)
+    parts = [parse_wav(data) for _, _, data in uploads]
     assert len(uploads) == 4
-    assert all(len(u.audio) <= limits.max_bytes for u in uploads)
+    assert all(len(data) <= limits.max_bytes for _, _, data in uploads)
     assert sum(p.frames for p in parts) == 20 * 8000  # nothing lost, nothing doubled
-    assert [u.filename for u in uploads] == [f"recording-part{i}.wav" for i in range(1, 5)]
+    assert [name for name, _, _ in uploads] == [f"recording-part{i}.wav" for i in range(1, 5)]
+
+
+@pytest.mark.parametrize(("rate", "channels"), [(8000, 1), (8000, 2), (16000, 2)])
+def test_the_parts_joined_are_the_whole_recording_in_order(rate: int, channels: int) -> None:
+    # A rising pitch, so that any part out of place, doubled or missing changes the join.
+    values = [v for k in range(12) for v in tone_samples(0.5, rate, 200.0 + 40 * k)]
+    blob = wav(values, rate=rate, channels=channels)
+    uploads = prepared(blob, UploadLimits(max_bytes=20_000))
+    joined = b"".join(bytes(parse_wav(data).read(0, len(data))) for _, _, data in uploads)
+    assert len(uploads) >= 3
+    assert joined == to_phone_quality(parse_wav(blob))[1]
 
 
 def test_cuts_fall_in_the_quiet_gap_between_words() -> None:
     # Two "words" of 5.5 s with 0.3 s of silence between, limit 6 s per part: cut in the gap.
     word = tone_samples(5.5, 8000, 350)
     blob = wav(word + [0] * 2400 + word)
-    uploads = uploads_for(recording(blob), parse_wav(blob), UploadLimits(max_bytes=6 * 16000 + 44))
-    first, second = (parse_wav(u.audio) for u in uploads)
+    uploads = prepared(blob, UploadLimits(max_bytes=6 * 16000 + 44))
+    first, second = (parse_wav(data) for _, _, data in uploads)
     assert 5.5 <= first.seconds <= 5.8
     assert max(abs(s) for s in list(next(mono16_blocks(first, first.frames)))[-40:]) == 0
     assert max(abs(s) for s in list(next(mono16_blocks(second, 40)))) == 0
@@ -110,14 +120,21 @@ def test_cuts_fall_in_the_quiet_gap_between_words() -> None:
 
 def test_the_duration_limit_splits_even_a_small_file() -> None:
     blob = tone_wav(10.0)  # 160 kB, under the byte limit
-    uploads = uploads_for(recording(blob), parse_wav(blob), UploadLimits(max_bytes=10**6, max_seconds=4.0))
-    seconds = [parse_wav(u.audio).seconds for u in uploads]
+    uploads = prepared(blob, UploadLimits(max_bytes=10**6, max_seconds=4.0))
+    seconds = [parse_wav(data).seconds for _, _, data in uploads]
     assert len(seconds) == 3 and max(seconds) <= 4.0
     assert sum(seconds) == pytest.approx(10.0)
 
 
+def test_a_silent_or_empty_recording_makes_no_upload() -> None:
+    assert prepared(silent_wav(30.0, noise_dbfs=-60), UploadLimits(max_bytes=100_000)) == []
+    assert prepared(wav([]), UploadLimits()) == []
+
+
 def test_other_formats_pass_under_the_limit_and_are_refused_over_it() -> None:
-    mp3 = Recording(b"ID3" + b"\x00" * 5000, "audio/mpeg", "recording.mp3")
-    assert uploads_for(mp3, None, UploadLimits(max_bytes=10_000)) == [mp3]
+    mp3 = b"ID3" + b"\x00" * 5000
+    assert prepared(mp3, UploadLimits(max_bytes=10_000), content_type="audio/mpeg") == [
+        ("recording.wav", "audio/mpeg", mp3)
+    ]
     with pytest.raises(RecordingTooLargeForUpload, match="not PCM WAV"):
-        uploads_for(mp3, None, UploadLimits(max_bytes=1_000))
+        prepared(mp3, UploadLimits(max_bytes=1_000))

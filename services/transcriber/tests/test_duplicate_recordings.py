@@ -28,10 +28,10 @@ from voiceticket_common.testing import (
 from voiceticket_transcriber.bootstrap import adapters
 from voiceticket_transcriber.handlers import TranscriberDeps, transcribe_recording
 from voiceticket_transcriber.ledger import SqlTranscriptLedger, TranscriptRow
-from voiceticket_transcriber.ports import Recording, RecordingKey
+from voiceticket_transcriber.ports import RecordingKey
 from voiceticket_transcriber.settings import TranscriberSettings
 
-WAV = Recording(audio=b"RIFF....", content_type="audio/x-wav", filename="recording.wav")
+WAV = b"RIFF...."
 
 
 class CountingRecordings:
@@ -41,11 +41,12 @@ class CountingRecordings:
         self.failures = list(failures)
         self.fetched = 0
 
-    async def fetch(self, account, recording_sid):  # type: ignore[no-untyped-def]
+    async def fetch(self, account, recording_sid, into):  # type: ignore[no-untyped-def]
         self.fetched += 1
         if self.failures:
             raise self.failures.pop(0)
-        return WAV
+        into.write(WAV)
+        return "audio/x-wav"
 
 
 class CountingEngine:

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import base64
+import io
 import time
 
 import httpx
 from pcm_samples import tone_wav
 from pydantic import SecretStr
+from staged_audio import WrittenRecordings, prepared
 
 from voiceticket_common.events import RecordingCompleted
 from voiceticket_common.retry_budget import RetryBudget
 from voiceticket_common.runtime_views import TranscriberView
 from voiceticket_common.testing import LINE, StaticRuntimeConfig, recording_completed
 from voiceticket_transcriber.adapters import OpenAITranscriptionEngine
-from voiceticket_transcriber.audio_prep import UploadLimits, uploads_for
+from voiceticket_transcriber.audio_prep import UploadLimits
 from voiceticket_transcriber.handlers import TranscriberDeps, transcribe_recording
 from voiceticket_transcriber.ports import Recording, SpeechToTextTarget
-from voiceticket_transcriber.wav import parse_wav
 
 
 async def register(sandbox, audio: bytes, transcript: str) -> None:  # type: ignore[no-untyped-def]
@@ -38,7 +39,7 @@ def target(sandbox, model: str, language: str | None = None, prompt: str | None 
 
 
 def wav_recording(audio: bytes) -> Recording:
-    return Recording(audio, "audio/x-wav", "recording.wav")
+    return Recording(io.BytesIO(audio), "audio/x-wav", "recording.wav")
 
 
 async def test_model_language_and_vocabulary_prompt_reach_the_api_in_a_valid_request(sandbox) -> None:  # type: ignore[no-untyped-def]
@@ -80,14 +81,6 @@ async def test_whisper_segments_rated_as_no_speech_are_dropped(sandbox) -> None:
         await engine.aclose()
 
 
-class OneRecording:
-    def __init__(self, audio: bytes) -> None:
-        self.audio = audio
-
-    async def fetch(self, account, recording_sid):  # type: ignore[no-untyped-def]
-        return wav_recording(self.audio)
-
-
 def handler_deps(sandbox, audio: bytes, limits: UploadLimits, budget: RetryBudget) -> TranscriberDeps:  # type: ignore[no-untyped-def]
     tenant = {
         "twilio_account_sid": sandbox.account_sid,
@@ -102,7 +95,7 @@ def handler_deps(sandbox, audio: bytes, limits: UploadLimits, budget: RetryBudge
     )
     return TranscriberDeps(
         config=config,
-        recordings=OneRecording(audio),
+        recordings=WrittenRecordings(audio),
         engine=OpenAITranscriptionEngine(["http://127.0.0.1:*"]),
         limits=limits,
         budget=budget,
@@ -122,9 +115,9 @@ def completed(duration: int) -> RecordingCompleted:
 async def test_a_recording_over_the_upload_limit_is_split_into_valid_uploads_and_joined(sandbox) -> None:  # type: ignore[no-untyped-def]
     audio = tone_wav(9.0, rate=16000, frequency=421, channels=2)  # 576 kB
     limits = UploadLimits(max_bytes=64_000)
-    parts = uploads_for(wav_recording(audio), parse_wav(audio), limits)
+    parts = [data for _, _, data in prepared(audio, limits)]
     for i, part in enumerate(parts):
-        await register(sandbox, part.audio, f"Part {i + 1}.")
+        await register(sandbox, part, f"Part {i + 1}.")
     deps = handler_deps(sandbox, audio, limits, RetryBudget())
     try:
         [event] = await transcribe_recording(completed(9), deps)

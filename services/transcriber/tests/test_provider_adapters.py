@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 
 import httpx
 import pytest
@@ -16,7 +17,7 @@ from voiceticket_transcriber.adapters import (
     OpenAITranscriptionEngine,
     TwilioRecordingSource,
 )
-from voiceticket_transcriber.ports import SpeechToTextTarget
+from voiceticket_transcriber.ports import Recording, SpeechToTextTarget
 
 RECORDING_SID = "RE" + "3" * 32
 
@@ -42,11 +43,14 @@ async def test_download_then_transcribe(sandbox) -> None:  # type: ignore[no-unt
     )
     engine = OpenAITranscriptionEngine(["http://127.0.0.1:*"])
     try:
-        recording = await source.fetch(account(sandbox), RECORDING_SID)
-        assert recording.audio == audio
+        into = io.BytesIO()
+        content_type = await source.fetch(account(sandbox), RECORDING_SID, into)
+        assert into.getvalue() == audio
+        into.seek(0)
         target = SpeechToTextTarget(
             sandbox.urls.openai + "/v1", SecretStr(sandbox.openai_key), "whisper-1", "en"
         )
+        recording = Recording(into, content_type, "recording.wav")
         assert await engine.transcribe(recording, target) == "My order 5531 never arrived."
     finally:
         await source.aclose()
@@ -61,14 +65,12 @@ async def test_openai_rate_limit_is_transient_with_retry_after(sandbox) -> None:
         await client.post(f"{sandbox.urls.openai}/_sandbox/faults",
                           json={"method": "POST", "path_regex": "transcriptions", "status": 429, "retry_after": 3, "times": 1})  # fmt: skip
     engine = OpenAITranscriptionEngine(["http://127.0.0.1:*"])
-    from voiceticket_transcriber.ports import Recording
-
     try:
         target = SpeechToTextTarget(
             sandbox.urls.openai + "/v1", SecretStr(sandbox.openai_key), "whisper-1", None
         )
         with pytest.raises(TransientError) as info:
-            await engine.transcribe(Recording(make_tone_wav(0.2), "audio/x-wav", "r.wav"), target)
+            await engine.transcribe(Recording(io.BytesIO(make_tone_wav(0.2)), "audio/x-wav", "r.wav"), target)
         assert info.value.retry_after == 3.0
     finally:
         await engine.aclose()

@@ -6,6 +6,7 @@ shared client in libs/common."""
 from __future__ import annotations
 
 import base64
+import io
 from typing import Any
 
 import httpx
@@ -56,15 +57,16 @@ class HeardEngine:
         return "heard"
 
 
-async def test_the_recording_is_fetched_with_basic_auth_as_a_wav_upload(sandbox: Sandbox) -> None:
+async def test_the_recording_is_streamed_into_the_file_with_basic_auth(sandbox: Sandbox) -> None:
     await register(sandbox)
     recordings = source(sandbox)
+    into = io.BytesIO()
     try:
         account = TwilioAccount(sandbox.account_sid, SecretStr(sandbox.auth_token))
-        recording = await recordings.fetch(account, RECORDING_SID)
+        content_type = await recordings.fetch(account, RECORDING_SID, into)
     finally:
         await recordings.aclose()
-    assert recording == Recording(AUDIO, "audio/x-wav", "recording.wav")
+    assert (into.getvalue(), content_type) == (AUDIO, "audio/x-wav")
     [request] = await twilio_requests(sandbox)
     assert request["path"] == f"/2010-04-01/Accounts/{sandbox.account_sid}/Recordings/{RECORDING_SID}.wav"
     assert request["auth"] == {"scheme": "basic", "username": sandbox.account_sid}

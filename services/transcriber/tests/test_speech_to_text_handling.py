@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from pcm_samples import silent_wav, tone_wav
 from pydantic import ValidationError
+from staged_audio import WrittenRecordings, read_upload
 
 from voiceticket_common.bus import PermanentError, TransientError
 from voiceticket_common.events import CallTranscribed, RecordingCompleted
@@ -20,29 +21,24 @@ from voiceticket_common.testing import (
 )
 from voiceticket_transcriber.audio_prep import UploadLimits
 from voiceticket_transcriber.handlers import TranscriberDeps, transcribe_recording
-from voiceticket_transcriber.ports import Recording
+from voiceticket_transcriber.ports import Recording, SpeechToTextTarget
 from voiceticket_transcriber.settings import TranscriberSettings
 from voiceticket_transcriber.wav import parse_wav
 
 
-class OneRecording:
-    def __init__(self, audio: bytes) -> None:
-        self.audio = audio
-
-    async def fetch(self, account, recording_sid):  # type: ignore[no-untyped-def]
-        return Recording(self.audio, "audio/x-wav", "recording.wav")
-
-
 class ScriptedEngine:
-    """Answers each upload with the next outcome (text or exception); records what it was sent."""
+    """Answers each upload with the next outcome (text or exception); records what it was sent:
+    the upload's bytes (read from its file, as the real engine streams it) and the target."""
 
     def __init__(self, *outcomes: object) -> None:
         self.outcomes = Outcomes(*outcomes)
-        self.uploads: list[tuple[Recording, object]] = []
+        self.uploads: list[tuple[bytes, SpeechToTextTarget]] = []
+        self.filenames: list[str] = []
 
-    async def transcribe(self, recording, target):  # type: ignore[no-untyped-def]
-        self.uploads.append((recording, target))
-        return self.outcomes.next()
+    async def transcribe(self, recording: Recording, target: SpeechToTextTarget) -> str:
+        self.uploads.append((read_upload(recording), target))
+        self.filenames.append(recording.filename)
+        return self.outcomes.next()  # type: ignore[no-any-return]
 
 
 def config(**tenant: object) -> StaticRuntimeConfig[TranscriberView]:
@@ -73,7 +69,7 @@ def deps(
 ) -> TranscriberDeps:
     return TranscriberDeps(
         config=kw.pop("config", config()),  # type: ignore[arg-type]
-        recordings=OneRecording(audio),
+        recordings=WrittenRecordings(audio),
         engine=engine,
         sleep=sleeps or RecordingSleep(),
         **kw,  # type: ignore[arg-type]
@@ -118,9 +114,10 @@ async def test_long_recording_is_split_transcribed_in_order_and_joined() -> None
     event = await run(
         deps(tone_wav(12.0, frequency=233), engine, limits=limits, config=config(vocabulary=["Acme"]))
     )
-    sizes = [len(upload.audio) for upload, _ in engine.uploads]
+    sizes = [len(upload) for upload, _ in engine.uploads]
     assert len(sizes) == 3 and max(sizes) <= 70_000
-    assert sum(parse_wav(u.audio).frames for u, _ in engine.uploads) == 12 * 8000
+    assert sum(parse_wav(u).frames for u, _ in engine.uploads) == 12 * 8000
+    assert engine.filenames == ["recording-part1.wav", "recording-part2.wav", "recording-part3.wav"]
     assert event.transcript == "First part about order 5531. Second part."
     prompts = [t.prompt for _, t in engine.uploads]
     assert prompts[0] == "Acme."
@@ -178,9 +175,9 @@ class RateLimitedEngine(ScriptedEngine):
         super().__init__("Hello, my VPN is down.")
         self.clock, self.seconds = clock, seconds
 
-    async def transcribe(self, recording, target):  # type: ignore[no-untyped-def]
+    async def transcribe(self, recording: Recording, target: SpeechToTextTarget) -> str:
         if self.clock.now < self.seconds:
-            self.uploads.append((recording, target))
+            self.uploads.append((read_upload(recording), target))
             raise TransientError("openai transcription failed with HTTP 429")
         return await super().transcribe(recording, target)
 

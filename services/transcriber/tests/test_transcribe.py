@@ -2,26 +2,13 @@ from __future__ import annotations
 
 import pytest
 from pydantic import SecretStr
+from staged_audio import WrittenRecordings
 
 from voiceticket_common.bus import PermanentError, TransientError
 from voiceticket_common.events import CallTranscribed, RecordingCompleted
 from voiceticket_common.runtime_views import TranscriberLine, TranscriberTenant, TranscriberView
 from voiceticket_common.testing import LINE, StaticRuntimeConfig, recording_completed
 from voiceticket_transcriber.handlers import TranscriberDeps, transcribe_recording
-from voiceticket_transcriber.ports import Recording
-
-
-class FakeRecordings:
-    def __init__(self, *outcomes: object) -> None:
-        self.outcomes = list(outcomes)
-        self.fetched: list[tuple[str, str]] = []
-
-    async def fetch(self, account, recording_sid):  # type: ignore[no-untyped-def]
-        self.fetched.append((account.account_sid, recording_sid))
-        outcome = self.outcomes.pop(0)
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
 
 
 class FakeEngine:
@@ -53,12 +40,12 @@ def completed() -> RecordingCompleted:
     return recording_completed(duration_seconds=9)
 
 
-WAV = Recording(audio=b"RIFF....", content_type="audio/x-wav", filename="recording.wav")
+WAV = b"RIFF...."
 
 
 async def test_recording_becomes_a_transcript_event() -> None:
     engine = FakeEngine("Hello, my VPN is down.")
-    deps = TranscriberDeps(config=config(), recordings=FakeRecordings(WAV), engine=engine)
+    deps = TranscriberDeps(config=config(), recordings=WrittenRecordings(WAV), engine=engine)
     [event] = await transcribe_recording(completed(), deps)
     assert isinstance(event, CallTranscribed)
     assert event.transcript == "Hello, my VPN is down."
@@ -69,7 +56,7 @@ async def test_recording_becomes_a_transcript_event() -> None:
 
 async def test_enforced_language_is_passed_as_a_hint() -> None:
     engine = FakeEngine("Mein VPN geht nicht.")
-    deps = TranscriberDeps(config=config("enforced"), recordings=FakeRecordings(WAV), engine=engine)
+    deps = TranscriberDeps(config=config("enforced"), recordings=WrittenRecordings(WAV), engine=engine)
     [event] = await transcribe_recording(completed(), deps)
     assert engine.targets[0].language == "de"
     assert event.language == "de"
@@ -77,6 +64,6 @@ async def test_enforced_language_is_passed_as_a_hint() -> None:
 
 @pytest.mark.parametrize("error", [TransientError("404 not yet"), PermanentError("too large")])
 async def test_download_failures_propagate_for_the_bus_to_retry_or_dead_letter(error: Exception) -> None:
-    deps = TranscriberDeps(config=config(), recordings=FakeRecordings(error), engine=FakeEngine("x"))
+    deps = TranscriberDeps(config=config(), recordings=WrittenRecordings(error), engine=FakeEngine("x"))
     with pytest.raises(type(error)):
         await transcribe_recording(completed(), deps)

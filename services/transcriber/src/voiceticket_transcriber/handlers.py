@@ -1,10 +1,13 @@
 """recording completed -> transcript.
 
-Download, then: silent recordings skip speech-to-text (transcript ""); recordings over the upload
-limit are re-encoded or split; each upload is transcribed within a retry budget; text the model
-invents for silence is dropped. When speech-to-text stays down past the budget the call still goes
-on, with an empty transcript flagged ``transcript_missing``, so the request is created for triage
-instead of the call being lost. Permanent errors (a bad key) still dead-letter.
+Download (streamed to a file in the call's private workspace, ``staging.py``, removed when the
+handler ends however it ends), then: silent recordings skip speech-to-text (transcript "");
+recordings over the upload limit are re-encoded or split, block by block from the file in a
+worker thread (``audio_prep.py``); each upload is streamed from its file and transcribed within
+a retry budget; text the model invents for silence is dropped. When speech-to-text stays down
+past the budget the call still goes on, with an empty transcript flagged ``transcript_missing``,
+so the request is created for triage instead of the call being lost. Permanent errors (a bad
+key) still dead-letter.
 
 The transcript is redacted here, right after speech-to-text and before anything else sees it,
 with the tenant's policy (``voiceticket_common.redaction``: card numbers, expiry dates, security
@@ -32,8 +35,9 @@ from voiceticket_common.metrics import record_transcription
 from voiceticket_common.redaction import WITHHELD_TRANSCRIPT, redact_or_none
 from voiceticket_common.retry_budget import BudgetExhausted, RetryBudget, Sleep, within_budget
 from voiceticket_common.runtime_views import TranscriberView
+from voiceticket_common.twilio import TwilioAccount
 
-from .audio_prep import SpeechCheck, UploadLimits, has_speech, uploads_for
+from .audio_prep import Part, SpeechCheck, Upload, UploadLimits, UploadPlan, plan_uploads, write_part
 from .phantoms import without_phantoms
 from .ports import (
     Recording,
@@ -43,8 +47,8 @@ from .ports import (
     TranscriptionEngine,
     TranscriptLedger,
 )
+from .staging import AudioFile, Workspace, off_loop
 from .vocabulary import prompt_for_part, vocabulary_prompt
-from .wav import NotPcmWav, PcmAudio, parse_wav
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +82,11 @@ async def transcribe_recording(event: RecordingCompleted, deps: TranscriberDeps)
         return [stored]
     config = await deps.config.line(event.line_number)
     account = config.twilio_account(event.account_sid)
-    recording = await deps.recordings.fetch(account, event.recording_sid)
     target = speech_to_text_target(config)
-    result = await transcribe(recording, target, deps, event.duration_seconds)
+    with Workspace.opened() as work:
+        recording = await download(deps.recordings, account, event.recording_sid, work)
+        audio_bytes = recording.size
+        result = await transcribe(recording, target, deps, event.duration_seconds, work)
     cost = None
     if result.audio_seconds:
         cost = record_transcription(event.tenant_id, target.model, result.audio_seconds)
@@ -88,7 +94,7 @@ async def transcribe_recording(event: RecordingCompleted, deps: TranscriberDeps)
     log.info(
         "recording transcribed",
         extra={
-            "audio_bytes": len(recording.audio),
+            "audio_bytes": audio_bytes,
             "parts": result.parts,
             "chars": len(result.text),
             "transcript_missing": result.missing,
@@ -138,45 +144,68 @@ def speech_to_text_target(config: TranscriberView) -> SpeechToTextTarget:
     )
 
 
+async def download(
+    recordings: RecordingSource, account: TwilioAccount, recording_sid: str, work: Workspace
+) -> AudioFile:
+    """The recording, streamed from Twilio into a file of the workspace."""
+
+    path = work.new_file("recording")
+    with path.open("r+b") as file:
+        content_type = await recordings.fetch(account, recording_sid, file)
+    return AudioFile(path, content_type, "recording.wav")
+
+
 async def transcribe(
-    recording: Recording, target: SpeechToTextTarget, deps: TranscriberDeps, duration_seconds: float
+    recording: AudioFile,
+    target: SpeechToTextTarget,
+    deps: TranscriberDeps,
+    duration_seconds: float,
+    work: Workspace,
 ) -> Transcription:
-    # Measuring and re-encoding are CPU work: off the event loop, which other services may share.
-    audio, uploads = await asyncio.to_thread(_prepare, recording, deps)
-    if not uploads:
+    # Measuring and re-encoding are CPU work: off the event loop, which other calls share.
+    plan: UploadPlan = await off_loop(
+        lambda stop: plan_uploads(recording, deps.limits, deps.speech, work, stop)
+    )
+    if not plan.uploads:
         log.info("no speech in the recording; speech-to-text skipped")
         return Transcription("")
     texts: list[str] = []
-    for upload in uploads:
-        part_target = target if len(uploads) == 1 else replace(target, prompt=_part_prompt(target, texts))
+    count = len(plan.uploads)
+    for upload in plan.uploads:
+        part_target = target if count == 1 else replace(target, prompt=_part_prompt(target, texts))
+        file = await _upload_file(upload, work)
         try:
             text = await within_budget(
-                lambda u=upload, t=part_target: deps.engine.transcribe(u, t),  # type: ignore[misc]
+                lambda f=file, t=part_target: _send(deps.engine, f, t),  # type: ignore[misc]
                 deps.budget,
                 "speech-to-text",
                 deps.sleep,
             )
         except BudgetExhausted:
             log.warning("speech-to-text unavailable past its retry budget; going on without a transcript")
-            return Transcription("", missing=True, parts=len(uploads))
+            return Transcription("", missing=True, parts=count)
+        finally:
+            if isinstance(upload, Part):
+                file.path.unlink()  # one part on disk at a time
         texts.append(without_phantoms(text))
     # Twilio's RecordingDuration is the length billed; the file's own length when it is missing.
-    seconds = float(duration_seconds) or (audio.seconds if audio is not None else 0.0)
-    return Transcription(" ".join(t for t in texts if t), audio_seconds=seconds, parts=len(uploads))
+    seconds = float(duration_seconds) or (plan.seconds or 0.0)
+    return Transcription(" ".join(t for t in texts if t), audio_seconds=seconds, parts=count)
+
+
+async def _upload_file(upload: Upload, work: Workspace) -> AudioFile:
+    if isinstance(upload, Part):
+        return await off_loop(lambda stop: write_part(upload, work, stop))
+    return upload
+
+
+async def _send(engine: TranscriptionEngine, upload: AudioFile, target: SpeechToTextTarget) -> str:
+    """One attempt: the upload streamed from its file, opened afresh (a retry starts at byte 0)."""
+
+    with upload.path.open("rb") as audio:
+        return await engine.transcribe(Recording(audio, upload.content_type, upload.filename), target)
 
 
 def _part_prompt(target: SpeechToTextTarget, texts: list[str]) -> str | None:
     previous = next((t for t in reversed(texts) if t), "")
     return prompt_for_part(target.prompt, previous)
-
-
-def _prepare(recording: Recording, deps: TranscriberDeps) -> tuple[PcmAudio | None, list[Recording]]:
-    """The PCM (None for other formats) and the uploads; no uploads when the recording is silent."""
-
-    try:
-        audio: PcmAudio | None = parse_wav(recording.audio)
-    except NotPcmWav:
-        audio = None  # not measurable here: the phantom filter still catches invented text
-    if audio is not None and not has_speech(audio, deps.speech):
-        return audio, []
-    return audio, uploads_for(recording, audio, deps.limits)

@@ -4,7 +4,7 @@ where the transcripts it produced are kept for duplicates."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from voiceticket_common.events import CallTranscribed, RecordingCompleted
 from voiceticket_common.ledger import LedgerUnavailable as LedgerUnavailable
@@ -15,7 +15,11 @@ from voiceticket_common.twilio import TwilioAccount
 
 @dataclass(frozen=True)
 class Recording:
-    audio: bytes
+    """One upload for speech-to-text: a binary file open at its start, which the engine streams
+    (reads as it sends, never whole into memory) and does not close. The handler opens it from
+    the call's workspace for each attempt; it is at most the upload limit (``UploadLimits``)."""
+
+    audio: BinaryIO
     content_type: str
     filename: str
 
@@ -31,9 +35,11 @@ class SpeechToTextTarget(OpenAIEndpoint):
 
 
 class RecordingSource(Protocol):
-    async def fetch(self, account: TwilioAccount, recording_sid: str) -> Recording:
-        """Download the recording's media from Twilio (never from a URL an event names);
-        TransientError while Twilio has not stored it yet, RecordingTooLarge over the cap."""
+    async def fetch(self, account: TwilioAccount, recording_sid: str, into: BinaryIO) -> str:
+        """Stream the recording's media from Twilio (never from a URL an event names) into
+        ``into``, a file in the call's workspace, and return its content type. Nothing but a
+        whole recording counts as fetched: TransientError while Twilio has not stored it yet or
+        when the download is cut, RecordingTooLarge over the cap."""
 
 
 class TranscriptionEngine(Protocol):

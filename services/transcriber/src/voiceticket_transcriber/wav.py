@@ -5,12 +5,14 @@ module refuses WAVE_FORMAT_EXTENSIBLE before 3.12). Twilio serves recordings as 
 this reads any integer PCM (8, 16, 24 or 32 bits, any channel count, plain or extensible format)
 and refuses everything else, which the caller then uploads untouched or refuses.
 
-Conversion works block by block on bytes slices (C speed) so a long recording is never held
-as Python integers all at once.
+The samples stay where they are (a file on disk, or bytes in a test): ``PcmAudio`` knows where
+they start and reads them block by block, and conversion works on those blocks as bytes slices
+(C speed), so a long recording is never held in memory, nor as Python integers, all at once.
 """
 
 from __future__ import annotations
 
+import io
 import itertools
 import operator
 import struct
@@ -18,11 +20,14 @@ import sys
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 WAVE_FORMAT_PCM = 0x0001
 WAVE_FORMAT_EXTENSIBLE = 0xFFFE
 HEADER_BYTES = 44
-"""Size of the canonical header ``encode_wav`` writes."""
+"""Size of the canonical header ``wav_header`` writes."""
+_MAX_FMT_BYTES = 1024
+"""A fmt chunk is 16 to 40 bytes; a larger one is read only this far."""
 
 _UNSIGNED_TO_SIGNED_HIGH_BYTE = bytes(b ^ 0x80 for b in range(256))
 
@@ -31,15 +36,26 @@ class NotPcmWav(ValueError):
     """The bytes are not a RIFF/WAVE file with integer PCM samples."""
 
 
+class SampleSource(Protocol):
+    """Where samples are read from: a binary file (on disk, or ``io.BytesIO``)."""
+
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 @dataclass(frozen=True)
 class PcmAudio:
-    """Interleaved little-endian integer PCM samples, as stored in the file."""
+    """Interleaved little-endian integer PCM samples, ``size`` bytes of them from byte ``offset``
+    of ``source``, as stored in the file."""
 
     sample_rate: int
     channels: int
     sample_width: int
     """Bytes per sample: 1 (unsigned), 2, 3 or 4 (signed)."""
-    data: memoryview
+    source: SampleSource
+    offset: int
+    size: int
 
     @property
     def frame_bytes(self) -> int:
@@ -47,27 +63,41 @@ class PcmAudio:
 
     @property
     def frames(self) -> int:
-        return len(self.data) // self.frame_bytes
+        return self.size // self.frame_bytes
 
     @property
     def seconds(self) -> float:
         return self.frames / self.sample_rate
 
+    def read(self, start: int, size: int) -> bytes:
+        """At most ``size`` bytes of the samples from byte ``start`` (relative to the samples)."""
+        size = max(0, min(size, self.size - start))
+        self.source.seek(self.offset + start)
+        return self.source.read(size)
+
 
 def parse_wav(blob: bytes) -> PcmAudio:
-    """The PCM inside a WAV file; ``NotPcmWav`` for anything else."""
+    """The PCM inside a WAV file held in memory; ``NotPcmWav`` for anything else."""
 
-    if len(blob) < 12 or blob[:4] != b"RIFF" or blob[8:12] != b"WAVE":
+    return read_wav(io.BytesIO(blob))
+
+
+def read_wav(source: SampleSource) -> PcmAudio:
+    """The PCM inside a WAV file, reading only its chunk headers; ``NotPcmWav`` for anything else."""
+
+    total = source.seek(0, io.SEEK_END)
+    source.seek(0)
+    riff = source.read(12)
+    if len(riff) < 12 or riff[:4] != b"RIFF" or riff[8:12] != b"WAVE":
         raise NotPcmWav("not a RIFF/WAVE file")
-    view = memoryview(blob)
     fmt: tuple[int, int, int, int] | None = None
     offset = 12
-    while offset + 8 <= len(blob):
-        chunk_id = blob[offset : offset + 4]
-        (size,) = struct.unpack_from("<I", blob, offset + 4)
+    while offset + 8 <= total:
+        source.seek(offset)
+        chunk_id, size = struct.unpack("<4sI", source.read(8))
         body = offset + 8
         if chunk_id == b"fmt ":
-            fmt = _format(blob[body : body + size])
+            fmt = _format(source.read(min(size, _MAX_FMT_BYTES)))
         elif chunk_id == b"data":
             if fmt is None:
                 raise NotPcmWav("data chunk before the fmt chunk")
@@ -77,10 +107,10 @@ def parse_wav(blob: bytes) -> PcmAudio:
             if channels < 1 or rate < 1:
                 raise NotPcmWav("WAV header has no channels or no sample rate")
             # Streamed WAVs carry 0 or 0xFFFFFFFF as the data size: take what is there.
-            end = len(blob) if size in (0, 0xFFFFFFFF) else min(len(blob), body + size)
+            end = total if size in (0, 0xFFFFFFFF) else min(total, body + size)
             width = bits // 8
             usable = (end - body) // (channels * width) * (channels * width)
-            return PcmAudio(rate, channels, width, view[body : body + usable])
+            return PcmAudio(rate, channels, width, source, body, usable)
         offset = body + size + (size & 1)  # chunks are padded to an even length
     raise NotPcmWav("WAV file has no data chunk")
 
@@ -96,14 +126,14 @@ def _format(chunk: bytes) -> tuple[int, int, int, int]:
     return code, channels, rate, bits
 
 
-def encode_wav(samples: bytes, sample_rate: int, channels: int = 1, sample_width: int = 2) -> bytes:
-    """A canonical 44-byte-header PCM WAV around little-endian ``samples``."""
+def wav_header(data_bytes: int, sample_rate: int, channels: int = 1, sample_width: int = 2) -> bytes:
+    """The canonical 44-byte header of a PCM WAV whose samples are ``data_bytes`` long."""
 
     block = channels * sample_width
-    header = struct.pack(
+    return struct.pack(
         "<4sI4s4sIHHIIHH4sI",
         b"RIFF",
-        36 + len(samples),
+        36 + data_bytes,
         b"WAVE",
         b"fmt ",
         16,
@@ -114,9 +144,14 @@ def encode_wav(samples: bytes, sample_rate: int, channels: int = 1, sample_width
         block,
         sample_width * 8,
         b"data",
-        len(samples),
+        data_bytes,
     )
-    return header + samples
+
+
+def encode_wav(samples: bytes, sample_rate: int, channels: int = 1, sample_width: int = 2) -> bytes:
+    """A canonical 44-byte-header PCM WAV around little-endian ``samples``."""
+
+    return wav_header(len(samples), sample_rate, channels, sample_width) + samples
 
 
 def interleaved16_blocks(audio: PcmAudio, block_frames: int) -> Iterator[array[int]]:
@@ -127,8 +162,7 @@ def interleaved16_blocks(audio: PcmAudio, block_frames: int) -> Iterator[array[i
 
     step = block_frames * audio.frame_bytes
     for start in range(0, audio.frames * audio.frame_bytes, step):
-        chunk = bytes(audio.data[start : start + step])
-        yield int16_from_le(_to_int16_le(chunk, audio.sample_width))
+        yield int16_from_le(_to_int16_le(audio.read(start, step), audio.sample_width))
 
 
 def mono16_blocks(audio: PcmAudio, block_frames: int) -> Iterator[array[int]]:
