@@ -16,7 +16,7 @@ from config_api_testkit import (
 
 from voiceticket_common.runtime_views import VIEWS, JiraWriterView, NotifierView
 from voiceticket_config_api.db import SECRET_FIELDS, Line, Tenant
-from voiceticket_config_api.routes_runtime import LINE_GATED, ROLE_VIEWS
+from voiceticket_config_api.routes_runtime import LINE_GATED, ROLE_SUBFIELDS, ROLE_VIEWS
 
 # Who may hold each credential. A view that adds one for another role fails here first.
 SECRET_AUDIENCE = {
@@ -55,6 +55,21 @@ def test_no_view_leaks_a_credential_it_does_not_need():
     }
 
 
+# Whose limit each role sees: only the provider it calls itself.
+CONCURRENCY_AUDIENCE = {
+    "transcriber": ("speech_to_text",),
+    "analyzer": ("llm",),
+    "jira-writer": ("jira",),
+    "notifier": ("sms",),
+}
+
+
+def test_each_view_sees_only_its_own_providers_limit():
+    assert {role: sub["provider_concurrency"] for role, sub in ROLE_SUBFIELDS.items()} == CONCURRENCY_AUDIENCE
+    assert all(set(sub) == {"provider_concurrency"} for sub in ROLE_SUBFIELDS.values())
+    assert "provider_concurrency" not in ROLE_VIEWS["ingress"][0]
+
+
 @pytest.mark.parametrize("role", sorted(ROLE_VIEWS))
 async def test_runtime_view_per_role(seeded, role, service_headers):
     r = await seeded.get(f"/v1/runtime/lines/{NUMBER}", headers=service_headers(role))
@@ -81,6 +96,7 @@ async def test_least_privilege_examples(seeded, service_headers):
     assert notifier.json()["tenant"] == {
         "twilio_account_sid": ACCOUNT_SID,
         "twilio_auth_token": PLAIN["twilio_auth_token"],
+        "provider_concurrency": {"sms": 4},  # its own provider's limit only
     }
     assert PLAIN["jira_api_token"] not in notifier.text
     assert PLAIN["openai_api_key"] not in notifier.text

@@ -115,6 +115,22 @@ PROVIDER_DURATION = _histogram(
     "Time to a provider's response headers.",
     buckets=_LATENCY_BUCKETS,
 )
+PROVIDER_SLOTS_IN_USE = _gauge(
+    "voiceticket_provider_slots_in_use",
+    "provider tenant",
+    "Calls to the provider in flight for the tenant: at the tenant's provider_concurrency, more wait.",
+)
+PROVIDER_SLOTS_WAITING = _gauge(
+    "voiceticket_provider_slots_waiting",
+    "provider tenant",
+    "Calls waiting for one of the tenant's provider_concurrency slots.",
+)
+PROVIDER_SLOT_WAIT = _histogram(
+    "voiceticket_provider_slot_wait_seconds",
+    "provider",
+    "Time a provider call waited for a concurrency slot (0 when one was free).",
+    buckets=(0.001, *_LATENCY_BUCKETS[1:], 120, 300),
+)
 
 # -- the product ------------------------------------------------------------------------------
 CALL_TO_TICKET = _histogram(
@@ -224,6 +240,16 @@ def provider_request(provider: str, klass: str, tenant: str | None, seconds: flo
     PROVIDER_REQUESTS.labels(provider, klass, tenant or "unknown").inc()
     if seconds is not None:
         PROVIDER_DURATION.labels(provider, klass).observe(seconds)
+
+
+def provider_slots(provider: str, tenant: str, in_use: int, waiting: int) -> None:
+    """The tenant's slots for ``provider`` in use and waited for (``provider_limits``)."""
+    PROVIDER_SLOTS_IN_USE.labels(provider, tenant).set(in_use)
+    PROVIDER_SLOTS_WAITING.labels(provider, tenant).set(waiting)
+
+
+def provider_slot_wait(provider: str, seconds: float) -> None:
+    PROVIDER_SLOT_WAIT.labels(provider).observe(seconds)
 
 
 # -- call-to-ticket latency --------------------------------------------------------------------

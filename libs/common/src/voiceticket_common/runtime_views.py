@@ -15,9 +15,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, SecretStr, model_validator
 
 from .bus.errors import PermanentError
+from .provider_limits import Provider
 from .twilio import TwilioAccount
 
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -46,6 +47,11 @@ RECORDING_RETENTION_AFTER_TICKET = "delete_after_ticket"
 (jira-writer's scheduled purge deletes it that long after the request was written)."""
 ConsentDeclinedAction = Literal["none", "ticket"]
 """What a declined consent becomes: nothing, or a request saying the caller declined recording."""
+DEFAULT_PROVIDER_CONCURRENCY: Mapping[Provider, int] = {"speech_to_text": 8, "llm": 8, "jira": 4, "sms": 4}
+"""A tenant's ``provider_concurrency`` when it sets none: the most calls at once to each provider,
+per replica (``provider_limits``). Jira and Twilio's SMS get fewer than OpenAI: a JSM site and a
+Twilio account are shared with everything else the customer runs, and each call makes 3-4 Jira
+requests but one SMS; 8 at OpenAI covers a burst without a typical tier's rate limit."""
 
 
 class _Section(BaseModel):
@@ -140,6 +146,29 @@ class NotifierLine(_Line):
 # --- tenants -------------------------------------------------------------------------------------
 
 
+class _Concurrency(BaseModel):
+    """The tenant's ``provider_concurrency`` narrowed to the one provider a service calls: the most
+    calls to it at once per replica; ``null`` (None): unlimited. Missing: the default."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class SpeechToTextConcurrency(_Concurrency):
+    speech_to_text: PositiveInt | None = DEFAULT_PROVIDER_CONCURRENCY["speech_to_text"]
+
+
+class LlmConcurrency(_Concurrency):
+    llm: PositiveInt | None = DEFAULT_PROVIDER_CONCURRENCY["llm"]
+
+
+class JiraConcurrency(_Concurrency):
+    jira: PositiveInt | None = DEFAULT_PROVIDER_CONCURRENCY["jira"]
+
+
+class SmsConcurrency(_Concurrency):
+    sms: PositiveInt | None = DEFAULT_PROVIDER_CONCURRENCY["sms"]
+
+
 class TwilioTenant(_Section):
     twilio_account_sid: str | None = None
     twilio_auth_token: SecretStr | None = None
@@ -160,10 +189,12 @@ class TranscriberTenant(TwilioTenant, OpenAITenant, RedactionTenant):
     transcription_model: str = DEFAULT_TRANSCRIPTION_MODEL
     vocabulary: tuple[str, ...] = ()
     """Product names and terms, sent to speech-to-text so it spells them right."""
+    provider_concurrency: SpeechToTextConcurrency = SpeechToTextConcurrency()
 
 
 class AnalyzerTenant(OpenAITenant, RedactionTenant):
     analysis_model: str = DEFAULT_ANALYSIS_MODEL
+    provider_concurrency: LlmConcurrency = LlmConcurrency()
 
 
 def recording_retention_days(value: str) -> int | None:
@@ -185,6 +216,11 @@ class JiraWriterTenant(TwilioTenant):
     jira_email: str = ""
     jira_api_token: SecretStr | None = None
     jira_oauth_token: SecretStr | None = None
+    provider_concurrency: JiraConcurrency = JiraConcurrency()
+
+
+class NotifierTenant(TwilioTenant):
+    provider_concurrency: SmsConcurrency = SmsConcurrency()
 
 
 # --- views ---------------------------------------------------------------------------------------
@@ -224,6 +260,17 @@ class RuntimeView(BaseModel):
     @classmethod
     def tenant_fields(cls) -> tuple[str, ...]:
         return tuple(_section(cls, "tenant").model_fields)
+
+    @classmethod
+    def tenant_subfields(cls) -> Mapping[str, tuple[str, ...]]:
+        """Tenant field -> the keys of it this view may see (``provider_concurrency``: only the
+        service's own provider's limit); fields not named here are served whole."""
+        fields = _section(cls, "tenant").model_fields
+        return {
+            name: tuple(annotation.model_fields)
+            for name, info in fields.items()
+            if isinstance(annotation := info.annotation, type) and issubclass(annotation, _Concurrency)
+        }
 
 
 def _section(view: type[RuntimeView], name: str) -> type[BaseModel]:
@@ -337,7 +384,7 @@ class NotifierView(_TwilioAccess, RuntimeView):
 
     role: ClassVar[str] = "notifier"
     line: NotifierLine
-    tenant: TwilioTenant
+    tenant: NotifierTenant
 
 
 VIEWS: Mapping[str, type[RuntimeView]] = {

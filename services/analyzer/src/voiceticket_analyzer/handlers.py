@@ -4,7 +4,10 @@ The language model is called within a retry budget (Retry-After honoured; an off
 counts as a failed attempt). Whatever happens short of a permanent error (a bad key, which still
 dead-letters), the call goes on: an empty transcript, a refusal, or a model that stays down or
 off-schema past the budget gives a heuristic analysis marked ``degraded`` for triage (``triage``).
-Token usage and estimated cost of every attempt are summed onto the event.
+Token usage and estimated cost of every attempt are summed onto the event. Each attempt holds
+one of the tenant's ``llm`` slots (``provider_concurrency``, ``voiceticket_common.provider_limits``)
+while the model answers, and none while it backs off, so a 429's Retry-After is waited out without
+one and a burst of calls cannot exceed the tenant's limit at its OpenAI.
 
 Redaction, with the tenant's policy (``voiceticket_common.redaction``): the transcriber already
 redacted the transcript; it is redacted again here before the prompt (a no-op for redacted text,
@@ -33,6 +36,7 @@ from voiceticket_common.config_client import RuntimeConfig
 from voiceticket_common.events import Analysis, CallAnalyzed, CallTranscribed, Event
 from voiceticket_common.ledger import kept_outcome, stored_outcome
 from voiceticket_common.metrics import record_llm_usage
+from voiceticket_common.provider_limits import ProviderLimits, limits
 from voiceticket_common.redaction import WITHHELD_TRANSCRIPT, merged_counts, redact_or_none
 from voiceticket_common.retry_budget import BudgetExhausted, RetryBudget, Sleep, within_budget
 from voiceticket_common.runtime_views import AnalyzerView
@@ -68,6 +72,8 @@ class AnalyzerDeps:
     sleep: Sleep = asyncio.sleep
     outcomes: AnalysisLedger | None = None
     """Where produced analyses are kept for duplicates (ADR 8); None: every delivery is analysed."""
+    slots: ProviderLimits = limits
+    """The process's per-tenant provider slots (a test gives its own)."""
 
 
 MODEL_DOWN = frozenset({LLM_UNAVAILABLE, LLM_OUTPUT_INVALID})
@@ -127,11 +133,10 @@ async def analyze_transcript(event: CallTranscribed, deps: AnalyzerDeps) -> Sequ
         usage = Usage()
         target = language_model_target(config)
         model = target.model
+        slot = _Slot(deps.slots, event.tenant_id, config.tenant.provider_concurrency.llm)
         try:
             analysis = await within_budget(
-                lambda: _attempt(
-                    transcript, ticket_language, intents, target, deps.model, usage, event.tenant_id
-                ),
+                lambda: _attempt(transcript, ticket_language, intents, target, deps.model, usage, slot),
                 deps.budget,
                 "analysis",
                 deps.sleep,
@@ -190,6 +195,15 @@ def language_model_target(config: AnalyzerView) -> LanguageModelTarget:
     )
 
 
+@dataclass(frozen=True)
+class _Slot:
+    """The tenant's LLM concurrency slot one attempt holds while the model answers."""
+
+    slots: ProviderLimits
+    tenant_id: str
+    limit: int | None
+
+
 async def _attempt(
     transcript: str,
     ticket_language: str | None,
@@ -197,10 +211,12 @@ async def _attempt(
     target: LanguageModelTarget,
     model: LanguageModel,
     usage: Usage,
-    tenant: str,
+    slot: _Slot,
 ) -> Analysis:
-    completion = await model.complete(messages(transcript, ticket_language), analysis_schema(intents), target)
-    usage.add(tenant, target.model, completion.prompt_tokens, completion.completion_tokens)
+    prompt, schema = messages(transcript, ticket_language), analysis_schema(intents)
+    async with slot.slots.slot(slot.tenant_id, "llm", slot.limit):
+        completion = await model.complete(prompt, schema, target)
+    usage.add(slot.tenant_id, target.model, completion.prompt_tokens, completion.completion_tokens)
     if completion.refusal:
         raise Refused()
     if not completion.content:

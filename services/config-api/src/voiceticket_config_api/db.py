@@ -70,6 +70,9 @@ class Tenant(Base):
     redaction: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # "keep" | "delete_after_ticket" | days as digits (voiceticket_common.runtime_views).
     recording_retention: Mapped[str] = mapped_column(String(32), default="keep")
+    # Most calls at once per provider and replica ({"jira": 2, "llm": null, ...}; null: unlimited),
+    # only what was set; missing keys and a null column: voiceticket_common's defaults.
+    provider_concurrency: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 

@@ -15,7 +15,7 @@ from .db import SECRET_FIELDS, Line, Tenant
 from .deps import Keys, Session
 from .openapi import AUTH_ERRORS, errors
 from .schemas import E164_RE, RuntimeLineOut
-from .store import get_secret
+from .store import get_secret, provider_concurrency
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +23,12 @@ log = logging.getLogger(__name__)
 # else leaves this service.
 ROLE_VIEWS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     role: (view.tenant_fields(), view.line_fields()) for role, view in VIEWS.items()
+}
+
+# role -> {tenant field: the keys of it served}: provider_concurrency narrowed to the role's own
+# provider (the transcriber learns nothing of the tenant's Jira).
+ROLE_SUBFIELDS: dict[str, dict[str, tuple[str, ...]]] = {
+    role: dict(view.tenant_subfields()) for role, view in VIEWS.items() if view.tenant_subfields()
 }
 
 # role -> {tenant field: line flag}: fields of the role's view sent only for lines with the flag on
@@ -66,6 +72,7 @@ async def runtime_line(
     tenant_fields, line_fields = ROLE_VIEWS[role]
     view: dict[str, Any] = {}
     view_class = VIEWS[role]
+    subfields = ROLE_SUBFIELDS.get(role, {})
     for field in tenant_fields:
         if not view_class.serves_gated(field, line, tenant):
             continue
@@ -75,6 +82,8 @@ async def runtime_line(
             except SecretDecryptError:
                 log.error("tenant %s: credential %s cannot be decrypted", tenant.id, field)
                 raise HTTPException(500, f"credential {field} cannot be decrypted") from None
+        elif field in subfields:
+            view[field] = _narrowed(tenant, field, subfields[field])
         else:
             view[field] = getattr(tenant, field)
     return {
@@ -82,3 +91,10 @@ async def runtime_line(
         "line": {f: getattr(line, f) for f in line_fields},
         "tenant": view,
     }
+
+
+def _narrowed(tenant: Tenant, field: str, keys: tuple[str, ...]) -> dict[str, Any]:
+    if field != "provider_concurrency":
+        raise TypeError(f"no narrowed form of tenant field {field}")
+    limits = provider_concurrency(tenant).limits()  # explicit values, defaults filled in
+    return {key: limits[key] for key in keys}

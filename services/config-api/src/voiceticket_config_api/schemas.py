@@ -106,6 +106,12 @@ VOCABULARY_HELP = (
     "product names and terms callers use, in order of importance; speech-to-text gets as many as "
     "fit its prompt (about 600 characters)"
 )
+ConcurrencyLimit = Annotated[int, Field(ge=1, le=1000)] | None
+PROVIDER_CONCURRENCY_HELP = (
+    "the most calls at once to each provider for this tenant, per replica of the service that calls "
+    "it (N replicas allow N times as many); null: unlimited. PATCH replaces the whole object, null "
+    "restores the defaults"
+)
 OAUTH_GATEWAY_PATH = re.compile(r"^/ex/jira/[0-9A-Za-z-]+$")
 
 
@@ -174,6 +180,37 @@ class RedactionSettings(BaseModel):
         return self.model_dump(exclude_unset=True)
 
 
+class ProviderConcurrency(BaseModel):
+    """Per-tenant flow control toward the providers, so a burst of calls cannot hammer the
+    customer's Jira or their OpenAI quota (``voiceticket_common.provider_limits``)."""
+
+    # Strict: "4" is not a limit; extra="forbid": a misspelt provider is a 422, not ignored.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    speech_to_text: ConcurrencyLimit = Field(
+        runtime_views.DEFAULT_PROVIDER_CONCURRENCY["speech_to_text"],
+        description="transcriber's speech-to-text requests",
+    )
+    llm: ConcurrencyLimit = Field(
+        runtime_views.DEFAULT_PROVIDER_CONCURRENCY["llm"], description="analyzer's language-model requests"
+    )
+    jira: ConcurrencyLimit = Field(
+        runtime_views.DEFAULT_PROVIDER_CONCURRENCY["jira"],
+        description="jira-writer's requests to the tenant's Jira (each one, not each call's request)",
+    )
+    sms: ConcurrencyLimit = Field(
+        runtime_views.DEFAULT_PROVIDER_CONCURRENCY["sms"], description="notifier's SMS sends at Twilio"
+    )
+
+    def stored(self) -> dict[str, Any]:
+        """What is stored: only what was set (the defaults follow voiceticket_common)."""
+        return self.model_dump(exclude_unset=True)
+
+    def limits(self) -> dict[str, int | None]:
+        """Every provider's effective limit, defaults filled in (what the services are served)."""
+        return self.model_dump()
+
+
 class TenantCreate(_In):
     id: TenantId
     name: Annotated[str, Field(min_length=1, max_length=200)]
@@ -193,6 +230,9 @@ class TenantCreate(_In):
     analysis_model: ModelName = runtime_views.DEFAULT_ANALYSIS_MODEL
     redaction: RedactionSettings | None = Field(None, description="null: the default redaction policy")
     recording_retention: RecordingRetention = Field("keep", description=RECORDING_RETENTION_HELP)
+    provider_concurrency: ProviderConcurrency | None = Field(
+        None, description="null: the defaults; " + PROVIDER_CONCURRENCY_HELP
+    )
 
     @model_validator(mode="after")
     def _oauth_through_the_gateway(self) -> TenantCreate:
@@ -216,6 +256,7 @@ class TenantPatch(_In):
         None, description="replaces the whole redaction settings; null: back to the default policy"
     )
     recording_retention: RecordingRetention | None = Field(None, description=RECORDING_RETENTION_HELP)
+    provider_concurrency: ProviderConcurrency | None = Field(None, description=PROVIDER_CONCURRENCY_HELP)
 
     @field_serializer("recording_retention")
     def _retention_stored(self, value: str | int | None) -> str | None:
@@ -231,7 +272,7 @@ class TenantPatch(_In):
                     f"credentials {secrets} cannot be changed with PATCH; "
                     "use PUT /v1/tenants/{id}/credentials/{name}"
                 )
-            nullable = {"jira_email", "twilio_account_sid", "redaction"}
+            nullable = {"jira_email", "twilio_account_sid", "redaction", "provider_concurrency"}
             nulls = sorted(k for k, v in data.items() if v is None and k not in nullable)
             if nulls:
                 raise ValueError(f"fields {nulls} cannot be null")
@@ -275,6 +316,9 @@ class TenantOut(_Out):
     analysis_model: str
     redaction: RedactionSettings = Field(description="the tenant's redaction policy, defaults filled in")
     recording_retention: str | int = Field("keep", description=RECORDING_RETENTION_HELP)
+    provider_concurrency: ProviderConcurrency = Field(
+        description="the tenant's limits, defaults filled in; " + PROVIDER_CONCURRENCY_HELP
+    )
     created_at: datetime
     updated_at: datetime
 

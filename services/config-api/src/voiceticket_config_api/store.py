@@ -12,7 +12,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from .crypto import KeyRing, SecretDecryptError
 from .db import SECRET_FIELDS, Line, Tenant
-from .schemas import LineIn, RedactionSettings, SeedFile, TenantCreate, TenantOut, mask
+from .schemas import (
+    LineIn,
+    ProviderConcurrency,
+    RedactionSettings,
+    SeedFile,
+    TenantCreate,
+    TenantOut,
+    mask,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +68,15 @@ def tenant_out(tenant: Tenant, keyring: KeyRing) -> TenantOut:
         analysis_model=tenant.analysis_model,
         redaction=RedactionSettings.model_validate(tenant.redaction or {}),
         recording_retention=_retention_out(tenant.recording_retention),
+        provider_concurrency=provider_concurrency(tenant),
         created_at=tenant.created_at,
         updated_at=tenant.updated_at,
     )
+
+
+def provider_concurrency(tenant: Tenant) -> ProviderConcurrency:
+    """The tenant's limits as stored, defaults filled in."""
+    return ProviderConcurrency.model_validate(tenant.provider_concurrency or {})
 
 
 def _retention_out(stored: str | None) -> str | int:
@@ -77,7 +91,7 @@ def apply_tenant(tenant: Tenant, data: TenantCreate, keyring: KeyRing) -> None:
         if field in SECRET_FIELDS:
             set_secret(tenant, field, value, keyring)
             continue
-        if isinstance(value, RedactionSettings):
+        if isinstance(value, RedactionSettings | ProviderConcurrency):
             value = value.stored()
         if field == "recording_retention":
             value = str(value)  # days are stored as digits beside the two words

@@ -1,4 +1,10 @@
-"""Jira Service Management over its REST APIs (servicedeskapi + platform v3 for properties/search)."""
+"""Jira Service Management over its REST APIs (servicedeskapi + platform v3 for properties/search).
+
+Every request holds one of the tenant's Jira slots (``JiraSite.concurrency``, the tenant's
+``provider_concurrency.jira``) while it is in flight, and only then: a call's 3-4 requests and the
+ledger writes between them take a slot each in turn, and a 429 leaves the handler (the bus waits
+out its Retry-After) without one.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ import httpx
 
 from voiceticket_common.bus import PermanentError
 from voiceticket_common.http import provider_client, transport_error
+from voiceticket_common.provider_limits import ProviderLimits, limits
 from voiceticket_common.resources import AsyncResource
 
 from .jira_errors import raise_for_jira_status
@@ -31,8 +38,11 @@ PAGE = 50
 
 
 class JsmServiceDesk(AsyncResource):
-    def __init__(self, allowed_hosts: Sequence[str], timeout: float = 30.0) -> None:
+    def __init__(
+        self, allowed_hosts: Sequence[str], timeout: float = 30.0, slots: ProviderLimits = limits
+    ) -> None:
         self._client = provider_client("jira", allowed_hosts, timeout=timeout)
+        self._slots = slots
 
     async def _call(
         self,
@@ -51,9 +61,10 @@ class JsmServiceDesk(AsyncResource):
         else:
             auth = (site.email, secret)
         try:
-            response = await self._client.request(
-                method, site.base_url.rstrip("/") + path, auth=auth, headers=all_headers, **kwargs
-            )
+            async with self._slots.slot(site.tenant_id, "jira", site.concurrency):
+                response = await self._client.request(
+                    method, site.base_url.rstrip("/") + path, auth=auth, headers=all_headers, **kwargs
+                )
         except httpx.HTTPError as exc:
             raise transport_error(exc, "jira", what) from None
         raise_for_jira_status(response, what, oauth=site.auth == "oauth2")

@@ -27,12 +27,16 @@ class JiraSite:
     ``basic``: ``base_url`` is the site (``https://<site>.atlassian.net``), ``email`` and ``token``
     the bot account's address and API token. ``oauth2``: ``token`` is an OAuth 2.0 access token and
     ``base_url`` is ``https://api.atlassian.com/ex/jira/<cloudId>``; ``email`` is unused.
+    ``tenant_id`` and ``concurrency`` bound the requests in flight to it (the tenant's
+    ``provider_concurrency.jira``; None: unlimited).
     """
 
     base_url: str
     email: str
     token: SecretStr
     auth: JiraAuth = "basic"
+    tenant_id: str = ""
+    concurrency: int | None = None
 
 
 @dataclass(frozen=True)

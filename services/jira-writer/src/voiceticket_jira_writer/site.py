@@ -15,8 +15,13 @@ def jira_site(config: JiraWriterView) -> JiraSite:
     """
 
     tenant = config.tenant
+    limit = tenant.provider_concurrency.jira  # the most requests in flight to it (adapters.py)
     if tenant.jira_auth == "oauth2":
-        return JiraSite(tenant.jira_base_url, "", config.jira_oauth_token(), "oauth2")
+        return JiraSite(
+            tenant.jira_base_url, "", config.jira_oauth_token(), "oauth2", config.tenant_id, limit
+        )
     if tenant.jira_auth != "basic":
         raise PermanentError(f"tenant {config.tenant_id} has an unknown jira_auth {tenant.jira_auth!r}")
-    return JiraSite(tenant.jira_base_url, tenant.jira_email, config.jira_api_token())
+    return JiraSite(
+        tenant.jira_base_url, tenant.jira_email, config.jira_api_token(), "basic", config.tenant_id, limit
+    )

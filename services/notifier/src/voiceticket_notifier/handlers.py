@@ -5,6 +5,12 @@ a crashed attempt's claim is taken over when its lease expires. An attempt that 
 whose send had started asks Twilio's Messages list for an SMS to the caller with the request key,
 created since, and sends only if there is none: a crash after the claim sends exactly once on
 replay, a crash after the send sends nothing more.
+
+Each request to Twilio's Messages API holds one of the tenant's ``sms`` slots
+(``provider_concurrency``, ``voiceticket_common.provider_limits``): a burst of tickets sends at most
+that many SMS at once. The send's lease deadline is taken once the slot is held, so waiting for a
+slot never turns into an ambiguous (timed out) send; a 429 leaves the handler, and so the slot,
+and the bus waits out its Retry-After.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import TypedDict
 
 from voiceticket_common.config_client import RuntimeConfig
 from voiceticket_common.events import Event, NotificationFailed, NotificationSent, TicketCreated
+from voiceticket_common.provider_limits import ProviderLimits, limits
 from voiceticket_common.runtime_views import NotifierView
 from voiceticket_common.tracing import tag_issue_key
 
@@ -53,6 +60,8 @@ class NotifierDeps:
     status_callback: MessageStatusCallback | None = None
     max_segments: int = 2
     opt_out_recheck: timedelta = timedelta(days=30)
+    slots: ProviderLimits = limits
+    """The process's per-tenant provider slots (a test gives its own)."""
 
 
 async def notify_caller(event: TicketCreated, deps: NotifierDeps) -> Sequence[Event]:
@@ -110,33 +119,37 @@ async def _notify(
             else None
         ),
     )
+    limit = config.tenant.provider_concurrency.sms
     if claim.send_started_at is not None:
         # An earlier attempt started sending and recorded nothing (it crashed): did the SMS go out?
-        earlier = await deps.sender.find_sent(account, sms, event.issue_key, claim.send_started_at)
+        async with deps.slots.slot(event.tenant_id, "sms", limit):
+            earlier = await deps.sender.find_sent(account, sms, event.issue_key, claim.send_started_at)
         if earlier is not None:
             await deps.ledger.complete(claim, "sent", earlier.message_sid)
             log.warning("found the sms an interrupted attempt sent, not sending again")
             return [NotificationSent(**base, message_sid=earlier.message_sid, segments=earlier.segments)]
-    deadline = await deps.ledger.begin_send(claim)
-    try:
-        # Within the lease, with a margin: a takeover looks at Twilio only after this send ended.
-        budget = (deadline - deps.ledger.now()).total_seconds() - SEND_MARGIN_SECONDS
-        async with asyncio.timeout(max(budget, SEND_MARGIN_SECONDS)):
-            receipt = await deps.sender.send(account, sms)
-    except SmsRejected as exc:
-        await deps.ledger.complete(claim, "rejected", None)
-        if exc.code == OPTED_OUT:
-            await deps.ledger.record_opt_out(event.tenant_id, caller)
-        log.warning("sms rejected", extra={"error_code": exc.code, "reason": exc.reason})
-        return [NotificationFailed(**base, reason=exc.reason, error_code=exc.code, retryable=False)]
-    except (AmbiguousSend, TimeoutError):
-        await deps.ledger.complete(claim, "unknown", None)
-        log.error("sms outcome unknown; not resending to keep at most one sms per call")
-        return [NotificationFailed(**base, reason="outcome unknown after a timeout", retryable=False)]
-    except Exception:
-        # Nothing left Twilio's side (connection refused, 429, 5xx): a retry may send unlooked.
-        await deps.ledger.release(claim, sent_nothing=True)
-        raise
+    async with deps.slots.slot(event.tenant_id, "sms", limit):
+        # The lease's deadline is taken once the slot is held: waiting for one never eats into it.
+        deadline = await deps.ledger.begin_send(claim)
+        try:
+            # Within the lease, with a margin: a takeover looks at Twilio only after this send ended.
+            budget = (deadline - deps.ledger.now()).total_seconds() - SEND_MARGIN_SECONDS
+            async with asyncio.timeout(max(budget, SEND_MARGIN_SECONDS)):
+                receipt = await deps.sender.send(account, sms)
+        except SmsRejected as exc:
+            await deps.ledger.complete(claim, "rejected", None)
+            if exc.code == OPTED_OUT:
+                await deps.ledger.record_opt_out(event.tenant_id, caller)
+            log.warning("sms rejected", extra={"error_code": exc.code, "reason": exc.reason})
+            return [NotificationFailed(**base, reason=exc.reason, error_code=exc.code, retryable=False)]
+        except (AmbiguousSend, TimeoutError):
+            await deps.ledger.complete(claim, "unknown", None)
+            log.error("sms outcome unknown; not resending to keep at most one sms per call")
+            return [NotificationFailed(**base, reason="outcome unknown after a timeout", retryable=False)]
+        except Exception:
+            # Nothing left Twilio's side (connection refused, 429, 5xx): a retry may send unlooked.
+            await deps.ledger.release(claim, sent_nothing=True)
+            raise
     await deps.ledger.complete(claim, "sent", receipt.message_sid)
     size = measure(body)
     log.info(

@@ -1,5 +1,5 @@
 """Real adapters: Twilio recording media over HTTPS (``recording_source.py``), OpenAI (or
-compatible) speech-to-text."""
+compatible) speech-to-text, and the tenant's concurrency limit in front of it."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ from typing import Any
 
 import openai
 
+from voiceticket_common.config_client import RuntimeConfig
 from voiceticket_common.http import provider_client
 from voiceticket_common.openai_client import sdk_http_client
 from voiceticket_common.openai_errors import translate_openai_error
+from voiceticket_common.provider_limits import ProviderLimits, limits
 from voiceticket_common.resources import AsyncResource
+from voiceticket_common.runtime_views import TranscriberView
 
-from .ports import Recording, SpeechToTextTarget
+from .ports import Recording, SpeechToTextTarget, TranscriptionEngine
 from .recording_source import TwilioRecordingSource as TwilioRecordingSource  # for the composition root
 
 
@@ -69,3 +72,34 @@ class OpenAITranscriptionEngine(AsyncResource):
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+class TenantLimitedEngine:
+    """Speech-to-text for one call's recording, each request holding one of the tenant's
+    ``speech_to_text`` slots (``provider_concurrency``, ``voiceticket_common.provider_limits``).
+
+    Made per event by the composition root (``bootstrap.py``): the handler retries each upload
+    within its budget, calling ``transcribe`` once per attempt, so a slot is held while the
+    provider works and never while a 429's Retry-After is waited out. The limit is read from the
+    line's view (cached) at each attempt, so a changed limit applies to the next one.
+    """
+
+    def __init__(
+        self,
+        engine: TranscriptionEngine,
+        config: RuntimeConfig[TranscriberView],
+        tenant_id: str,
+        line_number: str,
+        slots: ProviderLimits = limits,
+    ) -> None:
+        self._engine = engine
+        self._config = config
+        self._tenant_id = tenant_id
+        self._line_number = line_number
+        self._slots = slots
+
+    async def transcribe(self, recording: Recording, target: SpeechToTextTarget) -> str:
+        view = await self._config.line(self._line_number)
+        limit = view.tenant.provider_concurrency.speech_to_text
+        async with self._slots.slot(self._tenant_id, "speech_to_text", limit):
+            return await self._engine.transcribe(recording, target)

@@ -3,18 +3,19 @@ Twilio media downloads, the tenant's speech-to-text server and the transcript le
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 from voiceticket_common.db import open_engine
-from voiceticket_common.events import CallTranscribed, RecordingCompleted
+from voiceticket_common.events import CallTranscribed, Event, RecordingCompleted
 from voiceticket_common.ledger import purge_outcomes
 from voiceticket_common.retry_budget import RetryBudget
 from voiceticket_common.runtime_views import TranscriberView
 from voiceticket_common.service import ConsumerService, RuntimeConfig, on
 from voiceticket_common.twilio_media import FreshMediaWait, TwilioMediaClient
 
-from .adapters import OpenAITranscriptionEngine, TwilioRecordingSource
+from .adapters import OpenAITranscriptionEngine, TenantLimitedEngine, TwilioRecordingSource
 from .audio_prep import SpeechCheck, UploadLimits
 from .handlers import TranscriberDeps, transcribe_recording
 from .ledger import SqlTranscriptLedger
@@ -47,7 +48,14 @@ async def adapters(
         )
 
 
-ROUTES = [on(RecordingCompleted, transcribe_recording, produces=[CallTranscribed])]
+async def transcribe_within_tenant_limit(event: RecordingCompleted, deps: TranscriberDeps) -> Sequence[Event]:
+    """``transcribe_recording`` with each speech-to-text request in one of the call's tenant's
+    slots: a burst of recordings sends at most ``provider_concurrency.speech_to_text`` at once."""
+    engine = TenantLimitedEngine(deps.engine, deps.config, event.tenant_id, event.line_number)
+    return await transcribe_recording(event, replace(deps, engine=engine))
+
+
+ROUTES = [on(RecordingCompleted, transcribe_within_tenant_limit, produces=[CallTranscribed])]
 SERVICE = ConsumerService(
     "transcriber", TranscriberSettings, TranscriberView, ROUTES, adapters, purge=purge_outcomes
 )
