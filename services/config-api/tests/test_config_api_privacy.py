@@ -14,6 +14,7 @@ from config_api_testkit import (
     auth,
     line_body,
     make_settings,
+    new_key,
     running,
     tenant_body,
 )
@@ -203,3 +204,42 @@ async def test_erasure_destroys_the_keys_deletes_the_log_rows_and_is_audited(pri
     assert ("privacy.erase", "success") in actions and ("privacy.export", "success") in actions
     erase = next(e for e in audit if e["action"] == "privacy.erase")
     assert erase["target"].startswith("caller:") and CALLER not in json.dumps(audit)
+
+
+async def test_removing_a_tenant_destroys_its_call_keys_and_lists_the_revocation_steps(privacy: Any) -> None:
+    client, _ = privacy
+    r = await client.delete("/v1/tenants/acme", headers=auth(ADMIN_TOKEN))
+    assert r.status_code == 200, r.text
+    removal = r.json()
+    assert removal["lines_deleted"] == 1 and removal["call_keys_destroyed"] == 3
+    assert [step.split(":")[0] for step in removal["revocation_steps"]] == [
+        "Twilio",
+        "Atlassian",
+        "OpenAI (or the OpenAI-compatible server)",
+    ]
+    for call_sid in (CALL, SECOND_CALL, OTHER_CALL):  # every queued event of the tenant is now unreadable
+        with pytest.raises(CallErased):
+            await keys_of(client, "jira-writer").key_for_opening("acme", call_sid)
+    assert (await put_key(client, "CA" + "d" * 32)).status_code == 404  # and no new call can start
+    lines = await client.get(f"/v1/runtime/lines/{LINE}", headers=auth(SERVICE_TOKENS["ingress"]))
+    assert lines.status_code == 404  # its number is an unknown line
+
+
+async def test_master_key_rotation_rewraps_the_call_keys(tmp_path: Path) -> None:
+    old, new = f"k1:{new_key()}", f"k2:{new_key()}"
+    async with running(make_settings(tmp_path, master_keys=old)) as client:
+        assert (
+            await client.post("/v1/tenants", json=tenant_body(), headers=auth(ADMIN_TOKEN))
+        ).status_code == 201
+        issued = (await put_key(client, CALL)).json()
+    async with running(make_settings(tmp_path, master_keys=f"{new},{old}")) as client:
+        rotated = (await client.post("/v1/admin/rotate-master-key", headers=auth(ADMIN_TOKEN))).json()
+        assert rotated["reencrypted"] >= 5  # three credentials, the call key, the vault's subject secret
+    async with running(make_settings(tmp_path, master_keys=new)) as client:  # the old key is gone
+        assert (await put_key(client, CALL)).json() == issued
+        again = await client.get(
+            f"/v1/runtime/calls/{CALL}/key",
+            params={"tenant_id": "acme"},
+            headers=auth(SERVICE_TOKENS["notifier"]),
+        )
+        assert again.json() == issued

@@ -357,6 +357,34 @@ def tenants_create(
     _print_call(config_api_url, admin_token, data_dir, "POST", "/v1/tenants", file)
 
 
+@tenants_app.command("delete")
+def tenants_delete(
+    tenant_id: Annotated[str, typer.Argument(help="The tenant's id.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    config_api_url: ConfigUrl = "http://127.0.0.1:8085",
+    admin_token: AdminToken = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Remove a tenant: its lines (their calls are then answered as an unknown line), its stored
+    credentials, and the data keys of all its calls (whatever of it is still queued or in flight is
+    dropped, unreadable). Prints the revocation steps left to do at Twilio, Atlassian and OpenAI."""
+
+    if not yes:
+        typer.confirm(
+            f"Remove tenant {tenant_id!r} and everything it holds here? This cannot be undone", abort=True
+        )
+    with _admin(config_api_url, admin_token, data_dir) as client:
+        report = _call(client, "DELETE", f"/v1/tenants/{tenant_id}")
+    typer.echo(json.dumps(report, indent=2))
+    typer.echo(
+        f"tenant {tenant_id} removed: {report['lines_deleted']} line(s), {report['call_keys_destroyed']} call "
+        "key(s) destroyed. Still to do at the providers:",
+        err=True,
+    )
+    for step in report["revocation_steps"]:
+        typer.echo(f"  - {step}", err=True)
+
+
 _list_command(lines_app, "/v1/lines", "List lines.")
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
+from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -42,6 +43,8 @@ from .schemas import (
     jira_url_problem,
 )
 from .store import apply_line, apply_tenant, delete_tenant, reencrypt_all, set_secret, tenant_out
+from .tenant_removal import REVOCATION_STEPS
+from .vault import destroy_tenant_keys, rewrap_all
 
 log = logging.getLogger(__name__)
 router = APIRouter(
@@ -141,16 +144,39 @@ async def patch_tenant(
     return tenant_out(tenant, keys)
 
 
+class TenantRemoval(BaseModel):
+    """What removing a tenant did here, and what its owner must still do at the providers."""
+
+    tenant_id: str
+    lines_deleted: int
+    call_keys_destroyed: int = Field(
+        description="data keys of the tenant's calls destroyed: its queued and in-flight events, dead "
+        "letters included, can no longer be opened and are dropped by the consumers"
+    )
+    revocation_steps: list[str]
+
+
 @router.delete(
-    "/tenants/{tenant_id}", status_code=204, responses=UNKNOWN_TENANT, openapi_extra=audited("tenant.delete")
+    "/tenants/{tenant_id}",
+    response_model=TenantRemoval,
+    responses=UNKNOWN_TENANT,
+    openapi_extra=audited("tenant.delete"),
 )
-async def remove_tenant(tenant_id: TenantIdPath, session: Session, audit: AuditDep) -> Response:
+async def remove_tenant(tenant_id: TenantIdPath, session: Session, audit: AuditDep) -> TenantRemoval:
+    """Remove the tenant, its lines and credentials, and destroy the data keys of all its calls
+    (tenant_removal.py); answers with the revocation steps left to do at the providers."""
     tenant = await _tenant(session, tenant_id)
     lines = await session.scalar(select(func.count()).select_from(Line).where(Line.tenant_id == tenant_id))
     await delete_tenant(session, tenant)
-    await audit.commit(session, 204, lines_deleted=lines or 0)
-    log.info("tenant %s deleted with its lines and credentials", tenant_id)
-    return Response(status_code=204)
+    destroyed = await destroy_tenant_keys(session, tenant_id)
+    await audit.commit(session, 200, lines_deleted=lines or 0, call_keys_destroyed=destroyed)
+    log.info("tenant %s deleted with its lines, credentials and %d call keys", tenant_id, destroyed)
+    return TenantRemoval(
+        tenant_id=tenant_id,
+        lines_deleted=lines or 0,
+        call_keys_destroyed=destroyed,
+        revocation_steps=list(REVOCATION_STEPS),
+    )
 
 
 # credential.rotate when it replaces a stored value; refusals are recorded as credential.set
@@ -251,6 +277,7 @@ async def rotate_master_key(session: Session, keys: Keys, audit: AuditDep) -> Ro
     the old key can be removed from the list afterwards."""
     audit.about(MASTER_KEY_TARGET)
     count = await reencrypt_all(session, keys, commit=False)
+    count += await rewrap_all(session, keys)  # the call data keys and the vault's own secret
     await audit.commit(session, 200, primary_kid=keys.primary_kid, reencrypted=count)
     log.info("re-encrypted %d credentials under master key %s", count, keys.primary_kid)
     return RotateResult(primary_kid=keys.primary_kid, reencrypted=count)
