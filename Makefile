@@ -5,7 +5,7 @@ SHELL := /bin/bash
 UV ?= $(or $(shell command -v uv 2>/dev/null),python3 -m uv)
 export UV_LINK_MODE ?= copy
 
-.PHONY: help bootstrap demo demo-distributed run bench test test-unit test-integration lint format schemas schemas-check \
+.PHONY: help bootstrap demo demo-distributed run bench bench-full bench-small test test-unit test-integration lint format schemas schemas-check \
         kafka-install kafka-start kafka-stop broker-status clean
 
 help: ## list the targets
@@ -36,9 +36,14 @@ test-unit: .venv/.synced ## unit tests only (no broker, no database server)
 test-integration: bootstrap ## integration and end-to-end tests only
 	$(UV) run --frozen pytest -m integration
 
-bench: .venv/.synced ## benchmark: calls per minute and call-to-SMS latency of one embedded process
-	$(UV) run --frozen python bench/call_throughput.py --calls 200 --concurrency 10 \
-		--report bench/reports/embedded-throughput.md
+bench: bootstrap ## benchmark suite, both buses (~15 min): writes bench/results/<date>.md
+	$(UV) run --frozen python bench/suite.py --size modest
+
+bench-full: bootstrap ## the issue's sizes: 5 repeats, a 1,000-call burst on both buses (an hour or more)
+	$(UV) run --frozen python bench/suite.py --size full
+
+bench-small: bootstrap ## the CI variant: a few calls on both buses, correctness only, no report
+	$(UV) run --frozen python bench/suite.py --size small --sections webhooks,pipeline,saturation,burst,profile --no-report
 
 lint: .venv/.synced ## ruff lint and format check, mypy strict over every src package
 	$(UV) run --frozen ruff check .

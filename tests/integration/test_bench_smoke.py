@@ -1,28 +1,55 @@
-"""The benchmark's small variant in CI: it runs end to end and every call becomes one ticket.
+"""The benchmark suite's small variant in CI: it runs end to end on both buses and every call
+becomes exactly one ticket and one SMS.
 
-The numbers are not asserted here (2-core CI machines vary); `make bench` writes the report.
+No timing is asserted (2-core CI machines vary); `make bench` writes the dated report. The suite
+starts its own processes (stand-ins, load generator, bare endpoint, the product) and is given the
+session's Kafka broker and Postgres.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import sys
 from pathlib import Path
 
-BENCH = Path(__file__).parents[2] / "bench" / "call_throughput.py"
+import pytest
+
+BENCH = Path(__file__).parents[2] / "bench"
 
 
-def load_bench():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("call_throughput", BENCH)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.mark.timeout(600)
+def test_the_small_suite_turns_every_call_into_one_ticket_and_one_sms(
+    kafka_bootstrap: str, postgres_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(BENCH))
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
+    monkeypatch.setenv("VOICETICKET_TEST_POSTGRES_DSN", postgres_dsn)
+    for name in ("suite", "report", "procstat"):
+        sys.modules.pop(name, None)
+    import report  # type: ignore[import-not-found]
+    import suite  # type: ignore[import-not-found]
 
+    sections = ("webhooks", "pipeline", "saturation", "burst", "profile")
+    results = suite.run_suite(suite.SIZES["small"], ("embedded", "kafka"), sections=sections, log=print)
 
-async def test_a_small_benchmark_run_turns_every_call_into_one_ticket() -> None:
-    bench = load_bench()
-    result = await bench.run(calls=6, concurrency=3, deadline_s=60)
-    assert result["completed"] == 6
-    assert result["tickets"] == 6
-    assert result["p50_s"] is not None and result["p50_s"] > 0
-    assert "| calls_per_minute |" in bench.report(result)
+    assert suite.correct(results) == []
+    for bus in ("embedded", "kafka"):
+        (pipeline,) = results[bus]["pipeline"]
+        assert pipeline["exactly_one_ticket"] == pipeline["exactly_one_sms"] == pipeline["offered"] == 3
+        saturation = results[bus]["saturation"]
+        assert saturation["exactly_one_ticket"] == saturation["exactly_one_sms"] == 6
+        (webhooks,) = results[bus]["webhooks"]
+        assert webhooks["product"]["ok"] == webhooks["product"]["sent"] == 40
+        assert set(results[bus]["memory_idle"]) >= (
+            {"embedded"} if bus == "embedded" else {"ingress", "notifier"}
+        )
+    burst = results["embedded"]["burst"]
+    assert burst["exactly_one_ticket"] == burst["exactly_one_sms"] == burst["calls"] == 8
+    assert results["embedded"]["profile"]["functions"], "the profiled run wrote no stats"
+
+    results["size_name"] = "small"
+    out = tmp_path / "results" / "2000-01-01.md"
+    report.write_report(results, out)
+    text = out.read_text()
+    for heading in ("## Targets", "## Webhook latency", "## Pipeline overhead", "## Saturation", "## Burst"):
+        assert heading in text
+    assert (tmp_path / "results" / "2000-01-01-pipeline.svg").read_text().startswith("<svg")

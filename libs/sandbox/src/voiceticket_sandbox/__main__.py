@@ -20,10 +20,15 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--jira-port", type=int, default=0)
     run.add_argument("--ready-file", type=Path, help="write the JSON line of base URLs here too")
     run.add_argument("--log-level", default="WARNING")
+    run.add_argument(
+        "--no-validate",
+        action="store_true",
+        help="skip the OpenAPI validation of requests (benchmarks; the tests keep it on)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper())
     ports = (args.twilio_port, args.openai_port, args.jira_port)
-    asyncio.run(serve(args.host, ports, args.ready_file))
+    asyncio.run(serve(args.host, ports, args.ready_file, validate=not args.no_validate))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+import time
 import xml.etree.ElementTree as ET  # noqa: S405 - parses TwiML from our own service under test
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -23,7 +24,7 @@ import httpx
 from voiceticket_sandbox.audio import make_tone_wav
 from voiceticket_sandbox.twilio_webhooks import rfc2822, send_webhook, twilio_signature
 
-__all__ = ["CallerSimulator", "PlayedCall", "make_tone_wav"]
+__all__ = ["AnsweredCall", "CallerSimulator", "PlayedCall", "make_tone_wav"]
 
 WEBHOOK_TIMEOUT = 15.0  # Twilio gives a webhook at most 15 s in total
 _COUNTRIES = {
@@ -49,6 +50,22 @@ class PlayedCall:
     extra_statuses: dict[str, int] = field(default_factory=dict)
     gathers: list[tuple[str | None, int, str]] = field(default_factory=list)
     """Each ``<Gather>`` answered: (the key pressed or None for none, HTTP status, TwiML returned)."""
+    recording_sent_at: float | None = None
+    """``time.time()`` when the final recording status callback was sent: the caller hung up."""
+
+
+@dataclass
+class AnsweredCall:
+    """A call ingress has answered, the caller still speaking: :meth:`CallerSimulator.hang_up`
+    sends what Twilio sends when they stop (a benchmark answers many, then hangs them up on a
+    schedule)."""
+
+    played: PlayedCall
+    params: dict[str, str]
+    voice_url: str
+    twiml: str
+    duration: int
+    error_code: str | None = None
 
 
 class CallerSimulator:
@@ -104,14 +121,37 @@ class CallerSimulator:
 
         ``keys``: what the caller presses at each ``<Gather>`` (a consent prompt), in order; None
         (or running out of keys) presses nothing, so Twilio follows the ``<Redirect>`` after it."""
+        answered = await self.answer_call(
+            from_number, to_number, audio, transcript, recording_duration, content_type, keys
+        )
+        return await self.hang_up(answered)
+
+    async def answer_call(
+        self,
+        from_number: str,
+        to_number: str,
+        audio: bytes,
+        transcript: str,
+        recording_duration: int = 12,
+        content_type: str = "audio/x-wav",
+        keys: Sequence[str | None] = (),
+    ) -> AnsweredCall:
+        """The first half of :meth:`play_call`: register the recording, send the incoming-call
+        webhook and answer any ``<Gather>``; the caller is now leaving their message."""
         call_sid, recording_sid = "CA" + secrets.token_hex(16), "RE" + secrets.token_hex(16)
         async with self._http() as client:
             await self._register(
                 client, recording_sid, call_sid, audio, content_type, transcript, recording_duration
             )
-            return await self._play(
+            return await self._answer(
                 client, call_sid, recording_sid, from_number, to_number, recording_duration, None, keys
             )
+
+    async def hang_up(self, answered: AnsweredCall) -> PlayedCall:
+        """The second half: the recording status callback(s), the ``<Record action>`` request and,
+        if configured, the call status callback."""
+        async with self._http() as client:
+            return await self._hang_up(client, answered)
 
     async def play_absent_call(
         self, from_number: str, to_number: str, keys: Sequence[str | None] = ()
@@ -121,7 +161,10 @@ class CallerSimulator:
         call_sid, recording_sid = "CA" + secrets.token_hex(16), "RE" + secrets.token_hex(16)
         async with self._http() as client:
             await self._ensure_account(client)
-            return await self._play(client, call_sid, recording_sid, from_number, to_number, 0, "16101", keys)
+            answered = await self._answer(
+                client, call_sid, recording_sid, from_number, to_number, 0, "16101", keys
+            )
+            return await self._hang_up(client, answered)
 
     @asynccontextmanager
     async def _http(self) -> AsyncIterator[httpx.AsyncClient]:
@@ -163,7 +206,7 @@ class CallerSimulator:
         )
         response.raise_for_status()
 
-    async def _play(
+    async def _answer(
         self,
         client: httpx.AsyncClient,
         call_sid: str,
@@ -173,15 +216,21 @@ class CallerSimulator:
         duration: int,
         error_code: str | None,
         keys: Sequence[str | None] = (),
-    ) -> PlayedCall:
+    ) -> AnsweredCall:
         voice_url = f"{self.ingress_url}/twilio/voice"
-        base = self._call_params(call_sid, from_number, to_number)
+        base = self.call_params(call_sid, from_number, to_number)
         voice = await send_webhook(
             client, self.auth_token, voice_url, {**base, "CallStatus": "ringing"}, connect=self.connect
         )
         played = PlayedCall(call_sid, recording_sid, voice.text, voice.status_code)
         twiml = await self._gathers(client, played, base, voice_url, voice.text, list(keys))
-        record = _find_record(twiml)
+        return AnsweredCall(played, base, voice_url, twiml, duration, error_code)
+
+    async def _hang_up(self, client: httpx.AsyncClient, answered: AnsweredCall) -> PlayedCall:
+        played, base, voice_url = answered.played, answered.params, answered.voice_url
+        call_sid, recording_sid = played.call_sid, played.recording_sid
+        duration, error_code = answered.duration, answered.error_code
+        record = _find_record(answered.twiml)
         if record is None:
             return played
         recording_url = (
@@ -211,6 +260,7 @@ class CallerSimulator:
                     params["RecordingDuration"] = str(duration)
                     if error_code:
                         params["ErrorCode"] = error_code
+                    played.recording_sent_at = time.time()
                 response = await send_webhook(
                     client, self.auth_token, played.recording_callback_url, params, method, self.connect
                 )
@@ -281,7 +331,8 @@ class CallerSimulator:
             twiml = response.text
         return twiml
 
-    def _call_params(self, call_sid: str, from_number: str, to_number: str) -> dict[str, str]:
+    def call_params(self, call_sid: str, from_number: str, to_number: str) -> dict[str, str]:
+        """The parameters Twilio sends with every webhook of an inbound call."""
         from_country, to_country = _country(from_number), _country(to_number)
         return {
             "AccountSid": self.account_sid,

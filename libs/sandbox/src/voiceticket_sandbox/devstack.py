@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,14 +44,19 @@ class SandboxUrls:
     jira: str
 
 
-def start_sandbox_process(workdir: Path, deadline: float) -> tuple[ServiceProcess, SandboxUrls]:
-    """The three provider sandboxes in their own process, as a deployment's neighbours would be."""
+def start_sandbox_process(
+    workdir: Path, deadline: float, *, validate: bool = True
+) -> tuple[ServiceProcess, SandboxUrls]:
+    """The three provider sandboxes in their own process, as a deployment's neighbours would be.
+    ``validate`` False skips the OpenAPI validation (benchmarks measure the product, not that)."""
 
     ready_file = workdir / "sandbox.json"
     ready_file.unlink(missing_ok=True)
     ports = [str(free_port()) for _ in range(3)]
     args = ["serve", "--host", "127.0.0.1", "--twilio-port", ports[0], "--openai-port", ports[1],
             "--jira-port", ports[2], "--ready-file", str(ready_file)]  # fmt: skip
+    if not validate:
+        args.append("--no-validate")
     proc = ServiceProcess("sandbox", "voiceticket_sandbox", {}, workdir, args=args)
     proc.start()
     while not ready_file.exists() or not ready_file.read_text().strip():
@@ -78,6 +84,15 @@ class Stack:
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
     topic_namespace: str = field(default_factory=lambda: f"stack-{secrets.token_hex(4)}")
+    validate_sandbox: bool = True
+    """False: the stand-ins skip OpenAPI validation (the benchmark's stack)."""
+    python: str = field(default_factory=lambda: sys.executable)
+    """The services' interpreter (another checkout's virtualenv runs that code); the stand-ins
+    always run with this one."""
+    interpreter_args: dict[str, list[str]] = field(default_factory=dict)
+    """Per service, arguments before ``-m module`` (a profiler, say)."""
+    seed_overrides: dict[str, Any] = field(default_factory=dict)
+    """Merged into the demo tenant of the config-api seed (e.g. provider limits)."""
 
     # -- start-up --------------------------------------------------------------------------
     def start(self, services: tuple[str, ...] = ("ingress", *ROLES[1:]), timeout: float = 120.0) -> None:
@@ -92,13 +107,21 @@ class Stack:
             proc.wait_ready(deadline)
 
     def _spawn(self, name: str, module: str, env: dict[str, str], ready_url: str | None) -> ServiceProcess:
-        proc = ServiceProcess(name, module, {**env, **self.extra_env}, self.workdir, ready_url)
+        proc = ServiceProcess(
+            name,
+            module,
+            {**env, **self.extra_env},
+            self.workdir,
+            ready_url,
+            python=self.python,
+            interpreter_args=list(self.interpreter_args.get(name, [])),
+        )
         proc.start()
         self.processes[name] = proc
         return proc
 
     def _start_sandbox(self, deadline: float) -> None:
-        proc, self.sandbox = start_sandbox_process(self.workdir, deadline)
+        proc, self.sandbox = start_sandbox_process(self.workdir, deadline, validate=self.validate_sandbox)
         self.processes["sandbox"] = proc
 
     def _configure_sandbox(self) -> None:
@@ -122,7 +145,9 @@ class Stack:
         return f"{base}/{name}"
 
     def seed(self) -> dict[str, Any]:
-        return seed(self.sandbox.twilio, self.sandbox.openai, self.sandbox.jira)
+        seeded = seed(self.sandbox.twilio, self.sandbox.openai, self.sandbox.jira)
+        seeded["tenants"][0].update(self.seed_overrides)
+        return seeded
 
     def _start_config_api(self, deadline: float) -> None:
         seed = self.workdir / "seed.json"

@@ -28,6 +28,11 @@ class ServiceProcess:
     log_dir: Path
     ready_url: str | None = None
     args: list[str] = field(default_factory=list)
+    python: str = sys.executable
+    """The interpreter: another checkout's virtualenv runs that checkout's code (a benchmark's
+    "before")."""
+    interpreter_args: list[str] = field(default_factory=list)
+    """Before ``-m module``, e.g. ``["-m", "cProfile", "-o", "x.prof"]`` to profile the process."""
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -38,7 +43,7 @@ class ServiceProcess:
         env = {**os.environ, **self.env}
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", self.module, *self.args],
+            [self.python, *self.interpreter_args, "-m", self.module, *self.args],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -59,26 +59,59 @@ class SandboxMiddleware:
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         query = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
         content_type = next((v for k, v in headers if k.lower() == "content-type"), None)
-        try:
-            errors = await asyncio.to_thread(
-                validate_request, self.spec_name, method, path, query, headers, content_type, body
-            )
-        except Exception as exc:  # a validator crash must show up, not pass the request as valid
-            logger.exception("spec validation crashed for %s %s", method, path)
-            errors = [f"sandbox validator error: {exc!r}"]
+        errors = await self._validate(method, path, query, headers, content_type, body)
         record = _record(self.state, self.service, method, path, query, headers, content_type, body)
         record["valid"], record["errors"] = not errors, errors
         self.state.records.append(record)
 
         fault = self.state.take_fault(self.service, method, path)
-        if fault is not None:
-            record["fault"] = fault.describe()
+        if fault is None:
+            await self._answer(scope, receive, send, record, errors, body)
+            return
+        record["fault"] = fault.describe()
+        fault.in_flight += 1
+        fault.peak_in_flight = max(fault.peak_in_flight, fault.in_flight)
+        try:
             if fault.delay_seconds:
                 await asyncio.sleep(fault.delay_seconds)
             if fault.status is not None:
                 record["status"] = fault.status
                 await self._send_fault(fault, path, send)
                 return
+            await self._answer(scope, receive, send, record, errors, body)
+        finally:
+            fault.in_flight -= 1
+
+    async def _validate(
+        self,
+        method: str,
+        path: str,
+        query: list[tuple[str, str]],
+        headers: list[tuple[str, str]],
+        content_type: str | None,
+        body: bytes,
+    ) -> list[str]:
+        if not self.state.validate_requests:
+            return []
+        try:
+            return await asyncio.to_thread(
+                validate_request, self.spec_name, method, path, query, headers, content_type, body
+            )
+        except Exception as exc:  # a validator crash must show up, not pass the request as valid
+            logger.exception("spec validation crashed for %s %s", method, path)
+            return [f"sandbox validator error: {exc!r}"]
+
+    async def _answer(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        record: dict[str, Any],
+        errors: list[str],
+        body: bytes,
+    ) -> None:
+        """The spec's error for an invalid request, else the stand-in's own routes."""
+        path = scope["path"]
         if errors:
             status = _status_for(errors)
             record["status"] = status

@@ -54,9 +54,12 @@ async def run_sandboxes(
     ports: tuple[int, int, int] = (0, 0, 0),
     state: SandboxState | None = None,
 ) -> AsyncIterator[SandboxUrls]:
-    """Serve Twilio, OpenAI and Jira stand-ins on ``ports`` (0: any free port) until the block ends."""
-    await asyncio.to_thread(preload_specs)
+    """Serve Twilio, OpenAI and Jira stand-ins on ``ports`` (0: any free port) until the block ends.
+
+    A ``state`` with ``validate_requests`` off skips loading the specs too (the benchmark's)."""
     state = state or SandboxState()
+    if state.validate_requests:
+        await asyncio.to_thread(preload_specs)
     apps = (create_twilio_app(state), create_openai_app(state), create_jira_app(state))
     async with serve_apps(apps, host, ports) as (twilio, openai, jira):
         yield SandboxUrls(twilio=twilio, openai=openai, jira=jira)
@@ -98,13 +101,15 @@ def _origin(server: uvicorn.Server, host: str) -> str:
     return f"http://{shown}:{port}"
 
 
-async def serve(host: str, ports: tuple[int, int, int], ready_file: Path | None = None) -> None:
+async def serve(
+    host: str, ports: tuple[int, int, int], ready_file: Path | None = None, *, validate: bool = True
+) -> None:
     """Run until SIGTERM or SIGINT; print the URLs as one JSON line once all three listen."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with run_sandboxes(host, ports) as urls:
+    async with run_sandboxes(host, ports, SandboxState(validate_requests=validate)) as urls:
         line = urls.to_json()
         if ready_file is not None:
             # write then rename, so a watcher never reads half a line

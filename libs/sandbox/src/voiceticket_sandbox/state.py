@@ -29,6 +29,11 @@ class Fault:
     delay_seconds: float = 0.0
     times: int | None = 1  # None: until the faults are deleted
     served: int = 0
+    in_flight: int = 0
+    """Requests this fault took that are still being answered (its delay, then the handler)."""
+    peak_in_flight: int = 0
+    """The most at once so far: with a delay per provider stage, how many calls the product made
+    to that provider concurrently (the benchmark checks per-provider limits with it)."""
 
     def matches(self, service: str, method: str, path: str) -> bool:
         if service != self.service or (self.times is not None and self.served >= self.times):
@@ -46,6 +51,8 @@ class Fault:
             "delay_seconds": self.delay_seconds,
             "times": self.times,
             "served": self.served,
+            "in_flight": self.in_flight,
+            "peak_in_flight": self.peak_in_flight,
         }
 
 
@@ -187,6 +194,9 @@ class SandboxState:
     twilio: TwilioState = field(default_factory=TwilioState)
     openai: OpenAIState = field(default_factory=OpenAIState)
     jira: JiraState = field(default_factory=JiraState)
+    validate_requests: bool = True
+    """False: skip the OpenAPI validation (a benchmark measuring the product, not the stand-ins;
+    the tests keep it on, which is what proves the requests right)."""
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def next_record_id(self) -> int:
