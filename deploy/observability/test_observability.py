@@ -16,6 +16,7 @@ import yaml
 from prometheus_client import REGISTRY
 
 import voiceticket_common.metrics  # noqa: F401 - registers the metrics in REGISTRY
+import voiceticket_ingress.shedding  # noqa: F401 - and ingress's own (shedding)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]

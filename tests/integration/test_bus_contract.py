@@ -3,7 +3,10 @@
 Every adapter of the port must pass these: order per call, at-least-once with commits only after
 the handler's outcome is published (also across a restart), dead-lettering of poison and
 permanently failing messages without stalling the call's partition, and CloudEvents headers with
-trace context on the wire.
+trace context on the wire. Key-ordered concurrency: different calls in parallel up to the
+in-flight limit while each call's events stay in order, commits that never pass an unfinished
+record (a crash redelivers what completed after it), a stop that finishes what it holds, and a
+second consumer joining and the first leaving mid-flight without losing or repeating a record.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import uuid
 from collections.abc import AsyncIterator, Sequence
 
@@ -40,9 +44,11 @@ class Adapter:
         self.path = tmp_path / "bus.db"
         self.open: list = []
 
-    async def new_bus(self):  # type: ignore[no-untyped-def]
+    async def new_bus(self, namespace: str = NAMESPACE, partitions: int = 3):  # type: ignore[no-untyped-def]
         bus = (
-            KafkaEventBus(self.bootstrap, source="contract-test", topic_namespace=NAMESPACE)
+            KafkaEventBus(
+                self.bootstrap, source="contract-test", topic_namespace=namespace, partitions=partitions
+            )
             if self.kind == "kafka"
             else EmbeddedEventBus(self.path, source="contract-test", poll_interval=0.05)
         )
@@ -79,8 +85,11 @@ async def bus(adapter: Adapter):  # type: ignore[no-untyped-def]
 
 
 @contextlib.asynccontextmanager
-async def consuming(bus, group: str, handler, types=(TicketCreated,)):  # type: ignore[no-untyped-def]
-    task = asyncio.create_task(bus.consume(group, list(types), handler, FAST))
+async def consuming(bus, group: str, handler, types=(TicketCreated,), *, max_in_flight: int = 16,  # type: ignore[no-untyped-def]
+                    drain: float = 5.0):  # fmt: skip
+    task = asyncio.create_task(
+        bus.consume(group, list(types), handler, FAST, max_in_flight=max_in_flight, drain_seconds=drain)
+    )
     try:
         yield task
     finally:
@@ -171,7 +180,7 @@ async def test_a_message_whose_handler_died_is_delivered_again_after_a_restart(a
         return []
 
     await bus.ensure_topics([TicketCreated])
-    async with consuming(bus, gid, dies):
+    async with consuming(bus, gid, dies, drain=0):  # no time to finish: a crash
         await bus.publish(event)
         await asyncio.wait_for(first_attempt.wait(), 30)
 
@@ -294,3 +303,241 @@ async def test_an_older_consumer_reads_a_newer_producers_event_with_an_extra_opt
         await eventually(lambda: len(received) == 1)
     assert received[0] == event, "the known fields arrive intact; the unknown ones are ignored"
     assert [d for d in await bus.dead_letters(gid) if d.call_sid == event.call_sid] == []
+
+
+class Overlap:
+    """Counts handlers running at once; ``peak`` is the most seen together."""
+
+    def __init__(self) -> None:
+        self.running = 0
+        self.peak = 0
+
+    @contextlib.contextmanager
+    def running_one(self):  # type: ignore[no-untyped-def]
+        self.running += 1
+        self.peak = max(self.peak, self.running)
+        try:
+            yield
+        finally:
+            self.running -= 1
+
+
+def calls(count: int) -> list[int]:
+    base = uuid.uuid4().int % 10**9
+    return [base + n for n in range(count)]
+
+
+@pytest.mark.parametrize(("limit", "expected_peak"), [(16, 10), (4, 4)])
+async def test_different_calls_are_handled_in_parallel_up_to_the_in_flight_limit(
+    bus, limit: int, expected_peak: int
+) -> None:  # type: ignore[no-untyped-def]
+    """Ten calls whose handlers take 0.5 s each: all ten at once (not one after another, 5 s);
+    with a limit of four, never more than four."""
+
+    numbers = calls(10)
+    mine = {ticket(n).call_sid for n in numbers}
+    overlap, handled, times = Overlap(), [], []
+    clock = asyncio.get_running_loop().time
+
+    async def slow(delivered: Event) -> Sequence[Event]:
+        if delivered.call_sid not in mine:
+            return []
+        times.append(clock())
+        with overlap.running_one():
+            await asyncio.sleep(0.5)
+        handled.append(delivered.call_sid)
+        times.append(clock())
+        return []
+
+    await bus.ensure_topics([TicketCreated])
+    for n in numbers:
+        await bus.publish(ticket(n))
+    async with consuming(bus, group(), slow, max_in_flight=limit):
+        await eventually(lambda: len(handled) == 10)
+    assert overlap.peak == expected_peak, f"limit {limit}: {overlap.peak} handlers at once"
+    if limit >= 10:
+        assert max(times) - min(times) < 3.0, "generously under the 5 s of one at a time"
+
+
+async def test_each_calls_events_stay_in_order_while_calls_run_concurrently(bus) -> None:  # type: ignore[no-untyped-def]
+    numbers = calls(8)
+    steps = [f"HELP-{s}" for s in range(6)]
+    seen: dict[str, list[str]] = {ticket(n).call_sid: [] for n in numbers}
+    overlap = Overlap()
+
+    async def handler(delivered: Event) -> Sequence[Event]:
+        assert isinstance(delivered, TicketCreated)
+        if delivered.call_sid in seen:
+            with overlap.running_one():
+                await asyncio.sleep(random.uniform(0, 0.05))
+            seen[delivered.call_sid].append(delivered.issue_key)
+        return []
+
+    await bus.ensure_topics([TicketCreated])
+    for step in steps:  # interleaved: call 1 step 0, call 2 step 0, ...
+        for n in numbers:
+            await bus.publish(ticket(n, step), discriminator=step)
+    async with consuming(bus, group(), handler):
+        await eventually(lambda: all(len(v) == len(steps) for v in seen.values()))
+    assert all(order == steps for order in seen.values()), "each call's events in publication order"
+    assert overlap.peak > 1, "calls ran concurrently"
+    assert overlap.peak <= len(numbers), "never two events of one call at once"
+
+
+async def test_a_retrying_event_holds_up_only_its_own_call(bus) -> None:  # type: ignore[no-untyped-def]
+    flaky, other = calls(2)
+    order: list[str] = []
+    attempts = 0
+
+    async def handler(delivered: Event) -> Sequence[Event]:
+        nonlocal attempts
+        assert isinstance(delivered, TicketCreated)
+        if delivered.call_sid == ticket(flaky).call_sid:
+            attempts += 1
+            if attempts < FAST.max_attempts:
+                await asyncio.sleep(0.3)
+                raise TransientError("503")
+        if delivered.call_sid in {ticket(flaky).call_sid, ticket(other).call_sid}:
+            order.append(delivered.issue_key)
+        return []
+
+    await bus.ensure_topics([TicketCreated])
+    await bus.publish(ticket(flaky, "HELP-FLAKY"))
+    await bus.publish(ticket(flaky, "HELP-FLAKY-NEXT"), discriminator="next")
+    for step in range(3):
+        await bus.publish(ticket(other, f"HELP-OTHER-{step}"), discriminator=str(step))
+    async with consuming(bus, group(), handler):
+        await eventually(lambda: len(order) == 5)
+    assert order.index("HELP-OTHER-2") < order.index("HELP-FLAKY"), "the other call went on meanwhile"
+    assert order.index("HELP-FLAKY") < order.index("HELP-FLAKY-NEXT"), "the retrying call kept its order"
+
+
+async def test_a_crash_redelivers_what_completed_after_an_unfinished_event_and_nothing_before(
+    adapter: Adapter,
+) -> None:
+    """One partition (Kafka) or one log (embedded): the commit may not pass the slow event, so
+    the faster events after it, though done, are delivered again after the crash; the events
+    before it, done and committed, are not."""
+
+    namespace = f"{NAMESPACE}-1p"
+    bus = await adapter.new_bus(namespace=namespace, partitions=1)
+    gid = group()
+    before, slow, after = calls(3), calls(1)[0], calls(5)
+    mine = {ticket(n).call_sid for n in [*before, slow, *after]}
+    first_run: list[str] = []
+
+    async def crashes_on_the_slow_one(delivered: Event) -> Sequence[Event]:
+        if delivered.call_sid not in mine:
+            return []
+        if delivered.call_sid == ticket(slow).call_sid:
+            await asyncio.sleep(3600)
+        first_run.append(delivered.call_sid)
+        return []
+
+    await bus.ensure_topics([TicketCreated])
+    for n in before:
+        await bus.publish(ticket(n))
+    async with consuming(bus, gid, crashes_on_the_slow_one):
+        await eventually(lambda: len(first_run) == len(before))
+        await asyncio.sleep(1.5)  # their commit goes through
+        await bus.publish(ticket(slow))
+        for n in after:
+            await bus.publish(ticket(n))
+        await eventually(lambda: len(first_run) == len(before) + len(after))
+        await asyncio.sleep(1.5)  # a commit past the slow event would have happened by now
+    # (leaving the block cancels the consumer with a drain; the slow handler sleeps through it)
+
+    await bus.stop()
+    adapter.open.remove(bus)
+    restarted = await adapter.new_bus(namespace=namespace, partitions=1)
+    second_run: list[str] = []
+
+    async def succeeds(delivered: Event) -> Sequence[Event]:
+        if delivered.call_sid in mine:
+            second_run.append(delivered.call_sid)
+        return []
+
+    async with consuming(restarted, gid, succeeds):
+        await eventually(lambda: len(second_run) >= 1 + len(after))
+        await asyncio.sleep(1.0)
+    assert sorted(second_run) == sorted(ticket(n).call_sid for n in [slow, *after]), (
+        "the unfinished event and the completed-but-uncommitted ones after it, each once; "
+        "nothing committed before it"
+    )
+
+
+async def test_a_stopping_consumer_finishes_what_it_holds_and_commits_it(adapter: Adapter, bus) -> None:  # type: ignore[no-untyped-def]
+    gid = group()
+    numbers = calls(5)
+    mine = {ticket(n).call_sid for n in numbers}
+    started: list[str] = []
+    finished: list[str] = []
+
+    async def slow(delivered: Event) -> Sequence[Event]:
+        if delivered.call_sid in mine:
+            started.append(delivered.call_sid)
+            await asyncio.sleep(1.0)
+            finished.append(delivered.call_sid)
+        return []
+
+    await bus.ensure_topics([TicketCreated])
+    for n in numbers:
+        await bus.publish(ticket(n))
+    async with consuming(bus, gid, slow, drain=10):
+        await eventually(lambda: len(started) == len(numbers))
+    assert sorted(finished) == sorted(mine), "SIGTERM (cancel) let the events in flight finish"
+
+    again: list[str] = []
+
+    async def records(delivered: Event) -> Sequence[Event]:
+        if delivered.call_sid in mine:
+            again.append(delivered.call_sid)
+        return []
+
+    marker = ticket(calls(1)[0])
+    mine.add(marker.call_sid)
+    await bus.publish(marker)
+    async with consuming(bus, gid, records):
+        await eventually(lambda: marker.call_sid in again)
+        await asyncio.sleep(0.5)
+    assert again == [marker.call_sid], "what finished while stopping was committed: not delivered again"
+
+
+async def test_a_consumer_joining_and_one_leaving_mid_flight_lose_and_repeat_nothing(
+    adapter: Adapter, bus
+) -> None:  # type: ignore[no-untyped-def]
+    """Kafka rebalances twice (a second member joins, the first leaves) while events are in
+    flight; the embedded bus keeps one consumer per group in its process, the second standing by
+    until the first leaves. Either way each event's handler completes exactly once."""
+
+    gid = group()
+    numbers = calls(30)
+    mine = {ticket(n).call_sid for n in numbers}
+    completed: dict[str, list[str]] = {"first": [], "second": []}
+    started = {"first": 0, "second": 0}
+
+    def handler(member: str):  # type: ignore[no-untyped-def]
+        async def handle(delivered: Event) -> Sequence[Event]:
+            if delivered.call_sid in mine:
+                started[member] += 1
+                await asyncio.sleep(0.4)
+                completed[member].append(delivered.call_sid)
+            return []
+
+        return handle
+
+    await bus.ensure_topics([TicketCreated])
+    for n in numbers:
+        await bus.publish(ticket(n))
+    # A second process on Kafka; on the embedded bus (one process by design) the same bus.
+    second_bus = await adapter.new_bus() if adapter.kind == "kafka" else bus
+    async with consuming(bus, gid, handler("first"), max_in_flight=4, drain=10) as first:
+        await eventually(lambda: started["first"] >= 2)
+        async with consuming(second_bus, gid, handler("second"), max_in_flight=4, drain=10):
+            await eventually(lambda: len(completed["first"]) + len(completed["second"]) >= 12)
+            await cancelled(first)  # the first member leaves mid-flight
+            await eventually(lambda: len(completed["first"]) + len(completed["second"]) >= len(numbers), 60)
+            await asyncio.sleep(1.0)
+    everything = completed["first"] + completed["second"]
+    assert sorted(everything) == sorted(mine), "every event completed exactly once"
+    assert completed["first"] and completed["second"], "both members did part of the work"

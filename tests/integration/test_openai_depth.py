@@ -37,15 +37,18 @@ CONTRACT_PATTERN = {"kind": "contract_number", "pattern": r"\bVT-\d{6}\b"}
 
 
 class Stack(SandboxedRuntime):
-    def event(self, call_sid: str, event_type: str) -> dict[str, Any]:
-        """The data of the call's one ``event_type`` record on the bus (read beside the bus, WAL)."""
+    async def event(self, call_sid: str, event_type: str) -> dict[str, Any]:
+        """The data of the call's one ``event_type`` record on the bus (read beside the bus, WAL),
+        its sealed personal fields opened with the call's key."""
         with sqlite3.connect(self.data_dir / "bus.db") as conn:
             rows = conn.execute(
                 "SELECT value FROM bus_records WHERE key = ? AND topic = ?",
                 (call_sid.encode(), f"voiceticket.{event_type}.v1"),
             ).fetchall()
         [(value,)] = rows
-        return json.loads(value)
+        sealer = self.runtime.bus.sealer
+        assert sealer is not None
+        return await sealer.open(json.loads(value), purpose=f"io.voiceticket.{event_type}.v1")
 
     async def openai_requests(self, path_end: str) -> list[dict[str, Any]]:
         records = (await self.http.get(f"{self.urls.openai}/_sandbox/requests")).json()
@@ -112,12 +115,12 @@ async def test_enforced_german_ticket_language_with_vocabulary_hint_and_usage(st
     assert "in the language with ISO 639-1 code 'de'" in chat["body"]["messages"][0]["content"]
     assert chat["body"]["response_format"]["json_schema"]["strict"] is True
     assert "*Language:* de" in issue["requestFieldValues"]["description"] and not is_triage(issue)
-    analyzed = stack.event(played.call_sid, "call.analyzed")
+    analyzed = await stack.event(played.call_sid, "call.analyzed")
     assert (
         analyzed["degraded"] is False and analyzed["prompt_tokens"] > 0 and analyzed["completion_tokens"] > 0
     )
     assert analyzed["estimated_cost_usd"] > 0
-    transcribed = stack.event(played.call_sid, "call.transcribed")
+    transcribed = await stack.event(played.call_sid, "call.transcribed")
     assert transcribed["language"] == "de" and transcribed["estimated_cost_usd"] > 0
     assert analyzed["estimated_cost_usd"] > transcribed["estimated_cost_usd"]  # speech-to-text plus analysis
 
@@ -136,8 +139,8 @@ async def test_silence_and_hum_yield_no_invented_text_but_a_triage_request(stack
         assert is_triage(issue)
         body = " ".join(c["body"] for c in issue["comments"]).lower()
         assert "watching" not in body and "no speech was recognised" in body
-        assert stack.event(played.call_sid, "call.transcribed")["transcript"] == ""
-        analyzed = stack.event(played.call_sid, "call.analyzed")
+        assert (await stack.event(played.call_sid, "call.transcribed"))["transcript"] == ""
+        analyzed = await stack.event(played.call_sid, "call.analyzed")
         assert (analyzed["degraded"], analyzed["degraded_reason"]) == (True, "no_speech")
     sizes = [r["body"]["files"][0]["size"] for r in await stack.openai_requests("/audio/transcriptions")]
     assert len(silent) not in sizes  # silence never reached speech-to-text
@@ -157,7 +160,7 @@ async def test_an_llm_outage_past_the_budget_still_yields_one_request_marked_for
         await stack.http.delete(f"{stack.urls.openai}/_sandbox/faults")
     assert issue["requestFieldValues"]["summary"] == "My laptop does not start since this morning."
     assert is_triage(issue)
-    analyzed = stack.event(played.call_sid, "call.analyzed")
+    analyzed = await stack.event(played.call_sid, "call.analyzed")
     assert (analyzed["degraded"], analyzed["degraded_reason"], analyzed["model"]) == (
         True,
         "llm_unavailable",
@@ -219,6 +222,6 @@ async def test_no_card_data_reaches_the_model_or_jira_and_the_property_counts_it
     assert "[redacted: payment card]" in json.dumps(chats[0]["body"])
     counts = {"card_expiry": 1, "card_security_code": 1, "contract_number": 1, "payment_card": 1}
     assert issue["properties"]["voiceticket.call"]["redactions"] == counts
-    transcribed = stack.event(played.call_sid, "call.transcribed")
+    transcribed = await stack.event(played.call_sid, "call.transcribed")
     assert transcribed["redactions"] == counts and "4111" not in transcribed["transcript"]
-    assert stack.event(played.call_sid, "call.analyzed")["redactions"] == counts
+    assert (await stack.event(played.call_sid, "call.analyzed"))["redactions"] == counts

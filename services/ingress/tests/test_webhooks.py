@@ -21,6 +21,7 @@ from ingress_testkit import (
 )
 
 from voiceticket_common.events import CallReceived, RecordingAbsent, RecordingCompleted
+from voiceticket_common.sealing import CallErased
 from voiceticket_common.testing import RecordingPublisher
 
 
@@ -162,3 +163,23 @@ async def test_record_action_says_goodbye_and_hangs_up(client) -> None:
 async def test_health_and_readiness(client) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     assert (await client.get("/readyz")).json() == {"status": "ready"}
+
+
+class ErasingPublisher(RecordingPublisher):
+    """A bus whose call keys say the call was erased once it has been answered."""
+
+    async def publish(self, event, *, discriminator: str = "") -> None:  # type: ignore[no-untyped-def]
+        if self.published:
+            raise CallErased("the call's data was erased")
+        await super().publish(event, discriminator=discriminator)
+
+
+async def test_a_callback_of_an_erased_call_is_answered_empty_and_publishes_nothing() -> None:
+    publisher = ErasingPublisher()
+    async with ingress_client(publisher) as client:
+        url = await recording_callback_url(client)
+        params = recording_params()
+        response = await client.post(url, data=params, headers=signed(url, params))
+    assert response.status_code == 200 and ET.fromstring(response.text).tag == "Response"
+    assert list(ET.fromstring(response.text)) == []
+    assert [type(e) for e in publisher.published] == [CallReceived]

@@ -94,6 +94,12 @@ HANDLER_FAILURES = _counter(
 DEAD_LETTERS = _counter(
     "voiceticket_dead_letters", "group error_type", "Records sent to voiceticket.dlq.<group>."
 )
+DROPPED = _counter(
+    "voiceticket_events_dropped",
+    "group reason",
+    "Records a consumer group dropped unread: call_erased (the call's data key was destroyed by an "
+    "erasure or its tenant's removal). Neither retried nor dead-lettered.",
+)
 CONSUMER_LAG = _gauge(
     "voiceticket_consumer_lag",
     "group topic partition",
@@ -229,6 +235,13 @@ def dead_lettered(group: str, error_type: str) -> None:
     span = trace.get_current_span()
     span.add_event("voiceticket.dead_lettered", {"error.type": error_type})
     span.set_status(trace.Status(trace.StatusCode.ERROR, error_type))
+
+
+def dropped(group: str, reason: str) -> None:
+    """Count a record dropped unread (called by the bus adapters)."""
+
+    DROPPED.labels(group, reason).inc()
+    trace.get_current_span().add_event("voiceticket.dropped", {"reason": reason})
 
 
 def set_consumer_lag(group: str, topic: str, partition: int, lag: int) -> None:

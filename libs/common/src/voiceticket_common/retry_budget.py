@@ -15,8 +15,10 @@ analysis) is retried too, but at most ``rejected_answers`` times, so a model tha
 off-schema costs a few completions, not a minute of them.
 
 A handler run can last ``seconds`` plus one provider timeout (the last attempt starts at most at
-the deadline): ``fits_poll_interval`` checks that against the Kafka consumer's poll interval, past
-which the consumer would lose its partitions to a rebalance mid-record.
+the deadline): ``fits_poll_interval`` checks that against the Kafka consumer's poll interval. The
+consumer keeps polling while its records run, so this now bounds the rebalance timeout (how long
+the group waits for a member to hand its work back), not one record's time; the check stays as a
+sane upper bound on a record's retries.
 """
 
 from __future__ import annotations
@@ -42,8 +44,8 @@ Sleep = Callable[[float], Awaitable[None]]
 
 POLL_INTERVAL_SECONDS = 300.0
 """The Kafka consumer's ``max_poll_interval_ms`` with the default ``RetryPolicy`` (``bus/kafka.py``:
-the larger of 300 s and the policy's ``max_total_seconds`` plus 60 s). A record whose handler runs
-longer than this costs the consumer its partitions (a rebalance, then the record again)."""
+the policy's ``max_total_seconds`` plus this). The consumer polls while records run (paused at its
+in-flight limit), so it is the group's rebalance timeout, and a record's retries stay within it."""
 
 
 @dataclass(frozen=True)

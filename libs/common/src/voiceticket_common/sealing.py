@@ -16,6 +16,7 @@ record (counted, never retried, never dead-lettered), so an erased call stops wh
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -44,7 +45,14 @@ NONCE_BYTES = 12
 
 class CallErased(Exception):
     """The call's data key is destroyed (its caller's data was erased, or its tenant removed):
-    the record cannot be read and is dropped, not retried and not dead-lettered."""
+    the record cannot be read and is dropped, not retried and not dead-lettered.
+
+    ``destroyed`` is False when no key was ever issued for the call (or its tombstone is gone
+    with age): what was sealed cannot be opened either way."""
+
+    def __init__(self, message: str, *, destroyed: bool = True) -> None:
+        super().__init__(message)
+        self.destroyed = destroyed
 
 
 class UnreadableSeal(ValueError):
@@ -72,6 +80,10 @@ class CallKeys(Protocol):
 
     async def key_for_opening(self, tenant_id: str, call_sid: str) -> CallKey:
         """The call's key, to open what was sealed; :class:`CallErased` once it is destroyed."""
+
+    async def erased(self, tenant_id: str, call_sid: str) -> bool:
+        """Whether the call's key was destroyed (an erasure, its tenant's removal): its records
+        are dropped, never dead-lettered. False for a call that never had a key."""
 
 
 def _aad(tenant_id: str, call_sid: str, purpose: str) -> bytes:
@@ -178,6 +190,9 @@ class MemoryCallKeys:
             raise CallErased("the call's data was erased")
         return self._keys[at]
 
+    async def erased(self, tenant_id: str, call_sid: str) -> bool:
+        return (tenant_id, call_sid) in self._erased
+
     def erase(self, tenant_id: str, call_sid: str) -> None:
         self._keys.pop((tenant_id, call_sid), None)
         self._erased.add((tenant_id, call_sid))
@@ -189,7 +204,8 @@ class VaultCallKeys:
     ``creates``: this service starts calls (ingress) and may create a call's key, sending the
     caller's number once so that config-api can find the call again for an erasure or an export
     (it keeps only a keyed hash of the number). Others only fetch existing keys. Keys are cached
-    for ``cache_seconds``: an erasure reaches a running service within that time (docs).
+    for ``cache_seconds``: an erasure reaches a running service within that time (docs); the
+    question whether a call was erased, asked before a record is dead-lettered, skips the cache.
     """
 
     def __init__(
@@ -198,7 +214,7 @@ class VaultCallKeys:
         token: SecretStr,
         *,
         creates: bool = False,
-        cache_seconds: float = 60.0,
+        cache_seconds: float = 30.0,
         max_cached: int = 10_000,
         client: httpx.AsyncClient | None = None,
     ) -> None:
@@ -210,6 +226,7 @@ class VaultCallKeys:
         self._client = client or httpx.AsyncClient(timeout=httpx.Timeout(5.0, connect=2.0))
         self._owns_client = client is None
         self._cache: OrderedDict[tuple[str, str], tuple[float, CallKey]] = OrderedDict()
+        self._pending: dict[tuple[str, str], asyncio.Future[CallKey]] = {}
 
     async def key_for_sealing(self, event: Event) -> CallKey:
         caller = getattr(event, "caller_number", None)
@@ -231,6 +248,15 @@ class VaultCallKeys:
             return cached
         return await self._request("GET", tenant_id, call_sid, params={"tenant_id": tenant_id})
 
+    async def erased(self, tenant_id: str, call_sid: str) -> bool:
+        # Asked before a record would be dead-lettered: the vault's answer, not the cache's.
+        self.forget(tenant_id, call_sid)
+        try:
+            await self.key_for_opening(tenant_id, call_sid)
+        except CallErased as exc:
+            return exc.destroyed
+        return False
+
     def forget(self, tenant_id: str, call_sid: str) -> None:
         """Drop a cached key (an erasure run in this process takes effect at once)."""
         self._cache.pop((tenant_id, call_sid), None)
@@ -246,6 +272,16 @@ class VaultCallKeys:
         return entry[1]
 
     async def _request(self, method: str, tenant_id: str, call_sid: str, **kwargs: Any) -> CallKey:
+        # Single flight: the events of one call arriving together ask the vault once.
+        at = (tenant_id, call_sid)
+        pending = self._pending.get(at)
+        if pending is None:
+            pending = asyncio.ensure_future(self._fetch(method, tenant_id, call_sid, **kwargs))
+            self._pending[at] = pending
+            pending.add_done_callback(lambda _: self._pending.pop(at, None))
+        return await asyncio.shield(pending)
+
+    async def _fetch(self, method: str, tenant_id: str, call_sid: str, **kwargs: Any) -> CallKey:
         try:
             response = await self._client.request(
                 method,
@@ -255,8 +291,12 @@ class VaultCallKeys:
             )
         except httpx.HTTPError as exc:
             raise TransientError(f"config-api unreachable for a call key: {type(exc).__name__}") from None
-        if response.status_code in (404, 410):
-            raise CallErased("the call's data key is destroyed or was never issued")
+        if response.status_code == 410:
+            raise CallErased("the call's data key is destroyed")
+        if response.status_code == 404:
+            raise CallErased(
+                "no data key was issued for the call (or its tenant is removed)", destroyed=False
+            )
         raise_for_provider_status(response, "config-api", "call key")
         body = response.json()
         try:

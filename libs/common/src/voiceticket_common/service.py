@@ -33,6 +33,7 @@ from .httpserver import NO_NATIVE_TELEMETRY
 from .logging import setup_logging
 from .metrics import add_metrics_route
 from .runtime_views import RuntimeView
+from .sealing import CallKeys, Sealer, VaultCallKeys
 from .settings import HttpServiceSettings, ServiceSettings
 from .tracing import setup_tracing, shutdown_tracing
 
@@ -116,8 +117,9 @@ async def consuming(
 ) -> AsyncIterator[asyncio.Task[None]]:
     """Consume on ``bus`` with ``service``'s handlers for as long as the context is open.
 
-    Yields the consumer task (it ends only by failing); on exit the consumer stops, then the
-    adapters and the config client close. With ``purgers``, the service's purge (if it has one)
+    Yields the consumer task (it ends only by failing); on exit the consumer stops (the events it
+    is handling get ``settings.drain_seconds`` to finish), then the adapters and the config client
+    close. It handles up to ``settings.max_in_flight`` events at once, one call's in order. With ``purgers``, the service's purge (if it has one)
     is added under its name, on the running service's adapters, while the context is open.
     """
 
@@ -134,7 +136,15 @@ async def consuming(
             stack.callback(purgers.pop, service.name, None)
         dispatcher = Dispatcher(service.routes, deps)
         task = asyncio.create_task(
-            bus.consume(service.group, service.consumes, dispatcher, service.retry), name=service.name
+            bus.consume(
+                service.group,
+                service.consumes,
+                dispatcher,
+                service.retry,
+                max_in_flight=settings.max_in_flight,
+                drain_seconds=settings.drain_seconds,
+            ),
+            name=service.name,
         )
         try:
             yield task
@@ -166,8 +176,9 @@ async def purging(
         yield
 
 
-def kafka_bus(settings: ServiceSettings, source: str) -> KafkaEventBus:
-    """The Kafka adapter of the bus port, as the settings describe the cluster."""
+def kafka_bus(settings: ServiceSettings, source: str, keys: CallKeys | None = None) -> KafkaEventBus:
+    """The Kafka adapter of the bus port, as the settings describe the cluster; with ``keys``,
+    the personal fields of every record it writes are sealed under the call's key."""
 
     return KafkaEventBus(
         settings.kafka_bootstrap_servers,
@@ -175,7 +186,19 @@ def kafka_bus(settings: ServiceSettings, source: str) -> KafkaEventBus:
         partitions=settings.kafka_partitions,
         topic_namespace=settings.kafka_topic_namespace,
         retention=settings.topic_retention(),
+        sealer=Sealer(keys) if keys is not None else None,
     )
+
+
+@asynccontextmanager
+async def vault_keys(settings: ServiceSettings, *, creates: bool = False) -> AsyncIterator[VaultCallKeys]:
+    """This service's access to the call data keys in config-api's vault (its own token)."""
+
+    keys = VaultCallKeys(settings.config_api_url, settings.config_api_token, creates=creates)
+    try:
+        yield keys
+    finally:
+        await keys.aclose()
 
 
 def purge_report(store: str, counts: Mapping[str, int], *, dry_run: bool) -> dict[str, Any]:
@@ -282,7 +305,8 @@ async def serve_consumer(service: ConsumerService[S, V, D], settings: S | None =
         health_task = asyncio.create_task(uvicorn.Server(config).serve())
     try:
         async with (
-            started(kafka_bus(settings, service.name)) as bus,
+            vault_keys(settings) as keys,
+            started(kafka_bus(settings, service.name, keys)) as bus,
             consuming(service, settings, bus) as consume,
         ):
             ready.set()
@@ -306,7 +330,11 @@ async def serve_web(service: WebService[W], settings: W | None = None) -> None:
     setup_logging(service.name, settings.log_level)
     setup_tracing(service.name)
     try:
-        async with started(kafka_bus(settings, service.name)) as bus:
+        # A web service starts calls: it may create a call's data key (ingress).
+        async with (
+            vault_keys(settings, creates=True) as keys,
+            started(kafka_bus(settings, service.name, keys)) as bus,
+        ):
             await bus.ensure_topics(service.produces)
             config = uvicorn.Config(
                 service.app(settings, bus),

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .bus.port import TopicRetention
+from .bus.port import DEFAULT_DRAIN_SECONDS, DEFAULT_MAX_IN_FLIGHT, TopicRetention
 from .call_context import DEVELOPMENT_KEY
 from .exposure import is_loopback_host, is_loopback_url
 
@@ -66,6 +66,19 @@ class ServiceSettings(BaseSettings):
         default=336.0,
         gt=0,
         description="How long dead letters are kept for an operator to inspect and replay.",
+    )
+    max_in_flight: int = Field(
+        default=DEFAULT_MAX_IN_FLIGHT,
+        ge=1,
+        description="Consumers: events handled at once (one call's events still one after another, "
+        "different calls in parallel); fetching pauses at the limit.",
+    )
+    drain_seconds: float = Field(
+        default=DEFAULT_DRAIN_SECONDS,
+        ge=0,
+        description="Consumers: on SIGTERM or a rebalance, how long the events being handled may "
+        "finish before the rest are handed back (delivered again); keep it within the pod's "
+        "termination grace.",
     )
 
     def topic_retention(self) -> TopicRetention:

@@ -165,6 +165,12 @@ class Stack:
                 "CONFIG_API_ADMIN_TOKEN": self.admin_token,
                 "CONFIG_API_SERVICE_TOKENS": ",".join(f"{r}:{t}" for r, t in self.service_tokens.items()),
                 "CONFIG_API_SEED_FILE": str(seed),
+                # A caller's export and erasure search the stack's topics, and may delete
+                # recordings at the Twilio stand-in.
+                "CONFIG_API_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+                "CONFIG_API_KAFKA_TOPIC_NAMESPACE": self.topic_namespace,
+                "CONFIG_API_TWILIO_API_BASE_URL": self.sandbox.twilio,
+                "CONFIG_API_EGRESS_ALLOWED_HOSTS": json.dumps(["http://127.0.0.1:*"]),
             },
             f"{self.config_api_url}/readyz",
         )

@@ -30,6 +30,7 @@ from sqlalchemy import func, select
 from voiceticket_analyzer.bootstrap import SERVICE as ANALYZER
 from voiceticket_analyzer.settings import AnalyzerSettings
 from voiceticket_common.bus.embedded import EmbeddedEventBus
+from voiceticket_common.sealing import Sealer, VaultCallKeys
 from voiceticket_common.service import ConsumerService, Purger, consuming, purging
 from voiceticket_common.settings import ServiceSettings
 from voiceticket_config_api.app import create_app as create_config_api
@@ -195,10 +196,15 @@ class EmbeddedRuntime:
         self._stack.push_async_callback(self._shutdown, running)
         self.config_api_url = running.url
 
+        # One bus for all six services: it seals with ingress's access to the call keys (ingress
+        # starts calls, so it may create a call's key; every role may read them).
+        keys = VaultCallKeys(self.config_api_url, SecretStr(tokens["ingress"]), creates=True)
+        self._stack.push_async_callback(keys.aclose)
         self.bus = EmbeddedEventBus(
             opts.data_dir / "bus.db",
             source="voiceticket-embedded",
             retention=ServiceSettings().topic_retention(),  # VOICETICKET_*_RETENTION_HOURS
+            sealer=Sealer(keys),
         )
         await self.bus.start()
         self._stack.push_async_callback(self.bus.stop)

@@ -11,7 +11,7 @@ from voiceticket_common.events import CallAnalyzed, CallTranscribed
 from voiceticket_common.ledger import purge_outcomes
 from voiceticket_common.retry_budget import RetryBudget
 from voiceticket_common.runtime_views import AnalyzerView
-from voiceticket_common.service import ConsumerService, RuntimeConfig, on
+from voiceticket_common.service import ConsumerService, RuntimeConfig, on, vault_keys
 
 from .adapters import OpenAIChatModel
 from .handlers import AnalyzerDeps, analyze_transcript
@@ -27,8 +27,10 @@ async def adapters(
     async with (
         open_engine(settings.database_url) as engine,
         OpenAIChatModel(settings.egress_allowed_hosts, settings.llm_timeout_seconds) as model,
+        vault_keys(settings) as keys,
     ):
-        outcomes = await SqlAnalysisLedger.opened(engine, settings)
+        # Kept analyses are sealed under the call's key, as on the bus (erasure unreads them).
+        outcomes = await SqlAnalysisLedger.opened(engine, settings, keys)
         yield AnalyzerDeps(
             config=config,
             model=model,

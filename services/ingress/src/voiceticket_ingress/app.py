@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -22,13 +25,17 @@ from voiceticket_common.events import (
 from voiceticket_common.httpserver import NO_NATIVE_TELEMETRY, add_server_spans
 from voiceticket_common.metrics import add_metrics_route
 from voiceticket_common.runtime_views import IngressView
+from voiceticket_common.sealing import CallErased
 
 from .gate import WebhookGate
 from .params import Malformed, WrongAccount
 from .settings import IngressSettings
+from .shedding import SheddingLimits, WebhookAdmission, WebhookShedding
 from .signature import Forbidden, TooLarge
 from .status_callbacks import StatusCallbacks
 from .webhooks import CallWebhooks
+
+log = logging.getLogger(__name__)
 
 PUBLISHED = (
     CallReceived,
@@ -48,9 +55,13 @@ def create_app(
     """Build the app on a bus the runner started (Kafka, or the embedded one). Without a config
     client, the config-api client is created in the lifespan (never at import time)."""
 
+    admission = WebhookAdmission(shedding_limits(settings))
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
+            watching = asyncio.create_task(admission.watch_loop(), name="ingress loop lag")
+            stack.push_async_callback(_cancel, watching)
             app.state.publisher = publisher
             app.state.config = config
             if config is None:
@@ -80,6 +91,8 @@ def create_app(
     app.include_router(CallWebhooks(gate).router)
     app.include_router(StatusCallbacks(gate).router)
     add_server_spans(app, trace_query_param="tp", call_sid_field="CallSid")
+    # Added last, so outermost: a shed webhook costs no span, body read or config lookup.
+    app.add_middleware(WebhookShedding, admission=admission)
     add_metrics_route(app)
 
     @app.exception_handler(Forbidden)
@@ -99,6 +112,13 @@ def create_app(
     async def too_large(_: Request, __: TooLarge) -> Response:
         return PlainTextResponse("webhook body too large", status_code=413)
 
+    @app.exception_handler(CallErased)
+    async def erased_call(_: Request, __: CallErased) -> Response:
+        # The call's data was erased (or its tenant removed) while it was still going on: nothing
+        # of it is published again; Twilio gets an empty answer rather than a retry-worthy error.
+        log.info("webhook of an erased call answered empty, nothing published")
+        return Response('<?xml version="1.0" encoding="UTF-8"?><Response/>', media_type="text/xml")
+
     @app.exception_handler(ValidationError)
     async def malformed(_: Request, exc: ValidationError) -> Response:
         fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors())
@@ -116,3 +136,19 @@ def create_app(
         return {"status": "ready"}
 
     return app
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def shedding_limits(settings: IngressSettings) -> SheddingLimits:
+    return SheddingLimits(
+        max_in_flight=settings.webhook_max_in_flight,
+        max_queued=settings.webhook_max_queued,
+        in_call_reserve=settings.webhook_in_call_reserve,
+        queue_seconds=settings.webhook_queue_seconds,
+        retry_after_seconds=settings.webhook_retry_after_seconds,
+    )

@@ -12,7 +12,7 @@ from voiceticket_common.events import CallTranscribed, Event, RecordingCompleted
 from voiceticket_common.ledger import purge_outcomes
 from voiceticket_common.retry_budget import RetryBudget
 from voiceticket_common.runtime_views import TranscriberView
-from voiceticket_common.service import ConsumerService, RuntimeConfig, on
+from voiceticket_common.service import ConsumerService, RuntimeConfig, on, vault_keys
 from voiceticket_common.twilio_media import FreshMediaWait, TwilioMediaClient
 
 from .adapters import OpenAITranscriptionEngine, TenantLimitedEngine, TwilioRecordingSource
@@ -35,8 +35,9 @@ async def adapters(
         fresh_media_wait=FreshMediaWait(settings.media_wait_seconds),
     )
     stt = OpenAITranscriptionEngine(settings.egress_allowed_hosts, settings.stt_timeout_seconds)
-    async with open_engine(settings.database_url) as engine, media, stt:
-        outcomes = await SqlTranscriptLedger.opened(engine, settings)
+    async with open_engine(settings.database_url) as engine, media, stt, vault_keys(settings) as keys:
+        # Kept transcripts are sealed under the call's key, as on the bus (erasure unreads them).
+        outcomes = await SqlTranscriptLedger.opened(engine, settings, keys)
         yield TranscriberDeps(
             config=config,
             recordings=TwilioRecordingSource(media),

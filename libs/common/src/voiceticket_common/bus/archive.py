@@ -17,6 +17,7 @@ from typing import Protocol
 
 import aiosqlite
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from ..events.base import TOPIC_PREFIX
 from .envelope import Headers, header_map
@@ -139,20 +140,15 @@ class KafkaArchive:
         wanted = {sid.encode() for sid in call_sids}
         if not wanted:
             return []
+        partitions = await self._partitions()
+        if not partitions:
+            return []
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap, enable_auto_commit=False, **self._options
         )
         await consumer.start()
         found: list[ArchivedRecord] = []
         try:
-            topics = sorted(t for t in await consumer.topics() if self._logical(t) is not None)
-            partitions = [
-                TopicPartition(topic, p)
-                for topic in topics
-                for p in sorted(consumer.partitions_for_topic(topic) or ())
-            ]
-            if not partitions:
-                return []
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
             end = await consumer.end_offsets(partitions)
@@ -173,6 +169,22 @@ class KafkaArchive:
         finally:
             await consumer.stop()
         return found
+
+    async def _partitions(self) -> list[TopicPartition]:
+        """Every partition of the cluster's ``voiceticket`` topics (a consumer only knows the
+        partitions of what it subscribed to; the admin client describes them all)."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, **self._options)
+        await admin.start()
+        try:
+            topics = sorted(t for t in await admin.list_topics() if self._logical(t) is not None)
+            described = await admin.describe_topics(topics) if topics else []
+        finally:
+            await admin.close()
+        return [
+            TopicPartition(str(topic["topic"]), int(part["partition"]))
+            for topic in described
+            for part in topic.get("partitions", [])
+        ]
 
     async def forget(self, call_sids: Collection[str]) -> int | None:
         return None  # append-only: the records stay, sealed under destroyed keys, until retention

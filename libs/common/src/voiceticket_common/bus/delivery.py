@@ -10,8 +10,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from ..events import Event
+from ..metrics import dropped
+from ..sealing import Sealer
 from ..tracing import record_failure
-from .envelope import Headers, dead_letter_headers
+from .envelope import Envelope, Headers, MalformedMessage, dead_letter_headers, open_record
 from .errors import PermanentError, TransientError
 from .port import Handler, RetryPolicy
 
@@ -98,3 +100,52 @@ async def run_handler(
             return DeadLettered(
                 reason=f"unexpected {type(exc).__name__}", error_type=type(exc).__name__, attempts=attempt
             )
+
+
+# -- sealed records (voiceticket_common.sealing): what both adapters do with erased calls --------
+
+
+async def open_with_retries(
+    value: bytes | None,
+    headers: Headers | None,
+    sealer: Sealer | None,
+    policy: RetryPolicy,
+    sleep: Sleep = asyncio.sleep,
+) -> Envelope:
+    """The record as an envelope, its sealed fields opened; the call keys' server being out of
+    reach is retried like a handler's transient failure, then the record is dead-lettered (it
+    holds only sealed fields). Raises CallErased for a record of an erased call (dropped)."""
+
+    started, attempt = time.monotonic(), 0
+    while True:
+        attempt += 1
+        try:
+            return await open_record(value, headers, sealer)
+        except TransientError as exc:
+            delay = backoff_delay(policy, attempt, exc.retry_after)
+            if (
+                attempt >= policy.max_attempts
+                or time.monotonic() - started + delay > policy.max_total_seconds
+            ):
+                raise MalformedMessage(f"the call's data key stayed out of reach: {exc}") from None
+            log.warning("call key out of reach, retrying", extra={"attempt": attempt, "error": str(exc)})
+            await sleep(delay)
+
+
+async def is_erased(sealer: Sealer | None, event: Event) -> bool:
+    """Whether ``event``'s call was erased (or its tenant removed): then its record is dropped
+    rather than dead-lettered, whatever the handler's failure was (it had lost its data)."""
+
+    if sealer is None:
+        return False
+    try:
+        return await sealer.keys.erased(event.tenant_id, event.call_sid)
+    except TransientError:
+        return False
+
+
+def drop_erased(group: str, topic: str) -> None:
+    """Count and log a record dropped because its call's data key is destroyed."""
+
+    dropped(group, "call_erased")
+    log.info("record of an erased call dropped", extra={"group": group, "topic": topic})

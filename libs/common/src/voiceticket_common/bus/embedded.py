@@ -1,19 +1,25 @@
 """The embedded adapter of the bus port: a durable log in SQLite, for single-process deployments.
 
-Same contract as the Kafka adapter: events of a call keep their order, a handler's outcome events
-are stored before its input counts as consumed (here in the same transaction), failures are retried
-per the policy and then dead-lettered, and everything survives a restart: a record that was being
-handled when the process died is delivered again.
+Same contract as the Kafka adapter: up to ``max_in_flight`` records of a group at once, a call's
+records one after another in log order and different calls in parallel; a handler's outcome
+events are stored before its input counts as consumed (here in the same transaction), and a
+group's position only moves past records that are all done, so after a crash every record not
+known to be done (running, or done after a slower earlier one) is delivered again. Failures are
+retried per the policy and then dead-lettered. Writes are group-committed: the outcomes and
+publishes that arrive while a transaction is being written share the next one (one synchronous
+SQLite commit for many records), and each caller returns only once its rows are durable.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sqlite3
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import AsyncIterator, Hashable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,10 +27,20 @@ import aiosqlite
 
 from ..events import Event
 from ..metrics import dead_lettered
+from ..sealing import CallErased, Sealer
 from ..tracing import inject_headers, process_span, send_span
 from . import envelope as wire
-from .delivery import DeadLettered, run_handler
-from .port import DeadLetter, Handler, RetryPolicy, TopicRetention, dead_letter_topic
+from .delivery import DeadLettered, drop_erased, is_erased, open_with_retries, run_handler
+from .inflight import KeyOrderedWorkers, OffsetTracker
+from .port import (
+    DEFAULT_DRAIN_SECONDS,
+    DEFAULT_MAX_IN_FLIGHT,
+    DeadLetter,
+    Handler,
+    RetryPolicy,
+    TopicRetention,
+    dead_letter_topic,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +78,41 @@ def _stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+Row = tuple[str, bytes | None, bytes | None, wire.Headers]
+"""A record to append: topic, key, value, headers."""
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """A record read from the log for a consumer."""
+
+    position: int
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: wire.Headers
+
+
+@dataclass(eq=False)
+class _GroupLog:
+    """A consumer group's place in the log: what it took, and what is durably consumed."""
+
+    group: str
+    tracker: OffsetTracker = field(default_factory=OffsetTracker)
+    cursor: int = 0
+    """The last position taken."""
+    committed: int = 0
+    """The position stored in ``bus_offsets`` (every record of the group up to it is done)."""
+
+
+@dataclass(frozen=True)
+class _Write:
+    rows: list[Row]
+    done: asyncio.Future[None]
+    consumed: tuple[_GroupLog, int] | None = None
+    """The group and position of the record whose outcome ``rows`` are, consumed with them."""
+
+
 def _dump_headers(headers: wire.Headers) -> str:
     return json.dumps([[k, v.decode("utf-8", "replace")] for k, v in headers])
 
@@ -71,7 +122,11 @@ def _load_headers(raw: str) -> wire.Headers:
 
 
 class EmbeddedEventBus:
-    """Publishes to and consumes from a SQLite file; one consumer loop per group."""
+    """Publishes to and consumes from a SQLite file.
+
+    One consumer per group at a time: a second ``consume`` of a group (in this process) stands by
+    until the first stops, then continues from the group's position.
+    """
 
     def __init__(
         self,
@@ -79,7 +134,9 @@ class EmbeddedEventBus:
         source: str,
         poll_interval: float = 0.5,
         retention: TopicRetention = TopicRetention(),
+        sealer: Sealer | None = None,
     ) -> None:
+        self._sealer = sealer
         self._path = str(path)
         self._retention = retention
         self._source = source
@@ -88,6 +145,11 @@ class EmbeddedEventBus:
         self._lock = asyncio.Lock()
         self._wakeup = asyncio.Condition()
         self._version = 0  # bumped on every write, so a consumer never sleeps through one
+        self._writes: asyncio.Queue[_Write | None] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+        self._members: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.transactions = 0
+        """Write transactions committed (each one synchronous SQLite commit)."""
 
     async def start(self) -> None:
         if self._path != ":memory:":
@@ -101,8 +163,15 @@ class EmbeddedEventBus:
         await self._db.execute("PRAGMA synchronous=FULL")
         await self._db.execute("PRAGMA busy_timeout=5000")
         await self._db.executescript(_SCHEMA)
+        self._writes = asyncio.Queue()
+        self._writer = asyncio.create_task(self._write_loop(), name="embedded-bus-writer")
 
     async def stop(self) -> None:
+        writer, self._writer = self._writer, None  # refuses new writes
+        if writer is not None:
+            self._writes.put_nowait(None)  # what was queued before is still written
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
         if self._db is not None:
             await self._db.close()
             self._db = None
@@ -113,64 +182,126 @@ class EmbeddedEventBus:
         """Topics are rows of one table here: nothing to provision."""
 
     @property
+    def sealer(self) -> Sealer | None:
+        """What seals and opens the personal fields of this bus's records (None: kept in clear)."""
+        return self._sealer
+
+    @property
     def db(self) -> aiosqlite.Connection:
         if self._db is None:
             raise RuntimeError("bus not started")
         return self._db
 
-    def _record(self, event: Event, discriminator: str = "") -> tuple[str, bytes, bytes, wire.Headers]:
+    async def _record(self, event: Event, discriminator: str = "") -> Row:
         envelope = wire.envelope_for(event, self._source, discriminator)
         with send_span(event.topic(), event.call_sid, event.tenant_id, envelope.id):
             envelope.extra_headers.update(inject_headers())
-            key, value, headers = wire.encode(envelope)
+            key, value, headers = await self._encode(envelope)
         return event.topic(), key, value, headers
 
-    async def publish(self, event: Event, *, discriminator: str = "") -> None:
-        await self._write([self._record(event, discriminator)])
+    async def _encode(self, envelope: wire.Envelope) -> tuple[bytes, bytes, wire.Headers]:
+        """The one place this adapter turns an event into a record (personal fields sealed)."""
+        return await wire.seal_record(envelope, self._sealer)
 
-    async def _write(
-        self,
-        records: list[tuple[str, bytes | None, bytes | None, wire.Headers]],
-        commit: tuple[str, int] | None = None,
-    ) -> None:
+    async def _decode(self, value: bytes | None, headers: wire.Headers, retry: RetryPolicy) -> wire.Envelope:
+        """The one place this adapter turns a record into an event: MalformedMessage if not one,
+        CallErased if its call's key is destroyed."""
+        return await open_with_retries(value, headers, self._sealer, retry)
+
+    async def publish(self, event: Event, *, discriminator: str = "") -> None:
+        await self._write([await self._record(event, discriminator)])
+
+    async def _write(self, rows: list[Row], consumed: tuple[_GroupLog, int] | None = None) -> None:
+        """Append ``rows`` (and, with ``consumed``, count that record as done); returns once durable."""
+
+        if self._writer is None:
+            raise RuntimeError("bus not started")
+        done = asyncio.get_running_loop().create_future()
+        self._writes.put_nowait(_Write(rows, done, consumed))
+        await asyncio.shield(done)  # a cancelled caller's rows are still written (or failed) as one
+
+    async def _write_loop(self) -> None:
+        """Write whatever is queued in one transaction, then the next batch (group commit)."""
+
+        while True:
+            first = await self._writes.get()
+            batch = [] if first is None else [first]
+            stopping = first is None
+            while not stopping and not self._writes.empty():
+                item = self._writes.get_nowait()
+                stopping = item is None
+                batch += [] if item is None else [item]
+            if batch:
+                try:
+                    await self._commit_batch(batch)
+                except Exception as exc:  # every writer of the batch gets the failure
+                    for write in batch:
+                        write.done.set_exception(exc)
+                else:
+                    for write in batch:
+                        write.done.set_result(None)
+                    self._version += 1
+                    async with self._wakeup:
+                        self._wakeup.notify_all()
+            if stopping:
+                return
+
+    async def _commit_batch(self, batch: list[_Write]) -> None:
+        done: defaultdict[_GroupLog, list[int]] = defaultdict(list)
+        for write in batch:
+            if write.consumed is not None:
+                done[write.consumed[0]].append(write.consumed[1])
+        moved: list[tuple[_GroupLog, int]] = []
         async with self._lock:
             await self.db.execute("BEGIN IMMEDIATE")
             try:
                 await self.db.executemany(
                     "INSERT INTO bus_records (topic, key, value, headers) VALUES (?, ?, ?, ?)",
-                    [(t, k, v, _dump_headers(h)) for t, k, v, h in records],
+                    [(t, k, v, _dump_headers(h)) for write in batch for t, k, v, h in write.rows],
                 )
-                if commit is not None:
-                    await self.db.execute(
-                        "INSERT INTO bus_offsets (consumer_group, position) VALUES (?, ?) "
-                        "ON CONFLICT (consumer_group) DO UPDATE SET position = excluded.position",
-                        commit,
-                    )
+                for log_, positions in done.items():
+                    upto = log_.tracker.committable_with(positions)
+                    if upto is not None and upto - 1 > log_.committed:
+                        await self.db.execute(
+                            "INSERT INTO bus_offsets (consumer_group, position) VALUES (?, ?) "
+                            "ON CONFLICT (consumer_group) DO UPDATE SET position = excluded.position",
+                            (log_.group, upto - 1),
+                        )
+                        moved.append((log_, upto - 1))
                 await self.db.execute("COMMIT")
             except BaseException:
                 await self.db.execute("ROLLBACK")
                 raise
-            self._version += 1
-        async with self._wakeup:
-            self._wakeup.notify_all()
+            self.transactions += 1
+        for log_, positions in done.items():
+            for position in positions:
+                log_.tracker.done(position)
+        for log_, position in moved:
+            log_.committed = position
 
-    async def _next(
-        self, group: str, topics: Sequence[str]
-    ) -> tuple[int, str, bytes, bytes, wire.Headers] | None:
+    async def _next(self, log_: _GroupLog, topics: Sequence[str], limit: int, idle: bool) -> list[_Stored]:
+        """Up to ``limit`` records after the group's cursor. An idle group (nothing held) starts
+        from its stored position instead, so a position an operator moved is honoured."""
+
         marks = ",".join("?" for _ in topics)
         async with self._lock:
+            if idle:
+                cursor = await self.db.execute(
+                    "SELECT position FROM bus_offsets WHERE consumer_group = ?", (log_.group,)
+                )
+                row = await cursor.fetchone()
+                await cursor.close()
+                stored = row[0] if row else 0
+                if stored != log_.cursor:
+                    log_.tracker, log_.cursor, log_.committed = OffsetTracker(), stored, stored
             cursor = await self.db.execute(
                 f"SELECT position, topic, key, value, headers FROM bus_records "  # noqa: S608 - placeholders only
-                f"WHERE topic IN ({marks}) AND position > "
-                f"COALESCE((SELECT position FROM bus_offsets WHERE consumer_group = ?), 0) "
-                f"ORDER BY position LIMIT 1",
-                (*topics, group),
+                f"WHERE topic IN ({marks}) AND position > ? ORDER BY position LIMIT ?",
+                (*topics, log_.cursor, limit),
             )
-            row = await cursor.fetchone()
+            rows = await cursor.fetchall()
             await cursor.close()  # an open statement would block the purge's checkpoint
-        if row is None:
-            return None
-        return row[0], row[1], row[2], row[3], _load_headers(row[4])
+        return [_Stored(r[0], r[1], r[2], r[3], _load_headers(r[4])) for r in rows]
 
     async def consume(
         self,
@@ -178,44 +309,79 @@ class EmbeddedEventBus:
         event_types: Sequence[type[Event]],
         handler: Handler,
         retry: RetryPolicy = RetryPolicy(),
+        *,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        drain_seconds: float = DEFAULT_DRAIN_SECONDS,
     ) -> None:
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
         topics = [cls.topic() for cls in event_types]
-        log.info("consuming", extra={"group": group, "topics": topics})
+        async with self._member(group):
+            log.info("consuming", extra={"group": group, "topics": topics, "max_in_flight": max_in_flight})
+            place = _GroupLog(group)
+
+            async def work(stored: _Stored) -> None:
+                rows = await self._process(group, stored, handler, retry)
+                await self._write(rows, consumed=(place, stored.position))
+
+            workers: KeyOrderedWorkers[_Stored] = KeyOrderedWorkers(work)
+            try:
+                await self._fetch_loop(place, topics, workers, max_in_flight)
+            finally:
+                await workers.close(drain_seconds)
+
+    @contextlib.asynccontextmanager
+    async def _member(self, group: str) -> AsyncIterator[None]:
+        """The group's one consumer slot; a second consumer of the group waits for it."""
+        lock = self._members[group]
+        if lock.locked():
+            log.info("another consumer of the group is running; standing by", extra={"group": group})
+        async with lock:
+            yield
+
+    async def _fetch_loop(
+        self, place: _GroupLog, topics: Sequence[str], workers: KeyOrderedWorkers[_Stored], limit: int
+    ) -> None:
         while True:
+            if workers.failure is not None:
+                raise workers.failure
+            if workers.held >= limit:
+                await workers.wait_until(
+                    lambda: workers.held < limit or workers.failure is not None, self._poll
+                )
+                continue
             seen = self._version
-            record = await self._next(group, topics)
-            if record is None:
+            records = await self._next(place, topics, limit - workers.held, idle=workers.held == 0)
+            if not records:
                 if seen != self._version:
                     continue
-                async with self._wakeup:
-                    try:
-                        await asyncio.wait_for(self._wakeup.wait(), self._poll)
-                    except TimeoutError:
-                        pass
+                with contextlib.suppress(TimeoutError):  # not wait_for: see KeyOrderedWorkers.wait_until
+                    async with asyncio.timeout(self._poll), self._wakeup:
+                        await self._wakeup.wait()
                 continue
-            position, topic, key, value, headers = record
-            outputs = await self._process(group, topic, key, value, headers, handler, retry)
-            await self._write(outputs, commit=(group, position))
+            for stored in records:
+                place.tracker.take(stored.position)
+                place.cursor = stored.position
+                key: Hashable = stored.key if stored.key is not None else ()
+                workers.submit(key, stored)
 
-    async def _process(
-        self,
-        group: str,
-        topic: str,
-        key: bytes,
-        value: bytes,
-        headers: wire.Headers,
-        handler: Handler,
-        retry: RetryPolicy,
-    ) -> list[tuple[str, bytes | None, bytes | None, wire.Headers]]:
+    async def _process(self, group: str, stored: _Stored, handler: Handler, retry: RetryPolicy) -> list[Row]:
+        topic, key, value, headers = stored.topic, stored.key, stored.value, stored.headers
         attrs = wire.header_map(headers)
         try:
-            envelope: wire.Envelope = wire.decode(value, headers)
+            envelope = await self._decode(value, headers, retry)
+        except CallErased:
+            drop_erased(group, topic)
+            return []
         except wire.MalformedMessage as exc:
             malformed = DeadLettered(reason=str(exc), error_type="MalformedMessage", attempts=1)
             return [self._dead_letter_record(group, topic, key, value, headers, malformed)]
         event = envelope.event
         with process_span(topic, group, attrs, event.call_sid, event.tenant_id, envelope.id):
             outcome = await run_handler(event, handler, retry)
+            if isinstance(outcome, DeadLettered) and await is_erased(self._sealer, event):
+                drop_erased(group, topic)
+                return []
             if isinstance(outcome, DeadLettered):
                 log.error(
                     "message dead-lettered",
@@ -227,7 +393,11 @@ class EmbeddedEventBus:
                     },
                 )
                 return [self._dead_letter_record(group, topic, key, value, headers, outcome)]
-            return [self._record(out) for out in outcome.events]
+            try:
+                return [await self._record(out) for out in outcome.events]
+            except CallErased:  # erased while it was handled: nothing of it goes on
+                drop_erased(group, topic)
+                return []
 
     @staticmethod
     def _dead_letter_record(
@@ -237,7 +407,7 @@ class EmbeddedEventBus:
         value: bytes | None,
         headers: wire.Headers,
         outcome: DeadLettered,
-    ) -> tuple[str, bytes | None, bytes | None, wire.Headers]:
+    ) -> Row:
         dead_lettered(group, outcome.error_type)
         return dead_letter_topic(group), key, value, outcome.headers(headers, topic=topic, group=group)
 

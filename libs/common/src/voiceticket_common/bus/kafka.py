@@ -1,9 +1,11 @@
 """The Kafka adapter of the bus port, on aiokafka.
 
 Producer: idempotent, ``acks=all``, key = CallSid, CloudEvents binary-mode headers plus
-``traceparent``. Consumer: manual commits, each offset committed only after the handler's outcome
-events were acknowledged by the broker (or the record was dead-lettered), one record at a time per
-partition so a call's events keep their order.
+``traceparent``; ``publish`` returns once the broker acknowledged the record, without lingering
+for a batch (records sent meanwhile are batched anyway while a request is in flight). Consumer
+(``kafka_member.py``): up to ``max_in_flight`` records at once, one key's records in order,
+manual commits of each partition's highest contiguous completed offset, a record completing only
+after its outcome events were acknowledged (or it was dead-lettered).
 """
 
 from __future__ import annotations
@@ -13,15 +15,25 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import CommitFailedError, IllegalStateError, TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError
 
 from ..events import Event
-from ..metrics import dead_lettered, set_consumer_lag
+from ..metrics import dead_lettered
 from ..retry_budget import POLL_INTERVAL_SECONDS
+from ..sealing import CallErased, Sealer
 from ..tracing import inject_headers, process_span, send_span
 from . import envelope as wire
-from .delivery import DeadLettered, run_handler
-from .port import DeadLetter, Handler, RetryPolicy, TopicRetention, dead_letter_topic
+from .delivery import DeadLettered, drop_erased, is_erased, open_with_retries, run_handler
+from .kafka_member import KafkaGroupMember
+from .port import (
+    DEFAULT_DRAIN_SECONDS,
+    DEFAULT_MAX_IN_FLIGHT,
+    DeadLetter,
+    Handler,
+    RetryPolicy,
+    TopicRetention,
+    dead_letter_topic,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +50,9 @@ class KafkaEventBus:
         replication_factor: int = 1,
         topic_namespace: str = "",
         retention: TopicRetention = TopicRetention(),
+        sealer: Sealer | None = None,
     ) -> None:
+        self._sealer = sealer
         self._retention = retention
         self._namespace = topic_namespace
         self._bootstrap = bootstrap_servers
@@ -59,7 +73,9 @@ class KafkaEventBus:
             client_id=self._source,
             enable_idempotence=True,
             acks="all",
-            linger_ms=5,
+            # No waiting for more records per send: a webhook's publish pays the broker's round
+            # trip only. Concurrent sends still share a batch while a request is in flight.
+            linger_ms=0,
         )
         await self._producer.start()
 
@@ -120,8 +136,17 @@ class KafkaEventBus:
         event = envelope.event
         with send_span(topic, event.call_sid, event.tenant_id, envelope.id):
             envelope.extra_headers.update(inject_headers())
-            key, value, headers = wire.encode(envelope)
+            key, value, headers = await self._encode(envelope)
             await self._producer.send_and_wait(topic, value=value, key=key, headers=headers)
+
+    async def _encode(self, envelope: wire.Envelope) -> tuple[bytes, bytes, wire.Headers]:
+        """The one place this adapter turns an event into a record (personal fields sealed)."""
+        return await wire.seal_record(envelope, self._sealer)
+
+    async def _decode(self, record: ConsumerRecord[bytes, bytes], retry: RetryPolicy) -> wire.Envelope:
+        """The one place this adapter turns a record into an event: MalformedMessage if not one,
+        CallErased if its call's key is destroyed."""
+        return await open_with_retries(record.value, record.headers, self._sealer, retry)
 
     async def _dead_letter(
         self, group: str, record: ConsumerRecord[bytes, bytes], outcome: DeadLettered
@@ -155,44 +180,37 @@ class KafkaEventBus:
         event_types: Sequence[type[Event]],
         handler: Handler,
         retry: RetryPolicy = RetryPolicy(),
+        *,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        drain_seconds: float = DEFAULT_DRAIN_SECONDS,
     ) -> None:
         await self.ensure_topics(event_types, [group])
         topics = [self.topic(cls.topic()) for cls in event_types]
         consumer = AIOKafkaConsumer(
-            *topics,
             bootstrap_servers=self._bootstrap,
             group_id=group,
             client_id=f"{self._source}-{group}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
-            # One record per poll (``max_records=1`` below, served from aiokafka's prefetch buffer),
-            # so the time between polls is one record's: bus retries start within
-            # ``max_total_seconds`` and each attempt ends within POLL_INTERVAL_SECONDS - 60 (the
-            # services' settings check that via ``fits_poll_interval``). Dead members are still
-            # found by heartbeats (session timeout), not by this.
+            # The member polls while its records run (paused at the in-flight limit), so this is
+            # not a bound on one record's time; it is the rebalance timeout, how long the group
+            # waits for members to hand their work back (``drain_seconds``, well below it).
+            # The services' settings keep a record's retries within it (``fits_poll_interval``).
             max_poll_interval_ms=int((retry.max_total_seconds + POLL_INTERVAL_SECONDS) * 1000),
         )
+
+        async def process(record: ConsumerRecord[bytes, bytes]) -> None:
+            await self._process(group, record, handler, retry)
+
+        member = KafkaGroupMember(
+            consumer, group, process, max_in_flight=max_in_flight, drain_seconds=drain_seconds
+        )
+        consumer.subscribe(topics, listener=member.listener)
         await consumer.start()
-        log.info("consuming", extra={"group": group, "topics": topics})
+        log.info("consuming", extra={"group": group, "topics": topics, "max_in_flight": max_in_flight})
         try:
-            while True:
-                batches = await consumer.getmany(timeout_ms=1000, max_records=1)
-                for tp, records in batches.items():
-                    for record in records:
-                        await self._process(group, record, handler, retry)
-                        try:
-                            await consumer.commit({TopicPartition(tp.topic, tp.partition): record.offset + 1})
-                        except (CommitFailedError, IllegalStateError):
-                            # The partition moved to another member during a rebalance: it redelivers
-                            # from the last commit, and handlers are idempotent. Fetch afresh.
-                            log.warning(
-                                "commit lost to a rebalance", extra={"group": group, "topic": tp.topic}
-                            )
-                            break
-                        set_consumer_lag(
-                            group, tp.topic, tp.partition, (consumer.highwater(tp) or 0) - record.offset - 1
-                        )
+            await member.run()
         finally:
             await consumer.stop()
 
@@ -201,7 +219,11 @@ class KafkaEventBus:
     ) -> None:
         headers = wire.header_map(record.headers)
         try:
-            envelope = wire.decode(record.value, record.headers)
+            envelope = await self._decode(record, retry)
+        except CallErased:
+            with process_span(record.topic, group, headers, None, None, headers.get("ce_id")):
+                drop_erased(group, record.topic)
+            return
         except wire.MalformedMessage as exc:
             with process_span(record.topic, group, headers, None, None, headers.get("ce_id")):
                 await self._dead_letter(
@@ -220,11 +242,16 @@ class KafkaEventBus:
             record.offset,
         ):
             outcome = await run_handler(event, handler, retry)
-            if isinstance(outcome, DeadLettered):
-                await self._dead_letter(group, record, outcome)
-                return
-            for out in outcome.events:
-                await self.publish(out)
+            try:
+                if isinstance(outcome, DeadLettered):
+                    if await is_erased(self._sealer, event):
+                        raise CallErased("erased while it was handled")
+                    await self._dead_letter(group, record, outcome)
+                    return
+                for out in outcome.events:
+                    await self.publish(out)
+            except CallErased:
+                drop_erased(group, record.topic)
 
     def _logical(self, topic: str) -> str:
         """The logical topic of a cluster topic (without this bus's namespace)."""

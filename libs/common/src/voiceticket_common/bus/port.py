@@ -23,6 +23,13 @@ typed handler.
 """
 
 
+DEFAULT_MAX_IN_FLIGHT = 16
+"""Records one consumer holds at once (running, or waiting behind an earlier record of their key)."""
+DEFAULT_DRAIN_SECONDS = 15.0
+"""How long a consumer that stops or loses partitions lets its records finish before handing the
+rest back (within Kubernetes' default 30 s termination grace)."""
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """Bounded retries with exponential backoff and full jitter; Retry-After wins when longer."""
@@ -86,11 +93,22 @@ class EventBus(EventPublisher, Protocol):
         event_types: Sequence[type[Event]],
         handler: Handler,
         retry: RetryPolicy = RetryPolicy(),
+        *,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        drain_seconds: float = DEFAULT_DRAIN_SECONDS,
     ) -> None:
         """Deliver events of ``event_types`` to ``handler`` until cancelled.
 
-        Failures are retried per ``retry``; permanent failures, malformed records and exhausted
-        retries go to the group's dead-letter topic so a poison message never stalls a partition.
+        Up to ``max_in_flight`` events are handled at once: those of one key (a CallSid) strictly
+        one after another, in the order they were published, those of different keys in
+        parallel. An event counts as consumed only once its outcome is published and every
+        event before it (of that partition) is consumed too, so a crash redelivers whatever was
+        not. Cancelled, the consumer stops fetching, lets what it holds finish for up to
+        ``drain_seconds``, records what completed, and hands the rest back (redelivered).
+
+        Failures are retried per ``retry`` (a retrying event holds up only its own key);
+        permanent failures, malformed records and exhausted retries go to the group's
+        dead-letter topic so a poison message never stalls a partition.
         """
 
     async def dead_letters(self, group: str) -> list[DeadLetter]:
