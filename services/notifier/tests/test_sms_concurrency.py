@@ -124,7 +124,7 @@ async def test_a_burst_never_sends_more_than_the_tenants_sms_limit_at_once(ledge
 
 async def test_unlimited_sends_the_burst_at_once(ledger, specs) -> None:  # type: ignore[no-untyped-def]
     stand_in, _ = await burst(ledger, None, specs)
-    assert stand_in.peak == TICKETS
+    assert stand_in.peak > 2  # more than any limit would let through (all of them, on an idle machine)
 
 
 async def test_a_rate_limited_send_gives_its_slot_back_for_the_bus_to_wait_out(ledger, specs) -> None:  # type: ignore[no-untyped-def]

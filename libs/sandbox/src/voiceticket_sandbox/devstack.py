@@ -160,7 +160,11 @@ class Stack:
             {
                 "CONFIG_API_ENV": "test",
                 "CONFIG_API_PORT": str(port),
-                "CONFIG_API_DATABASE_URL": self._database("config_api"),
+                # Its own database per stack: each stack has its own master key, and what a
+                # previous stack's key wrapped (the key vault's secret) would not open.
+                "CONFIG_API_DATABASE_URL": self._database(
+                    f"config_api_{self.topic_namespace.replace('-', '_')}"
+                ),
                 "CONFIG_API_MASTER_KEYS": f"k1:{Fernet.generate_key().decode()}",
                 "CONFIG_API_ADMIN_TOKEN": self.admin_token,
                 "CONFIG_API_SERVICE_TOKENS": ",".join(f"{r}:{t}" for r, t in self.service_tokens.items()),
