@@ -235,6 +235,9 @@ async def calls(job: dict[str, Any]) -> dict[str, Any]:
         "duplicates": sum(max(c["sms_count"] - 1, 0) + max(c["tickets"] - 1, 0) for c in per_call),
         "tickets_for_these_calls": sum(tickets.get(s, 0) for s in sids),
         "latencies_s": sorted(c["latency_s"] for c in per_call if c["latency_s"] is not None),
+        # How ingress answered the recording callbacks (a 503 is a shed callback: its call is lost
+        # here, as this caller does not retry).
+        "callback_statuses": dict(Counter(str(c["callback_status"]) for c in per_call)),
         "faults": faults,
     }
 

@@ -103,6 +103,31 @@ def _ticks(lo: float, hi: float, log_scale: bool) -> list[float]:
 
 
 # -- Markdown -----------------------------------------------------------------------------------
+def _limits_text(limits: dict[str, int | None] | None) -> str:
+    if limits is None:
+        return "not set (the product has no `provider_concurrency`)"
+    return "{" + ", ".join(f"{k} {'unlimited' if v is None else v}" for k, v in limits.items()) + "}"
+
+
+def _setup_lines(results: dict[str, Any], which: str) -> list[str]:
+    """How the product was configured for a section, per bus (``main`` or ``burst``)."""
+    lines = []
+    for bus in results["buses"]:
+        setup = results.get(bus, {}).get("setup", {}).get(which)
+        if setup:
+            lines.append(
+                f"Configuration, {bus}: the demo tenant's `provider_concurrency` "
+                f"{_limits_text(setup['provider_concurrency'])} (seeded), `VOICETICKET_MAX_IN_FLIGHT` "
+                f"{setup['max_in_flight']} in every product process."
+            )
+    return [" ".join(lines), ""] if lines else []
+
+
+def _callbacks_text(row: dict[str, Any]) -> str:
+    other = {k: v for k, v in row.get("callback_statuses", {}).items() if not k.startswith("2")}
+    return f"; recording callbacks not answered 2xx: {other}" if other else ""
+
+
 def _pipeline(results: dict[str, Any], bus: str, calls: int) -> dict[str, Any] | None:
     return next((r for r in results.get(bus, {}).get("pipeline", []) if r["calls"] == calls), None)
 
@@ -245,6 +270,7 @@ def _webhooks_section(results: dict[str, Any]) -> list[str]:
              "Signed incoming-call webhooks (`POST /twilio/voice`: signature, line lookup, `call.received` "
              "published, TwiML) offered open-loop at a fixed rate; latency from the planned send instant "
              "to the last byte of the answer. Baseline: the bare endpoint at the same rate, same run.", "",
+             *_setup_lines(results, "main"),
              "| bus | load | p50 | p99 | bare p50 | bare p99 | p50 ratio | p99 ratio | answered 200 | other answers | "
              "product CPU per request |", "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for bus in results["buses"]:
@@ -279,6 +305,7 @@ def _pipeline_section(results: dict[str, Any], stem: str, folder: Path) -> list[
              f"N calls hang up at the same instant (their recording status callbacks sent together); "
              f"drain = last SMS accepted by the stand-in − first callback; the ideal is one call's "
              f"{results['ideal_call_s']:.1f} s whatever N. Latency per call: its callback → its SMS.", "",
+             *_setup_lines(results, "main"),
              "| bus | load | drain | ideal | drain ratio | latency p50 | latency p99 | exactly one ticket / SMS | "
              "CPU ms per call |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     groups: list[str] = []
@@ -297,7 +324,7 @@ def _pipeline_section(results: dict[str, Any], stem: str, folder: Path) -> list[
                 f"| {bus} | {r['calls']} calls at once × {r['repeats']} | {_drain_text(r)} | {r['ideal_s']:.1f} s | "
                 f"{_ratio(r['drain_s'], r['ideal_s'])} | {_f(r['latency_p50_s'], 2, ' s')} | "
                 f"{_f(r['latency_p99_s'], 2, ' s')} | {r['exactly_one_ticket']} / {r['exactly_one_sms']} of "
-                f"{r['offered']} | {_cpu_text(r['cpu_ms_per_call'])} |"
+                f"{r['offered']}{_callbacks_text(r)} | {_cpu_text(r['cpu_ms_per_call'])} |"
             )
     if groups:
         svg = bar_chart("Drain time of N simultaneous calls (realistic latencies) vs the ideal", groups,
@@ -312,6 +339,7 @@ def _saturation_section(results: dict[str, Any]) -> list[str]:
     lines = ["## Saturation throughput with zero-latency providers", "",
              "All stand-in latencies zero; N calls hang up at once; throughput = N / drain. CPU per call "
              "per product process from /proc, the harness apart.", "",
+             *_setup_lines(results, "main"),
              "| bus | load | calls/s | drain | latency p50 / p99 | exactly one ticket / SMS | CPU ms per call |",
              "|---|---|---|---|---|---|---|"]  # fmt: skip
     for bus in results["buses"]:
@@ -347,7 +375,9 @@ def _burst_section(results: dict[str, Any]) -> list[str]:
         if not b:
             continue
         found = True
-        limits = ", ".join(f"{k} {v}" for k, v in b["limits"].items())
+        limits = ", ".join(f"{k} {'unlimited' if v is None else v}" for k, v in b["limits"].items())
+        setup = results[bus].get("setup", {}).get("burst")
+        window = f", `VOICETICKET_MAX_IN_FLIGHT` {setup['max_in_flight']}" if setup else ""
         if not b.get("limits_applied", True):
             lines += [
                 f"**{bus}: the product's config has no tenant `provider_concurrency` yet**, so the burst "
@@ -357,12 +387,12 @@ def _burst_section(results: dict[str, Any]) -> list[str]:
             ]
         lines += [
             f"**{bus}**: {b['calls']} calls hang up at once, realistic latencies, tenant "
-            f"`provider_concurrency` {{{limits}}}. Theoretical minimum (the slowest limited stage's waves "
+            f"`provider_concurrency` {{{limits}}}{window}. Theoretical minimum (the slowest limited stage's waves "
             f"plus the other stages once): {b['theoretical_min_s']:.1f} s. Drain "
             f"{_f(b['drain_s'], 1, ' s')} ({_ratio(b['drain_s'], b['theoretical_min_s'])} the minimum); "
             f"latency p50 {_f(b['latency_p50_s'], 1, ' s')}, p99 {_f(b['latency_p99_s'], 1, ' s')}; "
             f"{b['completed']}/{b['calls']} done, exactly one ticket {b['exactly_one_ticket']}, exactly one SMS "
-            f"{b['exactly_one_sms']}, {b['duplicates']} duplicates.",
+            f"{b['exactly_one_sms']}, {b['duplicates']} duplicates{_callbacks_text(b)}.",
             "",
             "| stage | limit | peak concurrent requests seen by the stand-in |",
             "|---|---|---|",
@@ -374,7 +404,7 @@ def _burst_section(results: dict[str, Any]) -> list[str]:
         lines.append(f"CPU ms per call: {_cpu_text(b['cpu_ms_per_call'])}.")
         lines.append("")
     if not found:
-        lines += ["Not run at this size (`--size modest` runs it on the embedded bus, `full` on both).", ""]
+        lines += ["Not run at this size (`--size modest` runs 200 calls, `full` 1,000, on both buses).", ""]
     return lines
 
 

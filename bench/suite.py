@@ -22,6 +22,7 @@ import contextlib
 import json
 import os
 import pstats
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -42,6 +43,10 @@ from voiceticket_sandbox.demo_tenant import ACCOUNT_SID, AUTH_TOKEN, SUPPORT_LIN
 from voiceticket_sandbox.devstack import SandboxUrls, Stack, start_sandbox_process
 from voiceticket_sandbox.processes import ServiceProcess, free_port
 
+# The product's default consumer window (the burst keeps it); read here, never imported from
+# the product, whose checkout may be another's ("before").
+DEFAULT_MAX_IN_FLIGHT = 16
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 
@@ -54,8 +59,12 @@ STAGES: dict[str, tuple[str, str, str, float]] = {
 }
 IDEAL_CALL_S = sum(stage[3] for stage in STAGES.values())  # 4.1 s: the floor for one call
 # The issue's burst limits (calls at once per provider); the tenant's provider_concurrency.
-BURST_LIMITS = {"speech_to_text": 8, "llm": 8, "jira": 4}
-_LIMITED_STAGE = {"speech_to_text": "speech-to-text", "llm": "llm", "jira": "jira-create"}
+BURST_LIMITS: dict[str, int | None] = {"speech_to_text": 8, "llm": 8, "jira": 4, "sms": 4}
+_LIMITED_STAGE = {"speech_to_text": "speech-to-text", "llm": "llm", "jira": "jira-create", "sms": "sms"}
+# The other sections measure the product's own concurrency, not a tenant's flow control: no
+# provider limit (null: unlimited) and consumers that may hold this many records at once.
+UNLIMITED: dict[str, int | None] = dict.fromkeys(BURST_LIMITS)
+OPEN_MAX_IN_FLIGHT = 256
 
 
 @dataclass(frozen=True)
@@ -73,9 +82,32 @@ class Size:
 
 SIZES = {
     "small": Size(1, (20,), 2.0, (3,), 6, 8, ("embedded",), 4, 90.0),
-    "modest": Size(2, (50, 200, 500), 4.0, (1, 10, 50, 200), 150, 200, ("embedded",), 100, 150.0),
+    "modest": Size(2, (50, 200, 500), 4.0, (1, 10, 50, 200), 150, 200, ("embedded", "kafka"), 100, 150.0),
     "full": Size(5, (50, 200, 500), 10.0, (1, 10, 50, 200), 500, 1000, ("embedded", "kafka"), 300, 600.0),
 }
+
+
+@dataclass(frozen=True)
+class Setup:
+    """How a product is configured for a section: the demo tenant's ``provider_concurrency``
+    (seeded) and ``VOICETICKET_MAX_IN_FLIGHT`` of every product process (None: the default)."""
+
+    provider_concurrency: dict[str, int | None] | None
+    max_in_flight: int | None
+
+    def overrides(self) -> dict[str, Any]:
+        return (
+            {} if self.provider_concurrency is None else {"provider_concurrency": self.provider_concurrency}
+        )
+
+    def env(self) -> dict[str, str]:
+        return {} if self.max_in_flight is None else {"VOICETICKET_MAX_IN_FLIGHT": str(self.max_in_flight)}
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "provider_concurrency": self.provider_concurrency,
+            "max_in_flight": self.max_in_flight or DEFAULT_MAX_IN_FLIGHT,
+        }
 
 
 @dataclass
@@ -131,7 +163,11 @@ def bare_endpoint(workdir: Path) -> Iterator[str]:
 
 @contextlib.contextmanager
 def embedded_product(
-    workdir: Path, python: str, overrides: dict[str, Any] | None = None, profile_to: Path | None = None
+    workdir: Path,
+    python: str,
+    overrides: dict[str, Any] | None = None,
+    profile_to: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Product]:
     deadline = time.monotonic() + 120
     sandbox_proc, urls = start_sandbox_process(workdir, deadline, validate=False)
@@ -150,6 +186,7 @@ def embedded_product(
             {
                 "PYTHONPATH": str(BENCH),
                 **({"VOICETICKET_BENCH_PROFILE": str(profile_to)} if profile_to else {}),
+                **(env or {}),
             },
             workdir,
             args=args,
@@ -173,10 +210,24 @@ def embedded_product(
 
 @contextlib.contextmanager
 def kafka_product(
-    workdir: Path, python: str, bootstrap: str, postgres: str | None, overrides: dict[str, Any] | None = None
+    workdir: Path,
+    python: str,
+    bootstrap: str,
+    postgres: str | None,
+    overrides: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Product]:
     stack = Stack(
-        workdir, bootstrap, postgres, validate_sandbox=False, python=python, seed_overrides=overrides or {}
+        workdir,
+        bootstrap,
+        postgres,
+        validate_sandbox=False,
+        python=python,
+        seed_overrides=overrides or {},
+        extra_env=env or {},
+        # Each stack its own databases: the burst's config-api must not find the main stack's
+        # vault secret, wrapped under another master key.
+        database_prefix=f"{workdir.name.replace('-', '_')}_{secrets.token_hex(3)}_",
     )
     try:
         stack.start(timeout=240)
@@ -353,6 +404,7 @@ class Suite:
             "exactly_one_sms": result["exactly_one_sms"],
             "exactly_one_ticket": result["exactly_one_ticket"],
             "duplicates": result["duplicates"],
+            "callback_statuses": result.get("callback_statuses", {}),
             "drain_s": drain,
             "latency_p50_s": percentile(lat, 50),
             "latency_p99_s": percentile(lat, 99),
@@ -402,13 +454,13 @@ def supports_provider_limits(python: str) -> bool:
     )
 
 
-def burst_minimum(count: int, limits: dict[str, int]) -> float:
+def burst_minimum(count: int, limits: dict[str, int | None]) -> float:
     """The least time ``count`` calls can take when each limited stage serves ``limit`` at once:
     the slowest stage's waves of calls, plus the other stages once (the pipeline's fill)."""
     times = {}
     for key, stage in _LIMITED_STAGE.items():
-        latency = STAGES[stage][3]
-        times[stage] = -(-count // limits[key]) * latency
+        latency, limit = STAGES[stage][3], limits.get(key)
+        times[stage] = (-(-count // limit) if limit else 1) * latency
     bottleneck = max(times, key=lambda s: times[s])
     return times[bottleneck] + sum(STAGES[s][3] for s in STAGES if s != bottleneck)
 
@@ -431,6 +483,7 @@ def _combine(runs: list[dict[str, Any]], ideal: float | None) -> dict[str, Any]:
         "exactly_one_sms": sum(r["exactly_one_sms"] for r in runs),
         "exactly_one_ticket": sum(r["exactly_one_ticket"] for r in runs),
         "duplicates": sum(r["duplicates"] for r in runs),
+        "callback_statuses": _merge([r.get("callback_statuses", {}) for r in runs]),
         "offered": first["calls"] * len(runs),
         "drain_s": median([r["drain_s"] for r in runs]),
         "drain_worst_s": max((r["drain_s"] or float("inf")) for r in runs),
@@ -577,15 +630,26 @@ def _run_bus(
     size = suite.size
     out: dict[str, Any] = {}
 
-    def start(tag: str, overrides: dict[str, Any] | None = None, profile: Path | None = None) -> Any:
+    limited = supports_provider_limits(python)
+    # Webhooks, pipeline, saturation and profile: the product's own concurrency (no provider
+    # limit, a deep consumer window); the burst: the issue's limits and the default window.
+    open_setup = Setup(UNLIMITED if limited else None, OPEN_MAX_IN_FLIGHT)
+    burst_setup = Setup(BURST_LIMITS if limited else None, None)
+    out["setup"] = {
+        "main": open_setup.describe(),
+        "burst": burst_setup.describe(),
+        "limits_supported": limited,
+    }
+
+    def start(tag: str, setup: Setup, profile: Path | None = None) -> Any:
         where = workdir / f"{bus}-{tag}"
         where.mkdir(parents=True, exist_ok=True)
         if bus == "embedded":
-            return embedded_product(where, python, overrides, profile)
+            return embedded_product(where, python, setup.overrides(), profile, setup.env())
         assert bootstrap is not None
-        return kafka_product(where, python, bootstrap, postgres, overrides)
+        return kafka_product(where, python, bootstrap, postgres, setup.overrides(), setup.env())
 
-    with start("main") as product:
+    with start("main", open_setup) as product:
         product.harness_pids |= {}
         time.sleep(2.0)
         out["memory_idle"] = suite.memory(product)
@@ -598,14 +662,16 @@ def _run_bus(
             out["saturation"]["infra_cpu_note"] = sorted(infra)
         out["memory_after_load"] = suite.memory(product)
     if "burst" in sections and size.burst_calls and bus in size.burst_buses:
-        limited = supports_provider_limits(python)
-        overrides = {"provider_concurrency": BURST_LIMITS} if limited else {}
-        with start("burst", overrides=overrides) as product:
-            out["burst"] = suite.burst(product)
-            out["burst"]["limits_applied"] = limited
+        try:
+            with start("burst", burst_setup) as product:
+                out["burst"] = suite.burst(product)
+                out["burst"]["limits_applied"] = limited
+        except Exception as exc:  # one failed section must not lose the others' figures
+            suite.log(f"burst on {bus} failed: {exc}")
+            out["burst_error"] = str(exc)[:2000]
     if "profile" in sections and size.profile_calls and bus == "embedded":
         prof = workdir / "embedded.prof"
-        with start("profile", profile=prof) as product:
+        with start("profile", open_setup, profile=prof) as product:
             out["profile_calls"] = size.profile_calls
             out["profile_run"] = suite.calls(product, size.profile_calls, realistic=False)
             product.stop(timeout=60)

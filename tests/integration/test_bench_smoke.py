@@ -44,6 +44,15 @@ def test_the_small_suite_turns_every_call_into_one_ticket_and_one_sms(
         )
     burst = results["embedded"]["burst"]
     assert burst["exactly_one_ticket"] == burst["exactly_one_sms"] == burst["calls"] == 8
+    # The burst runs under the tenant's limits; the other sections without any (the product's own
+    # concurrency), with a deep consumer window.
+    assert results["embedded"]["setup"]["burst"]["provider_concurrency"] == suite.BURST_LIMITS
+    assert results["embedded"]["setup"]["main"] == {
+        "provider_concurrency": dict.fromkeys(suite.BURST_LIMITS),
+        "max_in_flight": suite.OPEN_MAX_IN_FLIGHT,
+    }
+    assert burst["peak_in_flight"]["jira-create"] <= suite.BURST_LIMITS["jira"]
+    assert burst["peak_in_flight"]["sms"] <= suite.BURST_LIMITS["sms"]
     assert results["embedded"]["profile"]["functions"], "the profiled run wrote no stats"
 
     results["size_name"] = "small"

@@ -93,6 +93,9 @@ class Stack:
     """Per service, arguments before ``-m module`` (a profiler, say)."""
     seed_overrides: dict[str, Any] = field(default_factory=dict)
     """Merged into the demo tenant of the config-api seed (e.g. provider limits)."""
+    database_prefix: str = ""
+    """Before each service's database name on the Postgres server: two stacks on one server need
+    their own (a stack's config-api database holds secrets wrapped by that stack's master key)."""
 
     # -- start-up --------------------------------------------------------------------------
     def start(self, services: tuple[str, ...] = ("ingress", *ROLES[1:]), timeout: float = 120.0) -> None:
@@ -130,6 +133,7 @@ class Stack:
     def _database(self, name: str) -> str:
         if self.postgres_dsn is None:
             return f"sqlite+aiosqlite:///{self.workdir / name}.db"
+        name = f"{self.database_prefix}{name}"
 
         async def create() -> None:
             conn = await asyncpg.connect(self.postgres_dsn)
