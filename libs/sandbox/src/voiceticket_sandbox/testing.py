@@ -149,3 +149,35 @@ def strict_object(**properties: object) -> dict[str, object]:
         "required": list(properties),
         "additionalProperties": False,
     }
+
+
+class InFlight:
+    """ASGI middleware in front of a stand-in: holds each provider request ``delay`` seconds and
+    counts the requests received and not yet answered (the answer's start ends one)."""
+
+    def __init__(self, app: Any, delay: float) -> None:
+        self.app, self.delay = app, delay
+        self.now = self.peak = self.total = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/_sandbox/"):
+            await self.app(scope, receive, send)
+            return
+        self.now += 1
+        self.total += 1
+        self.peak = max(self.peak, self.now)
+        answered = False
+
+        async def answer(message: Any) -> None:
+            nonlocal answered
+            if message["type"] == "http.response.start" and not answered:
+                answered = True
+                self.now -= 1
+            await send(message)
+
+        try:
+            await asyncio.sleep(self.delay)
+            await self.app(scope, receive, answer)
+        finally:
+            if not answered:
+                self.now -= 1
