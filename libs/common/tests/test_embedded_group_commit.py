@@ -87,3 +87,44 @@ async def test_the_position_waits_for_a_slow_earlier_record(tmp_path: Path) -> N
         await cancelled(task)
     finally:
         await bus.stop()
+
+
+async def test_a_write_to_another_topic_does_not_send_an_idle_consumer_to_the_log(tmp_path: Path) -> None:
+    """Consumers wake for writes to their own topics only: before, every group read the log after
+    every write, and under load the readers kept the writer waiting for the connection."""
+    bus = EmbeddedEventBus(tmp_path / "bus.db", source="test", poll_interval=30)
+    await bus.start()
+    reads: list[str] = []
+    await bus.db.set_trace_callback(
+        lambda sql: reads.append(sql) if sql.startswith("SELECT position, topic") else None
+    )
+    handled: list[str] = []
+
+    async def handle(event: Event) -> Sequence[Event]:
+        handled.append(event.call_sid)
+        return []
+
+    task = asyncio.create_task(bus.consume("g", [NotificationSent], handle))
+    try:
+        for _ in range(100):  # the consumer's first read of the (empty) log
+            if reads:
+                break
+            await asyncio.sleep(0.01)
+        before = len(reads)
+        for n in range(30):
+            await bus.publish(ticket(n))
+        await asyncio.sleep(0.1)
+        assert len(reads) == before, f"{len(reads) - before} reads for 30 writes to another topic"
+        await bus.publish(
+            NotificationSent(
+                tenant_id="acme", call_sid="CA" + "e" * 32, issue_key="HELP-1", message_sid="SM1"
+            )
+        )
+        for _ in range(200):
+            if handled:
+                break
+            await asyncio.sleep(0.01)
+        assert handled == ["CA" + "e" * 32]  # a write to its own topic still wakes it at once
+    finally:
+        await cancelled(task)
+        await bus.stop()

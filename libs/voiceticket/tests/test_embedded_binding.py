@@ -105,3 +105,32 @@ def test_voiceticket_run_refuses_an_unknown_environment(tmp_path: Path, environm
     )  # fmt: skip
     assert result.returncode == 2, result.stderr
     assert "VOICETICKET_ENVIRONMENT must be one of development, test, production" in result.stderr
+
+
+async def test_the_embedded_servers_sockets_send_small_answers_at_once(tmp_path: Path) -> None:
+    """Connections accepted on ``bind``'s socket have TCP_NODELAY: asyncio sets it only when the
+    socket says it is TCP, and without it each small answer waited ~40 ms on Nagle and the peer's
+    delayed ACK (the embedded ingress and config-api paid that on every request)."""
+    import asyncio
+
+    from voiceticket.embedded import bind
+
+    seen: list[int] = []
+
+    async def accepted(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        writer.close()
+
+    server = await asyncio.start_server(accepted, sock=bind("127.0.0.1", 0))
+    try:
+        port = server.sockets[0].getsockname()[1]
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        for _ in range(100):
+            if seen:
+                break
+            await asyncio.sleep(0.01)
+        writer.close()
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert seen and seen[0] != 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,109 @@ async def test_ingress_creates_a_calls_key_once_and_the_other_services_fetch_it(
             f"/v1/runtime/calls/{CALL}/key", params={"tenant_id": "acme"}, headers=auth(ADMIN_TOKEN)
         )
     ).status_code == 403
+
+
+async def post_keys(client: httpx.AsyncClient, *calls: tuple[str, str, str]) -> list[dict[str, Any]]:
+    r = await client.post(
+        "/v1/runtime/call-keys",
+        json={"calls": [{"tenant_id": t, "call_sid": sid, "caller_number": n} for t, sid, n in calls]},
+        headers=auth(SERVICE_TOKENS["ingress"]),
+    )
+    assert r.status_code == 200, r.text
+    answers: list[dict[str, Any]] = r.json()["keys"]
+    return answers
+
+
+async def test_calls_starting_together_get_their_keys_in_one_request(seeded: httpx.AsyncClient) -> None:
+    existing = (await put_key(seeded, CALL)).json()
+    first = await post_keys(
+        seeded, ("acme", CALL, CALLER), ("ghost", SECOND_CALL, CALLER), ("acme", SECOND_CALL, OTHER_CALLER)
+    )
+    assert [(a["call_sid"], a["status"]) for a in first] == [
+        (CALL, 200),
+        (SECOND_CALL, 404),
+        (SECOND_CALL, 200),
+    ]
+    assert {"key_id": first[0]["key_id"], "key": first[0]["key"]} == existing  # an existing key is served
+    assert first[1]["key"] is None  # nothing for a tenant that does not exist
+    fetched = await seeded.get(
+        f"/v1/runtime/calls/{SECOND_CALL}/key",
+        params={"tenant_id": "acme"},
+        headers=auth(SERVICE_TOKENS["notifier"]),
+    )
+    assert fetched.json() == {"key_id": first[2]["key_id"], "key": first[2]["key"]}  # the new key is stored
+    # The new call's subject is its own caller's: an erasure of OTHER_CALLER destroys its key only.
+    erased = await seeded.post(
+        "/v1/privacy/erasures", json={"phone": OTHER_CALLER}, headers=auth(ADMIN_TOKEN)
+    )
+    assert erased.status_code == 200, erased.text
+    again = await post_keys(seeded, ("acme", SECOND_CALL, OTHER_CALLER), ("acme", CALL, CALLER))
+    assert [(a["status"], a["key"]) for a in again] == [(410, None), (200, existing["key"])]
+    assert (
+        await seeded.post(
+            "/v1/runtime/call-keys",
+            json={"calls": [{"tenant_id": "acme", "call_sid": CALL, "caller_number": CALLER}]},
+            headers=auth(SERVICE_TOKENS["transcriber"]),
+        )
+    ).status_code == 403  # only ingress starts calls
+    too_many = [{"tenant_id": "acme", "call_sid": f"CA{n:032x}", "caller_number": CALLER} for n in range(201)]
+    r = await seeded.post(
+        "/v1/runtime/call-keys", json={"calls": too_many}, headers=auth(SERVICE_TOKENS["ingress"])
+    )
+    assert r.status_code in (400, 422) and CALLER not in r.text
+
+
+async def test_ingress_asks_the_vault_once_for_the_keys_of_calls_starting_together(
+    seeded: httpx.AsyncClient,
+) -> None:
+    asked: list[str] = []
+
+    async def count(request: httpx.Request) -> None:
+        asked.append(f"{request.method} {request.url.path}")
+
+    seeded.event_hooks["request"].append(count)
+    ingress = keys_of(seeded, "ingress", creates=True)
+    calls = [f"CA{n:032x}" for n in range(1, 21)]
+    keys = await asyncio.gather(*(ingress.key_for_sealing(received(sid)) for sid in calls))
+    assert len({k.key_id for k in keys}) == 20
+    # All twenty arrived before the first request went out: they share it (one round trip, one commit).
+    assert asked == ["POST /v1/runtime/call-keys"]
+    notifier = keys_of(seeded, "notifier")
+    assert [await notifier.key_for_opening("acme", sid) for sid in calls] == keys
+
+
+async def test_ingress_falls_back_to_one_key_a_request_on_a_config_api_without_batches(
+    seeded: httpx.AsyncClient,
+) -> None:
+    app = seeded.app  # type: ignore[attr-defined]
+
+    async def older_config_api(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/v1/runtime/call-keys":
+            await send({"type": "http.response.start", "status": 404, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await app(scope, receive, send)
+
+    asked: list[str] = []
+
+    async def count(request: httpx.Request) -> None:
+        asked.append(f"{request.method} {request.url.path}")
+
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=older_config_api),
+        base_url="http://config-api",
+        event_hooks={"request": [count]},
+    ) as old:
+        ingress = VaultCallKeys(
+            "http://config-api", SecretStr(SERVICE_TOKENS["ingress"]), creates=True, client=old
+        )
+        keys = await asyncio.gather(*(ingress.key_for_sealing(received(sid)) for sid in (CALL, SECOND_CALL)))
+        again = await ingress.key_for_sealing(received(OTHER_CALL))
+    assert asked[0] == "POST /v1/runtime/call-keys"
+    assert sorted(asked[1:]) == sorted(
+        f"PUT /v1/runtime/calls/{sid}/key" for sid in (CALL, SECOND_CALL, OTHER_CALL)
+    )
+    assert len({k.key_id for k in (*keys, again)}) == 3
 
 
 async def test_what_ingress_seals_the_transcriber_opens_through_the_vault(seeded: httpx.AsyncClient) -> None:

@@ -154,9 +154,12 @@ async def test_a_webhook_over_the_limit_waits_for_a_slot_within_the_queue_budget
         assert [(await t).status_code for t in first] == [200] * 4
 
 
-async def test_in_call_callbacks_have_a_reserve_new_calls_cannot_take() -> None:
+async def test_in_call_callbacks_are_never_shed() -> None:
+    """A recording callback carries a recorded message, and Twilio does not retry a 503 unless
+    the URL's overrides say so: past the limit it is still handled (before, it was shed once an
+    in-call reserve was taken)."""
     publisher = BlockingPublisher()
-    limits = {"webhook_max_in_flight": 1, "webhook_in_call_reserve": 1, "webhook_queue_seconds": 0}
+    limits = {"webhook_max_in_flight": 1, "webhook_queue_seconds": 0}
     async with ingress_client(publisher, **limits) as client:
         params, headers = voice_call(1)
         answer = await client.post("/twilio/voice", data=params, headers=headers)
@@ -190,7 +193,6 @@ def admission(**overrides: Any) -> WebhookAdmission:
     limits: dict[str, Any] = {
         "max_in_flight": 1,
         "max_queued": 2,
-        "in_call_reserve": 0,
         "queue_seconds": 5.0,
         "retry_after_seconds": 1,
         **overrides,
@@ -263,3 +265,14 @@ async def test_a_late_running_loop_sheds_new_work_but_not_in_call_callbacks() ->
         assert await gate.enter(in_call=False) is None
     finally:
         watching.cancel()
+
+
+async def test_in_call_callbacks_are_admitted_however_many_are_in_flight() -> None:
+    gate = admission(max_in_flight=1, max_queued=0, queue_seconds=0)
+    assert await gate.enter(in_call=False) is None  # a new call holds the one slot
+    assert await gate.enter(in_call=False) == IN_FLIGHT  # the next new call is shed
+    assert [await gate.enter(in_call=True) for _ in range(50)] == [None] * 50
+    assert gate.in_flight == 51
+    for _ in range(51):
+        gate.leave()
+    assert gate.in_flight == 0 and await gate.enter(in_call=False) is None

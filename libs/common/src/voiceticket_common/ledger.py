@@ -16,10 +16,11 @@ clocks must agree to well within a lease.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, Self, TypeVar
@@ -39,7 +40,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as SqlTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -106,13 +108,57 @@ def as_utc(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+class LedgerDatabaseError(TransientError):
+    """The ledger's database failed mid-step (down, locked, timed out). Its transaction is rolled
+    back, so nothing was claimed or changed: the step is retried like a provider's outage."""
+
+
+def _is_outage(exc: BaseException) -> bool:
+    """A database failure that a retry can outlast, as opposed to a bug (a constraint, bad SQL)."""
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+    return isinstance(exc, SqlTimeoutError | OSError)
+
+
+class LedgerSessions:
+    """Sessions on a ledger's engine (``async_sessionmaker``'s two forms) whose database outages
+    come out as ``LedgerDatabaseError``: retried by the bus, never a dead letter for a call whose
+    Jira request already exists. The message names the error's type only: a statement's
+    parameters may be personal data."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._maker = async_sessionmaker(engine, expire_on_commit=False)
+
+    def __call__(self) -> contextlib.AbstractAsyncContextManager[AsyncSession]:
+        return self._session(begin=False)
+
+    def begin(self) -> contextlib.AbstractAsyncContextManager[AsyncSession]:
+        """A session in a transaction, committed at the end of the block (rolled back on error)."""
+        return self._session(begin=True)
+
+    @contextlib.asynccontextmanager
+    async def _session(self, *, begin: bool) -> AsyncIterator[AsyncSession]:
+        try:
+            if begin:
+                async with self._maker.begin() as session:
+                    yield session
+            else:
+                async with self._maker() as session:
+                    yield session
+        except (SQLAlchemyError, OSError) as exc:
+            if not _is_outage(exc):
+                raise
+            kind = type(getattr(exc, "orig", None) or exc).__name__
+            raise LedgerDatabaseError(f"ledger database unavailable ({kind})") from None
+
+
 class ClaimOnceLedger:
     """Sessions, schema and claims for a service's ledger tables (``metadata``)."""
 
     def __init__(self, engine: AsyncEngine, metadata: MetaData) -> None:
         self._engine = engine
         self._metadata = metadata
-        self.sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self.sessions = LedgerSessions(engine)
 
     async def create_schema(self) -> None:
         # Alembic migrations come with the persistence issue; tables are created if missing (an
@@ -443,7 +489,7 @@ class OutcomeLedger(SqlLedger, Generic[K, E]):
                         select(row.outcome).where(*_matches(row, asdict(key)), row.expires_at > self.now())
                     )
                 ).scalar_one_or_none()
-        except (SQLAlchemyError, OSError) as exc:
+        except (SQLAlchemyError, OSError, LedgerDatabaseError) as exc:
             raise LedgerUnavailable(type(exc).__name__) from exc
         return await self._parsed(stored)
 
@@ -468,7 +514,7 @@ class OutcomeLedger(SqlLedger, Generic[K, E]):
                 stored = (
                     await session.execute(select(row.outcome).where(*_matches(row, columns)))
                 ).scalar_one()
-        except (SQLAlchemyError, OSError) as exc:
+        except (SQLAlchemyError, OSError, LedgerDatabaseError) as exc:
             raise LedgerUnavailable(type(exc).__name__) from exc
         return await self._parsed(stored) or outcome
 

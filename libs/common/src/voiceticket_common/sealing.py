@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
+import itertools
 import json
 import os
 import time
@@ -41,6 +43,8 @@ SEALED = "sealed"
 ALGORITHM = "A256GCM"
 KEY_BYTES = 32
 NONCE_BYTES = 12
+MAX_KEY_BATCH = 200
+"""The most call keys created in one request to the vault (config-api enforces the same)."""
 
 
 class CallErased(Exception):
@@ -206,6 +210,10 @@ class VaultCallKeys:
     (it keeps only a keyed hash of the number). Others only fetch existing keys. Keys are cached
     for ``cache_seconds``: an erasure reaches a running service within that time (docs); the
     question whether a call was erased, asked before a record is dead-lettered, skips the cache.
+
+    Keys of calls that start together are created in one request (``POST /v1/runtime/call-keys``,
+    one transaction for all): while one batch is on its way, the next calls wait for the next, so
+    a quiet line asks for one key at a time and a burst shares the round trip and the commit.
     """
 
     def __init__(
@@ -227,6 +235,9 @@ class VaultCallKeys:
         self._owns_client = client is None
         self._cache: OrderedDict[tuple[str, str], tuple[float, CallKey]] = OrderedDict()
         self._pending: dict[tuple[str, str], asyncio.Future[CallKey]] = {}
+        self._to_create: dict[tuple[str, str], tuple[str, asyncio.Future[CallKey]]] = {}
+        self._creator: asyncio.Task[None] | None = None
+        self._batches = True  # until a config-api without the batch endpoint says otherwise
 
     async def key_for_sealing(self, event: Event) -> CallKey:
         caller = getattr(event, "caller_number", None)
@@ -234,12 +245,7 @@ class VaultCallKeys:
             cached = self._cached(event.tenant_id, event.call_sid)
             if cached is not None:
                 return cached
-            return await self._request(
-                "PUT",
-                event.tenant_id,
-                event.call_sid,
-                json={"tenant_id": event.tenant_id, "caller_number": caller},
-            )
+            return await self._create(event.tenant_id, event.call_sid, caller)
         return await self.key_for_opening(event.tenant_id, event.call_sid)
 
     async def key_for_opening(self, tenant_id: str, call_sid: str) -> CallKey:
@@ -281,6 +287,113 @@ class VaultCallKeys:
             pending.add_done_callback(lambda _: self._pending.pop(at, None))
         return await asyncio.shield(pending)
 
+    async def _create(self, tenant_id: str, call_sid: str, caller: str) -> CallKey:
+        at = (tenant_id, call_sid)
+        pending = self._pending.get(at)
+        if pending is None:
+            pending = asyncio.get_running_loop().create_future()
+            self._pending[at] = pending
+            pending.add_done_callback(lambda done: self._settled(at, done))
+            self._to_create[at] = (caller, pending)
+            if self._creator is None or self._creator.done():
+                self._creator = asyncio.create_task(self._create_batches())
+        return await asyncio.shield(pending)
+
+    def _settled(self, at: tuple[str, str], done: asyncio.Future[CallKey]) -> None:
+        self._pending.pop(at, None)
+        if not done.cancelled():
+            done.exception()  # retrieved here: a caller that gave up must not leave it unread
+
+    async def _create_batches(self) -> None:
+        while self._to_create:
+            batch = dict(itertools.islice(self._to_create.items(), MAX_KEY_BATCH))
+            for at in batch:
+                del self._to_create[at]
+            try:
+                answers = await self._create_batch(batch)
+            except asyncio.CancelledError:  # closing: nobody may wait for this batch forever
+                for _, future in batch.values():
+                    if not future.done():
+                        future.set_exception(TransientError("the call-key client closed"))
+                raise
+            except Exception as exc:  # every call of the batch gets the failure (transient or not)
+                answers = dict.fromkeys(batch, exc)
+            for at, (_, future) in batch.items():
+                answer = answers.get(at) or TransientError("config-api did not answer for a call key")
+                if future.done():
+                    continue
+                if isinstance(answer, CallKey):
+                    future.set_result(answer)
+                else:
+                    future.set_exception(answer)
+
+    async def _create_batch(
+        self, batch: Mapping[tuple[str, str], tuple[str, asyncio.Future[CallKey]]]
+    ) -> dict[tuple[str, str], CallKey | Exception]:
+        if not self._batches:
+            return await self._create_one_by_one(batch)
+        calls = [
+            {"tenant_id": tenant_id, "call_sid": call_sid, "caller_number": caller}
+            for (tenant_id, call_sid), (caller, _) in batch.items()
+        ]
+        try:
+            response = await self._client.post(
+                f"{self._base}/v1/runtime/call-keys",
+                headers={"Authorization": f"Bearer {self._token.get_secret_value()}"},
+                json={"calls": calls},
+            )
+        except httpx.HTTPError as exc:
+            raise TransientError(f"config-api unreachable for call keys: {type(exc).__name__}") from None
+        if response.status_code in (404, 405):  # a config-api from before the batch endpoint
+            self._batches = False
+            return await self._create_one_by_one(batch)
+        raise_for_provider_status(response, "config-api", "call keys")
+        answers: dict[tuple[str, str], CallKey | Exception] = {}
+        try:
+            for item in response.json()["keys"]:
+                at = (str(item["tenant_id"]), str(item["call_sid"]))
+                answers[at] = self._answer(at, int(item["status"]), item)
+        except (KeyError, TypeError, ValueError):
+            raise TransientError("config-api sent an unusable call-key batch") from None
+        return answers
+
+    async def _create_one_by_one(
+        self, batch: Mapping[tuple[str, str], tuple[str, asyncio.Future[CallKey]]]
+    ) -> dict[tuple[str, str], CallKey | Exception]:
+        async def one(at: tuple[str, str], caller: str) -> CallKey | Exception:
+            try:
+                return await self._fetch(
+                    "PUT", at[0], at[1], json={"tenant_id": at[0], "caller_number": caller}
+                )
+            except Exception as exc:
+                return exc
+
+        ats = list(batch)
+        results = await asyncio.gather(*(one(at, batch[at][0]) for at in ats))
+        return dict(zip(ats, results, strict=True))
+
+    def _answer(self, at: tuple[str, str], status: int, body: Mapping[str, Any]) -> CallKey | Exception:
+        if status == 410:
+            return CallErased("the call's data key is destroyed")
+        if status == 404:
+            return CallErased("the call's tenant is unknown or removed", destroyed=False)
+        if status != 200:
+            return TransientError(f"config-api answered {status} for a call key")
+        return self._keep(at, body)
+
+    def _keep(self, at: tuple[str, str], body: Mapping[str, Any]) -> CallKey:
+        """The key in a vault's answer (``key_id``, base64 ``key``), cached for the call."""
+        try:
+            key = CallKey(key_id=str(body["key_id"]), secret=base64.b64decode(body["key"], validate=True))
+        except (KeyError, TypeError, binascii.Error):
+            raise TransientError("config-api sent an unusable call key") from None
+        if len(key.secret) != KEY_BYTES:
+            raise TransientError("config-api sent a call key of the wrong size")
+        self._cache[at] = (time.monotonic() + self._ttl, key)
+        while len(self._cache) > self._max:
+            self._cache.popitem(last=False)
+        return key
+
     async def _fetch(self, method: str, tenant_id: str, call_sid: str, **kwargs: Any) -> CallKey:
         try:
             response = await self._client.request(
@@ -298,18 +411,20 @@ class VaultCallKeys:
                 "no data key was issued for the call (or its tenant is removed)", destroyed=False
             )
         raise_for_provider_status(response, "config-api", "call key")
-        body = response.json()
         try:
-            key = CallKey(key_id=str(body["key_id"]), secret=base64.b64decode(body["key"], validate=True))
-        except (KeyError, TypeError, binascii.Error):
+            body = response.json()
+        except ValueError:
             raise TransientError("config-api sent an unusable call key") from None
-        if len(key.secret) != KEY_BYTES:
-            raise TransientError("config-api sent a call key of the wrong size")
-        self._cache[(tenant_id, call_sid)] = (time.monotonic() + self._ttl, key)
-        while len(self._cache) > self._max:
-            self._cache.popitem(last=False)
-        return key
+        return self._keep((tenant_id, call_sid), body)
 
     async def aclose(self) -> None:
+        if self._creator is not None and not self._creator.done():
+            self._creator.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._creator
+        for _, future in self._to_create.values():
+            if not future.done():
+                future.set_exception(TransientError("the call-key client closed"))
+        self._to_create.clear()
         if self._owns_client:
             await self._client.aclose()

@@ -10,12 +10,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, NoReturn, TypeVar
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from .config_client import UnknownLine, ViewT, parse_view
 from .db import open_engine
 from .events import CallTranscribed, Event, RecordingCompleted, TicketCreated
-from .ledger import LedgerUnavailable
+from .ledger import LedgerSessions, LedgerUnavailable
 
 T = TypeVar("T")
 
@@ -188,7 +187,7 @@ async def outcome_ledger(
         yield ledger
 
 
-async def count_rows(sessions: async_sessionmaker[AsyncSession], table: type[Any]) -> int:
+async def count_rows(sessions: LedgerSessions, table: type[Any]) -> int:
     """How many rows ``table`` holds."""
 
     async with sessions() as session:

@@ -19,10 +19,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from sqlalchemy import select
 
 from voiceticket_common.bus.archive import ArchivedRecord, EventArchive
 from voiceticket_common.bus.errors import PermanentError, TransientError
-from voiceticket_common.sealing import SEALED, CallKey, Sealer, UnreadableSeal
+from voiceticket_common.sealing import MAX_KEY_BATCH, SEALED, CallKey, Sealer, UnreadableSeal
 from voiceticket_common.sealing import CallErased as SealedCallErased
 from voiceticket_common.twilio import TwilioAccount
 from voiceticket_common.twilio_media import TwilioMediaClient
@@ -40,10 +41,12 @@ from .vault import (
     ERASED_BY_CALLER,
     CallErased,
     CallRecord,
+    KeyRequest,
     calls_of,
     destroy_keys,
     existing_key,
     issue_key,
+    issue_keys,
     subject_of,
 )
 
@@ -102,6 +105,73 @@ async def put_call_key(
     except CallErased:
         raise HTTPException(410, "the call's data was erased") from None
     return CallKeyOut(key_id=issued.key_id, key=issued.key)
+
+
+class CallKeyBatchItem(CallKeyRequest):
+    call_sid: str = Field(pattern=CALL_SID_PATTERN, description="Twilio CallSid")
+
+
+class CallKeyBatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    calls: list[CallKeyBatchItem] = Field(min_length=1, max_length=MAX_KEY_BATCH)
+
+
+class CallKeyBatchAnswer(BaseModel):
+    tenant_id: str
+    call_sid: str
+    status: int = Field(
+        description="200: the key (new or existing); 404: unknown tenant; 410: the call's data was erased"
+    )
+    key_id: str | None = None
+    key: str | None = Field(default=None, description="base64 of the call's 32-byte AES-256-GCM data key")
+
+
+class CallKeyBatchOut(BaseModel):
+    keys: list[CallKeyBatchAnswer] = Field(description="one answer per call asked, in the order asked")
+
+
+@runtime_router.post(
+    "/call-keys",
+    response_model=CallKeyBatchOut,
+    responses={**AUTH_ERRORS, **errors(400)},
+)
+async def post_call_keys(
+    body: CallKeyBatchRequest,
+    _role: Annotated[str, Depends(require_role("ingress"))],
+    session: Session,
+    keys: Keys,
+) -> CallKeyBatchOut:
+    """Get-or-create the keys of several starting calls in one transaction: what ingress sends
+    when calls start together (one round trip and one commit for all of them)."""
+
+    tenants = {item.tenant_id for item in body.calls}
+    known = set((await session.scalars(select(Tenant.id).where(Tenant.id.in_(tenants)))).all())
+    asked = [
+        KeyRequest(item.tenant_id, item.call_sid, item.caller_number)
+        for item in body.calls
+        if item.tenant_id in known
+    ]
+    issued = iter(await issue_keys(session, keys, asked))
+    answers = []
+    for item in body.calls:
+        if item.tenant_id not in known:
+            answers.append(CallKeyBatchAnswer(tenant_id=item.tenant_id, call_sid=item.call_sid, status=404))
+            continue
+        answer = next(issued)
+        if isinstance(answer, CallErased):
+            answers.append(CallKeyBatchAnswer(tenant_id=item.tenant_id, call_sid=item.call_sid, status=410))
+        else:
+            answers.append(
+                CallKeyBatchAnswer(
+                    tenant_id=item.tenant_id,
+                    call_sid=item.call_sid,
+                    status=200,
+                    key_id=answer.key_id,
+                    key=answer.key,
+                )
+            )
+    return CallKeyBatchOut(keys=answers)
 
 
 @runtime_router.get(

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import DateTime, String, Text, delete, select, update
+from sqlalchemy import DateTime, String, Text, delete, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -102,7 +102,10 @@ async def subject_secret(session: AsyncSession, keys: KeyRing) -> bytes:
 
 
 async def subject_of(session: AsyncSession, keys: KeyRing, number: str) -> str:
-    secret = await subject_secret(session, keys)
+    return _subject(await subject_secret(session, keys), number)
+
+
+def _subject(secret: bytes, number: str) -> str:
     return hmac.new(secret, number.strip().encode(), hashlib.sha256).hexdigest()
 
 
@@ -139,6 +142,73 @@ async def issue_key(
             raise
         return _issued(existing, keys)
     return IssuedKey(key_id=row.key_id, key=secret)
+
+
+@dataclass(frozen=True)
+class KeyRequest:
+    """One call's key asked for in a batch (``issue_keys``)."""
+
+    tenant_id: str
+    call_sid: str
+    caller_number: str
+
+
+async def issue_keys(
+    session: AsyncSession, keys: KeyRing, requests: Sequence[KeyRequest]
+) -> list[IssuedKey | CallErased]:
+    """``issue_key`` for many calls in one transaction (ingress batches the calls starting at the
+    same moment): each call's existing key, or a new one, or :class:`CallErased` if destroyed;
+    in the order asked. The subject secret is read once and the new rows commit together."""
+
+    wanted = {(r.tenant_id, r.call_sid): r for r in requests}
+    existing: dict[tuple[str, str], CallKeyRow] = {}
+    if wanted:
+        rows = await session.scalars(
+            select(CallKeyRow).where(tuple_(CallKeyRow.tenant_id, CallKeyRow.call_sid).in_(list(wanted)))
+        )
+        existing = {(row.tenant_id, row.call_sid): row for row in rows}
+    fresh: dict[tuple[str, str], IssuedKey] = {}
+    missing = [r for at, r in wanted.items() if at not in existing]
+    if missing:
+        secret = await subject_secret(session, keys)
+        now = utcnow()
+        for request in missing:
+            data_key = base64.b64encode(os.urandom(32)).decode()
+            row = CallKeyRow(
+                tenant_id=request.tenant_id,
+                call_sid=request.call_sid,
+                subject=_subject(secret, request.caller_number),
+                key_id=f"ck_{uuid.uuid4().hex}",
+                wrapped_key=keys.encrypt(data_key),
+                created_at=now,
+            )
+            session.add(row)
+            fresh[(request.tenant_id, request.call_sid)] = IssuedKey(key_id=row.key_id, key=data_key)
+        try:
+            await session.commit()
+        except IntegrityError:  # another replica created one of them first: one at a time then
+            await session.rollback()
+            return [await _issued_or_erased(session, keys, r) for r in requests]
+    answers: list[IssuedKey | CallErased] = []
+    for request in requests:
+        at = (request.tenant_id, request.call_sid)
+        if at in fresh:
+            answers.append(fresh[at])
+            continue
+        try:
+            answers.append(_issued(existing[at], keys))
+        except CallErased as exc:
+            answers.append(exc)
+    return answers
+
+
+async def _issued_or_erased(
+    session: AsyncSession, keys: KeyRing, request: KeyRequest
+) -> IssuedKey | CallErased:
+    try:
+        return await issue_key(session, keys, request.tenant_id, request.call_sid, request.caller_number)
+    except CallErased as exc:
+        return exc
 
 
 async def existing_key(

@@ -148,7 +148,6 @@ def shedding_limits(settings: IngressSettings) -> SheddingLimits:
     return SheddingLimits(
         max_in_flight=settings.webhook_max_in_flight,
         max_queued=settings.webhook_max_queued,
-        in_call_reserve=settings.webhook_in_call_reserve,
         queue_seconds=settings.webhook_queue_seconds,
         retry_after_seconds=settings.webhook_retry_after_seconds,
     )

@@ -22,13 +22,11 @@ class IngressSettings(HttpServiceSettings, CallbackContextSettings):
     X-Forwarded-Host and X-Forwarded-Port name the public URL. Empty (the default): forwarded
     headers are ignored and ``public_base_url`` alone counts."""
     webhook_max_in_flight: int = Field(default=64, ge=1)
-    """Webhooks handled at once (``shedding.py``); more wait for a slot."""
+    """New calls and status callbacks handled at once (``shedding.py``); more wait for a slot.
+    In-call callbacks (consent, recording status, record action) count too but are never shed."""
     webhook_max_queued: int = Field(default=512, ge=0)
     """Webhooks waiting for a slot at most (a waiting request costs a connection, no CPU); more
     are answered 503 at once."""
-    webhook_in_call_reserve: int = Field(default=16, ge=0)
-    """Slots on top of ``webhook_max_in_flight`` that only in-call callbacks (consent, recording
-    status, record action) may take, so a flood of new calls does not shed recorded messages."""
     webhook_queue_seconds: float = Field(default=0.5, ge=0)
     """How long a webhook over the limit waits for a slot before it is answered 503 (0: at once)."""
     webhook_retry_after_seconds: int = Field(default=1, ge=0)

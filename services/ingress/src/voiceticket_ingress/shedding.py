@@ -2,10 +2,12 @@
 moment for a slot and is then answered a fast 503 with ``Retry-After``, instead of joining a
 queue that makes every request late (and, past Twilio's 15 s, every answer useless).
 
-In-call callbacks (consent key, recording status, record action) have a reserve of their own on
-top of the limit: they carry work already done (a recorded message), while a refused new call
-costs the caller a retry. ``/healthz``, ``/readyz`` and ``/metrics`` are never shed: only paths
-under ``/twilio/`` pass through the limiter.
+In-call callbacks (consent key, recording status, record action) are never shed: they carry work
+already done (a recorded message), and Twilio retries a 5xx only when the URL's connection
+overrides ask for it, so a refused recording callback would lose the message. They are few (at
+most three a call, each for a call already admitted) and count toward the webhooks in flight.
+``/healthz``, ``/readyz`` and ``/metrics`` are never shed: only paths under ``/twilio/`` pass
+through the limiter.
 """
 
 from __future__ import annotations
@@ -43,8 +45,6 @@ class SheddingLimits:
     """Webhooks handled at once; more wait for a slot, up to ``max_queued`` of them."""
     max_queued: int
     """Webhooks waiting for a slot at most; beyond, shed at once."""
-    in_call_reserve: int
-    """Extra slots only in-call callbacks may take, and without queueing behind new calls."""
     queue_seconds: float
     """The longest a webhook waits for a slot before it is shed (0: shed at once)."""
     retry_after_seconds: int
@@ -81,10 +81,12 @@ class WebhookAdmission:
     async def enter(self, *, in_call: bool) -> str | None:
         """None once admitted (call ``leave`` after), else why the request is shed."""
         limits = self.limits
-        if not in_call and self.loop_lag > limits.queue_seconds > 0:
+        if in_call:  # never shed, never queued behind new calls
+            self._admit()
+            return None
+        if self.loop_lag > limits.queue_seconds > 0:
             return QUEUE_TIME
-        free = self.in_flight < limits.max_in_flight and not self._waiting
-        if free or in_call and self.in_flight < limits.max_in_flight + limits.in_call_reserve:
+        if self.in_flight < limits.max_in_flight and not self._waiting:
             self._admit()
             return None
         if limits.queue_seconds <= 0 or len(self._waiting) >= limits.max_queued:

@@ -21,6 +21,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import aiosqlite
@@ -144,7 +145,10 @@ class EmbeddedEventBus:
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
         self._wakeup = asyncio.Condition()
-        self._version = 0  # bumped on every write, so a consumer never sleeps through one
+        # Writes per topic: a consumer never sleeps through a write to its topics, and a write to
+        # other topics does not send it to the database for nothing (every group reading after
+        # every write kept the writer waiting for the lock under load).
+        self._written: defaultdict[str, int] = defaultdict(int)
         self._writes: asyncio.Queue[_Write | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self._members: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -240,7 +244,9 @@ class EmbeddedEventBus:
                 else:
                     for write in batch:
                         write.done.set_result(None)
-                    self._version += 1
+                    for write in batch:
+                        for row in write.rows:
+                            self._written[row[0]] += 1
                     async with self._wakeup:
                         self._wakeup.notify_all()
             if stopping:
@@ -350,20 +356,26 @@ class EmbeddedEventBus:
                     lambda: workers.held < limit or workers.failure is not None, self._poll
                 )
                 continue
-            seen = self._version
+            seen = self._writes_to(topics)
             records = await self._next(place, topics, limit - workers.held, idle=workers.held == 0)
             if not records:
-                if seen != self._version:
+                if seen != self._writes_to(topics):
                     continue
                 with contextlib.suppress(TimeoutError):  # not wait_for: see KeyOrderedWorkers.wait_until
                     async with asyncio.timeout(self._poll), self._wakeup:
-                        await self._wakeup.wait()
+                        await self._wakeup.wait_for(partial(self._written_since, topics, seen))
                 continue
             for stored in records:
                 place.tracker.take(stored.position)
                 place.cursor = stored.position
                 key: Hashable = stored.key if stored.key is not None else ()
                 workers.submit(key, stored)
+
+    def _writes_to(self, topics: Sequence[str]) -> int:
+        return sum(self._written[topic] for topic in topics)
+
+    def _written_since(self, topics: Sequence[str], seen: int) -> bool:
+        return self._writes_to(topics) != seen
 
     async def _process(self, group: str, stored: _Stored, handler: Handler, retry: RetryPolicy) -> list[Row]:
         topic, key, value, headers = stored.topic, stored.key, stored.value, stored.headers
