@@ -22,7 +22,12 @@ def create_engine(url: str) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, hide_parameters=True)
+        # One connection: SQLite takes one writer at a time anyway, and writers queued on the pool
+        # wait in asyncio, where writers racing on the file wait in SQLite's busy handler (which
+        # sleeps and retries, and past its timeout fails: a burst of 150 calls got "database is
+        # locked" in the embedded runtime). Nothing in a ledger holds one session while opening
+        # another.
+        engine = create_async_engine(url, hide_parameters=True, pool_size=1, max_overflow=0, pool_timeout=60)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]

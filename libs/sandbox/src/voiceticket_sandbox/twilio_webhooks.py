@@ -51,7 +51,13 @@ async def send_webhook(
         return await client.get(target, headers={**headers, **host})
     headers["X-Twilio-Signature"] = twilio_signature(auth_token, url, params)
     target, host = _route(url, connect)
-    return await client.post(target, data=dict(params), headers={**headers, **host})
+    try:
+        return await client.post(target, data=dict(params), headers={**headers, **host})
+    except (httpx.ReadError, httpx.RemoteProtocolError):
+        # A kept-alive connection the server closed (its idle timeout) just as it was reused:
+        # nothing was handled, so send it once more, as Twilio retries a failed connection
+        # (same idempotency token).
+        return await client.post(target, data=dict(params), headers={**headers, **host})
 
 
 async def send_json_webhook(
