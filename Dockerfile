@@ -8,7 +8,10 @@
 # development-only target: `docker build --target sandbox .` (docker compose's `sandbox` profile).
 # Nothing secret is baked in: every credential arrives as an environment variable at run time.
 
-ARG PYTHON_IMAGE=python:3.11-slim
+# The base, pinned by digest (python:3.11-slim-bookworm, the official image's multi-arch index):
+# a tag moves, a digest does not. Bump it on purpose (Debian security fixes), e.g. after
+# `docker buildx imagetools inspect python:3.11-slim-bookworm`.
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:2e32f7d302adc1c37428355c1e646897c0c53f4fd60b6a551245fb90ee129f91
 # Pinned to the uv that wrote uv.lock; bump both together.
 ARG UV_VERSION=0.13.9
 
@@ -50,6 +53,10 @@ COPY libs/ libs/
 COPY services/ services/
 RUN uv sync --frozen --no-dev --package voiceticket --no-editable
 
+# The image's SBOM (CycloneDX), from the lock file: what the step above installed.
+COPY deploy/sbom.py deploy/
+RUN python deploy/sbom.py --lock uv.lock --output /app/sbom.cdx.json --machine "$(uname -m)"
+
 # Development only: the Twilio/OpenAI/Jira stand-ins, on their own (for `--target sandbox`).
 FROM builder AS sandbox-builder
 RUN uv sync --frozen --no-dev --package voiceticket-sandbox --no-editable
@@ -84,6 +91,9 @@ FROM base AS runtime
 LABEL org.opencontainers.image.title="voiceticket" \
       org.opencontainers.image.description="Voice to Ticket services (one image, module picked by the command)"
 COPY --from=builder /app/.venv /app/.venv
+COPY --from=builder /app/sbom.cdx.json /app/sbom.cdx.json
+# No HEALTHCHECK: which port answers depends on the module; Kubernetes probes /healthz and
+# /readyz (deploy/k8s), docker-compose.yml declares each service's own healthcheck.
 # ingress 8080, consumer health 8081, config-api 8085
 EXPOSE 8080 8081 8085
 CMD ["voiceticket_ingress"]

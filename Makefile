@@ -54,11 +54,11 @@ format: .venv/.synced ## apply ruff's formatting and fixes
 	$(UV) run --frozen ruff format .
 	$(UV) run --frozen ruff check --fix .
 
-schemas: .venv/.synced ## regenerate the committed event JSON Schemas (refuses breaking changes)
-	$(UV) run --frozen python -m voiceticket_common.events.schemas write
+schemas: .venv/.synced ## regenerate the committed event JSON Schemas (refuses breaking changes) and schemas/asyncapi.json
+	$(UV) run --frozen python -m voiceticket_common.events.schemas write && $(UV) run --frozen python -m voiceticket_common.events.asyncapi write
 
-schemas-check: .venv/.synced ## fail when models and committed schemas disagree
-	$(UV) run --frozen python -m voiceticket_common.events.schemas check
+schemas-check: .venv/.synced ## fail when models and committed schemas (or the AsyncAPI document) disagree
+	$(UV) run --frozen python -m voiceticket_common.events.schemas check && $(UV) run --frozen python -m voiceticket_common.events.asyncapi check
 
 kafka-install: ## fetch Apache Kafka 4.x from Maven Central into deploy/local/kafka/lib
 	deploy/local/kafka/kafka.sh install
@@ -69,5 +69,6 @@ kafka-start: kafka-install ## start a local single-node KRaft broker on 127.0.0.
 kafka-stop: ## stop the local broker
 	deploy/local/kafka/kafka.sh stop
 
-clean: ## remove local state (broker data, SQLite files)
-	rm -rf .local
+clean: ## stop the local broker, remove its data (.local) and `voiceticket run`'s databases and secrets (.voiceticket)
+	deploy/local/kafka/kafka.sh stop
+	rm -rf .local .voiceticket

@@ -21,6 +21,10 @@
 #   KAFKA_JVM_OPTS         extra JVM flags                       (default: G1, short pauses)
 #   KAFKA_START_TIMEOUT    seconds `start` waits for readiness   (default 90)
 #   KAFKA_STOP_TIMEOUT     seconds `stop` waits before SIGKILL   (default 30)
+#   KAFKA_EXTRA_CONFIG     properties file appended to the rendered config; its keys override the
+#                          template's (e.g. TLS/SASL listeners, see voiceticket_sandbox.kafka_broker)
+#   KAFKA_SCRAM_FILE       file of SCRAM credentials, one `SCRAM-SHA-512=[name=...,password=...]` a line,
+#                          written into the metadata when the storage is first formatted (--add-scram)
 #   JAVA, MVN              java / mvn executables                (default: from PATH)
 set -euo pipefail
 
@@ -108,6 +112,10 @@ render_config() {
       -e "s|@KAFKA_CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
       -e "s|@KAFKA_LOG_DIRS@|$esc_dirs|g" \
       "$HERE/server.properties.template" >"$CONFIG.tmp"
+  if [[ -n "${KAFKA_EXTRA_CONFIG:-}" ]]; then
+    [[ -f "$KAFKA_EXTRA_CONFIG" ]] || die "KAFKA_EXTRA_CONFIG: no such file $KAFKA_EXTRA_CONFIG"
+    { echo; echo "# --- from KAFKA_EXTRA_CONFIG ($KAFKA_EXTRA_CONFIG)"; cat "$KAFKA_EXTRA_CONFIG"; } >>"$CONFIG.tmp"
+  fi
   mv "$CONFIG.tmp" "$CONFIG"
 }
 
@@ -123,11 +131,18 @@ java_base() {  # JVM arguments for the broker (word splitting of the *_OPTS vari
 format_storage() {
   [[ -f "$STORAGE_DIR/meta.properties" ]] && return 0
   [[ -s "$CLUSTER_ID_FILE" ]] || random_cluster_id >"$CLUSTER_ID_FILE"
+  local scram=() line
+  if [[ -n "${KAFKA_SCRAM_FILE:-}" ]]; then
+    [[ -f "$KAFKA_SCRAM_FILE" ]] || die "KAFKA_SCRAM_FILE: no such file $KAFKA_SCRAM_FILE"
+    while IFS= read -r line || [[ -n "$line" ]]; do
+      if [[ -n "$line" ]]; then scram+=(--add-scram "$line"); fi
+    done <"$KAFKA_SCRAM_FILE"
+  fi
   # A short-lived tool: C1 only and serial GC halve its start-up (~1.4 s instead of ~2.8 s).
   "$JAVA" -Xmx256m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Djava.awt.headless=true \
     -Dkafka.logs.dir="$LOG_DIR" -Dlog4j2.configurationFile="$HERE/log4j2.xml" -cp "$LIB_DIR/*" \
     kafka.tools.StorageTool format \
-    --cluster-id "$(cat "$CLUSTER_ID_FILE")" --config "$CONFIG" --ignore-formatted \
+    --cluster-id="$(cat "$CLUSTER_ID_FILE")" --config "$CONFIG" --ignore-formatted "${scram[@]}" \
     >>"$LOG_DIR/format.log" 2>&1 \
     || { tail -n 20 "$LOG_DIR/format.log" >&2; die "storage format failed (see $LOG_DIR/format.log)"; }
 }

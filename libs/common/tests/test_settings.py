@@ -56,12 +56,13 @@ def test_unknown_environment_from_the_environment_variable(monkeypatch: pytest.M
     ],
 )
 def test_the_three_environments_are_accepted(name: str, expected: Environment) -> None:
-    assert ServiceSettings(environment=name, config_api_token=TOKEN).environment is expected
+    settings = ServiceSettings(environment=name, config_api_token=TOKEN, kafka_replication_factor=3)
+    assert settings.environment is expected
 
 
 def test_the_development_callback_context_key_is_refused_in_production() -> None:
     with pytest.raises(ValidationError, match=f"{REFUSED}.*VOICETICKET_ENVIRONMENT=production"):
-        CallbackContextSettings(environment="production", config_api_token=TOKEN)
+        CallbackContextSettings(environment="production", config_api_token=TOKEN, kafka_replication_factor=3)
 
 
 @pytest.mark.parametrize("environment", ["development", "test"])
@@ -105,6 +106,7 @@ def test_a_real_key_anywhere_and_the_development_key_on_loopback_are_accepted() 
     key = SecretStr(Fernet.generate_key().decode())
     production = ListeningSealer(
         environment="production", config_api_token=TOKEN, callback_context_key=key, host="0.0.0.0",
+        kafka_replication_factor=3,
         public_base_url="https://voice.example.com",
     )  # fmt: skip
     assert production.callback_context_key == key

@@ -35,6 +35,17 @@ def voiceticket(
         ["dead-letters", "list"],
         ["dead-letters", "replay"],
         ["audit", "list"],
+        ["tenants", "show"],
+        ["tenants", "update"],
+        ["tenants", "delete"],
+        ["lines", "show"],
+        ["lines", "delete"],
+        ["credentials", "set"],
+        ["credentials", "rotate"],
+        ["master-key", "rotate"],
+        ["tokens", "create"],
+        ["tokens", "list"],
+        ["tokens", "revoke"],
     ],  # fmt: skip
 )
 def test_every_command_has_help(command: list[str]) -> None:
@@ -90,7 +101,9 @@ def test_admin_commands_need_a_token(tmp_path: Path) -> None:
 
 
 def test_demo_turns_a_sample_call_into_a_ticket_and_an_sms() -> None:
-    result = voiceticket("demo", "--sample", "billing-account", "--json")
+    # The stand-in's reference transcript, so the account number is exact (the local engine
+    # writes "44,817,723"; its own demo test follows).
+    result = voiceticket("demo", "--sample", "billing-account", "--json", "--speech-to-text", "stand-in")
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     issue = out["issue"]
@@ -104,6 +117,18 @@ def test_demo_turns_a_sample_call_into_a_ticket_and_an_sms() -> None:
     # after the SMS only its delivery receipts (sent, delivered) may arrive, each at most once
     after = steps[steps.index("SMS sent") + 1 :]
     assert set(after) <= {"SMS delivery receipt"} and len(after) <= 2
+
+
+def test_the_demo_recognises_the_sample_with_the_local_engine_and_reports_the_word_error_rate() -> None:
+    result = voiceticket("demo", "--json")
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    heard = out["speech_to_text"]
+    assert heard["engine"] == "local" and heard["model"] == "local:tiny.en"
+    assert heard["recognised"] != heard["reference"]  # recognised, not looked up: tiny.en errs
+    assert 0.0 < heard["word_error_rate"] <= 0.5
+    assert heard["detected_language"] == "en"
+    assert out["issue"]["key"].startswith("HELP-") and out["sms"]
 
 
 def test_dead_letters_can_be_listed_and_replayed_on_the_embedded_bus(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ from voiceticket_common.testing import (
 from voiceticket_transcriber.bootstrap import adapters
 from voiceticket_transcriber.handlers import TranscriberDeps, transcribe_recording
 from voiceticket_transcriber.ledger import SqlTranscriptLedger, TranscriptRow
-from voiceticket_transcriber.ports import RecordingKey
+from voiceticket_transcriber.ports import RecordingKey, Transcript
 from voiceticket_transcriber.settings import TranscriberSettings
 
 WAV = b"RIFF...."
@@ -58,7 +58,7 @@ class CountingEngine:
 
     async def transcribe(self, recording, target):  # type: ignore[no-untyped-def]
         self.calls += 1
-        return self.outcomes.next()
+        return Transcript(self.outcomes.next())
 
 
 def config() -> StaticRuntimeConfig[TranscriberView]:

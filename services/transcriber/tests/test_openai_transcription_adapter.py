@@ -53,7 +53,7 @@ async def test_model_language_and_vocabulary_prompt_reach_the_api_in_a_valid_req
         mini = await engine.transcribe(wav_recording(audio), target(sandbox, "gpt-4o-mini-transcribe"))
     finally:
         await engine.aclose()
-    assert whisper == mini == "Mein FlexiBill Konto ist gesperrt."
+    assert whisper.text == mini.text == "Mein FlexiBill Konto ist gesperrt."
     first, second = sandbox.state.records_of("openai")
     assert first["valid"] and second["valid"], (first["errors"], second["errors"])
     fields = first["body"]["fields"]
@@ -72,11 +72,11 @@ async def test_whisper_segments_rated_as_no_speech_are_dropped(sandbox) -> None:
     engine = OpenAITranscriptionEngine(["http://127.0.0.1:*"])
     try:
         noise = wav_recording(tone_wav(0.8, frequency=59))
-        assert await engine.transcribe(noise, target(sandbox, "whisper-1")) == ""
+        assert (await engine.transcribe(noise, target(sandbox, "whisper-1"))).text == ""
         # gpt-4o models give no segments: the phrase comes back, the handler's filter drops it.
         assert (
-            await engine.transcribe(noise, target(sandbox, "gpt-4o-transcribe")) == "Thank you for watching."
-        )
+            await engine.transcribe(noise, target(sandbox, "gpt-4o-transcribe"))
+        ).text == "Thank you for watching."
     finally:
         await engine.aclose()
 

@@ -51,7 +51,7 @@ async def test_download_then_transcribe(sandbox) -> None:  # type: ignore[no-unt
             sandbox.urls.openai + "/v1", SecretStr(sandbox.openai_key), "whisper-1", "en"
         )
         recording = Recording(into, content_type, "recording.wav")
-        assert await engine.transcribe(recording, target) == "My order 5531 never arrived."
+        assert (await engine.transcribe(recording, target)).text == "My order 5531 never arrived."
     finally:
         await source.aclose()
         await engine.aclose()

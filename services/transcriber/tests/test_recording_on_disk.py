@@ -28,7 +28,7 @@ from voiceticket_common.twilio import TwilioAccount
 from voiceticket_transcriber import handlers
 from voiceticket_transcriber.audio_prep import RecordingTooLargeForUpload, UploadLimits
 from voiceticket_transcriber.handlers import transcribe_recording
-from voiceticket_transcriber.ports import Recording, SpeechToTextTarget
+from voiceticket_transcriber.ports import Recording, SpeechToTextTarget, Transcript
 from voiceticket_transcriber.staging import PreparationStopped, Workspace
 from voiceticket_transcriber.wav import wav_header
 
@@ -89,7 +89,7 @@ class StreamingEngine:
         self.uploads: list[tuple[str, int]] = []
         self.frames = 0
 
-    async def transcribe(self, recording: Recording, target: SpeechToTextTarget) -> str:
+    async def transcribe(self, recording: Recording, target: SpeechToTextTarget) -> Transcript:
         digest, size = hashlib.sha256(), 0
         head = recording.audio.read(44)
         while chunk := recording.audio.read(65536):
@@ -98,7 +98,7 @@ class StreamingEngine:
         self.uploads.append((recording.filename, 44 + size))
         self.frames += size // 2
         assert head[:4] == b"RIFF"
-        return f"part {len(self.uploads)}."
+        return Transcript(f"part {len(self.uploads)}.")
 
 
 @pytest.mark.parametrize(
@@ -143,7 +143,7 @@ class InspectingEngine(ScriptedEngine):
         self.temp_root = temp_root
         self.seen: list[tuple[int, list[tuple[str, int]]]] = []
 
-    async def transcribe(self, recording: Recording, target: SpeechToTextTarget) -> str:
+    async def transcribe(self, recording: Recording, target: SpeechToTextTarget) -> Transcript:
         [workspace] = self.temp_root.iterdir()
         files = sorted((p.name, stat.S_IMODE(p.stat().st_mode)) for p in workspace.iterdir())
         self.seen.append((stat.S_IMODE(workspace.stat().st_mode), files))
@@ -199,7 +199,7 @@ class Blocked:
         await asyncio.Event().wait()
         raise AssertionError("not reached")
 
-    async def transcribe(self, recording: Recording, target: SpeechToTextTarget) -> str:
+    async def transcribe(self, recording: Recording, target: SpeechToTextTarget) -> Transcript:
         read_upload(recording)
         self.started.set()
         await asyncio.Event().wait()

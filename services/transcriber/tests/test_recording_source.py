@@ -24,7 +24,7 @@ from voiceticket_sandbox.audio import make_tone_wav
 from voiceticket_sandbox.server import serve_app
 from voiceticket_sandbox.testing import Sandbox
 from voiceticket_transcriber.handlers import TranscriberDeps, transcribe_recording
-from voiceticket_transcriber.ports import Recording, SpeechToTextTarget
+from voiceticket_transcriber.ports import Recording, SpeechToTextTarget, Transcript
 from voiceticket_transcriber.recording_source import TwilioRecordingSource
 
 LINE = "+15005550006"
@@ -53,8 +53,8 @@ def source(sandbox: Sandbox) -> TwilioRecordingSource:
 
 
 class HeardEngine:
-    async def transcribe(self, recording: Recording, target: SpeechToTextTarget) -> str:
-        return "heard"
+    async def transcribe(self, recording: Recording, target: SpeechToTextTarget) -> Transcript:
+        return Transcript("heard")
 
 
 async def test_the_recording_is_streamed_into_the_file_with_basic_auth(sandbox: Sandbox) -> None:

@@ -22,6 +22,7 @@ from voiceticket_sandbox.testing import InFlight
 from voiceticket_transcriber.adapters import OpenAITranscriptionEngine
 from voiceticket_transcriber.bootstrap import SERVICE
 from voiceticket_transcriber.handlers import TranscriberDeps
+from voiceticket_transcriber.ports import Transcript
 
 RECORDINGS = 10
 _tenants = itertools.count()
@@ -85,9 +86,9 @@ class RateLimitedEngine:
         self.held_in_attempts: list[int] = []
         self.held_while_sleeping: list[int] = []
 
-    async def transcribe(self, recording: Any, target: Any) -> str:
+    async def transcribe(self, recording: Any, target: Any) -> Transcript:
         self.held_in_attempts.append(limits.in_use(self.tenant_id, "speech_to_text"))
-        return self.outcomes.next()
+        return Transcript(self.outcomes.next())
 
     async def sleep(self, seconds: float) -> None:
         self.held_while_sleeping.append(limits.in_use(self.tenant_id, "speech_to_text"))

@@ -21,7 +21,7 @@ from voiceticket_common.testing import (
 )
 from voiceticket_transcriber.audio_prep import UploadLimits
 from voiceticket_transcriber.handlers import TranscriberDeps, transcribe_recording
-from voiceticket_transcriber.ports import Recording, SpeechToTextTarget
+from voiceticket_transcriber.ports import Recording, SpeechToTextTarget, Transcript
 from voiceticket_transcriber.settings import TranscriberSettings
 from voiceticket_transcriber.wav import parse_wav
 
@@ -35,10 +35,10 @@ class ScriptedEngine:
         self.uploads: list[tuple[bytes, SpeechToTextTarget]] = []
         self.filenames: list[str] = []
 
-    async def transcribe(self, recording: Recording, target: SpeechToTextTarget) -> str:
+    async def transcribe(self, recording: Recording, target: SpeechToTextTarget) -> Transcript:
         self.uploads.append((read_upload(recording), target))
         self.filenames.append(recording.filename)
-        return self.outcomes.next()  # type: ignore[no-any-return]
+        return Transcript(self.outcomes.next())  # type: ignore[arg-type]
 
 
 def config(**tenant: object) -> StaticRuntimeConfig[TranscriberView]:
@@ -175,7 +175,7 @@ class RateLimitedEngine(ScriptedEngine):
         super().__init__("Hello, my VPN is down.")
         self.clock, self.seconds = clock, seconds
 
-    async def transcribe(self, recording: Recording, target: SpeechToTextTarget) -> str:
+    async def transcribe(self, recording: Recording, target: SpeechToTextTarget) -> Transcript:
         if self.clock.now < self.seconds:
             self.uploads.append((read_upload(recording), target))
             raise TransientError("openai transcription failed with HTTP 429")

@@ -9,6 +9,7 @@ from voiceticket_common.events import CallTranscribed, RecordingCompleted
 from voiceticket_common.runtime_views import TranscriberLine, TranscriberTenant, TranscriberView
 from voiceticket_common.testing import LINE, StaticRuntimeConfig, recording_completed
 from voiceticket_transcriber.handlers import TranscriberDeps, transcribe_recording
+from voiceticket_transcriber.ports import Transcript
 
 
 class FakeEngine:
@@ -18,7 +19,7 @@ class FakeEngine:
 
     async def transcribe(self, recording, target):  # type: ignore[no-untyped-def]
         self.targets.append(target)
-        return self.text
+        return Transcript(self.text)
 
 
 def config(language_mode: str = "auto") -> StaticRuntimeConfig[TranscriberView]:

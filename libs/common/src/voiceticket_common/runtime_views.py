@@ -47,6 +47,12 @@ RECORDING_RETENTION_AFTER_TICKET = "delete_after_ticket"
 (jira-writer's scheduled purge deletes it that long after the request was written)."""
 ConsentDeclinedAction = Literal["none", "ticket"]
 """What a declined consent becomes: nothing, or a request saying the caller declined recording."""
+TranscriptionBackend = Literal["openai", "local"]
+"""A tenant's ``transcription_backend``: ``openai`` (the tenant's OpenAI or OpenAI-compatible
+server) or ``local`` (the transcriber's own Whisper engine, audio never leaves it). Unset: ``openai``
+for a tenant with an OpenAI key, ``local`` for one without (``TranscriberView.transcription_backend``)."""
+TRANSCRIPTION_OPENAI = "openai"
+TRANSCRIPTION_LOCAL = "local"
 DEFAULT_PROVIDER_CONCURRENCY: Mapping[Provider, int] = {"speech_to_text": 8, "llm": 8, "jira": 4, "sms": 4}
 """A tenant's ``provider_concurrency`` when it sets none: the most calls at once to each provider,
 per replica (``provider_limits``). Jira and Twilio's SMS get fewer than OpenAI: a JSM site and a
@@ -190,6 +196,8 @@ class TranscriberTenant(TwilioTenant, OpenAITenant, RedactionTenant):
     vocabulary: tuple[str, ...] = ()
     """Product names and terms, sent to speech-to-text so it spells them right."""
     provider_concurrency: SpeechToTextConcurrency = SpeechToTextConcurrency()
+    transcription_backend: str | None = None
+    """``openai``, ``local`` or None (see :data:`TranscriptionBackend`)."""
 
 
 class AnalyzerTenant(OpenAITenant, RedactionTenant):
@@ -328,6 +336,13 @@ class TranscriberView(_TwilioAccess, _OpenAIAccess, RuntimeView):
     role: ClassVar[str] = "transcriber"
     line: TranscriberLine
     tenant: TranscriberTenant
+
+    def transcription_backend(self) -> str:
+        """The tenant's ``transcription_backend``; unset: ``openai`` with an OpenAI key, else ``local``."""
+        if self.tenant.transcription_backend:
+            return self.tenant.transcription_backend
+        key = self.tenant.openai_api_key
+        return TRANSCRIPTION_OPENAI if key is not None and key.get_secret_value() else TRANSCRIPTION_LOCAL
 
 
 class AnalyzerView(_OpenAIAccess, RuntimeView):

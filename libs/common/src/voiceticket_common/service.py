@@ -29,6 +29,7 @@ from .bus import Dispatcher, EventBus, EventPublisher, RetryPolicy, Route, on
 from .bus.kafka import KafkaEventBus
 from .config_client import RuntimeConfig, RuntimeConfigClient
 from .events import Event
+from .health import Probes, consumer_checks
 from .httpserver import NO_NATIVE_TELEMETRY
 from .logging import setup_logging
 from .metrics import add_metrics_route
@@ -57,6 +58,7 @@ S = TypeVar("S", bound=ServiceSettings)
 W = TypeVar("W", bound=HttpServiceSettings)
 V = TypeVar("V", bound=RuntimeView)
 D = TypeVar("D")
+B = TypeVar("B", bound=EventBus)
 
 
 @dataclass(frozen=True)
@@ -184,9 +186,13 @@ def kafka_bus(settings: ServiceSettings, source: str, keys: CallKeys | None = No
         settings.kafka_bootstrap_servers,
         source=source,
         partitions=settings.kafka_partitions,
+        replication_factor=settings.kafka_replication_factor,
         topic_namespace=settings.kafka_topic_namespace,
         retention=settings.topic_retention(),
         sealer=Sealer(keys) if keys is not None else None,
+        security=settings.kafka_security(),
+        min_insync_replicas=settings.kafka_min_insync_replicas,
+        create_topics=settings.kafka_create_topics,
     )
 
 
@@ -255,7 +261,7 @@ def main(service: ConsumerService[S, V, D], argv: Sequence[str] | None = None) -
 
 
 @asynccontextmanager
-async def started(bus: EventBus) -> AsyncIterator[EventBus]:
+async def started(bus: B) -> AsyncIterator[B]:
     await bus.start()
     try:
         yield bus
@@ -263,19 +269,27 @@ async def started(bus: EventBus) -> AsyncIterator[EventBus]:
         await bus.stop()
 
 
-def health_app(ready: asyncio.Event) -> FastAPI:
+def health_app(probes: Probes) -> FastAPI:
+    """A consumer's probes and metrics: ``/healthz`` (liveness: 503 when the consumer is stuck),
+    ``/readyz`` (503 until start-up is done, then while a check fails), ``/metrics``."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, telemetry=NO_NATIVE_TELEMETRY)
 
     @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz(response: Response) -> dict[str, Any]:
+        report = await probes.liveness()
+        if not report.ok:
+            response.status_code = 503
+        return report.body("ok")
 
     @app.get("/readyz")
-    async def readyz(response: Response) -> dict[str, str]:
-        if not ready.is_set():
+    async def readyz(response: Response) -> dict[str, Any]:
+        if not probes.started:
             response.status_code = 503
             return {"status": "starting"}
-        return {"status": "ready"}
+        report = await probes.readiness()
+        if not report.ok:
+            response.status_code = 503
+        return report.body("ready")
 
     add_metrics_route(app)
     return app
@@ -295,12 +309,12 @@ async def serve_consumer(service: ConsumerService[S, V, D], settings: S | None =
     settings = settings or service.settings()
     setup_logging(service.name, settings.log_level)
     setup_tracing(service.name)
-    ready = asyncio.Event()
+    probes = Probes()
     stop = _stop_on_signals()
     health_task = None
     if settings.health_port:
         config = uvicorn.Config(
-            health_app(ready), host=settings.health_host, port=settings.health_port, log_level="warning"
+            health_app(probes), host=settings.health_host, port=settings.health_port, log_level="warning"
         )
         health_task = asyncio.create_task(uvicorn.Server(config).serve())
     try:
@@ -308,8 +322,9 @@ async def serve_consumer(service: ConsumerService[S, V, D], settings: S | None =
             vault_keys(settings) as keys,
             started(kafka_bus(settings, service.name, keys)) as bus,
             consuming(service, settings, bus) as consume,
+            consumer_checks(probes, settings, bus, service.group),
         ):
-            ready.set()
+            probes.started = True
             log.info("service started", extra={"group": service.group})
             stopper = asyncio.create_task(stop.wait())
             await asyncio.wait({consume, stopper}, return_when=asyncio.FIRST_COMPLETED)

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .bus.kafka_security import KafkaClientSettings
 from .bus.port import DEFAULT_DRAIN_SECONDS, DEFAULT_MAX_IN_FLIGHT, TopicRetention
 from .call_context import DEVELOPMENT_KEY
 from .exposure import is_loopback_host, is_loopback_url
@@ -31,17 +32,38 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
-class ServiceSettings(BaseSettings):
-    """Read from the environment (``VOICETICKET_`` prefix) and an optional ``.env`` file."""
+class ServiceSettings(KafkaClientSettings):
+    """Read from the environment (``VOICETICKET_`` prefix) and an optional ``.env`` file; the Kafka
+    client security settings (``VOICETICKET_KAFKA_SECURITY_PROTOCOL``, ``_SSL_*``, ``_SASL_*``) come
+    from ``KafkaClientSettings``."""
 
-    model_config = SettingsConfigDict(env_prefix="VOICETICKET_", env_file=".env", extra="ignore")
+    # No input in validation errors: they would show the secrets the settings were given.
+    model_config = SettingsConfigDict(
+        env_prefix="VOICETICKET_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     environment: Environment = Field(
         default=Environment.DEVELOPMENT, description="development | test | production"
     )
     log_level: str = "INFO"
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
-    kafka_partitions: int = 3
+    kafka_partitions: int = Field(default=3, ge=1)
+    kafka_replication_factor: int = Field(
+        default=1,
+        ge=1,
+        description="Replicas of each topic a service creates (1 is refused in production).",
+    )
+    kafka_min_insync_replicas: int | None = Field(
+        default=None,
+        ge=1,
+        description="min.insync.replicas of each topic a service creates (unset: the broker's "
+        "default); with acks=all, a write needs this many replicas. At most the replication factor.",
+    )
+    kafka_create_topics: bool = Field(
+        default=True,
+        description="Create missing topics at start. Off where the platform provisions topics "
+        "(managed Kafka): a service then checks its topics exist and refuses to start without them.",
+    )
     kafka_topic_namespace: str = ""
     """Prefix for every topic, for environments that share one Kafka cluster."""
     config_api_url: str = "http://127.0.0.1:8085"
@@ -56,6 +78,25 @@ class ServiceSettings(BaseSettings):
     )
     health_host: str = "127.0.0.1"
     health_port: int = 0
+    health_check_timeout_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="Readiness: how long one check (the broker's metadata, config-api's /healthz, "
+        "the database's SELECT 1) may take before it counts as failed.",
+    )
+    health_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="Readiness: how long a check's answer is reused, so probes do not load the "
+        "broker, config-api or the database.",
+    )
+    liveness_stall_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="Consumers: /healthz answers 503 (Kubernetes restarts the pod) when records "
+        "wait but none finished, or the consumer did not poll, for this long. Keep it above the "
+        "longest a record may take (its retry budget).",
+    )
     event_retention_hours: float = Field(
         default=168.0,
         gt=0,
@@ -117,6 +158,27 @@ class ServiceSettings(BaseSettings):
     def _no_empty_token_in_production(self) -> ServiceSettings:
         if self.environment == "production" and not self.config_api_token.get_secret_value():
             raise ValueError("VOICETICKET_CONFIG_API_TOKEN must be set in production")
+        return self
+
+    @model_validator(mode="after")
+    def _topics_can_be_provisioned(self) -> ServiceSettings:
+        minimum = self.kafka_min_insync_replicas
+        if minimum is not None and minimum > self.kafka_replication_factor:
+            raise ValueError(
+                f"VOICETICKET_KAFKA_MIN_INSYNC_REPLICAS={minimum} exceeds "
+                f"VOICETICKET_KAFKA_REPLICATION_FACTOR={self.kafka_replication_factor}: "
+                "no write with acks=all could succeed"
+            )
+        if (
+            self.environment == Environment.PRODUCTION
+            and self.kafka_create_topics
+            and self.kafka_replication_factor < 2
+        ):
+            raise ValueError(
+                "VOICETICKET_KAFKA_REPLICATION_FACTOR=1 is refused in production (one broker's loss "
+                "would lose calls' events): set 3 with VOICETICKET_KAFKA_MIN_INSYNC_REPLICAS=2, or "
+                "VOICETICKET_KAFKA_CREATE_TOPICS=false where the platform provisions the topics"
+            )
         return self
 
 

@@ -10,6 +10,16 @@ configuration comes from that directory's template through ``kafka.sh``, so ``ka
 Readiness is a real Kafka exchange (ApiVersions, then Metadata naming this broker and an active
 controller) over a plain socket, so this module needs no Kafka client library.
 
+Secured listeners (``secure=``, :class:`SecureListeners`): next to PLAINTEXT (inter-broker, and
+the readiness probe) a ``SASL_SSL`` listener (SCRAM-SHA-512, SCRAM-SHA-256 and PLAIN users, the
+SCRAM credentials written at storage format) and an ``SSL`` listener requiring a client certificate
+signed by the given CA; :func:`write_certificates` makes the PEM files (a CA, the broker's and a
+client's certificates) for tests::
+
+    pki = write_certificates(tmp_path)
+    with LocalKafkaBroker(secure=SecureListeners(pki.broker, users={"svc": "pw"})) as broker:
+        broker.sasl_ssl_bootstrap_servers   # 127.0.0.1:<port>, certificate for 127.0.0.1/localhost
+
 No orphan ``java``: the broker runs in its own session (process group) and :meth:`stop` signals
 the whole group; live brokers are stopped at interpreter exit (atexit); and when started from the
 main thread the child also gets ``PR_SET_PDEATHSIG`` so it is terminated even if this Python
@@ -22,6 +32,7 @@ import atexit
 import contextlib
 import ctypes
 import os
+import re
 import shutil
 import signal
 import socket
@@ -31,11 +42,20 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["KafkaBrokerError", "LocalKafkaBroker", "find_repo_root"]
+__all__ = [
+    "BrokerTls",
+    "CertificateFiles",
+    "KafkaBrokerError",
+    "LocalKafkaBroker",
+    "SecureListeners",
+    "find_repo_root",
+    "write_certificates",
+]
 
 _KAFKA_SH = Path("deploy/local/kafka/kafka.sh")
 _INSTALL_TIMEOUT = 900.0  # a cold ~/.m2 downloads ~45 jars
@@ -64,6 +84,189 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+# --------------------------------------------------------------------------------------------
+# Secured listeners
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BrokerTls:
+    """The broker's TLS material, PEM files: its certificate (chain) and unencrypted private key,
+    and the CA whose client certificates the SSL listener accepts."""
+
+    cert_file: Path
+    key_file: Path
+    ca_file: Path
+
+
+@dataclass(frozen=True)
+class SecureListeners:
+    """A SASL_SSL listener for ``users`` (name -> password; SCRAM-SHA-512, SCRAM-SHA-256 and
+    PLAIN) and, with ``mutual_tls``, an SSL listener requiring a client certificate."""
+
+    tls: BrokerTls
+    users: Mapping[str, str] = field(default_factory=dict)
+    mutual_tls: bool = True
+
+    def properties(
+        self, port: int, controller_port: int, sasl_ssl_port: int, ssl_port: int, keystore: Path
+    ) -> str:
+        """The broker properties overriding the template's listeners (``KAFKA_EXTRA_CONFIG``)."""
+        listeners = {"PLAINTEXT": port, "SASL_SSL": sasl_ssl_port}
+        if self.mutual_tls:
+            listeners["SSL"] = ssl_port
+        advertised = ",".join(f"{name}://127.0.0.1:{p}" for name, p in listeners.items())
+        protocols = ",".join(f"{name}:{name}" for name in [*listeners, "CONTROLLER"]).replace(
+            "CONTROLLER:CONTROLLER", "CONTROLLER:PLAINTEXT"
+        )
+        mechanisms = "SCRAM-SHA-512,SCRAM-SHA-256,PLAIN"
+        scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        plain_users = "".join(f' user_{name}="{_jaas_quote(pw)}"' for name, pw in self.users.items())
+        lines = [
+            f"listeners={advertised},CONTROLLER://127.0.0.1:{controller_port}",
+            f"advertised.listeners={advertised}",
+            f"listener.security.protocol.map={protocols}",
+            "ssl.keystore.type=PEM",
+            f"ssl.keystore.location={keystore}",
+            "ssl.truststore.type=PEM",
+            f"ssl.truststore.location={self.tls.ca_file}",
+            "listener.name.ssl.ssl.client.auth=required",
+            f"sasl.enabled.mechanisms={mechanisms}",
+            f"listener.name.sasl_ssl.sasl.enabled.mechanisms={mechanisms}",
+            f"listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={scram}",
+            f"listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config={scram}",
+            "listener.name.sasl_ssl.plain.sasl.jaas.config="
+            f"org.apache.kafka.common.security.plain.PlainLoginModule required{plain_users};",
+        ]
+        return "\n".join(lines) + "\n"
+
+    def scram_credentials(self) -> str:
+        """The ``--add-scram`` lines of the storage format (``KAFKA_SCRAM_FILE``)."""
+        for name, password in self.users.items():
+            if not re.fullmatch(r"[A-Za-z0-9_-]+", name) or not re.fullmatch(r"[^\s,\[\]=\"\\]+", password):
+                raise KafkaBrokerError(
+                    f'SASL user {name!r}: names of letters, digits, _ and -; passwords without spaces or ,[]="\\'
+                )
+        return "".join(
+            f"{mechanism}=[name={name},password={password}]\n"
+            for name, password in self.users.items()
+            for mechanism in ("SCRAM-SHA-512", "SCRAM-SHA-256")
+        )
+
+
+def _jaas_quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+@dataclass(frozen=True)
+class CertificateFiles:
+    """PEM files made by :func:`write_certificates`."""
+
+    ca_file: Path
+    broker: BrokerTls
+    client_cert_file: Path
+    client_key_file: Path
+    encrypted_client_key_file: Path
+    """The client key encrypted with ``key_password``."""
+    key_password: str
+    untrusted_ca_file: Path
+    """A CA that signed nothing here: trusting only it, no broker certificate verifies."""
+
+
+def write_certificates(directory: Path, *, key_password: str | None = None) -> CertificateFiles:
+    """Write a throwaway CA, a broker certificate for 127.0.0.1 and localhost, a client
+    certificate (and its key encrypted with ``key_password``, random unless given) and an
+    unrelated CA into ``directory`` (needs the ``cryptography`` package)."""
+    import datetime
+    import ipaddress
+    import secrets
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    key_password = key_password or secrets.token_urlsafe(12)
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+
+    def key() -> rsa.RSAPrivateKey:
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def certificate(
+        subject: str, own: rsa.RSAPrivateKey, issuer: x509.Certificate | None, signer: rsa.RSAPrivateKey
+    ) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(name(subject))
+            .issuer_name(issuer.subject if issuer else name(subject))
+            .public_key(own.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(own.public_key()), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()), critical=False
+            )
+        )
+        if issuer is None:  # a CA
+            builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            builder = builder.add_extension(
+                x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+            )
+        else:
+            builder = builder.add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            builder = builder.add_extension(
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+                critical=False,
+            )
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName(
+                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                ),
+                critical=False,
+            )
+        return builder.sign(signer, hashes.SHA256())
+
+    def write(filename: str, *parts: bytes) -> Path:
+        path = directory / filename
+        path.write_bytes(b"".join(parts))
+        path.chmod(0o600)
+        return path
+
+    def pem(cert: x509.Certificate) -> bytes:
+        return cert.public_bytes(serialization.Encoding.PEM)
+
+    def private(k: rsa.RSAPrivateKey, password: str | None = None) -> bytes:
+        encryption: serialization.KeySerializationEncryption = (
+            serialization.BestAvailableEncryption(password.encode())
+            if password
+            else serialization.NoEncryption()
+        )
+        return k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+
+    ca_key, other_key, broker_key, client_key = key(), key(), key(), key()
+    ca = certificate("voiceticket test CA", ca_key, None, ca_key)
+    other = certificate("voiceticket untrusted CA", other_key, None, other_key)
+    broker = certificate("localhost", broker_key, ca, ca_key)
+    client = certificate("voiceticket-client", client_key, ca, ca_key)
+    ca_file = write("ca.pem", pem(ca))
+    return CertificateFiles(
+        ca_file=ca_file,
+        broker=BrokerTls(
+            cert_file=write("broker.pem", pem(broker), pem(ca)),
+            key_file=write("broker.key", private(broker_key)),
+            ca_file=ca_file,
+        ),
+        client_cert_file=write("client.pem", pem(client)),
+        client_key_file=write("client.key", private(client_key)),
+        encrypted_client_key_file=write("client-encrypted.key", private(client_key, key_password)),
+        key_password=key_password,
+        untrusted_ca_file=write("untrusted-ca.pem", pem(other)),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -223,7 +426,8 @@ class LocalKafkaBroker:
 
     ``port``/``controller_port`` of ``None`` pick free loopback ports; ``data_dir`` of ``None``
     uses a temporary directory that :meth:`stop` deletes (a given ``data_dir`` is kept, and a
-    broker restarted on it keeps its topics). ``heap`` overrides ``KAFKA_HEAP``.
+    broker restarted on it keeps its topics). ``heap`` overrides ``KAFKA_HEAP``. ``secure`` adds
+    the SASL_SSL and SSL listeners (on free ports) to the PLAINTEXT one.
     """
 
     NODE_ID = 1  # node.id in deploy/local/kafka/server.properties.template
@@ -236,7 +440,11 @@ class LocalKafkaBroker:
         *,
         heap: str | None = None,
         root: Path | None = None,
+        secure: SecureListeners | None = None,
     ) -> None:
+        self._secure = secure
+        self.sasl_ssl_port: int | None = None
+        self.ssl_port: int | None = None
         self._fixed_ports = port is not None and controller_port is not None
         self._want_port, self._want_controller_port = port, controller_port
         self.port: int | None = port
@@ -255,6 +463,18 @@ class LocalKafkaBroker:
         if self.port is None:
             raise KafkaBrokerError("broker not started")
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def sasl_ssl_bootstrap_servers(self) -> str:
+        if self._secure is None or self.sasl_ssl_port is None:
+            raise KafkaBrokerError("broker not started with secure listeners")
+        return f"127.0.0.1:{self.sasl_ssl_port}"
+
+    @property
+    def ssl_bootstrap_servers(self) -> str:
+        if self._secure is None or not self._secure.mutual_tls or self.ssl_port is None:
+            raise KafkaBrokerError("broker not started with a mutual TLS listener")
+        return f"127.0.0.1:{self.ssl_port}"
 
     @property
     def pid(self) -> int | None:
@@ -358,6 +578,8 @@ class LocalKafkaBroker:
         )
         if self._heap is not None:
             env["KAFKA_HEAP"] = self._heap
+        if self._secure is not None:
+            env.update(self._secure_files())
         with open(logs / "console.log", "ab") as console:
             # `kafka.sh run` renders the config, formats storage, then execs java: the child's
             # pid is the broker's pid, and its new session is the group stop() signals.
@@ -371,6 +593,44 @@ class LocalKafkaBroker:
                 preexec_fn=_pdeathsig_preexec(),
             )
 
+    def _secure_files(self) -> dict[str, str]:
+        """Pick the secured listeners' ports and write their configuration and credentials into
+        the data dir: the ``KAFKA_EXTRA_CONFIG`` and ``KAFKA_SCRAM_FILE`` of kafka.sh."""
+        assert self._secure is not None and self.data_dir is not None
+        assert self.port is not None and self.controller_port is not None
+        taken = {self.port, self.controller_port}
+        ports: list[int] = []
+        while len(ports) < 2:
+            candidate = _free_port()
+            if candidate not in taken:
+                taken.add(candidate)
+                ports.append(candidate)
+        self.sasl_ssl_port, self.ssl_port = ports
+        tls = self._secure.tls
+        secure_dir = self.data_dir / "secure"
+        secure_dir.mkdir(mode=0o700, exist_ok=True)
+        keystore = secure_dir / "keystore.pem"  # Kafka's PEM key store: the key, then the chain
+        keystore.write_bytes(tls.key_file.read_bytes() + b"\n" + tls.cert_file.read_bytes())
+        extra, scram = secure_dir / "listeners.properties", secure_dir / "scram.txt"
+        extra.write_text(
+            self._secure.properties(self.port, self.controller_port, ports[0], ports[1], keystore)
+        )
+        scram.write_text(self._secure.scram_credentials())
+        for path in (keystore, extra, scram):
+            path.chmod(0o600)
+        return {"KAFKA_EXTRA_CONFIG": str(extra), "KAFKA_SCRAM_FILE": str(scram)}
+
+    def _secure_ports_open(self) -> bool:
+        ports = [self.sasl_ssl_port]
+        if self._secure is not None and self._secure.mutual_tls:
+            ports.append(self.ssl_port)
+        for port in filter(None, ports):
+            with socket.socket() as sock:
+                sock.settimeout(1)
+                if sock.connect_ex(("127.0.0.1", port)) != 0:
+                    return False
+        return True
+
     def _wait_ready(self, deadline: float) -> None:
         assert self._proc is not None and self.port is not None
         last_error: Exception | None = None
@@ -380,7 +640,9 @@ class LocalKafkaBroker:
                 raise KafkaBrokerError(f"broker exited with {code} during start-up\n{self._log_tail()}")
             try:
                 _probe("127.0.0.1", self.port, self.NODE_ID)
-                return
+                if self._secure is None or self._secure_ports_open():
+                    return
+                last_error = ConnectionError("secured listeners not accepting connections yet")
             except (OSError, struct.error, IndexError, UnicodeDecodeError) as exc:
                 last_error = exc
             if time.monotonic() >= deadline:

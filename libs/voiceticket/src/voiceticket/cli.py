@@ -1,19 +1,26 @@
 """The ``voiceticket`` command.
 
-Exit codes: 0 success; 1 the operation failed (a call did not become a ticket, a service failed);
-2 wrong usage; 3 a server the command needs could not be reached or refused the credentials.
+Exit codes: 0 success; 1 the operation failed (a call did not become a ticket, a service failed,
+config-api refused the input: the message names the fields); 2 wrong usage (an unknown option, a
+file that is not a JSON object); 3 a server the command needs (config-api, Kafka, ingress) could
+not be reached or refused the credentials. Every error is one line on stderr, never a traceback.
+Commands that print data print it for people, or as JSON with ``--json``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 import importlib.util
 import json
+import logging
 import os
 import re
 import signal
+import sys
 import tempfile
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,10 +30,16 @@ import typer
 
 from .samples import sample_calls
 
+EXIT_CODES = (
+    "Exit codes: 0 ok; 1 the operation failed (a call did not become a ticket, config-api refused "
+    "the input); 2 wrong usage (bad option, a file that is not a JSON object); 3 config-api, Kafka "
+    "or ingress unreachable, or the token refused."
+)
 app = typer.Typer(
     help="Voice to Ticket: support calls on Twilio become Jira Service Management requests.",
+    epilog=EXIT_CODES,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     pretty_exceptions_enable=False,
 )
 tenants_app = typer.Typer(
@@ -47,6 +60,16 @@ privacy_app = typer.Typer(
 )
 app.add_typer(audit_app, name="audit")
 app.add_typer(privacy_app, name="privacy")
+credentials_app = typer.Typer(
+    help="A tenant's credentials (Jira, Twilio, OpenAI): write-only, stored encrypted.", no_args_is_help=True
+)
+master_key_app = typer.Typer(help="config-api's master key (encrypts the credentials).", no_args_is_help=True)
+tokens_app = typer.Typer(
+    help="Named admin tokens (scope admin or read-only): create, list, revoke.", no_args_is_help=True
+)
+app.add_typer(credentials_app, name="credentials")
+app.add_typer(master_key_app, name="master-key")
+app.add_typer(tokens_app, name="tokens")
 
 SERVICES = ("ingress", "transcriber", "analyzer", "jira-writer", "notifier", "config-api")
 DEFAULT_DATA_DIR = Path(os.environ.get("VOICETICKET_DATA_DIR", ".voiceticket"))
@@ -57,6 +80,24 @@ DataDir = Annotated[Path, typer.Option(help="Where the embedded runtime keeps it
 def fail(message: str, code: int = 1) -> typer.Exit:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     return typer.Exit(code)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"voiceticket {version('voiceticket')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Voice to Ticket: support calls on Twilio become Jira Service Management requests."""
 
 
 def require_sandbox(command: str) -> None:
@@ -171,9 +212,15 @@ def run(
 
 
 @app.command()
-def samples() -> None:
+def samples(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the samples as JSON.")] = False,
+) -> None:
     """List the bundled sample calls."""
 
+    if as_json:
+        typer.echo(json.dumps([{"name": c.name, "language": c.language, "duration_seconds": c.duration_seconds,
+                                "description": c.description} for c in sample_calls().values()], indent=2))  # fmt: skip
+        return
     for call in sample_calls().values():
         typer.echo(f"{call.name:18} {call.language}  {call.duration_seconds:3d}s  {call.description}")
 
@@ -191,6 +238,13 @@ def demo(
         bool,
         typer.Option(help="Run the services as separate processes on a local Kafka broker (needs Java)."),
     ] = False,
+    speech_to_text: Annotated[
+        str,
+        typer.Option(
+            help="`local`: the transcriber's Whisper engine recognises the audio (the default; no key "
+            "needed); `stand-in`: the OpenAI stand-in answers with the sample's reference transcript."
+        ),
+    ] = "local",
 ) -> None:
     """Play a bundled sample call through the sandboxes and print the resulting request and SMS."""
 
@@ -201,6 +255,9 @@ def demo(
     if sample not in calls:
         raise fail(f"unknown sample {sample!r}; choose one of {', '.join(calls)}", 2)
     call = calls[sample]
+    if speech_to_text not in ("local", "stand-in"):
+        raise fail(f"unknown --speech-to-text {speech_to_text!r}; choose local or stand-in", 2)
+    stt: Any = "local" if speech_to_text == "local" else "stand_in"
     progress = (lambda _: None) if as_json else (lambda line: typer.echo(f"  {line}", err=True))
     if not as_json:
         typer.echo(
@@ -212,12 +269,15 @@ def demo(
             if distributed:
                 result = run_distributed_demo(call, workdir, progress)
             else:
-                result = asyncio.run(run_demo(call, workdir, progress))
+                result = asyncio.run(run_demo(call, workdir, progress, speech_to_text=stt))
         except DemoFailed as exc:
             raise fail(str(exc)) from None
     if as_json:
+        recognition = getattr(result, "recognition", None)
         typer.echo(json.dumps({"call_sid": result.call_sid, "issue": result.issue, "sms": result.sms,
-                               "timeline": result.timeline}, indent=2))  # fmt: skip
+                               "timeline": result.timeline,
+                               "speech_to_text": recognition and dataclasses.asdict(recognition)},
+                              indent=2))  # fmt: skip
         return
     print_result(result)
 
@@ -242,11 +302,59 @@ def print_result(result: Any) -> None:
             echo(f"    {line}")
     for sms in result.sms:
         echo(f"SMS to the caller: {sms.get('body')}")
+    print_recognition(getattr(result, "recognition", None))
     echo("Timeline:")
     for step, offset in result.timeline:
         echo(f"  +{offset * 1000:7.0f} ms  {step}")
     if result.invalid_requests:
         typer.secho(f"{len(result.invalid_requests)} provider request(s) broke the official specs", fg="red")
+
+
+def print_recognition(recognition: Any) -> None:
+    if recognition is None:
+        return
+    echo = typer.echo
+    how = "recognised by" if recognition.engine == "local" else "looked up by the OpenAI stand-in as"
+    typer.secho(f"Speech-to-text ({how} {recognition.model}):", bold=True)
+    if recognition.note:
+        echo(f"  note: {recognition.note}")
+    echo(f"  {'recognised:' if recognition.engine == 'local' else 'answered:  '} {recognition.recognised}")
+    echo(f"  reference:  {recognition.reference}")
+    language = f", detected language {recognition.detected_language}" if recognition.detected_language else ""
+    echo(f"  word error rate: {recognition.word_error_rate:.1%}{language}")
+
+
+TICKET_TOPIC = "voiceticket.ticket.created.v1"
+NO_TICKET_TOPICS = {  # a call that ends here never becomes a ticket
+    "voiceticket.call.recording.absent.v1": "no recording",
+    "voiceticket.call.consent.declined.v1": "consent declined",
+}
+DEAD_LETTER_PREFIX = "voiceticket.dlq."
+
+
+async def follow_call(bus_path: Path, call_sid: str, wait_seconds: float) -> tuple[str, list[str]]:
+    """How a call ended on the embedded bus at ``bus_path``: ``ticket``, ``dead-lettered``, ``no
+    recording``, ``consent declined`` or ``timeout``; and the topics of its records, in order."""
+    from voiceticket_common.bus.embedded import EmbeddedEventBus
+
+    bus = EmbeddedEventBus(bus_path, "voiceticket-cli")
+    await bus.start()
+    try:
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            topics = [topic for topic, _ in await bus.history(call_sid)]
+            if TICKET_TOPIC in topics:
+                return "ticket", topics
+            if any(t.startswith(DEAD_LETTER_PREFIX) for t in topics):
+                return "dead-lettered", topics
+            for topic, outcome in NO_TICKET_TOPICS.items():
+                if topic in topics:
+                    return outcome, topics
+            if time.monotonic() >= deadline:
+                return "timeout", topics
+            await asyncio.sleep(0.2)
+    finally:
+        await bus.stop()
 
 
 @app.command("simulate-call")
@@ -263,10 +371,28 @@ def simulate_call(
     auth_token: Annotated[
         str, typer.Option(envvar="VOICETICKET_TWILIO_AUTH_TOKEN", help="Signs the webhooks.")
     ] = "",
+    wait: Annotated[
+        bool,
+        typer.Option(
+            help="Follow the call on the embedded bus of --data-dir until it becomes a ticket "
+            "(exit 0) or cannot (exit 1: dead-lettered, no recording, consent declined, timeout)."
+        ),
+    ] = True,
+    timeout: Annotated[float, typer.Option(min=0.0, help="Seconds to wait for the ticket.")] = 90.0,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
-    """Play one call against any running ingress, signed as Twilio signs it."""
+    """Play one call against any running ingress, signed as Twilio signs it, and wait until it
+    became a ticket. Prints the call's outcome as JSON; exits 1 when it did not become a ticket.
+    Following a call needs the embedded bus (`voiceticket run`); on Kafka pass --no-wait."""
 
     require_sandbox("simulate-call")
+    bus_path = data_dir / "bus.db"
+    if wait and not bus_path.exists():
+        raise fail(
+            f"cannot follow the call: no embedded bus in {data_dir} (pass the --data-dir of "
+            "`voiceticket run`, or --no-wait)",
+            2,
+        )
     from voiceticket_sandbox.caller import CallerSimulator
     from voiceticket_sandbox.demo_tenant import ACCOUNT_SID, AUTH_TOKEN
 
@@ -277,10 +403,20 @@ def simulate_call(
         played = asyncio.run(simulator.play_call(from_number, to_number, audio.read_bytes(), transcript))
     except httpx.HTTPError as exc:
         raise fail(f"could not reach ingress or the Twilio sandbox: {type(exc).__name__}", 3) from None
-    typer.echo(json.dumps({"call_sid": played.call_sid, "voice_status": played.voice_status,
-                           "recording_status": played.recording_status}))  # fmt: skip
-    if played.voice_status != 200 or (played.recording_status or 0) >= 400:
-        raise typer.Exit(1)
+    result: dict[str, Any] = {"call_sid": played.call_sid, "voice_status": played.voice_status,
+                              "recording_status": played.recording_status}  # fmt: skip
+    answered = played.voice_status == 200 and (played.recording_status or 0) < 400
+    if answered and wait:
+        outcome, topics = asyncio.run(follow_call(bus_path, played.call_sid, timeout))
+        result |= {"outcome": outcome, "steps": [t.removeprefix("voiceticket.") for t in topics]}
+    typer.echo(json.dumps(result))
+    if not answered:
+        raise fail(
+            f"ingress refused the call (HTTP {played.voice_status}, recording {played.recording_status})"
+        )
+    if wait and result["outcome"] != "ticket":
+        why = f"within {timeout:g} s" if result["outcome"] == "timeout" else f"({result['outcome']})"
+        raise fail(f"call {played.call_sid} did not become a ticket {why}")
 
 
 # -- admin ------------------------------------------------------------------------------------
@@ -290,78 +426,191 @@ AdminToken = Annotated[
     str | None,
     typer.Option(envvar="VOICETICKET_ADMIN_TOKEN", help="Admin token (default: the embedded runtime's)."),
 ]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+Yes = Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")]
+CREDENTIALS = ("jira_api_token", "twilio_auth_token", "openai_api_key", "jira_oauth_token")
+DEFAULT_CONFIG_API = "http://127.0.0.1:8085"
 
 
 def _admin(config_api_url: str, admin_token: str | None, data_dir: Path) -> httpx.Client:
     token = admin_token
-    if not token and (data_dir / "secrets.json").exists():
-        token = json.loads((data_dir / "secrets.json").read_text())["admin_token"]
+    secrets_file = data_dir / "secrets.json"
+    if not token and secrets_file.exists():
+        try:
+            token = json.loads(secrets_file.read_text())["admin_token"]
+        except (ValueError, KeyError, TypeError, OSError):
+            raise fail(f"{secrets_file} holds no admin_token", 2) from None
     if not token:
         raise fail("no admin token: pass --admin-token or VOICETICKET_ADMIN_TOKEN", 2)
     return httpx.Client(base_url=config_api_url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
 
 
+_LOCATIONS = ("body", "path", "query")
+
+
+def _detail(response: httpx.Response) -> str:
+    """config-api's error in one line: each refused field by name for a 422, else its detail."""
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
+        return " ".join(response.text[:200].split())
+    if isinstance(detail, list):
+        parts = []
+        for item in detail[:10]:
+            loc = [str(p) for p in item.get("loc", []) if p not in _LOCATIONS]
+            parts.append(f"{'.'.join(loc) or 'request'}: {item.get('msg', 'invalid')}")
+        return "; ".join(parts)
+    return " ".join(str(detail)[:300].split())
+
+
 def _call(
-    client: httpx.Client, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None
+    client: httpx.Client,
+    method: str,
+    path: str,
+    body: Any = None,
+    params: dict[str, Any] | None = None,
+    what: str = "the request",
 ) -> Any:
+    """One request to config-api; exits 3 when it is unreachable or refuses the token, 1 when it
+    refuses the request (a 422 names the fields), with one line on stderr."""
     try:
         response = client.request(method, path, json=body, params=params)
     except httpx.HTTPError as exc:
         raise fail(f"config-api unreachable at {client.base_url}: {type(exc).__name__}", 3) from None
     if response.status_code in (401, 403):
-        raise fail("config-api refused the admin token", 3)
+        raise fail(f"config-api refused the admin token ({response.status_code}: {_detail(response)})", 3)
+    if response.status_code == 422:
+        raise fail(f"config-api refused {what} (422): {_detail(response)}")
     if response.status_code >= 400:
-        raise fail(f"config-api answered {response.status_code}: {response.text[:500]}")
+        raise fail(f"config-api answered {response.status_code}: {_detail(response)}")
     return response.json() if response.content else None
 
 
-def _print_call(
-    config_api_url: str,
-    admin_token: str | None,
-    data_dir: Path,
-    method: str,
-    path: str,
-    file: Path | None = None,
+def _read_json(file: Path, what: str) -> dict[str, Any]:
+    """The JSON object in ``file``; a file that is not one exits 2 with one line saying why."""
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise fail(f"{file}: not a UTF-8 text file (expected the {what} as JSON)", 2) from None
+    except json.JSONDecodeError as exc:
+        raise fail(f"{file}: not JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})", 2) from None
+    except OSError as exc:
+        raise fail(f"{file}: cannot read it ({exc.strerror})", 2) from None
+    if not isinstance(data, dict):
+        raise fail(f"{file}: expected a JSON object of the {what}'s fields, found a {type(data).__name__}", 2)
+    return data
+
+
+def _emit(data: Any, as_json: bool, human: Any) -> None:
+    """``data`` as JSON on stdout (``--json``), else ``human(data)``."""
+    if as_json:
+        typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        human(data)
+
+
+def _fields(obj: dict[str, Any]) -> None:
+    width = max((len(k) for k in obj), default=0)
+    for key, value in obj.items():
+        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        typer.echo(f"{key:{width}}  {shown}")
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> None:
+    cells = [header, *[["-" if c is None else str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for row in cells:
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _set_credentials(tenant: dict[str, Any]) -> str:
+    return ",".join(name for name in CREDENTIALS if tenant.get(name)) or "-"
+
+
+def _print_tenants(tenants: list[dict[str, Any]]) -> None:
+    rows = [[t["id"], t["name"], t["jira_base_url"], _set_credentials(t)] for t in tenants]
+    _table(["ID", "NAME", "JIRA", "CREDENTIALS"], rows)
+
+
+def _print_lines(lines: list[dict[str, Any]]) -> None:
+    rows = [[x["number"], x["tenant_id"], x["service_desk_id"], x["request_type_id"], x["language_mode"],
+             x["language"]] for x in lines]  # fmt: skip
+    _table(["NUMBER", "TENANT", "SERVICE DESK", "REQUEST TYPE", "LANGUAGE MODE", "LANGUAGE"], rows)
+
+
+def _print_tokens(tokens: list[dict[str, Any]]) -> None:
+    rows = [[t["name"], t["scope"], t["source"], t["created_at"], t["last_used_at"],
+             t["revoked_at"] and f"{t['revoked_at']} by {t['revoked_by']}"] for t in tokens]  # fmt: skip
+    _table(["NAME", "SCOPE", "SOURCE", "CREATED", "LAST USED", "REVOKED"], rows)
+
+
+@tenants_app.command("list")
+def tenants_list(
+    as_json: AsJson = False,
+    config_api_url: ConfigUrl = DEFAULT_CONFIG_API,
+    admin_token: AdminToken = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
-    """Send one request to config-api (the body read from the JSON ``file``) and print its answer."""
+    """List tenants: id, name, Jira site and which credentials are set (--json: every field,
+    credentials masked)."""
 
     with _admin(config_api_url, admin_token, data_dir) as client:
-        body = json.loads(file.read_text()) if file is not None else None
-        typer.echo(json.dumps(_call(client, method, path, body), indent=2))
+        _emit(_call(client, "GET", "/v1/tenants"), as_json, _print_tenants)
 
 
-def _list_command(group: typer.Typer, path: str, doc: str) -> None:
-    """Register ``group``'s ``list`` command: print what config-api has at ``path``."""
+@tenants_app.command("show")
+def tenants_show(
+    tenant_id: Annotated[str, typer.Argument(help="The tenant's id.")],
+    as_json: AsJson = False,
+    config_api_url: ConfigUrl = DEFAULT_CONFIG_API,
+    admin_token: AdminToken = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Show one tenant, every field (credentials masked)."""
 
-    @group.command("list", help=doc)
-    def list_all(
-        config_api_url: ConfigUrl = "http://127.0.0.1:8085",
-        admin_token: AdminToken = None,
-        data_dir: DataDir = DEFAULT_DATA_DIR,
-    ) -> None:
-        _print_call(config_api_url, admin_token, data_dir, "GET", path)
-
-
-_list_command(tenants_app, "/v1/tenants", "List tenants (credentials shown masked).")
+    with _admin(config_api_url, admin_token, data_dir) as client:
+        _emit(_call(client, "GET", f"/v1/tenants/{tenant_id}"), as_json, _fields)
 
 
 @tenants_app.command("create")
 def tenants_create(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Tenant as JSON.")],
-    config_api_url: ConfigUrl = "http://127.0.0.1:8085",
+    as_json: AsJson = False,
+    config_api_url: ConfigUrl = DEFAULT_CONFIG_API,
     admin_token: AdminToken = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
-    """Create a tenant from a JSON file."""
+    """Create a tenant from a JSON file (the fields of POST /v1/tenants)."""
 
-    _print_call(config_api_url, admin_token, data_dir, "POST", "/v1/tenants", file)
+    body = _read_json(file, "tenant")
+    with _admin(config_api_url, admin_token, data_dir) as client:
+        _emit(_call(client, "POST", "/v1/tenants", body, what=f"{file.name}"), as_json, _fields)
+
+
+@tenants_app.command("update")
+def tenants_update(
+    tenant_id: Annotated[str, typer.Argument(help="The tenant's id.")],
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="The fields to change, as JSON.")],
+    as_json: AsJson = False,
+    config_api_url: ConfigUrl = DEFAULT_CONFIG_API,
+    admin_token: AdminToken = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Change some of a tenant's fields (PATCH: the others stay). Credentials are changed with
+    `voiceticket credentials set`."""
+
+    body = _read_json(file, "tenant change")
+    with _admin(config_api_url, admin_token, data_dir) as client:
+        tenant = _call(client, "PATCH", f"/v1/tenants/{tenant_id}", body, what=f"{file.name}")
+    _emit(tenant, as_json, _fields)
 
 
 @tenants_app.command("delete")
 def tenants_delete(
     tenant_id: Annotated[str, typer.Argument(help="The tenant's id.")],
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
-    config_api_url: ConfigUrl = "http://127.0.0.1:8085",
+    yes: Yes = False,
+    as_json: AsJson = False,
+    config_api_url: ConfigUrl = DEFAULT_CONFIG_API,
     admin_token: AdminToken = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
@@ -375,30 +624,224 @@ def tenants_delete(
         )
     with _admin(config_api_url, admin_token, data_dir) as client:
         report = _call(client, "DELETE", f"/v1/tenants/{tenant_id}")
-    typer.echo(json.dumps(report, indent=2))
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
     typer.echo(
         f"tenant {tenant_id} removed: {report['lines_deleted']} line(s), {report['call_keys_destroyed']} call "
-        "key(s) destroyed. Still to do at the providers:",
-        err=True,
+        "key(s) destroyed. Still to do at the providers:"
     )
     for step in report["revocation_steps"]:
-        typer.echo(f"  - {step}", err=True)
+        typer.echo(f"  - {step}")
 
 
-_list_command(lines_app, "/v1/lines", "List lines.")
+@lines_app.command("list")
+def lines_list(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's lines.")] = None,
+    as_json: AsJson = False,
+    config_api_url: ConfigUrl = DEFAULT_CONFIG_API,
+    admin_token: AdminToken = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """List lines (--json: every setting)."""
+
+    params = {"tenant_id": tenant} if tenant else None
+    with _admin(config_api_url, admin_token, data_dir) as client:
+        _emit(_call(client, "GET", "/v1/lines", params=params), as_json, _print_lines)
+
+
+@lines_app.command("show")
+def lines_show(
+    number: Annotated[str, typer.Argument(help="The Twilio number, E.164.")],
+    as_json: AsJson = False,
+    config_api_url: ConfigUrl = DEFAULT_CONFIG_API,
+    admin_token: AdminToken = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Show one line, every setting."""
+
+    with _admin(config_api_url, admin_token, data_dir) as client:
+        _emit(_call(client, "GET", f"/v1/lines/{number}"), as_json, _fields)
 
 
 @lines_app.command("set")
 def lines_set(
     number: Annotated[str, typer.Argument(help="The Twilio number, E.164.")],
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Line settings as JSON.")],
-    config_api_url: ConfigUrl = "http://127.0.0.1:8085",
+    as_json: AsJson = False,
+    config_api_url: ConfigUrl = DEFAULT_CONFIG_API,
     admin_token: AdminToken = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
-    """Create or replace a line."""
+    """Create or replace a line (the fields of PUT /v1/lines/{number})."""
 
-    _print_call(config_api_url, admin_token, data_dir, "PUT", f"/v1/lines/{number}", file)
+    body = _read_json(file, "line")
+    with _admin(config_api_url, admin_token, data_dir) as client:
+        _emit(_call(client, "PUT", f"/v1/lines/{number}", body, what=f"{file.name}"), as_json, _fields)
+
+
+@lines_app.command("delete")
+def lines_delete(
+    number: Annotated[str, typer.Argument(help="The Twilio number, E.164.")],
+    yes: Yes = False,
+    config_api_url: ConfigUrl = DEFAULT_CONFIG_API,
+    admin_token: AdminToken = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Delete a line: its calls are then answered as an unknown line."""
+
+    if not yes:
+        typer.confirm("Delete this line? Its calls are then refused", abort=True)
+    with _admin(config_api_url, admin_token, data_dir) as client:
+        _call(client, "DELETE", f"/v1/lines/{number}")
+    typer.echo("line deleted", err=True)
+
+
+CredentialArg = Annotated[str, typer.Argument(help=f"One of {', '.join(CREDENTIALS)}.")]
+ValueFile = Annotated[
+    Path | None,
+    typer.Option(
+        exists=True,
+        dir_okay=False,
+        help="Read the value from this file (default: standard input, or a hidden prompt on a "
+        "terminal). Never on the command line: it would stay in the shell's history.",
+    ),
+]
+
+
+def _secret_value(value_file: Path | None, name: str) -> str:
+    if value_file is not None:
+        try:
+            text = value_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise fail(f"{value_file}: cannot read it ({type(exc).__name__})", 2) from None
+    elif not sys.stdin.isatty():
+        text = sys.stdin.read()
+    else:
+        text = typer.prompt(f"{name}", hide_input=True, confirmation_prompt=True)
+    value = text.strip()
+    if not value:
+        raise fail(f"no value for {name} (empty input)", 2)
+    return value
+
+
+def _put_credential(config_api_url: str, admin_token: str | None, data_dir: Path, tenant_id: str,
+                    name: str, value_file: Path | None, rotate: bool, as_json: bool) -> None:  # fmt: skip
+    if name not in CREDENTIALS:
+        raise fail(f"unknown credential {name!r}; choose one of {', '.join(CREDENTIALS)}", 2)
+    with _admin(config_api_url, admin_token, data_dir) as client:
+        if rotate and not _call(client, "GET", f"/v1/tenants/{tenant_id}").get(name):
+            raise fail(f"tenant {tenant_id} has no {name} to rotate; use `voiceticket credentials set`")
+        value = _secret_value(value_file, name)
+        tenant = _call(client, "PUT", f"/v1/tenants/{tenant_id}/credentials/{name}", {"value": value},
+                       what=f"the {name}")  # fmt: skip
+    _emit(
+        tenant,
+        as_json,
+        lambda t: typer.echo(f"tenant {tenant_id}: {name} stored ({t.get(name) or 'masked'})"),
+    )
+
+
+@credentials_app.command("set")
+def credentials_set(
+    tenant_id: Annotated[str, typer.Argument(help="The tenant's id.")],
+    name: CredentialArg,
+    value_file: ValueFile = None,
+    as_json: AsJson = False,
+    config_api_url: ConfigUrl = DEFAULT_CONFIG_API,
+    admin_token: AdminToken = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Store a tenant's credential (encrypted under the master key; shown masked afterwards)."""
+
+    _put_credential(config_api_url, admin_token, data_dir, tenant_id, name, value_file, False, as_json)
+
+
+@credentials_app.command("rotate")
+def credentials_rotate(
+    tenant_id: Annotated[str, typer.Argument(help="The tenant's id.")],
+    name: CredentialArg,
+    value_file: ValueFile = None,
+    as_json: AsJson = False,
+    config_api_url: ConfigUrl = DEFAULT_CONFIG_API,
+    admin_token: AdminToken = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Replace a credential the tenant already has (fails when it has none; audited as
+    credential.rotate). Revoke the old value at the provider afterwards."""
+
+    _put_credential(config_api_url, admin_token, data_dir, tenant_id, name, value_file, True, as_json)
+
+
+@master_key_app.command("rotate")
+def master_key_rotate(
+    as_json: AsJson = False,
+    config_api_url: ConfigUrl = DEFAULT_CONFIG_API,
+    admin_token: AdminToken = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Re-encrypt every stored credential and call key under the primary master key (the first of
+    CONFIG_API_MASTER_KEYS): prepend a new key, restart config-api, run this, then drop the old key."""
+
+    with _admin(config_api_url, admin_token, data_dir) as client:
+        result = _call(client, "POST", "/v1/admin/rotate-master-key")
+    _emit(result, as_json, lambda r: typer.echo(
+        f"re-encrypted {r['reencrypted']} secret(s) under master key {r['primary_kid']}"))  # fmt: skip
+
+
+@tokens_app.command("create")
+def tokens_create(
+    name: Annotated[str, typer.Argument(help="Who holds it (the audit log's actor), e.g. alice.")],
+    scope: Annotated[
+        str, typer.Option(help="admin (everything) or read-only (may read, never change).")
+    ] = "admin",
+    as_json: AsJson = False,
+    config_api_url: ConfigUrl = DEFAULT_CONFIG_API,
+    admin_token: AdminToken = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Create a named admin token and print it, this once (config-api keeps only its hash)."""
+
+    if scope not in ("admin", "read-only"):
+        raise fail(f"unknown scope {scope!r}; choose admin or read-only", 2)
+    with _admin(config_api_url, admin_token, data_dir) as client:
+        created = _call(client, "POST", "/v1/admin/tokens", {"name": name, "scope": scope}, what="the token")
+    if as_json:
+        typer.echo(json.dumps(created, indent=2))
+    else:
+        typer.echo(created["token"])
+    typer.echo(f"token {name} ({scope}) created: shown this once, keep it now", err=True)
+
+
+@tokens_app.command("list")
+def tokens_list(
+    as_json: AsJson = False,
+    config_api_url: ConfigUrl = DEFAULT_CONFIG_API,
+    admin_token: AdminToken = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """List admin tokens: name, scope, where it is set, created, last used, revoked (never a token)."""
+
+    with _admin(config_api_url, admin_token, data_dir) as client:
+        _emit(_call(client, "GET", "/v1/admin/tokens"), as_json, _print_tokens)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(
+    name: Annotated[str, typer.Argument(help="The token's name.")],
+    yes: Yes = False,
+    as_json: AsJson = False,
+    config_api_url: ConfigUrl = DEFAULT_CONFIG_API,
+    admin_token: AdminToken = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Revoke a token: refused from its next request on; it stays listed, its name is not reused."""
+
+    if not yes:
+        typer.confirm(f"Revoke token {name!r}? This cannot be undone", abort=True)
+    with _admin(config_api_url, admin_token, data_dir) as client:
+        revoked = _call(client, "DELETE", f"/v1/admin/tokens/{name}")
+    _emit(revoked, as_json, lambda t: typer.echo(f"token {name} revoked at {t['revoked_at']}"))
 
 
 _AGO = re.compile(r"^(\d{1,6})([mhd])$")
@@ -540,12 +983,21 @@ def _with_bus(data_dir: Path, bootstrap_servers: str | None, topic_namespace: st
 
     if not bootstrap_servers and not (data_dir / "bus.db").exists():
         raise fail(f"no embedded bus in {data_dir}", 2)
+    # aiokafka logs each failed connection; without logging set up Python would print those
+    # lines beside ours (KafkaConnectFailed below says why, once).
+    logging.getLogger("aiokafka").addHandler(logging.NullHandler())
 
     async def run() -> Any:
         if bootstrap_servers:
             from voiceticket_common.bus.kafka import KafkaEventBus
+            from voiceticket_common.bus.kafka_security import security_from_environment
 
-            bus: Any = KafkaEventBus(bootstrap_servers, "voiceticket-cli", topic_namespace=topic_namespace)
+            bus: Any = KafkaEventBus(
+                bootstrap_servers,
+                "voiceticket-cli",
+                topic_namespace=topic_namespace,
+                security=security_from_environment(),  # VOICETICKET_KAFKA_SECURITY_PROTOCOL etc.
+            )
         else:
             from voiceticket_common.bus.embedded import EmbeddedEventBus
 
@@ -558,8 +1010,12 @@ def _with_bus(data_dir: Path, bootstrap_servers: str | None, topic_namespace: st
 
     try:
         return asyncio.run(run())
-    except OSError as exc:
-        raise fail(f"could not reach the bus: {exc}", 3) from None
+    except OSError as exc:  # KafkaConnectFailed says why (refused credentials, a certificate)
+        raise fail(f"could not reach the bus: {' '.join(str(exc).split())}", 3) from None
+    except Exception as exc:
+        if type(exc).__module__.split(".")[0] != "aiokafka":
+            raise
+        raise fail(f"could not reach the bus: {type(exc).__name__}", 3) from None
 
 
 @dlq_app.command("list")
@@ -568,10 +1024,15 @@ def dead_letters_list(
     data_dir: DataDir = DEFAULT_DATA_DIR,
     bootstrap_servers: BootstrapServers = None,
     topic_namespace: TopicNamespace = "",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the dead letters as JSON.")] = False,
 ) -> None:
     """List what a consumer group dead-lettered, with the reason (payloads are not printed)."""
 
     letters = _with_bus(data_dir, bootstrap_servers, topic_namespace, lambda bus: bus.dead_letters(group))
+    if as_json:
+        fields = ("call_sid", "original_topic", "error_type", "attempts", "error")
+        typer.echo(json.dumps([{f: getattr(d, f, None) for f in fields} for d in letters], indent=2))
+        return
     for letter in letters:
         typer.echo(
             f"{letter.call_sid}  {letter.original_topic}  {letter.error_type}  "
@@ -638,6 +1099,61 @@ def purge(
     except OSError as exc:
         raise fail(f"could not purge: {exc}") from None
     typer.echo(json.dumps(report, sort_keys=True))
+
+
+db_app = typer.Typer(help="The stateful services' databases (schema).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+SCHEMA_OWNERS = {
+    # service -> the ledger class (or config-api's module) whose create_schema makes its tables
+    "config-api": "voiceticket_config_api.db",
+    "transcriber": "voiceticket_transcriber.ledger:SqlTranscriptLedger",
+    "analyzer": "voiceticket_analyzer.ledger:SqlAnalysisLedger",
+    "jira-writer": "voiceticket_jira_writer.ledger:SqlRequestLedger",
+    "notifier": "voiceticket_notifier.ledger:SqlSmsLedger",
+}
+
+
+async def upgrade_schema(service: str, database_url: str) -> list[str]:
+    """Create ``service``'s missing tables with the ``create_schema`` the service runs at start;
+    returns the tables its database then holds."""
+    from sqlalchemy import inspect
+
+    from voiceticket_common.db import open_engine
+
+    module, _, ledger = SCHEMA_OWNERS[service].partition(":")
+    async with open_engine(database_url) as engine:
+        if ledger:
+            await getattr(importlib.import_module(module), ledger)(engine).create_schema()
+        else:
+            await importlib.import_module(module).create_schema(engine)
+        async with engine.connect() as conn:
+            return sorted(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    service: Annotated[str, typer.Argument(help=f"One of {', '.join(SCHEMA_OWNERS)}.")],
+    database_url: Annotated[
+        str,
+        typer.Option(envvar="VOICETICKET_DATABASE_URL", help="The service's own database (a DSN)."),
+    ],
+) -> None:
+    """Create the service's tables where they are missing, once (a Job before a rollout), as the
+    service itself does at start. There are no migrations yet (no Alembic): an existing table gains
+    no new columns. Prints the service's tables as JSON; never the DSN."""
+
+    if service not in SCHEMA_OWNERS:
+        raise fail(f"unknown service {service!r}; choose one of {', '.join(SCHEMA_OWNERS)}", 2)
+    try:
+        tables = asyncio.run(upgrade_schema(service, database_url))
+    except (OSError, ImportError) as exc:
+        raise fail(f"could not upgrade {service}'s database ({type(exc).__name__})", 3) from None
+    except Exception as exc:  # SQLAlchemy's errors name the host and the statement: type only
+        if type(exc).__module__.split(".")[0] not in {"sqlalchemy", "asyncpg", "sqlite3", "aiosqlite"}:
+            raise
+        raise fail(f"could not upgrade {service}'s database ({type(exc).__name__})", 3) from None
+    typer.echo(json.dumps({"event": "db upgrade", "service": service, "tables": tables}))
 
 
 def main() -> None:

@@ -5,6 +5,14 @@ stand-ins that validate each request against the official OpenAPI specs), config
 tenant, ingress and the four consumers over the embedded bus. A caller simulator plays the call
 with signed webhooks, exactly as Twilio would.
 
+Speech-to-text is real by default: the demo tenant's ``transcription_backend`` is ``local``, so the
+transcriber's Whisper engine recognises the sample's audio (the OpenAI stand-in's key serves the
+analysis only, and the stand-in does no recognition). The result shows what was recognised next to
+the sample's reference text, with the word error rate. ``stand_in`` speech-to-text asks the OpenAI
+stand-in instead, which answers with the reference transcript (what the exact-transcript tests use).
+The packaged model, ``tiny.en``, knows only English: a sample in another language goes to the
+stand-in unless ``VOICETICKET_LOCAL_STT_MODEL_DIR`` names a (multilingual) model.
+
 The sandboxes come with the ``sandbox`` extra (``voiceticket[sandbox]``), which the runtime image
 leaves out, so they are imported inside the functions, never when this module is imported.
 """
@@ -12,15 +20,19 @@ leaves out, so they are imported inside the functions, never when this module is
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
+
+from voiceticket_common.events import CallTranscribed, Event
 
 from .embedded import EmbeddedOptions, EmbeddedRuntime
 from .samples import SampleCall
@@ -38,8 +50,25 @@ STEPS = {
 }
 
 
+SpeechToText = Literal["local", "stand_in"]
+
+
 class DemoFailed(RuntimeError):
     pass
+
+
+@dataclass(frozen=True)
+class Recognition:
+    """What speech-to-text made of the sample, beside what the sample says."""
+
+    engine: str
+    """``local`` (recognised here) or ``stand_in`` (the reference transcript, looked up)."""
+    model: str
+    recognised: str
+    reference: str
+    word_error_rate: float
+    detected_language: str | None = None
+    note: str = ""
 
 
 @dataclass
@@ -49,6 +78,7 @@ class DemoResult:
     sms: list[dict[str, Any]]
     timeline: list[tuple[str, float]] = field(default_factory=list)
     invalid_requests: list[dict[str, Any]] = field(default_factory=list)
+    recognition: Recognition | None = None
 
 
 def _step(topic: str) -> str:
@@ -56,8 +86,40 @@ def _step(topic: str) -> str:
     return STEPS.get(name, name)
 
 
+def speech_to_text_for(sample: SampleCall, wanted: SpeechToText) -> tuple[SpeechToText, str]:
+    """The engine the demo uses for ``sample``, and why when it is not the one wanted."""
+
+    if (
+        wanted == "local"
+        and sample.language != "en"
+        and not os.environ.get("VOICETICKET_LOCAL_STT_MODEL_DIR")
+    ):
+        return "stand_in", (
+            f"the packaged local model (tiny.en) knows only English; this sample is '{sample.language}', "
+            "so the OpenAI stand-in's reference transcript stands in. Set VOICETICKET_LOCAL_STT_MODEL_DIR "
+            "to a multilingual CTranslate2 Whisper model to recognise it."
+        )
+    return wanted, ""
+
+
+def demo_seed(twilio: str, openai: str, jira: str, speech_to_text: SpeechToText) -> dict[str, Any]:
+    """The demo tenant; with ``local``, its speech-to-text is the transcriber's own engine."""
+
+    from voiceticket_sandbox.demo_tenant import seed
+
+    tenants = seed(twilio, openai, jira)
+    if speech_to_text == "local":
+        for tenant in tenants["tenants"]:
+            tenant["transcription_backend"] = "local"
+    return tenants
+
+
 async def run_demo(
-    sample: SampleCall, data_dir: Path, progress: Callable[[str], None], deadline_s: float = 60.0
+    sample: SampleCall,
+    data_dir: Path,
+    progress: Callable[[str], None],
+    deadline_s: float = 90.0,
+    speech_to_text: SpeechToText = "local",
 ) -> DemoResult:
     from voiceticket_sandbox import run_sandboxes
     from voiceticket_sandbox.caller import CallerSimulator
@@ -66,17 +128,19 @@ async def run_demo(
         AUTH_TOKEN,
         SUPPORT_LINE,
         configure_sandboxes,
-        seed,
     )
+    from voiceticket_transcriber.wer import word_error_rate
 
+    engine, note = speech_to_text_for(sample, speech_to_text)
     data_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before anything runs
     seed_file = data_dir / "demo-seed.json"
     async with run_sandboxes() as urls:
         await configure_sandboxes(urls.twilio, urls.openai, urls.jira)
-        seed_file.write_text(json.dumps(seed(urls.twilio, urls.openai, urls.jira)))  # noqa: ASYNC240
+        seed = demo_seed(urls.twilio, urls.openai, urls.jira, engine)
+        seed_file.write_text(json.dumps(seed))  # noqa: ASYNC240
         progress("sandboxes and embedded services starting")
         options = EmbeddedOptions.against_sandboxes(data_dir, urls.twilio, seed_file)
-        async with EmbeddedRuntime(options) as runtime:
+        async with EmbeddedRuntime(options) as runtime, _transcripts(runtime) as transcripts:
             simulator = CallerSimulator(runtime.ingress_url, ACCOUNT_SID, AUTH_TOKEN, urls.twilio)
             started = time.monotonic()
             played = await simulator.play_call(
@@ -114,7 +178,40 @@ async def run_demo(
     first = _parse(history[0][1])
     timeline = [(_step(topic), (_parse(at) - first)) for topic, at in history]
     to_caller = [m for m in sms if m.get("to", m.get("To")) == sample.caller]
-    return DemoResult(played.call_sid, matching[0], to_caller, timeline, invalid)
+    heard = transcripts.get(played.call_sid)
+    recognition = None
+    if heard is not None:
+        recognition = Recognition(
+            engine=engine,
+            model=heard.model,
+            recognised=heard.transcript,
+            reference=sample.transcript,
+            word_error_rate=word_error_rate(sample.transcript, heard.transcript),
+            detected_language=heard.detected_language,
+            note=note,
+        )
+    return DemoResult(played.call_sid, matching[0], to_caller, timeline, invalid, recognition)
+
+
+@contextlib.asynccontextmanager
+async def _transcripts(runtime: EmbeddedRuntime) -> AsyncIterator[dict[str, CallTranscribed]]:
+    """The ``call.transcribed`` events of the run, by CallSid, read from the bus as the analyzer
+    reads them (its own consumer group, personal fields unsealed)."""
+
+    heard: dict[str, CallTranscribed] = {}
+
+    async def keep(event: Event) -> list[Event]:
+        if isinstance(event, CallTranscribed):
+            heard[event.call_sid] = event
+        return []
+
+    task = asyncio.create_task(runtime.bus.consume("voiceticket-demo", [CallTranscribed], keep))
+    try:
+        yield heard
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def _parse(stamp: str) -> float:

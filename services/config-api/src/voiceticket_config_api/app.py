@@ -28,6 +28,7 @@ from .routes_admin import router as admin_router
 from .routes_privacy import admin_router as privacy_router
 from .routes_privacy import runtime_router as call_keys_router
 from .routes_runtime import router as runtime_router
+from .routes_tokens import router as tokens_router
 from .schemas import StatusOut
 from .settings import Settings, parse_admin_tokens, parse_service_tokens
 from .store import apply_seed
@@ -63,7 +64,10 @@ def event_archive(settings: Settings) -> tuple[EventArchive | None, str]:
     if settings.event_log is not None:
         return EmbeddedArchive(settings.event_log), "embedded"
     if settings.kafka_bootstrap_servers:
-        return KafkaArchive(settings.kafka_bootstrap_servers, settings.kafka_topic_namespace), "kafka"
+        security = settings.kafka_security().client_kwargs()
+        return KafkaArchive(
+            settings.kafka_bootstrap_servers, settings.kafka_topic_namespace, **security
+        ), "kafka"
     return None, "none"
 
 
@@ -155,6 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(runtime_router)
     app.include_router(call_keys_router)
     app.include_router(privacy_router)
+    app.include_router(tokens_router)  # named admin tokens (admin_tokens.py)
     add_server_spans(app)  # RED metrics by route template (runtime paths carry phone numbers)
     add_metrics_route(app)  # tokenless for Prometheus: internal only (docs/deployment.md)
     guard_docs(app, settings)  # /openapi.json: admin token; /docs, /redoc: development on loopback

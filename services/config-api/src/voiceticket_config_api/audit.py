@@ -9,9 +9,11 @@ the token (401, 403) are recorded. Each route names its action in ``openapi_extr
 
 What an entry holds, and what it never holds:
 
-* ``actor``: the token's name (``auth.Identity.actor``), ``anonymous`` without a known token;
-  never the token.
-* ``target``: ``tenant:<id>``, ``line:<ref>`` or ``master-key``. A line's number is the tenant's
+* ``actor``: the acting token's name (``auth.Identity.actor``: ``admin`` for
+  CONFIG_API_ADMIN_TOKEN, the name of a named or API-created token, including a read-only one
+  that was refused), ``anonymous`` without a known token; never the token.
+* ``target``: ``tenant:<id>``, ``line:<ref>``, ``token:<name>`` (an admin token) or
+  ``master-key``. A line's number is the tenant's
   personal data, so only its reference (``voiceticket_common.privacy.phone_ref``, as in the logs)
   is stored; ``GET /v1/audit?target=+14155550100`` maps a number to its reference.
 * ``details``: field and credential *names*, flags and counts; never a value of a credential, not
@@ -49,7 +51,7 @@ log = logging.getLogger("voiceticket_config_api.audit")
 
 DEFAULT_RETENTION_DAYS = 400
 ACTION_KEY = "x-audit-action"
-READ_ACTIONS = ("tenant.list", "tenant.get", "line.list", "line.get", "audit.list")
+READ_ACTIONS = ("tenant.list", "tenant.get", "line.list", "line.get", "audit.list", "token.list")
 """Read-only actions: recorded only when the token is refused (401, 403)."""
 MASTER_KEY_TARGET = "master-key"
 _TENANT_ID_RE = re.compile(TENANT_ID_PATTERN)

@@ -73,6 +73,9 @@ class Tenant(Base):
     # Most calls at once per provider and replica ({"jira": 2, "llm": null, ...}; null: unlimited),
     # only what was set; missing keys and a null column: voiceticket_common's defaults.
     provider_concurrency: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # "openai" | "local" (voiceticket_common.runtime_views.TranscriptionBackend); null: openai when
+    # the tenant has an OpenAI key, local when it has none.
+    transcription_backend: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
@@ -128,6 +131,10 @@ def make_engine(url: str) -> AsyncEngine:
             # ON DELETE CASCADE needs this in SQLite
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
+            # WAL: readers do not wait on the writer, and a commit is one append and one fsync
+            # instead of a rollback journal's several (the call-key PUT commits once per call).
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=5000")
             cur.close()
 
     return engine

@@ -112,6 +112,11 @@ PROVIDER_CONCURRENCY_HELP = (
     "it (N replicas allow N times as many); null: unlimited. PATCH replaces the whole object, null "
     "restores the defaults"
 )
+TRANSCRIPTION_BACKEND_HELP = (
+    "speech-to-text: openai (openai_base_url with openai_api_key: OpenAI or an OpenAI-compatible "
+    "server) or local (the transcriber's own Whisper engine; the audio never leaves it); null: "
+    "openai when the tenant has an OpenAI key, local when it has none"
+)
 OAUTH_GATEWAY_PATH = re.compile(r"^/ex/jira/[0-9A-Za-z-]+$")
 
 
@@ -233,6 +238,9 @@ class TenantCreate(_In):
     provider_concurrency: ProviderConcurrency | None = Field(
         None, description="null: the defaults; " + PROVIDER_CONCURRENCY_HELP
     )
+    transcription_backend: runtime_views.TranscriptionBackend | None = Field(
+        None, description=TRANSCRIPTION_BACKEND_HELP
+    )
 
     @model_validator(mode="after")
     def _oauth_through_the_gateway(self) -> TenantCreate:
@@ -257,6 +265,9 @@ class TenantPatch(_In):
     )
     recording_retention: RecordingRetention | None = Field(None, description=RECORDING_RETENTION_HELP)
     provider_concurrency: ProviderConcurrency | None = Field(None, description=PROVIDER_CONCURRENCY_HELP)
+    transcription_backend: runtime_views.TranscriptionBackend | None = Field(
+        None, description=TRANSCRIPTION_BACKEND_HELP
+    )
 
     @field_serializer("recording_retention")
     def _retention_stored(self, value: str | int | None) -> str | None:
@@ -272,7 +283,13 @@ class TenantPatch(_In):
                     f"credentials {secrets} cannot be changed with PATCH; "
                     "use PUT /v1/tenants/{id}/credentials/{name}"
                 )
-            nullable = {"jira_email", "twilio_account_sid", "redaction", "provider_concurrency"}
+            nullable = {
+                "jira_email",
+                "twilio_account_sid",
+                "redaction",
+                "provider_concurrency",
+                "transcription_backend",
+            }
             nulls = sorted(k for k, v in data.items() if v is None and k not in nullable)
             if nulls:
                 raise ValueError(f"fields {nulls} cannot be null")
@@ -319,6 +336,7 @@ class TenantOut(_Out):
     provider_concurrency: ProviderConcurrency = Field(
         description="the tenant's limits, defaults filled in; " + PROVIDER_CONCURRENCY_HELP
     )
+    transcription_backend: str | None = Field(None, description=TRANSCRIPTION_BACKEND_HELP)
     created_at: datetime
     updated_at: datetime
 

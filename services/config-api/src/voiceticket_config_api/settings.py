@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from voiceticket_common.bus.kafka_security import KafkaClientSettings
 from voiceticket_common.exposure import is_loopback_host
 
 from .crypto import DEV_KEY
@@ -27,7 +28,10 @@ PUBLIC_TOKEN_PREFIX = "dev-only"  # noqa: S105 - a prefix of public tokens, not 
 """docker-compose.yml used to ship ``dev-only-*`` tokens: such a token is public, never a secret."""
 
 
-class Settings(BaseSettings):
+class Settings(KafkaClientSettings):
+    """``CONFIG_API_*``; the Kafka archive's client security is ``CONFIG_API_KAFKA_SECURITY_PROTOCOL``,
+    ``_SSL_*`` and ``_SASL_*`` (``KafkaClientSettings``)."""
+
     model_config = SettingsConfigDict(env_prefix="CONFIG_API_", extra="ignore")
 
     env: Literal["development", "test", "production"] = "production"

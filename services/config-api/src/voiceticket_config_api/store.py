@@ -69,6 +69,7 @@ def tenant_out(tenant: Tenant, keyring: KeyRing) -> TenantOut:
         redaction=RedactionSettings.model_validate(tenant.redaction or {}),
         recording_retention=_retention_out(tenant.recording_retention),
         provider_concurrency=provider_concurrency(tenant),
+        transcription_backend=tenant.transcription_backend,
         created_at=tenant.created_at,
         updated_at=tenant.updated_at,
     )

@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import PlainTextResponse
@@ -22,6 +23,7 @@ from voiceticket_common.events import (
     RecordingAbsent,
     RecordingCompleted,
 )
+from voiceticket_common.health import web_checks
 from voiceticket_common.httpserver import NO_NATIVE_TELEMETRY, add_server_spans
 from voiceticket_common.metrics import add_metrics_route
 from voiceticket_common.runtime_views import IngressView
@@ -124,16 +126,24 @@ def create_app(
         fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors())
         return PlainTextResponse(f"malformed webhook parameters: {fields}", status_code=400)
 
+    # Liveness: the process answers (a blocked event loop does not). Readiness: started (the
+    # lifespan), then the broker behind the publisher and config-api, checked at most every
+    # VOICETICKET_HEALTH_CACHE_SECONDS (voiceticket_common.health).
+    probes = web_checks(settings, publisher, uses_config_api=config is None)
+
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/readyz")
-    async def readyz(request: Request, response: Response) -> dict[str, str]:
+    async def readyz(request: Request, response: Response) -> dict[str, Any]:
         if not request.app.state.ready:
             response.status_code = 503
             return {"status": "starting"}
-        return {"status": "ready"}
+        report = await probes.readiness()
+        if not report.ok:
+            response.status_code = 503
+        return report.body("ready")
 
     return app
 

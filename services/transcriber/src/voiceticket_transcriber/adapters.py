@@ -1,13 +1,15 @@
 """Real adapters: Twilio recording media over HTTPS (``recording_source.py``), OpenAI (or
-compatible) speech-to-text, and the tenant's concurrency limit in front of it."""
+compatible) speech-to-text, the local Whisper engine (``local_whisper.py``) chosen per tenant, and
+the tenant's concurrency limit in front of them."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import openai
 
+from voiceticket_common.bus import PermanentError
 from voiceticket_common.config_client import RuntimeConfig
 from voiceticket_common.http import provider_client
 from voiceticket_common.openai_client import sdk_http_client
@@ -16,7 +18,7 @@ from voiceticket_common.provider_limits import ProviderLimits, limits
 from voiceticket_common.resources import AsyncResource
 from voiceticket_common.runtime_views import TranscriberView
 
-from .ports import Recording, SpeechToTextTarget, TranscriptionEngine
+from .ports import Recording, SpeechToTextTarget, Transcript, TranscriptionEngine
 from .recording_source import TwilioRecordingSource as TwilioRecordingSource  # for the composition root
 
 
@@ -35,7 +37,10 @@ class OpenAITranscriptionEngine(AsyncResource):
         self._http = provider_client("openai", allowed_hosts, timeout=timeout)
         self._no_speech_threshold = no_speech_threshold
 
-    async def transcribe(self, recording: Recording, target: SpeechToTextTarget) -> str:
+    async def transcribe(self, recording: Recording, target: SpeechToTextTarget) -> Transcript:
+        return Transcript(await self._text(recording, target))
+
+    async def _text(self, recording: Recording, target: SpeechToTextTarget) -> str:
         client = openai.AsyncOpenAI(
             api_key=target.api_key.get_secret_value(),
             base_url=target.base_url,
@@ -98,8 +103,23 @@ class TenantLimitedEngine:
         self._line_number = line_number
         self._slots = slots
 
-    async def transcribe(self, recording: Recording, target: SpeechToTextTarget) -> str:
+    async def transcribe(self, recording: Recording, target: SpeechToTextTarget) -> Transcript:
         view = await self._config.line(self._line_number)
         limit = view.tenant.provider_concurrency.speech_to_text
         async with self._slots.slot(self._tenant_id, "speech_to_text", limit):
             return await self._engine.transcribe(recording, target)
+
+
+class EngineByBackend:
+    """The engine the target's ``backend`` names (the tenant's ``transcription_backend``):
+    ``openai`` or ``local``. A backend this transcriber does not have is a permanent error (a newer
+    config-api's value; no retry brings the engine)."""
+
+    def __init__(self, engines: Mapping[str, TranscriptionEngine]) -> None:
+        self._engines = dict(engines)
+
+    async def transcribe(self, recording: Recording, target: SpeechToTextTarget) -> Transcript:
+        engine = self._engines.get(target.backend)
+        if engine is None:
+            raise PermanentError(f"no speech-to-text backend {target.backend!r} in this transcriber")
+        return await engine.transcribe(recording, target)

@@ -4,10 +4,11 @@ Download (streamed to a file in the call's private workspace, ``staging.py``, re
 handler ends however it ends), then: silent recordings skip speech-to-text (transcript "");
 recordings over the upload limit are re-encoded or split, block by block from the file in a
 worker thread (``audio_prep.py``); each upload is streamed from its file and transcribed within
-a retry budget; text the model invents for silence is dropped. When speech-to-text stays down
-past the budget the call still goes on, with an empty transcript flagged ``transcript_missing``,
-so the request is created for triage instead of the call being lost. Permanent errors (a bad
-key) still dead-letter.
+a retry budget by the tenant's backend (``transcription_backend``: its OpenAI-compatible server,
+or the local Whisper engine, whose parts are shorter); text the model invents for silence is
+dropped. When speech-to-text stays down past the budget the call still goes on, with an empty
+transcript flagged ``transcript_missing``, so the request is created for triage instead of the
+call being lost. Permanent errors (a bad key) still dead-letter.
 
 The transcript is redacted here, right after speech-to-text and before anything else sees it,
 with the tenant's policy (``voiceticket_common.redaction``: card numbers, expiry dates, security
@@ -28,13 +29,15 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from pydantic import SecretStr
+
 from voiceticket_common.config_client import RuntimeConfig
-from voiceticket_common.events import CallTranscribed, Event, RecordingCompleted
+from voiceticket_common.events import CallTranscribed, Event, RecordingCompleted, TranscriptSegment
 from voiceticket_common.ledger import kept_outcome, stored_outcome
 from voiceticket_common.metrics import record_transcription
 from voiceticket_common.redaction import WITHHELD_TRANSCRIPT, redact_or_none
 from voiceticket_common.retry_budget import BudgetExhausted, RetryBudget, Sleep, within_budget
-from voiceticket_common.runtime_views import TranscriberView
+from voiceticket_common.runtime_views import TRANSCRIPTION_LOCAL, TranscriberView
 from voiceticket_common.twilio import TwilioAccount
 
 from .audio_prep import Part, SpeechCheck, Upload, UploadLimits, UploadPlan, plan_uploads, write_part
@@ -44,6 +47,7 @@ from .ports import (
     RecordingKey,
     RecordingSource,
     SpeechToTextTarget,
+    Transcript,
     TranscriptionEngine,
     TranscriptLedger,
 )
@@ -59,6 +63,9 @@ class TranscriberDeps:
     recordings: RecordingSource
     engine: TranscriptionEngine
     limits: UploadLimits = field(default_factory=UploadLimits)
+    """The most one speech-to-text request takes at the tenant's OpenAI-compatible server."""
+    local_limits: UploadLimits = field(default_factory=lambda: UploadLimits(16_000_000, 300.0))
+    """The most the local engine decodes at once; longer recordings are split (``local_whisper``)."""
     speech: SpeechCheck = field(default_factory=SpeechCheck)
     budget: RetryBudget = field(default_factory=RetryBudget)
     sleep: Sleep = asyncio.sleep
@@ -74,6 +81,13 @@ class Transcription:
     audio_seconds: float = 0.0
     """Seconds of audio speech-to-text was paid for (0 when it was skipped or failed)."""
     parts: int = 0
+    model: str | None = None
+    """The model the engine named (the local engine's); None: the target's."""
+    language: str | None = None
+    """The language the engine detected (the first part's), when it reports one."""
+    language_probability: float | None = None
+    segments: tuple[TranscriptSegment, ...] | None = None
+    """Every part's segments, on the recording's timeline; None when the engine reports none."""
 
 
 async def transcribe_recording(event: RecordingCompleted, deps: TranscriberDeps) -> Sequence[Event]:
@@ -88,14 +102,18 @@ async def transcribe_recording(event: RecordingCompleted, deps: TranscriberDeps)
         audio_bytes = recording.size
         result = await transcribe(recording, target, deps, event.duration_seconds, work)
     cost = None
-    if result.audio_seconds:
-        cost = record_transcription(event.tenant_id, target.model, result.audio_seconds)
+    model = result.model or target.model
+    if result.audio_seconds and target.backend == TRANSCRIPTION_LOCAL:
+        cost = 0.0  # no provider to pay
+    elif result.audio_seconds:
+        cost = record_transcription(event.tenant_id, model, result.audio_seconds)
     transcript, redactions, withheld = await redacted(result.text, config, target.language)
     log.info(
         "recording transcribed",
         extra={
             "audio_bytes": audio_bytes,
             "parts": result.parts,
+            "backend": target.backend,
             "chars": len(result.text),
             "transcript_missing": result.missing,
             "redactions": redactions,
@@ -108,11 +126,14 @@ async def transcribe_recording(event: RecordingCompleted, deps: TranscriberDeps)
         duration_seconds=event.duration_seconds,
         transcript=transcript,
         language=target.language,
-        model=target.model,
+        model=model,
         transcript_missing=result.missing,
         estimated_cost_usd=cost,
         redactions=redactions,
         redaction_failed=withheld,
+        detected_language=result.language,
+        detected_language_probability=result.language_probability,
+        segments=list(result.segments) if result.segments is not None else None,
     )
     # A transcript missing because speech-to-text was down is kept only briefly (``final=False``).
     return [await kept_outcome(deps.outcomes, key, outcome, "transcript", final=not result.missing)]
@@ -135,12 +156,20 @@ async def redacted(
 
 
 def speech_to_text_target(config: TranscriberView) -> SpeechToTextTarget:
+    """The tenant's backend (``transcription_backend``: its OpenAI-compatible server, or the
+    local engine, which needs no endpoint and names its own model), language and vocabulary."""
+
+    vocabulary = vocabulary_prompt(config.tenant.vocabulary)
+    backend = config.transcription_backend()
+    local = backend == TRANSCRIPTION_LOCAL
     return SpeechToTextTarget(
-        base_url=config.tenant.openai_base_url,
-        api_key=config.openai_api_key(),
-        model=config.tenant.transcription_model,
+        base_url="" if local else config.tenant.openai_base_url,
+        api_key=SecretStr("") if local else config.openai_api_key(),
+        model=TRANSCRIPTION_LOCAL if local else config.tenant.transcription_model,
         language=config.line.enforced_language,
-        prompt=vocabulary_prompt(config.tenant.vocabulary),
+        prompt=vocabulary,
+        backend=backend,
+        vocabulary=vocabulary,
     )
 
 
@@ -163,19 +192,19 @@ async def transcribe(
     work: Workspace,
 ) -> Transcription:
     # Measuring and re-encoding are CPU work: off the event loop, which other calls share.
-    plan: UploadPlan = await off_loop(
-        lambda stop: plan_uploads(recording, deps.limits, deps.speech, work, stop)
-    )
+    limits = deps.local_limits if target.backend == TRANSCRIPTION_LOCAL else deps.limits
+    plan: UploadPlan = await off_loop(lambda stop: plan_uploads(recording, limits, deps.speech, work, stop))
     if not plan.uploads:
         log.info("no speech in the recording; speech-to-text skipped")
         return Transcription("")
     texts: list[str] = []
+    heard: list[tuple[float, Transcript]] = []
     count = len(plan.uploads)
     for upload in plan.uploads:
         part_target = target if count == 1 else replace(target, prompt=_part_prompt(target, texts))
         file = await _upload_file(upload, work)
         try:
-            text = await within_budget(
+            transcript = await within_budget(
                 lambda f=file, t=part_target: _send(deps.engine, f, t),  # type: ignore[misc]
                 deps.budget,
                 "speech-to-text",
@@ -187,10 +216,43 @@ async def transcribe(
         finally:
             if isinstance(upload, Part):
                 file.path.unlink()  # one part on disk at a time
-        texts.append(without_phantoms(text))
+        texts.append(without_phantoms(transcript.text))
+        heard.append((_offset_seconds(upload), transcript))
     # Twilio's RecordingDuration is the length billed; the file's own length when it is missing.
     seconds = float(duration_seconds) or (plan.seconds or 0.0)
-    return Transcription(" ".join(t for t in texts if t), audio_seconds=seconds, parts=count)
+    return _combined(" ".join(t for t in texts if t), heard, seconds)
+
+
+def _offset_seconds(upload: Upload) -> float:
+    return upload.start / upload.samples.rate if isinstance(upload, Part) else 0.0
+
+
+def _combined(text: str, heard: list[tuple[float, Transcript]], seconds: float) -> Transcription:
+    """The parts' transcripts as one: the first detected language, segments on the recording's
+    timeline (each part's shifted by where the part starts)."""
+
+    first = heard[0][1]
+    segments: tuple[TranscriptSegment, ...] | None = None
+    if all(t.segments is not None for _, t in heard):
+        segments = tuple(
+            s.model_copy(
+                update={
+                    "start_seconds": round(s.start_seconds + offset, 2),
+                    "end_seconds": round(s.end_seconds + offset, 2),
+                }
+            )
+            for offset, t in heard
+            for s in t.segments or ()
+        )
+    return Transcription(
+        text,
+        audio_seconds=seconds,
+        parts=len(heard),
+        model=first.model,
+        language=first.language,
+        language_probability=first.language_probability,
+        segments=segments,
+    )
 
 
 async def _upload_file(upload: Upload, work: Workspace) -> AudioFile:
@@ -199,11 +261,12 @@ async def _upload_file(upload: Upload, work: Workspace) -> AudioFile:
     return upload
 
 
-async def _send(engine: TranscriptionEngine, upload: AudioFile, target: SpeechToTextTarget) -> str:
+async def _send(engine: TranscriptionEngine, upload: AudioFile, target: SpeechToTextTarget) -> Transcript:
     """One attempt: the upload streamed from its file, opened afresh (a retry starts at byte 0)."""
 
     with upload.path.open("rb") as audio:
-        return await engine.transcribe(Recording(audio, upload.content_type, upload.filename), target)
+        recording = Recording(audio, upload.content_type, upload.filename, upload.path)
+        return await engine.transcribe(recording, target)
 
 
 def _part_prompt(target: SpeechToTextTarget, texts: list[str]) -> str | None:

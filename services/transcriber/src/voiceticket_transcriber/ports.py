@@ -1,12 +1,14 @@
-"""The transcriber's outside world: where recordings come from, what turns them into text, and
-where the transcripts it produced are kept for duplicates."""
+"""The transcriber's outside world: where recordings come from, what turns them into text (the
+tenant's OpenAI-compatible server or the local Whisper engine), and where the transcripts it
+produced are kept for duplicates."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from voiceticket_common.events import CallTranscribed, RecordingCompleted
+from voiceticket_common.events import CallTranscribed, RecordingCompleted, TranscriptSegment
 from voiceticket_common.ledger import LedgerUnavailable as LedgerUnavailable
 from voiceticket_common.ledger import OutcomeStore
 from voiceticket_common.openai_client import OpenAIEndpoint
@@ -22,6 +24,8 @@ class Recording:
     audio: BinaryIO
     content_type: str
     filename: str
+    path: Path | None = None
+    """Where ``audio`` is on disk (the workspace), for engines that decode from a file themselves."""
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,25 @@ class SpeechToTextTarget(OpenAIEndpoint):
     language: str | None
     """ISO 639-1 hint when the line enforces a language; None lets the model detect it."""
     prompt: str | None = None
-    """The tenant's vocabulary (product names, terms), so the model spells them right."""
+    """The tenant's vocabulary (product names, terms), so the model spells them right; for a part
+    of a long recording, followed by the end of the previous part's text."""
+    backend: str = "openai"
+    """``openai`` (the endpoint above) or ``local`` (this service's own engine; no endpoint)."""
+    vocabulary: str | None = None
+    """The tenant's terms alone, the same for every part (the local engine's hotwords)."""
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """What an engine heard in one upload: the text and, when the engine reports them, the
+    language it detected and each segment's timings and confidence."""
+
+    text: str
+    model: str | None = None
+    """The model that produced it when the engine chose it (the local engine); None: the target's."""
+    language: str | None = None
+    language_probability: float | None = None
+    segments: tuple[TranscriptSegment, ...] | None = None
 
 
 class RecordingSource(Protocol):
@@ -43,8 +65,8 @@ class RecordingSource(Protocol):
 
 
 class TranscriptionEngine(Protocol):
-    async def transcribe(self, recording: Recording, target: SpeechToTextTarget) -> str:
-        """Speech to text of one upload (at most the provider's size limit); raises
+    async def transcribe(self, recording: Recording, target: SpeechToTextTarget) -> Transcript:
+        """Speech to text of one upload (at most the engine's upload limit); raises
         TransientError/PermanentError as the provider answers."""
 
 

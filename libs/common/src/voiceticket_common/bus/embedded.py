@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import sqlite3
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Hashable, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ from .port import (
     TopicRetention,
     dead_letter_topic,
 )
+from .progress import ConsumerProgress
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +106,8 @@ class _GroupLog:
     """The last position taken."""
     committed: int = 0
     """The position stored in ``bus_offsets`` (every record of the group up to it is done)."""
+    last_poll: float | None = None
+    """``time.monotonic()`` of the last read of the log (the probes' ``ConsumerProgress``)."""
 
 
 @dataclass(frozen=True)
@@ -152,6 +156,7 @@ class EmbeddedEventBus:
         self._writes: asyncio.Queue[_Write | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self._members: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._consuming: dict[str, tuple[_GroupLog, KeyOrderedWorkers[_Stored]]] = {}
         self.transactions = 0
         """Write transactions committed (each one synchronous SQLite commit)."""
 
@@ -331,10 +336,27 @@ class EmbeddedEventBus:
                 await self._write(rows, consumed=(place, stored.position))
 
             workers: KeyOrderedWorkers[_Stored] = KeyOrderedWorkers(work)
+            self._consuming[group] = (place, workers)
             try:
                 await self._fetch_loop(place, topics, workers, max_in_flight)
             finally:
+                self._consuming.pop(group, None)
                 await workers.close(drain_seconds)
+
+    def consumer_progress(self, group: str) -> ConsumerProgress | None:
+        """``group``'s consumer, as the probes read it (``bus/progress.py``); the log has no
+        partitions, and its lag is not counted (that would take a query of the log)."""
+        if (running := self._consuming.get(group)) is None:
+            return None
+        place, workers = running
+        return ConsumerProgress(
+            settled=True,
+            partitions=None,
+            in_flight=workers.held,
+            lag=0,
+            last_poll=place.last_poll,
+            last_progress=workers.last_progress,
+        )
 
     @contextlib.asynccontextmanager
     async def _member(self, group: str) -> AsyncIterator[None]:
@@ -358,6 +380,7 @@ class EmbeddedEventBus:
                 continue
             seen = self._writes_to(topics)
             records = await self._next(place, topics, limit - workers.held, idle=workers.held == 0)
+            place.last_poll = time.monotonic()
             if not records:
                 if seen != self._writes_to(topics):
                     continue

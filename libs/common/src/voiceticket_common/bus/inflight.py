@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Hashable, Iterable
 from typing import Any, Generic, TypeVar
@@ -40,6 +41,11 @@ class OffsetTracker:
 
     def done(self, offset: int) -> None:
         self._pending.discard(offset)
+
+    @property
+    def next_offset(self) -> int | None:
+        """The offset after the last one taken (None before anything was taken)."""
+        return self._next
 
     @property
     def pending(self) -> int:
@@ -77,6 +83,9 @@ class KeyOrderedWorkers(Generic[T]):
         self._held = 0
         self._progress = asyncio.Condition()
         self.failure: BaseException | None = None
+        self.last_progress: float | None = None
+        """``time.monotonic()`` when an item last finished, or work arrived while nothing was
+        held (the liveness check: work held and no progress for too long is a stuck consumer)."""
 
     @property
     def held(self) -> int:
@@ -84,6 +93,8 @@ class KeyOrderedWorkers(Generic[T]):
         return self._held
 
     def submit(self, key: Hashable, item: T) -> None:
+        if self._held == 0:
+            self.last_progress = time.monotonic()
         self._held += 1
         queue = self._queues.get(key)
         if queue is not None:
@@ -110,6 +121,7 @@ class KeyOrderedWorkers(Generic[T]):
                 finally:
                     del self._running[key]
                     self._held -= 1
+                    self.last_progress = time.monotonic()
                 if not task.cancelled() and (error := task.exception()) is not None:
                     self.failure = self.failure or error
                     break

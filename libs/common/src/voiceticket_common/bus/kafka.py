@@ -5,17 +5,23 @@ Producer: idempotent, ``acks=all``, key = CallSid, CloudEvents binary-mode heade
 for a batch (records sent meanwhile are batched anyway while a request is in flight). Consumer
 (``kafka_member.py``): up to ``max_in_flight`` records at once, one key's records in order,
 manual commits of each partition's highest contiguous completed offset, a record completing only
-after its outcome events were acknowledged (or it was dead-lettered).
+after its outcome events were acknowledged (or it was dead-lettered). Every client it opens
+(producer, consumers, admin) connects with the same security (``kafka_security.py``: TLS, SASL).
+Topics: created when missing with the configured partitions, replication factor and
+``min.insync.replicas``, or, where the platform provisions them (``create_topics=False``), checked
+to exist (:class:`TopicsMissing` otherwise).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
 from ..events import Event
 from ..metrics import dead_lettered
@@ -25,6 +31,7 @@ from ..tracing import inject_headers, process_span, send_span
 from . import envelope as wire
 from .delivery import DeadLettered, drop_erased, is_erased, open_with_retries, run_handler
 from .kafka_member import KafkaGroupMember
+from .kafka_security import PLAINTEXT, KafkaSecurity, connection_failure
 from .port import (
     DEFAULT_DRAIN_SECONDS,
     DEFAULT_MAX_IN_FLIGHT,
@@ -34,8 +41,20 @@ from .port import (
     TopicRetention,
     dead_letter_topic,
 )
+from .progress import ConsumerProgress
 
 log = logging.getLogger(__name__)
+
+
+class TopicsMissing(RuntimeError):
+    """Topics this service needs are not on the cluster and it was told not to create them."""
+
+    def __init__(self, topics: Sequence[str]) -> None:
+        self.topics = sorted(topics)
+        super().__init__(
+            f"Kafka topics missing on the cluster: {', '.join(self.topics)} (topic creation is off, "
+            "VOICETICKET_KAFKA_CREATE_TOPICS=false: provision them, docs/deployment.md 'Kafka security')"
+        )
 
 
 class KafkaEventBus:
@@ -51,7 +70,14 @@ class KafkaEventBus:
         topic_namespace: str = "",
         retention: TopicRetention = TopicRetention(),
         sealer: Sealer | None = None,
+        security: KafkaSecurity = PLAINTEXT,
+        min_insync_replicas: int | None = None,
+        create_topics: bool = True,
     ) -> None:
+        security.check()
+        self._security = security
+        self._min_insync = min_insync_replicas
+        self._create_topics = create_topics
         self._sealer = sealer
         self._retention = retention
         self._namespace = topic_namespace
@@ -61,6 +87,33 @@ class KafkaEventBus:
         self._replication = replication_factor
         self._producer: AIOKafkaProducer | None = None
         self._known_topics: set[str] = set()
+        self._members: dict[str, KafkaGroupMember] = {}
+
+    def _client(self) -> dict[str, Any]:
+        """The connection arguments of every client this adapter opens (security included)."""
+        return {"bootstrap_servers": self._bootstrap, **self._security.client_kwargs()}
+
+    async def _open(self, client: Any) -> None:
+        """Start an aiokafka client; when it cannot connect, raise ``KafkaConnectFailed`` saying
+        why (refused credentials, an unverified certificate) instead of "Unable to bootstrap"."""
+        try:
+            await client.start()
+        except KafkaConnectionError as exc:
+            with contextlib.suppress(Exception):
+                await (client.close() if isinstance(client, AIOKafkaAdminClient) else client.stop())
+            raise await connection_failure(self._bootstrap, self._security) from exc
+
+    def consumer_progress(self, group: str) -> ConsumerProgress | None:
+        """``group``'s member in this process, as the probes read it (``bus/progress.py``)."""
+        member = self._members.get(group)
+        return member.progress() if member is not None else None
+
+    async def ping(self) -> None:
+        """One metadata request to the cluster (the readiness check; the caller bounds its time);
+        raises when no broker answered."""
+        if self._producer is None:
+            raise RuntimeError("bus not started")
+        await self._producer.client.fetch_all_metadata()
 
     def topic(self, name: str) -> str:
         """The cluster topic for a logical topic: namespaced when several environments share a cluster."""
@@ -69,7 +122,7 @@ class KafkaEventBus:
 
     async def start(self) -> None:
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=self._bootstrap,
+            **self._client(),
             client_id=self._source,
             enable_idempotence=True,
             acks="all",
@@ -77,7 +130,7 @@ class KafkaEventBus:
             # trip only. Concurrent sends still share a batch while a request is in flight.
             linger_ms=0,
         )
-        await self._producer.start()
+        await self._open(self._producer)
 
     async def stop(self) -> None:
         if self._producer is not None:
@@ -87,7 +140,8 @@ class KafkaEventBus:
     async def ensure_topics(
         self, event_types: Sequence[type[Event]], dead_letter_groups: Sequence[str] = ()
     ) -> None:
-        """Create missing topics; consumers subscribe to explicit, existing topics."""
+        """Create missing topics (or, with topic creation off, raise :class:`TopicsMissing`);
+        consumers subscribe to explicit, existing topics."""
 
         await self._ensure(
             [*(cls.topic() for cls in event_types), *map(dead_letter_topic, dead_letter_groups)]
@@ -97,10 +151,12 @@ class KafkaEventBus:
         missing = [self.topic(t) for t in topics if self.topic(t) not in self._known_topics]
         if not missing:
             return
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, client_id=self._source)
-        await admin.start()
+        admin = AIOKafkaAdminClient(**self._client(), client_id=self._source)
+        await self._open(admin)
         try:
             existing = set(await admin.list_topics())
+            if not self._create_topics and set(missing) - existing:
+                raise TopicsMissing(list(set(missing) - existing))
             new = [
                 NewTopic(
                     name=t,
@@ -125,7 +181,10 @@ class KafkaEventBus:
 
         dead_letters = self._logical(topic).startswith(dead_letter_topic(""))
         keep = self._retention.dead_letters if dead_letters else self._retention.events
-        return {"cleanup.policy": "delete", "retention.ms": str(int(keep.total_seconds() * 1000))}
+        configs = {"cleanup.policy": "delete", "retention.ms": str(int(keep.total_seconds() * 1000))}
+        if self._min_insync is not None:
+            configs["min.insync.replicas"] = str(self._min_insync)
+        return configs
 
     async def publish(self, event: Event, *, discriminator: str = "") -> None:
         await self._send(self.topic(event.topic()), wire.envelope_for(event, self._source, discriminator))
@@ -187,7 +246,7 @@ class KafkaEventBus:
         await self.ensure_topics(event_types, [group])
         topics = [self.topic(cls.topic()) for cls in event_types]
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
+            **self._client(),
             group_id=group,
             client_id=f"{self._source}-{group}",
             enable_auto_commit=False,
@@ -207,11 +266,13 @@ class KafkaEventBus:
             consumer, group, process, max_in_flight=max_in_flight, drain_seconds=drain_seconds
         )
         consumer.subscribe(topics, listener=member.listener)
-        await consumer.start()
+        await self._open(consumer)
         log.info("consuming", extra={"group": group, "topics": topics, "max_in_flight": max_in_flight})
         try:
+            self._members[group] = member
             await member.run()
         finally:
+            self._members.pop(group, None)
             await consumer.stop()
 
     async def _process(
@@ -260,10 +321,8 @@ class KafkaEventBus:
         return topic[len(prefix) :] if prefix and topic.startswith(prefix) else topic
 
     async def _read_all(self, partitions: list[TopicPartition]) -> list[ConsumerRecord[bytes, bytes]]:
-        consumer: AIOKafkaConsumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap, enable_auto_commit=False
-        )
-        await consumer.start()
+        consumer: AIOKafkaConsumer = AIOKafkaConsumer(**self._client(), enable_auto_commit=False)
+        await self._open(consumer)
         try:
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
@@ -298,10 +357,8 @@ class KafkaEventBus:
             raise RuntimeError("bus not started")
         group, partition, offset = letter.letter_id.rsplit(":", 2)
         tp = TopicPartition(self.topic(dead_letter_topic(group)), int(partition))
-        consumer: AIOKafkaConsumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap, enable_auto_commit=False
-        )
-        await consumer.start()
+        consumer: AIOKafkaConsumer = AIOKafkaConsumer(**self._client(), enable_auto_commit=False)
+        await self._open(consumer)
         try:
             consumer.assign([tp])
             consumer.seek(tp, int(offset))

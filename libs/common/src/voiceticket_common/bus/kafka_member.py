@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Collection, Hashable
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from ..metrics import set_consumer_lag
 from .inflight import KeyOrderedWorkers, OffsetTracker
+from .progress import ConsumerProgress
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,8 @@ class KafkaGroupMember:
         self._revoking: set[TopicPartition] = set()
         self._rebalanced = asyncio.Event()
         self._rebalanced.set()
+        self._joined = False
+        self._last_poll: float | None = None
         self.listener = _Rebalance(self)
 
     async def run(self) -> None:
@@ -115,6 +119,7 @@ class KafkaGroupMember:
         batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = await self._consumer.getmany(
             timeout_ms=0 if full else 500, max_records=max(1, self._limit - self._workers.held)
         )
+        self._last_poll = time.monotonic()
         for tp, records in batches.items():
             for record in records:
                 self._take(tp, record)
@@ -195,5 +200,28 @@ class KafkaGroupMember:
             self._committed.pop(tp, None)
 
     def assigned(self) -> None:
+        self._joined = True
         self._revoking.clear()
         self._rebalanced.set()
+
+    def progress(self) -> ConsumerProgress:
+        """What the probes read (no I/O): the assignment, the work held, and records waiting on
+        the assigned partitions as the last fetches saw them (read_committed: up to the last
+        stable offset)."""
+        assignment = self._consumer.assignment()
+        lag = 0
+        for tp in assignment:
+            tracker = self._trackers.get(tp)
+            end = self._consumer.last_stable_offset(tp)
+            if end is None or end < 0:
+                end = self._consumer.highwater(tp)
+            if tracker is not None and tracker.next_offset is not None and end is not None:
+                lag += max(0, end - tracker.next_offset)
+        return ConsumerProgress(
+            settled=self._joined and self._rebalanced.is_set(),
+            partitions=len(assignment),
+            in_flight=self._workers.held,
+            lag=lag,
+            last_poll=self._last_poll,
+            last_progress=self._workers.last_progress,
+        )

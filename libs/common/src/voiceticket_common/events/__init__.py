@@ -18,6 +18,7 @@ from .v1 import (
     RecordingCompleted,
     Sentiment,
     TicketCreated,
+    TranscriptSegment,
 )
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "RecordingCompleted",
     "Sentiment",
     "TicketCreated",
+    "TranscriptSegment",
     "UnknownEventType",
     "event_class",
 ]

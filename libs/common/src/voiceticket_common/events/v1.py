@@ -120,6 +120,24 @@ class _RecordingContext(_CallContext):
     duration_seconds: int = Field(ge=0)
 
 
+class TranscriptSegment(BaseModel):
+    """One stretch of recognised speech and how sure the engine was of it. No text: the transcript
+    carries that (redacted), and timings and probabilities are not personal data."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    start_seconds: float = Field(ge=0, description="Offset of the segment in the recording.")
+    end_seconds: float = Field(ge=0)
+    confidence: float = Field(
+        ge=0,
+        le=1,
+        description="The engine's probability of its own text: exp(average token log-probability).",
+    )
+    no_speech_probability: float = Field(
+        ge=0, le=1, description="The engine's estimate that this is not speech."
+    )
+
+
 class CallTranscribed(_RecordingContext):
     """The recording was turned into text."""
 
@@ -148,6 +166,17 @@ class CallTranscribed(_RecordingContext):
         default=False,
         description="The transcript could not be redacted (too long for the engine, or an unusable "
         "tenant policy): it is withheld (a placeholder stands in for it) and the request needs triage.",
+    )
+    detected_language: str | None = Field(
+        default=None,
+        description="ISO 639-1 code of the language the engine heard (the local engine reports it); "
+        "None when the engine did not say.",
+    )
+    detected_language_probability: float | None = Field(default=None, ge=0, le=1)
+    segments: list[TranscriptSegment] | None = Field(
+        default=None,
+        description="Per-segment timings and confidence, in order (the local engine reports them); "
+        "None when the engine did not say.",
     )
 
 
