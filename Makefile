@@ -6,7 +6,7 @@ UV ?= $(or $(shell command -v uv 2>/dev/null),python3 -m uv)
 export UV_LINK_MODE ?= copy
 
 .PHONY: help bootstrap demo demo-distributed run bench bench-full bench-small test test-unit test-integration lint format schemas schemas-check \
-        kafka-install kafka-start kafka-stop broker-status clean
+        kafka-install kafka-start kafka-stop broker-status clean migration
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -44,6 +44,10 @@ bench-full: bootstrap ## the issue's sizes: 5 repeats, a 1,000-call burst on bot
 
 bench-small: bootstrap ## the CI variant: a few calls on both buses, correctness only, no report
 	$(UV) run --frozen python bench/suite.py --size small --sections webhooks,pipeline,saturation,burst,profile --no-report
+
+migration: .venv/.synced ## write the next schema revision by autogenerate: make migration SERVICE=config-api MSG="add x"
+	@test -n "$(SERVICE)" -a -n "$(MSG)" || { echo 'usage: make migration SERVICE=<config-api|transcriber|analyzer|jira-writer|notifier> MSG="what changed"'; exit 2; }
+	$(UV) run --frozen python -m voiceticket_common.migrations revision "$(SERVICE)" -m "$(MSG)"
 
 lint: .venv/.synced ## ruff lint and format check, mypy strict over every src package
 	$(UV) run --frozen ruff check .

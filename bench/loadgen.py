@@ -238,6 +238,18 @@ async def calls(job: dict[str, Any]) -> dict[str, Any]:
         # How ingress answered the recording callbacks (a 503 is a shed callback: its call is lost
         # here, as this caller does not retry).
         "callback_statuses": dict(Counter(str(c["callback_status"]) for c in per_call)),
+        # What a call that did not end in exactly one ticket and one SMS got (no phone numbers):
+        # the evidence a failed correctness check is read from.
+        "incomplete": [
+            {
+                "call_sid": p.call_sid,
+                "callback_status": c["callback_status"],
+                "tickets": c["tickets"],
+                "sms_count": c["sms_count"],
+            }  # fmt: skip
+            for p, c in zip(hung_up, per_call, strict=True)
+            if c["tickets"] != 1 or c["sms_count"] != 1
+        ],
         "faults": faults,
     }
 

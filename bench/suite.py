@@ -405,6 +405,7 @@ class Suite:
             "exactly_one_ticket": result["exactly_one_ticket"],
             "duplicates": result["duplicates"],
             "callback_statuses": result.get("callback_statuses", {}),
+            "incomplete": result.get("incomplete", []),
             "drain_s": drain,
             "latency_p50_s": percentile(lat, 50),
             "latency_p99_s": percentile(lat, 99),
@@ -413,6 +414,8 @@ class Suite:
         }
         self.log(f"{count} calls on {product.bus} ({'realistic' if realistic else 'zero'} latency): "
                  f"{result['completed']}/{count} done, drain {drain and round(drain, 2)} s")  # fmt: skip
+        for call in summary["incomplete"]:
+            self.log(f"  incomplete: {call}")
         return summary
 
     def pipeline(self, product: Product) -> list[dict[str, Any]]:

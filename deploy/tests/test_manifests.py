@@ -881,7 +881,9 @@ def test_the_public_ingress_routes_only_the_twilio_webhooks_over_tls(target: str
         internal = ingresses.pop("voiceticket-config-api")["spec"]
         assert internal["ingressClassName"] != spec["ingressClassName"]
         routed = {p["path"] for r in internal["rules"] for p in r["http"]["paths"]}
-        assert routed and all(p.startswith(("/v1/", "/openapi.json")) for p in routed)
+        assert routed and all(p.startswith(("/v1/", "/openapi.json", "/admin")) for p in routed)
+        # the console's pages and every API it calls
+        assert {"/admin", "/v1/calls", "/v1/dead-letters", "/v1/tenants", "/v1/admin"} <= routed
         assert not [p for p in routed if p.startswith(("/v1/runtime", "/metrics", "/healthz", "/readyz"))]
         assert internal["tls"]
     assert not ingresses, f"unexpected Ingress objects {sorted(ingresses)}"

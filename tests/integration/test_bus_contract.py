@@ -541,3 +541,38 @@ async def test_a_consumer_joining_and_one_leaving_mid_flight_lose_and_repeat_not
     everything = completed["first"] + completed["second"]
     assert sorted(everything) == sorted(mine), "every event completed exactly once"
     assert completed["first"] and completed["second"], "both members did part of the work"
+
+
+async def test_every_follower_reads_every_record_without_a_group(adapter: Adapter) -> None:
+    """``follow`` (config.changed): two followers (two replicas) each get every record, one of
+    each tenant's in order; one published just before a follower started is not missed."""
+    from voiceticket_common.events import ConfigChanged, ConfigChangeKind
+
+    namespace = f"follow-{uuid.uuid4().hex[:6]}"
+    publisher = await adapter.new_bus(namespace)
+
+    def change(version: int, tenant: str = "acme") -> ConfigChanged:
+        return ConfigChanged.of(tenant, ConfigChangeKind.LINE, ["+15005550006"], version)
+
+    await publisher.publish(change(1))  # before either follower: within the look-back
+    seen: list[list[int]] = [[], []]
+    followers = []
+    for i in range(2):
+        bus = await adapter.new_bus(namespace)
+
+        async def handle(event: Event, into: list[int] = seen[i]) -> None:
+            assert isinstance(event, ConfigChanged)
+            into.append(event.config_version)
+
+        followers.append(asyncio.create_task(bus.follow([ConfigChanged], handle)))
+    try:
+        for version in range(2, 6):
+            await publisher.publish(change(version, "acme" if version % 2 else "globex"))
+        await eventually(lambda: all(len(s) == 5 for s in seen), timeout=20)
+        await asyncio.sleep(0.5)  # nothing more arrives
+    finally:
+        for task in followers:
+            await cancelled(task)
+    for versions in seen:
+        assert sorted(versions) == [1, 2, 3, 4, 5]
+        assert [v for v in versions if v % 2] == [1, 3, 5]  # one tenant's changes in order

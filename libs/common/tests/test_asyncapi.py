@@ -125,12 +125,13 @@ def test_operations_follow_the_services_routes(committed: dict[str, Any]) -> Non
     expected = {
         (p.name, action, cls.schema_name())
         for p in participants()
-        for action, classes in (("send", p.produces), ("receive", p.consumes))
+        for action, classes in (("send", p.produces), ("receive", p.consumes), ("follow", p.follows))
         for cls in classes
     }
     actual = {
-        (name.split(f"-{op['action']}-")[0], op["action"], op["messages"][0]["$ref"].rsplit("/", 1)[1])
+        (name.split(f"-{kind}-")[0], kind, op["messages"][0]["$ref"].rsplit("/", 1)[1])
         for name, op in ops.items()
+        for kind in ["follow" if "-follow-" in name else op["action"]]
     }
     assert actual == expected
     assert {RecordingCompleted, CallTranscribed, TicketCreated} <= {

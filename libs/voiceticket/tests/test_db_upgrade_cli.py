@@ -1,5 +1,5 @@
 """``voiceticket db upgrade <service>``: the migration Job's command (deploy/k8s/base/db-upgrade-job.yaml)
-creates each stateful service's tables with the ``create_schema`` the service runs at start."""
+migrates each stateful service's tables (Alembic) as the service does at start."""
 
 from __future__ import annotations
 
@@ -66,4 +66,4 @@ def test_db_upgrade_has_help() -> None:
     result = RUNNER.invoke(app, ["db", "upgrade", "--help"])
     assert result.exit_code == 0, result.output
     words = " ".join(result.output.replace("│", " ").split())  # rich's box and wrapping removed
-    assert "VOICETICKET_DATABASE_URL" in words and "an existing table gains no new columns" in words
+    assert "VOICETICKET_DATABASE_URL" in words and "newest revision (Alembic)" in words

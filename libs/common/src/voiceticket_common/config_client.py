@@ -17,7 +17,11 @@ flooded loop and the cache never refilled):
 * **unknown numbers are remembered** for ``unknown_line_seconds``, so a flood of calls to a
   number that is no line asks config-api once, not per call;
 * **a short timeout** (``timeout_seconds`` for the whole lookup): a slow config-api costs one
-  lookup a few seconds, never the caller's whole webhook budget.
+  lookup a few seconds, never the caller's whole webhook budget;
+* **dropped on change**: ``invalidate`` (numbers, or a tenant's lines) and ``invalidate_all``
+  forget cached views, remembered unknown numbers and failures, and detach fetches in flight (what
+  they bring back is not kept), so the next lookup asks config-api. The services call them when
+  config-api announces a change (``config.changed``, ``voiceticket_common.config_changes``).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
@@ -100,6 +104,8 @@ class RuntimeConfigClient(Generic[ViewT]):
         self._unknown: dict[str, float] = {}  # number -> when it may be asked again
         self._failing: dict[str, float] = {}  # number -> when a failed fetch may be tried again
         self._inflight: dict[str, asyncio.Task[ViewT]] = {}
+        self._generation = 0
+        """Bumped by every invalidation: a fetch that started before one does not store its answer."""
 
     async def line(self, number: str) -> ViewT:
         now = self._clock()
@@ -139,10 +145,42 @@ class RuntimeConfigClient(Generic[ViewT]):
             # Retrieved here, so a background refresh nobody awaited does not warn at exit.
             log.warning("config-api lookup failed", extra={"error_type": type(task.exception()).__name__})
 
+    def invalidate(self, numbers: Iterable[str] = (), *, tenant_id: str | None = None) -> int:
+        """Forget what is known of ``numbers`` and of every cached line of ``tenant_id``: the next
+        lookup of each asks config-api. Returns how many cached views were dropped."""
+        numbers = set(numbers)
+        if tenant_id is not None:
+            numbers |= {n for n, cached in self._cache.items() if cached.view.tenant_id == tenant_id}
+        dropped = 0
+        for number in numbers:
+            dropped += self._cache.pop(number, None) is not None
+            self._unknown.pop(number, None)
+            self._failing.pop(number, None)
+        self._detach_fetches()
+        return dropped
+
+    def invalidate_all(self) -> int:
+        """Forget every cached view and remembered answer (a change that could not be read)."""
+        dropped = len(self._cache)
+        self._cache.clear()
+        self._unknown.clear()
+        self._failing.clear()
+        self._detach_fetches()
+        return dropped
+
+    def _detach_fetches(self) -> None:
+        # Fetches in flight may have been answered before the change: their waiters get that
+        # answer, but it is not stored, and the next lookup starts a fetch of its own.
+        self._generation += 1
+        self._inflight.clear()
+
     async def _load(self, number: str) -> ViewT:
+        generation = self._generation
         try:
             view = await self._get(number)
         except UnknownLine:
+            if generation != self._generation:
+                raise  # answered before a change: not remembered
             # Gone (a tenant or line deleted) or never there: forget the view, remember the answer.
             self._cache.pop(number, None)
             self._failing.pop(number, None)
@@ -158,6 +196,8 @@ class RuntimeConfigClient(Generic[ViewT]):
             self._cache.pop(number, None)  # config-api refused us or sent nonsense: serve nothing old
             self._failing.pop(number, None)
             raise
+        if generation != self._generation:
+            return view  # answered before a change: this caller gets it, nobody after
         self._cache[number] = _Cached(view, self._clock())
         self._unknown.pop(number, None)
         self._failing.pop(number, None)

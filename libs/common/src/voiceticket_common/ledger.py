@@ -153,16 +153,24 @@ class LedgerSessions:
 
 
 class ClaimOnceLedger:
-    """Sessions, schema and claims for a service's ledger tables (``metadata``)."""
+    """Sessions, schema and claims for a service's ledger tables (``metadata``); ``service``:
+    whose migrations (``voiceticket_common.migrations``) make those tables."""
 
-    def __init__(self, engine: AsyncEngine, metadata: MetaData) -> None:
+    def __init__(self, engine: AsyncEngine, metadata: MetaData, service: str | None = None) -> None:
         self._engine = engine
         self._metadata = metadata
+        self._service = service
         self.sessions = LedgerSessions(engine)
 
     async def create_schema(self) -> None:
-        # Alembic migrations come with the persistence issue; tables are created if missing (an
-        # existing table does not gain new columns: there are no deployments to migrate yet).
+        """Upgrade the service's tables to its newest migration (Alembic; a database made by
+        ``create_all`` before migrations is adopted). Tables of no service (a test's own) are
+        created from ``metadata`` if missing."""
+        if self._service is not None:
+            from .migrations import upgrade
+
+            await upgrade(self._engine, self._service)
+            return
         async with self._engine.begin() as conn:
             await conn.run_sync(self._metadata.create_all)
 
@@ -242,12 +250,14 @@ def _matches(table: type[Any], key: Mapping[str, object]) -> list[Any]:
 
 
 class SqlLedger:
-    """Base of a service's ledger: the service's tables (``metadata``) on one engine."""
+    """Base of a service's ledger: the service's tables (``metadata``) on one engine, migrated by
+    ``service``'s migrations (None: created from ``metadata``, for a test's own tables)."""
 
     metadata: ClassVar[MetaData]
+    service: ClassVar[str | None] = None
 
     def __init__(self, engine: AsyncEngine, clock: Callable[[], datetime] = utcnow) -> None:
-        self._ledger = ClaimOnceLedger(engine, self.metadata)
+        self._ledger = ClaimOnceLedger(engine, self.metadata, self.service)
         self._clock = clock
 
     def now(self) -> datetime:
@@ -259,7 +269,7 @@ class SqlLedger:
 
     @classmethod
     async def with_schema(cls, engine: AsyncEngine, **options: Any) -> Self:
-        """The ledger on ``engine`` (``options`` go to the constructor), its tables created if missing."""
+        """The ledger on ``engine`` (``options`` go to the constructor), its tables migrated to head."""
         ledger = cls(engine, **options)
         await ledger.create_schema()
         return ledger
@@ -466,7 +476,7 @@ class OutcomeLedger(SqlLedger, Generic[K, E]):
     async def opened(
         cls, engine: AsyncEngine, settings: OutcomeSettings, keys: CallKeys | None = None
     ) -> Self:
-        """The ledger on ``engine`` with the service's retentions, its tables created if missing;
+        """The ledger on ``engine`` with the service's retentions, its tables migrated to head;
         ``keys``: seal what it keeps under the call data keys."""
         return await cls.with_schema(
             engine,

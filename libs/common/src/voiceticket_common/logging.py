@@ -30,7 +30,7 @@ current_call_sid: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 """The CallSid being handled: set by ingress's webhooks and by the bus around each record."""
 current_tenant: contextvars.ContextVar[str | None] = contextvars.ContextVar("current_tenant", default=None)
 
-NOISY_LOGGERS = ("aiokafka", "httpx", "httpcore", "uvicorn.access")
+NOISY_LOGGERS = ("aiokafka", "httpx", "httpcore", "uvicorn.access", "alembic")
 """Kept at WARNING whatever the level: httpx logs every request's full URL, queries included."""
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}

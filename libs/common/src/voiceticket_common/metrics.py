@@ -98,7 +98,8 @@ DROPPED = _counter(
     "voiceticket_events_dropped",
     "group reason",
     "Records a consumer group dropped unread: call_erased (the call's data key was destroyed by an "
-    "erasure or its tenant's removal). Neither retried nor dead-lettered.",
+    "erasure or its tenant's removal); group follower: a followed record (config.changed) that was "
+    "unreadable or whose handler failed. Neither retried nor dead-lettered.",
 )
 CONSUMER_LAG = _gauge(
     "voiceticket_consumer_lag",

@@ -27,8 +27,9 @@ from fastapi import FastAPI, Response
 
 from .bus import Dispatcher, EventBus, EventPublisher, RetryPolicy, Route, on
 from .bus.kafka import KafkaEventBus
+from .config_changes import invalidating
 from .config_client import RuntimeConfig, RuntimeConfigClient
-from .events import Event
+from .events import ConfigChanged, Event
 from .health import Probes, consumer_checks
 from .httpserver import NO_NATIVE_TELEMETRY
 from .logging import setup_logging
@@ -95,6 +96,11 @@ class ConsumerService(Generic[S, V, D]):
     def produces(self) -> list[type[Event]]:
         return list(dict.fromkeys(cls for route in self.routes for cls in route.produces))
 
+    @property
+    def follows(self) -> list[type[Event]]:
+        """Read by every replica without a group: its cached config is dropped on a change."""
+        return [ConfigChanged]
+
 
 @dataclass(frozen=True)
 class WebService(Generic[W]):
@@ -104,6 +110,11 @@ class WebService(Generic[W]):
     settings: type[W]
     produces: Sequence[type[Event]]
     app: Callable[[W, EventPublisher], FastAPI]
+
+    @property
+    def follows(self) -> list[type[Event]]:
+        """Read by every replica without a group: its cached config is dropped on a change."""
+        return [ConfigChanged]
 
 
 Purger = Callable[[datetime, bool], Awaitable[Mapping[str, int]]]
@@ -121,7 +132,9 @@ async def consuming(
 
     Yields the consumer task (it ends only by failing); on exit the consumer stops (the events it
     is handling get ``settings.drain_seconds`` to finish), then the adapters and the config client
-    close. It handles up to ``settings.max_in_flight`` events at once, one call's in order. With ``purgers``, the service's purge (if it has one)
+    close. It handles up to ``settings.max_in_flight`` events at once, one call's in order. The
+    config client drops what ``config.changed`` announces, on a bus that can be followed
+    (``config_changes.invalidating``). With ``purgers``, the service's purge (if it has one)
     is added under its name, on the running service's adapters, while the context is open.
     """
 
@@ -131,6 +144,7 @@ async def consuming(
     )
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(config.aclose)
+        await stack.enter_async_context(invalidating(bus, config, service.name))
         deps = await stack.enter_async_context(service.adapters(settings, config))
         if purgers is not None and service.purge is not None:
             purge = service.purge
@@ -311,12 +325,13 @@ async def serve_consumer(service: ConsumerService[S, V, D], settings: S | None =
     setup_tracing(service.name)
     probes = Probes()
     stop = _stop_on_signals()
-    health_task = None
+    health_task, health_server = None, None
     if settings.health_port:
         config = uvicorn.Config(
             health_app(probes), host=settings.health_host, port=settings.health_port, log_level="warning"
         )
-        health_task = asyncio.create_task(uvicorn.Server(config).serve())
+        health_server = uvicorn.Server(config)
+        health_task = asyncio.create_task(health_server.serve())
     try:
         async with (
             vault_keys(settings) as keys,
@@ -332,7 +347,12 @@ async def serve_consumer(service: ConsumerService[S, V, D], settings: S | None =
             if consume.done() and not consume.cancelled() and (error := consume.exception()):
                 raise error
     finally:
-        if health_task:
+        if health_task and health_server:
+            # Asked to exit, not cancelled: a cancelled uvicorn prints its lifespan's
+            # CancelledError traceback to the log at every shutdown.
+            health_server.should_exit = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(health_task), 5)
             health_task.cancel()
         shutdown_tracing()
         log.info("service stopped")

@@ -1,4 +1,5 @@
-"""OpenAI stand-in under ``/v1``: audio transcriptions and chat completions with structured outputs.
+"""OpenAI stand-in under ``/v1``: audio transcriptions, chat completions with structured outputs, and
+the model list (``GET /v1/models``, what a connection test reads).
 
 This stand-in does NO speech recognition. ``/v1/audio/transcriptions`` answers with the reference
 transcript that travels with the sample audio: whoever registers a recording (the Twilio stand-in's
@@ -154,8 +155,19 @@ def _authorized(state: SandboxState, request: Request) -> bool:
     return not state.openai.api_keys or key.strip() in state.openai.api_keys
 
 
+MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-4o-mini-transcribe", "gpt-4o-transcribe", "whisper-1")
+"""What ``GET /v1/models`` lists (a connection test's cheap authenticated read)."""
+
+
 def _openai_api(state: SandboxState) -> APIRouter:
     router = APIRouter()
+
+    @router.get("/models")
+    async def list_models(request: Request) -> Response:
+        if not _authorized(state, request):
+            return _error(401, "Incorrect API key provided.")
+        data = [{"id": m, "object": "model", "created": 1715367049, "owned_by": "system"} for m in MODELS]
+        return JSONResponse({"object": "list", "data": data})
 
     @router.post("/audio/transcriptions")
     async def transcribe(request: Request) -> Response:

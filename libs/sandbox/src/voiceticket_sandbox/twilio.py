@@ -1,4 +1,5 @@
-"""Twilio stand-in: recording media and metadata downloads and deletion, and sending SMS (Messages.json).
+"""Twilio stand-in: recording media and metadata downloads and deletion, sending SMS (Messages.json),
+and fetching the account (``{Sid}.json``, what a connection test reads).
 
 Recording media is served as stored: the sandbox does not transcode, so ``.wav`` and ``.mp3`` return
 the same bytes with the content type they were registered with. Unlike Twilio's default (public media
@@ -224,6 +225,16 @@ def _twilio_api(state: SandboxState) -> APIRouter:
     router = APIRouter()
     callbacks: set[asyncio.Task[None]] = set()
 
+    @router.get("/2010-04-01/Accounts/{account_file}")
+    async def fetch_account(account_file: str, request: Request) -> Response:
+        # FetchAccount (what a connection test reads); Twilio's answer holds the auth token too.
+        sid, _, extension = account_file.partition(".")
+        if extension != "json":
+            return _error(404, f"The requested resource {request.url.path} was not found")
+        if not _authorized(state, request, sid):
+            return _error(401, "Authenticate")
+        return JSONResponse(_account_json(sid, state.twilio.accounts[sid]))
+
     @router.get(API + "/Recordings/{recording_file}")
     async def get_recording(AccountSid: str, recording_file: str, request: Request) -> Response:
         if not _authorized(state, request, AccountSid):
@@ -329,6 +340,22 @@ def _twilio_api(state: SandboxState) -> APIRouter:
 
 
 _NOT_IN_THE_RESOURCE = ("status_callback", "status_callback_results", "encoding", "accepted_at")
+
+
+def _account_json(sid: str, auth_token: str) -> dict[str, Any]:
+    created = rfc2822(time.time() - 86400 * 30)
+    return {
+        "sid": sid,
+        "owner_account_sid": sid,
+        "friendly_name": "Sandbox account",
+        "status": "active",
+        "type": "Full",
+        "auth_token": auth_token,
+        "date_created": created,
+        "date_updated": created,
+        "uri": f"/2010-04-01/Accounts/{sid}.json",
+        "subresource_uris": {"messages": f"/2010-04-01/Accounts/{sid}/Messages.json"},
+    }
 
 
 def _listed(message: dict[str, Any]) -> dict[str, Any]:

@@ -72,7 +72,7 @@ app.add_typer(master_key_app, name="master-key")
 app.add_typer(tokens_app, name="tokens")
 
 SERVICES = ("ingress", "transcriber", "analyzer", "jira-writer", "notifier", "config-api")
-DEFAULT_DATA_DIR = Path(os.environ.get("VOICETICKET_DATA_DIR", ".voiceticket"))
+DEFAULT_DATA_DIR: Path = Path(os.environ.get("VOICETICKET_DATA_DIR", ".voiceticket"))
 
 DataDir = Annotated[Path, typer.Option(help="Where the embedded runtime keeps its databases and secrets.")]
 
@@ -159,14 +159,33 @@ def run(
             help="Seconds between retention purges (the first runs a minute after start).",
         ),
     ] = 3600.0,
+    with_sandboxes: Annotated[
+        bool,
+        typer.Option(
+            "--with-sandboxes",
+            help="Try it on one machine: also start the Twilio, OpenAI and Jira stand-ins on loopback, "
+            "with a demo tenant and line registered (then `voiceticket simulate-call --sample NAME`).",
+        ),
+    ] = False,
+    sandbox_port: Annotated[
+        int,
+        typer.Option(
+            help="With --with-sandboxes: the Twilio stand-in's port; OpenAI's is +1, Jira's +2 (0: any)."
+        ),
+    ] = 9001,
+    speech_to_text: Annotated[
+        str,
+        typer.Option(
+            help="With --with-sandboxes: `stand-in` (the OpenAI stand-in answers with the sample's "
+            "reference transcript) or `local` (the transcriber's Whisper engine, English only)."
+        ),
+    ] = "stand-in",
 ) -> None:
     """Run all six services in this process over the embedded bus (the default), or one service."""
 
+    _check_run_usage(service, seed, with_sandboxes, speech_to_text)
     if service is not None:
-        if service not in SERVICES:
-            raise fail(f"unknown service {service!r}; choose one of {', '.join(SERVICES)}", 2)
-        module = importlib.import_module(f"voiceticket_{service.replace('-', '_')}.__main__")
-        module.main()
+        _run_service(service)
         return
     from voiceticket_common.logging import setup_logging
     from voiceticket_common.tracing import setup_tracing
@@ -193,6 +212,14 @@ def run(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        if with_sandboxes:
+            from .try_it import next_steps, run_with_sandboxes
+
+            async with run_with_sandboxes(options, sandbox_port, speech_to_text) as (_, tried):
+                for line in next_steps(tried, data_dir):
+                    typer.echo(line, err=True)
+                await stop.wait()
+            return
         async with EmbeddedRuntime(options) as runtime:
             typer.echo(f"ingress (Twilio webhooks): {runtime.ingress_url}/twilio/voice", err=True)
             typer.echo(
@@ -201,14 +228,75 @@ def run(
             )
             await stop.wait()
 
+    _start(main, with_sandboxes)
+
+
+def _check_run_usage(
+    service: str | None, seed: Path | None, with_sandboxes: bool, speech_to_text: str
+) -> None:
+    """Exit 2 with one line on options that do not go together, or a seed file config-api would refuse."""
+    if with_sandboxes:
+        require_sandbox("run --with-sandboxes")
+        if seed is not None or service is not None:
+            raise fail("--with-sandboxes registers its own demo tenant: leave out --seed and --service", 2)
+        if speech_to_text not in ("stand-in", "local"):
+            raise fail(f"unknown --speech-to-text {speech_to_text!r}; choose stand-in or local", 2)
+    if service is not None and service not in SERVICES:
+        raise fail(f"unknown service {service!r}; choose one of {', '.join(SERVICES)}", 2)
+    if seed is not None:
+        _check_seed(seed)
+
+
+def _settings_problems(exc: Any) -> str:
+    """A pydantic ValidationError as one line: each location and message, never the input."""
+    problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'setting'}: {e['msg']}"
+                         for e in exc.errors(include_input=False))  # fmt: skip
+    return f"{exc.title}: {problems}"
+
+
+def _start(main: Any, with_sandboxes: bool) -> None:
+    """Run the embedded runtime's ``main`` until it stops; start-up failures as one line."""
     from pydantic import ValidationError
 
     try:
         asyncio.run(main())
     except OSError as exc:
         raise fail(f"could not start: {exc}") from None
+    except RuntimeError as exc:  # a stand-in could not listen (run_sandboxes says which port)
+        if not with_sandboxes:
+            raise
+        raise fail(f"could not start the stand-ins: {' '.join(str(exc).split())}") from None
     except ValidationError as exc:  # a setting refused at start (e.g. VOICETICKET_ENVIRONMENT=prod)
-        raise fail(f"refusing to start: {exc}", 2) from None
+        raise fail(f"refusing to start: {_settings_problems(exc)}", 2) from None
+
+
+def _run_service(service: str) -> None:
+    """One service in this process; a bus or database it cannot reach exits 3 with one line."""
+    from pydantic import ValidationError
+
+    from voiceticket_common.bus.kafka_security import KafkaConnectFailed
+
+    module = importlib.import_module(f"voiceticket_{service.replace('-', '_')}.__main__")
+    try:
+        module.main()
+    except KafkaConnectFailed as exc:  # says why: refused, credentials, a certificate
+        raise fail(f"{service}: {' '.join(str(exc).split())}", 3) from None
+    except ValidationError as exc:
+        raise fail(f"{service} refuses to start: {_settings_problems(exc)}", 2) from None
+    except OSError as exc:
+        raise fail(f"{service} could not start: {' '.join(str(exc).split())}") from None
+
+
+def _check_seed(seed: Path) -> None:
+    """Exit 2 with one line naming the file's problem (not JSON, a field) before anything starts:
+    config-api would otherwise refuse it inside its start-up, as a traceback in the logs."""
+    _read_json(seed, "seed (tenants and lines)")
+    from voiceticket_config_api.store import load_seed
+
+    try:
+        load_seed(seed)
+    except RuntimeError as exc:  # names each field's location and message, never a value
+        raise fail(str(exc), 2) from None
 
 
 @app.command()
@@ -357,16 +445,40 @@ async def follow_call(bus_path: Path, call_sid: str, wait_seconds: float) -> tup
         await bus.stop()
 
 
+SAMPLE_NAMES = ", ".join(sample_calls())
+
+
 @app.command("simulate-call")
 def simulate_call(
-    audio: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="WAV file the caller 'speaks'.")],
-    from_number: Annotated[str, typer.Option("--from", help="Caller number (E.164).")],
-    to_number: Annotated[str, typer.Option("--to", help="Support line number (E.164).")],
-    transcript: Annotated[str, typer.Option(help="What the OpenAI sandbox will transcribe the audio as.")],
-    ingress_url: Annotated[str, typer.Option(envvar="VOICETICKET_INGRESS_URL")] = "http://127.0.0.1:8080",
+    sample: Annotated[
+        str | None,
+        typer.Option(
+            help=f"A bundled sample call ({SAMPLE_NAMES}): its audio, caller and transcript, played to "
+            "the support line of a running `voiceticket run --with-sandboxes`; prints the request key."
+        ),
+    ] = None,
+    audio: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="WAV file the caller 'speaks'.")
+    ] = None,
+    from_number: Annotated[str | None, typer.Option("--from", help="Caller number (E.164).")] = None,
+    to_number: Annotated[str | None, typer.Option("--to", help="Support line number (E.164).")] = None,
+    transcript: Annotated[
+        str | None, typer.Option(help="What the OpenAI sandbox will transcribe the audio as.")
+    ] = None,
+    ingress_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="VOICETICKET_INGRESS_URL",
+            help="Default: the running --with-sandboxes runtime's, else http://127.0.0.1:8080.",
+        ),
+    ] = None,
     twilio_sandbox_url: Annotated[
-        str, typer.Option(envvar="VOICETICKET_TWILIO_SANDBOX_URL")
-    ] = "http://127.0.0.1:9001",
+        str | None,
+        typer.Option(
+            envvar="VOICETICKET_TWILIO_SANDBOX_URL",
+            help="Default: the running --with-sandboxes runtime's, else http://127.0.0.1:9001.",
+        ),
+    ] = None,
     account_sid: Annotated[str, typer.Option(envvar="VOICETICKET_TWILIO_ACCOUNT_SID")] = "",
     auth_token: Annotated[
         str, typer.Option(envvar="VOICETICKET_TWILIO_AUTH_TOKEN", help="Signs the webhooks.")
@@ -382,10 +494,15 @@ def simulate_call(
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Play one call against any running ingress, signed as Twilio signs it, and wait until it
-    became a ticket. Prints the call's outcome as JSON; exits 1 when it did not become a ticket.
+    became a ticket. Prints the call's outcome (and request_key) as JSON; exits 1 when it did not
+    become a ticket. `--sample NAME` plays a bundled call to `voiceticket run --with-sandboxes`.
     Following a call needs the embedded bus (`voiceticket run`); on Kafka pass --no-wait."""
 
     require_sandbox("simulate-call")
+    from .try_it import TryIt, request_key
+
+    tried = TryIt.load(data_dir)
+    call = _call_to_play(sample, audio, from_number, to_number, transcript, tried)
     bus_path = data_dir / "bus.db"
     if wait and not bus_path.exists():
         raise fail(
@@ -397,10 +514,13 @@ def simulate_call(
     from voiceticket_sandbox.demo_tenant import ACCOUNT_SID, AUTH_TOKEN
 
     simulator = CallerSimulator(
-        ingress_url, account_sid or ACCOUNT_SID, auth_token or AUTH_TOKEN, twilio_sandbox_url
+        ingress_url or (tried.ingress if tried else "http://127.0.0.1:8080"),
+        account_sid or ACCOUNT_SID,
+        auth_token or AUTH_TOKEN,
+        twilio_sandbox_url or (tried.twilio if tried else "http://127.0.0.1:9001"),
     )
     try:
-        played = asyncio.run(simulator.play_call(from_number, to_number, audio.read_bytes(), transcript))
+        played = asyncio.run(simulator.play_call(*call))
     except httpx.HTTPError as exc:
         raise fail(f"could not reach ingress or the Twilio sandbox: {type(exc).__name__}", 3) from None
     result: dict[str, Any] = {"call_sid": played.call_sid, "voice_status": played.voice_status,
@@ -409,7 +529,12 @@ def simulate_call(
     if answered and wait:
         outcome, topics = asyncio.run(follow_call(bus_path, played.call_sid, timeout))
         result |= {"outcome": outcome, "steps": [t.removeprefix("voiceticket.") for t in topics]}
+        if outcome == "ticket":
+            result["request_key"] = asyncio.run(request_key(bus_path, played.call_sid))
     typer.echo(json.dumps(result))
+    if result.get("request_key"):
+        where = f" (see {tried.issues})" if tried else ""
+        typer.echo(f"call {played.call_sid} became request {result['request_key']}{where}", err=True)
     if not answered:
         raise fail(
             f"ingress refused the call (HTTP {played.voice_status}, recording {played.recording_status})"
@@ -417,6 +542,41 @@ def simulate_call(
     if wait and result["outcome"] != "ticket":
         why = f"within {timeout:g} s" if result["outcome"] == "timeout" else f"({result['outcome']})"
         raise fail(f"call {played.call_sid} did not become a ticket {why}")
+
+
+def _call_to_play(
+    sample: str | None,
+    audio: Path | None,
+    from_number: str | None,
+    to_number: str | None,
+    transcript: str | None,
+    tried: Any,
+) -> tuple[str, str, bytes, str, int]:
+    """(from, to, audio, transcript, seconds) of the call ``simulate-call`` plays: a sample's,
+    each part overridable, or the one given in full; exits 2 naming what is missing."""
+    line = to_number or (tried.line if tried else None)
+    if sample is not None:
+        calls = sample_calls()
+        if sample not in calls:
+            raise fail(f"unknown sample {sample!r}; choose one of {', '.join(calls)}", 2)
+        chosen = calls[sample]
+        if line is None:
+            raise fail(
+                "--sample needs a running `voiceticket run --with-sandboxes` (same --data-dir) or --to", 2
+            )
+        wav = audio.read_bytes() if audio else chosen.audio
+        return (
+            from_number or chosen.caller,
+            line,
+            wav,
+            transcript or chosen.transcript,
+            chosen.duration_seconds,
+        )
+    missing = [name for name, value in (("--audio", audio), ("--from", from_number), ("--to", line),
+                                        ("--transcript", transcript)) if value is None]  # fmt: skip
+    if missing or audio is None or from_number is None or line is None or transcript is None:
+        raise fail(f"pass --sample NAME, or {', '.join(missing)}", 2)
+    return from_number, line, audio.read_bytes(), transcript, 12
 
 
 # -- admin ------------------------------------------------------------------------------------
@@ -633,6 +793,29 @@ def tenants_delete(
     )
     for step in report["revocation_steps"]:
         typer.echo(f"  - {step}")
+
+
+@tenants_app.command("test")
+def tenants_test(
+    tenant_id: Annotated[str, typer.Argument(help="The tenant's id.")],
+    as_json: AsJson = False,
+    config_api_url: ConfigUrl = DEFAULT_CONFIG_API,
+    admin_token: AdminToken = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Check the tenant's stored credentials: one read at Jira, Twilio and the OpenAI-compatible
+    server, each provider's own answer printed. Exits 1 when any of them failed."""
+
+    with _admin(config_api_url, admin_token, data_dir) as client:
+        client.timeout = httpx.Timeout(60)  # config-api waits up to 10 s on each provider
+        tested = _call(client, "POST", f"/v1/tenants/{tenant_id}/connection-test")
+    results = tested["results"]
+    _emit(tested, as_json, lambda _: _table(
+        ["PROVIDER", "RESULT", "ANSWER"], [[r["provider"], "ok" if r["ok"] else "FAILED", r["answer"]]
+                                           for r in results]))  # fmt: skip
+    failed = [r["provider"] for r in results if not r["ok"]]
+    if failed:
+        raise fail(f"tenant {tenant_id}: {', '.join(failed)} failed the connection test")
 
 
 @lines_app.command("list")
@@ -1105,30 +1288,33 @@ db_app = typer.Typer(help="The stateful services' databases (schema).", no_args_
 app.add_typer(db_app, name="db")
 
 SCHEMA_OWNERS = {
-    # service -> the ledger class (or config-api's module) whose create_schema makes its tables
-    "config-api": "voiceticket_config_api.db",
-    "transcriber": "voiceticket_transcriber.ledger:SqlTranscriptLedger",
-    "analyzer": "voiceticket_analyzer.ledger:SqlAnalysisLedger",
-    "jira-writer": "voiceticket_jira_writer.ledger:SqlRequestLedger",
-    "notifier": "voiceticket_notifier.ledger:SqlSmsLedger",
+    # service -> the package holding its Alembic migrations (voiceticket_common.migrations.SERVICES)
+    "config-api": "voiceticket_config_api.migrations",
+    "transcriber": "voiceticket_transcriber.migrations",
+    "analyzer": "voiceticket_analyzer.migrations",
+    "jira-writer": "voiceticket_jira_writer.migrations",
+    "notifier": "voiceticket_notifier.migrations",
 }
 
 
-async def upgrade_schema(service: str, database_url: str) -> list[str]:
-    """Create ``service``'s missing tables with the ``create_schema`` the service runs at start;
-    returns the tables its database then holds."""
+DATABASE_MODULES = {"sqlalchemy", "asyncpg", "sqlite3", "aiosqlite", "alembic"}
+"""Whose errors name the host and the statement: only their type is shown."""
+
+
+async def upgrade_schema(service: str, database_url: str) -> dict[str, Any]:
+    """Migrate ``service``'s tables to the newest revision (Alembic, as the service does at
+    start; a database made before migrations is adopted); returns the revisions and the tables
+    its database then holds."""
     from sqlalchemy import inspect
 
     from voiceticket_common.db import open_engine
+    from voiceticket_common.migrations import upgrade
 
-    module, _, ledger = SCHEMA_OWNERS[service].partition(":")
     async with open_engine(database_url) as engine:
-        if ledger:
-            await getattr(importlib.import_module(module), ledger)(engine).create_schema()
-        else:
-            await importlib.import_module(module).create_schema(engine)
+        done = await upgrade(engine, service)
         async with engine.connect() as conn:
-            return sorted(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
+            tables = sorted(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
+    return {"from": done.before, "revision": done.after, "adopted": done.adopted, "tables": tables}
 
 
 @db_app.command("upgrade")
@@ -1139,21 +1325,31 @@ def db_upgrade(
         typer.Option(envvar="VOICETICKET_DATABASE_URL", help="The service's own database (a DSN)."),
     ],
 ) -> None:
-    """Create the service's tables where they are missing, once (a Job before a rollout), as the
-    service itself does at start. There are no migrations yet (no Alembic): an existing table gains
-    no new columns. Prints the service's tables as JSON; never the DSN."""
+    """Migrate the service's tables to the newest revision (Alembic), as the service itself does
+    at start; once before a rollout (a Job). A database made before migrations is adopted (missing
+    tables and columns added, then stamped). Idempotent. Prints the revision and the tables as
+    JSON; never the DSN."""
 
     if service not in SCHEMA_OWNERS:
         raise fail(f"unknown service {service!r}; choose one of {', '.join(SCHEMA_OWNERS)}", 2)
     try:
-        tables = asyncio.run(upgrade_schema(service, database_url))
+        report = asyncio.run(upgrade_schema(service, database_url))
     except (OSError, ImportError) as exc:
         raise fail(f"could not upgrade {service}'s database ({type(exc).__name__})", 3) from None
     except Exception as exc:  # SQLAlchemy's errors name the host and the statement: type only
-        if type(exc).__module__.split(".")[0] not in {"sqlalchemy", "asyncpg", "sqlite3", "aiosqlite"}:
+        from voiceticket_common.migrations import MigrationError
+
+        if isinstance(exc, MigrationError):
+            raise fail(f"could not upgrade {service}'s database: {exc}") from None
+        if type(exc).__module__.split(".")[0] not in DATABASE_MODULES:
             raise
         raise fail(f"could not upgrade {service}'s database ({type(exc).__name__})", 3) from None
-    typer.echo(json.dumps({"event": "db upgrade", "service": service, "tables": tables}))
+    typer.echo(json.dumps({"event": "db upgrade", "service": service, **report}))
+
+
+from .cli_calls import calls_app  # noqa: E402 - it builds on this module's helpers
+
+app.add_typer(calls_app, name="calls")
 
 
 def main() -> None:

@@ -35,6 +35,8 @@ from voiceticket_common.service import ConsumerService, Purger, consuming, purgi
 from voiceticket_common.settings import ServiceSettings
 from voiceticket_config_api.app import create_app as create_config_api
 from voiceticket_config_api.audit import AuditEvent, purge_audit
+from voiceticket_config_api.calls_feed import attach_bus, purge_calls_view
+from voiceticket_config_api.outbox import relaying
 from voiceticket_config_api.settings import Settings as ConfigApiSettings
 from voiceticket_ingress.bootstrap import SERVICE as INGRESS
 from voiceticket_ingress.settings import IngressSettings
@@ -210,6 +212,9 @@ class EmbeddedRuntime:
         )
         await self.bus.start()
         self._stack.push_async_callback(self.bus.stop)
+        attach_bus(config_api, self.bus)  # the calls view's dead-letter replays go through this bus
+        # config-api's outbox relayed onto this bus: config.changed drops the services' cached views.
+        await self._stack.enter_async_context(relaying(config_api, self.bus))
 
         # Bound before the consumers start: the notifier builds SMS StatusCallbacks on ingress's URL.
         ingress_socket = bind(
@@ -301,7 +306,8 @@ class EmbeddedRuntime:
         removed: dict[str, dict[str, int]] = {"bus": (await self.bus.purge(now, dry_run=dry_run)).as_log()}
         for name, purger in list(self._purgers.items()):
             removed[name] = dict(await purger(now, dry_run))
-        removed["config-api"] = {"audit": await self._purge_audit(now, dry_run)}
+        calls = await purge_calls_view(self._config_api, now, dry_run=dry_run) if self._config_api else 0
+        removed["config-api"] = {"audit": await self._purge_audit(now, dry_run), "calls": calls}
         report = {"event": "retention purge", "store": "embedded", "dry_run": dry_run, "removed": removed}
         log.info("retention purge", extra={"dry_run": dry_run, "removed": removed})
         self.purges.append(report)

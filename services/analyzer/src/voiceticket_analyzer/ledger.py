@@ -19,6 +19,7 @@ AnalysisRow = outcome_table("analyzer_outcomes", "transcript_sha256", 64)
 
 
 class SqlAnalysisLedger(OutcomeLedger[AnalysisKey, CallAnalyzed]):
+    service = "analyzer"  # its migrations: voiceticket_analyzer.migrations
     row = AnalysisRow
     event = CallAnalyzed
     unreadable = "stored analysis unreadable; analysing again"

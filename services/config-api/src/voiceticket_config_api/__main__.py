@@ -1,5 +1,5 @@
 """``python -m voiceticket_config_api``: serve on CONFIG_API_HOST:CONFIG_API_PORT; ``... purge
-[--dry-run]``: the audit log's retention purge, once (a CronJob)."""
+[--dry-run]``: the retention purge of the audit log and the calls view, once (a CronJob)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from voiceticket_common.logging import setup_logging
 
 from .app import create_app
 from .audit import AuditEvent, purge_audit
+from .calls import purge_calls
 from .db import create_schema, make_engine, make_sessionmaker
 from .settings import Settings
 
@@ -37,14 +38,19 @@ async def purge(settings: Settings, *, dry_run: bool = False) -> dict[str, Any]:
             audit = int(count or 0)
         else:
             audit = await purge_audit(sessions, now, retention_days=settings.audit_retention_days)
+        calls = await purge_calls(
+            sessions, now, retention_days=settings.calls_retention_days, dry_run=dry_run
+        )
     finally:
         await engine.dispose()
-    logging.getLogger(__name__).info("retention purge", extra={"store": "config-api", "audit": audit})
+    logging.getLogger(__name__).info(
+        "retention purge", extra={"store": "config-api", "audit": audit, "calls": calls}
+    )
     return {
         "event": "retention purge",
         "store": "config-api",
         "dry_run": dry_run,
-        "removed": {"audit": audit},
+        "removed": {"audit": audit, "calls": calls},
     }
 
 

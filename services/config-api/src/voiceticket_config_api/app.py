@@ -20,11 +20,16 @@ from voiceticket_common.metrics import add_metrics_route
 
 from .audit import add_audit_middleware, note_invalid, purge_audit
 from .auth import ADMIN, Identity, TokenTable
+from .calls_feed import calls_view, purge_calls_view
 from .crypto import keyring_from_settings
 from .db import create_schema, make_engine, make_sessionmaker, utcnow
 from .deps import app_engine
 from .docs_access import guard_docs
+from .outbox import own_relay
 from .routes_admin import router as admin_router
+from .routes_calls import router as calls_router
+from .routes_connection import router as connection_router
+from .routes_console import console_router
 from .routes_privacy import admin_router as privacy_router
 from .routes_privacy import runtime_router as call_keys_router
 from .routes_runtime import router as runtime_router
@@ -81,7 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.database_url)
         try:
-            await create_schema(engine)  # Alembic migrations come with the full config-api issue
+            await create_schema(engine)  # Alembic: upgrade to head (voiceticket_common.migrations)
             sessions = make_sessionmaker(engine)
             app.state.engine = engine
             app.state.sessions = sessions
@@ -96,7 +101,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 ",".join(keyring.kids),
                 keyring.primary_kid,
             )
-            yield
+            await purge_calls_view(app, utcnow())  # the calls view's retention (calls.py)
+            # The outbox's relay onto Kafka in config-api's own process (outbox.py); embedded,
+            # the runtime relays onto its bus (voiceticket.embedded).
+            async with own_relay(app, settings), calls_view(app):  # calls_feed.py: the calls view
+                yield
         finally:
             await engine.dispose()
 
@@ -160,6 +169,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(call_keys_router)
     app.include_router(privacy_router)
     app.include_router(tokens_router)  # named admin tokens (admin_tokens.py)
+    app.include_router(calls_router)  # the calls view and dead letters (routes_calls.py)
+    app.include_router(connection_router)  # tenants' connection test (routes_connection.py)
+    app.include_router(console_router())  # the admin page at /admin (routes_console.py)
     add_server_spans(app)  # RED metrics by route template (runtime paths carry phone numbers)
     add_metrics_route(app)  # tokenless for Prometheus: internal only (docs/deployment.md)
     guard_docs(app, settings)  # /openapi.json: admin token; /docs, /redoc: development on loopback

@@ -1,7 +1,8 @@
 """Database engine, session factory and ORM models.
 
-Tables are created with ``metadata.create_all`` at startup for now; Alembic migrations (and a
-schema of its own in Postgres) come with the full config-api issue.
+The tables are made by Alembic migrations (``voiceticket_config_api/migrations``, run by
+``voiceticket_common.migrations``): ``create_schema`` upgrades to the newest at startup. A model
+change needs a revision (``python -m voiceticket_common.migrations revision config-api -m ...``).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, event
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text, event
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -121,6 +122,22 @@ class Line(Base):
     tenant: Mapped[Tenant] = relationship(back_populates="lines")
 
 
+class ConfigOutbox(Base):
+    """A configuration change to announce (``config.changed``): written in the change's own
+    transaction, published by the relay (``outbox.py``), then marked sent and later deleted."""
+
+    __tablename__ = "config_outbox"
+
+    # The config version: ids are taken in commit order (outbox.record_change serialises them).
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    # No foreign key: the announcement of a tenant's removal outlives the tenant.
+    tenant_id: Mapped[str] = mapped_column(String(63))
+    kind: Mapped[str] = mapped_column(String(16))  # voiceticket_common.events.ConfigChangeKind
+    line_numbers: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+
+
 def make_engine(url: str) -> AsyncEngine:
     # hide_parameters: SQL errors and echo must not carry phone numbers or ciphertexts.
     engine = create_async_engine(url, pool_pre_ping=not url.startswith("sqlite"), hide_parameters=True)
@@ -141,9 +158,11 @@ def make_engine(url: str) -> AsyncEngine:
 
 
 async def create_schema(engine: AsyncEngine) -> None:
-    # Alembic migrations replace this with the full config-api issue.
-    async with engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
+    """Upgrade config-api's tables to the newest migration (a database made by ``create_all``
+    before migrations is adopted first); at head it does nothing."""
+    from voiceticket_common.migrations import upgrade
+
+    await upgrade(engine, "config-api")
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -12,6 +12,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from voiceticket_common.events import ConfigChangeKind
+
 from .audit import (
     MASTER_KEY_TARGET,
     AuditDep,
@@ -22,9 +24,11 @@ from .audit import (
     tenant_target,
 )
 from .auth import ADMIN, require_role
+from .calls import forget_tenant_calls
 from .db import SECRET_FIELDS, Line, Tenant
 from .deps import Keys, Session
 from .openapi import AUTH_ERRORS, errors, invalid
+from .outbox import record_change, tenant_lines
 from .schemas import (
     E164,
     E164_PATTERN,
@@ -102,6 +106,7 @@ async def create_tenant(body: TenantCreate, session: Session, keys: Keys, audit:
     tenant = Tenant(id=body.id)
     apply_tenant(tenant, body, keys)
     session.add(tenant)
+    await record_change(session, ConfigChangeKind.TENANT, body.id)
     # Names of the credentials given, never their values.
     credentials = sorted(name for name in SECRET_FIELDS if getattr(body, name) is not None)
     try:
@@ -139,6 +144,7 @@ async def patch_tenant(
     problem = jira_url_problem(tenant.jira_auth, tenant.jira_base_url)
     if problem:
         raise invalid(("body", "jira_base_url"), problem)
+    await record_change(session, ConfigChangeKind.TENANT, tenant_id, await tenant_lines(session, tenant_id))
     await audit.commit(session, 200)
     log.info("tenant %s updated: %s", tenant_id, sorted(body.model_fields_set))
     return tenant_out(tenant, keys)
@@ -167,8 +173,11 @@ async def remove_tenant(tenant_id: TenantIdPath, session: Session, audit: AuditD
     (tenant_removal.py); answers with the revocation steps left to do at the providers."""
     tenant = await _tenant(session, tenant_id)
     lines = await session.scalar(select(func.count()).select_from(Line).where(Line.tenant_id == tenant_id))
+    numbers = await tenant_lines(session, tenant_id)
     await delete_tenant(session, tenant)
+    await record_change(session, ConfigChangeKind.TENANT_REMOVED, tenant_id, numbers)
     destroyed = await destroy_tenant_keys(session, tenant_id)
+    await forget_tenant_calls(session, tenant_id)  # the calls view's rows (calls.py)
     await audit.commit(session, 200, lines_deleted=lines or 0, call_keys_destroyed=destroyed)
     log.info("tenant %s deleted with its lines, credentials and %d call keys", tenant_id, destroyed)
     return TenantRemoval(
@@ -197,6 +206,10 @@ async def put_credential(
     set_secret(tenant, name.value, body.value, keys)
     changed = getattr(tenant, f"{name.value}_enc") != before
     action = "credential.set" if before is None else "credential.rotate"
+    if changed:  # the value never travels: the services fetch it again
+        await record_change(
+            session, ConfigChangeKind.CREDENTIAL, tenant_id, await tenant_lines(session, tenant_id)
+        )
     await audit.commit(session, 200, action=action, changed=changed)
     log.info("tenant %s: credential %s rotated", tenant_id, name.value)
     return tenant_out(tenant, keys)
@@ -227,6 +240,7 @@ async def put_line(
         line = Line(number=number)
         session.add(line)
     apply_line(line, body)
+    await record_change(session, ConfigChangeKind.LINE, body.tenant_id, [number])
     details: dict[str, Any] = {"created": created}
     if moved_from is not None:
         details["previous_tenant_id"] = moved_from
@@ -266,6 +280,7 @@ async def remove_line(number: Number, session: Session, audit: AuditDep) -> Resp
     line = await _found(session, Line, number, "line")
     audit.about(tenant_id=line.tenant_id)
     await session.delete(line)
+    await record_change(session, ConfigChangeKind.LINE, line.tenant_id, [number])
     await audit.commit(session, 204)
     return Response(status_code=204)
 
@@ -290,7 +305,7 @@ ActorFilter = Annotated[
 ActionFilter = Annotated[
     str | None,
     Query(
-        pattern=r"^[a-z]+(?:\.[a-z_]+)*(?:\.\*)?$",
+        pattern=r"^[a-z][a-z_]*(?:\.[a-z_]+)*(?:\.\*)?$",
         description="only this action (e.g. tenant.delete), or a family ending in .* (e.g. privacy.*)",
     ),
 ]

@@ -12,7 +12,7 @@ number.
 
 from __future__ import annotations
 
-import base64
+import contextlib
 import logging
 from datetime import datetime
 from typing import Annotated, Any
@@ -23,13 +23,14 @@ from sqlalchemy import select
 
 from voiceticket_common.bus.archive import ArchivedRecord, EventArchive
 from voiceticket_common.bus.errors import PermanentError, TransientError
-from voiceticket_common.sealing import MAX_KEY_BATCH, SEALED, CallKey, Sealer, UnreadableSeal
+from voiceticket_common.sealing import MAX_KEY_BATCH, SEALED, Sealer, UnreadableSeal
 from voiceticket_common.sealing import CallErased as SealedCallErased
 from voiceticket_common.twilio import TwilioAccount
 from voiceticket_common.twilio_media import TwilioMediaClient
 
 from .audit import AuditDep, audited
 from .auth import ADMIN, require_role
+from .calls import forget_calls
 from .crypto import KeyRing, SecretDecryptError
 from .db import Tenant, utcnow
 from .deps import Keys, Session
@@ -42,6 +43,7 @@ from .vault import (
     CallErased,
     CallRecord,
     KeyRequest,
+    OpeningKeys,
     calls_of,
     destroy_keys,
     existing_key,
@@ -292,29 +294,6 @@ def _archive(request: Request) -> tuple[EventArchive | None, str]:
     return archive, request.app.state.archive_kind
 
 
-class _VaultKeys:
-    """The vault as ``sealing.CallKeys``, inside config-api (to open records for an export)."""
-
-    def __init__(self, session: Any, keys: KeyRing) -> None:
-        self._session = session
-        self._keys = keys
-
-    async def key_for_sealing(self, event: Any) -> CallKey:  # pragma: no cover - config-api never seals
-        raise SealedCallErased("config-api does not seal events")
-
-    async def erased(self, tenant_id: str, call_sid: str) -> bool:  # pragma: no cover - not asked here
-        return False
-
-    async def key_for_opening(self, tenant_id: str, call_sid: str) -> CallKey:
-        try:
-            issued = await existing_key(self._session, self._keys, tenant_id, call_sid)
-        except CallErased:
-            raise SealedCallErased("erased") from None
-        if issued is None:
-            raise SealedCallErased("no key")
-        return CallKey(key_id=issued.key_id, secret=base64.b64decode(issued.key))
-
-
 async def _opened(sealer: Sealer, record: ArchivedRecord) -> ExportedRecord:
     data = record.data()
     readable = True
@@ -379,7 +358,7 @@ async def export_caller(
     audit.about(caller_reference(subject), body.tenant_id)
     archive, kind = _archive(request)
     records = await archive.records([c.call_sid for c in calls]) if archive is not None and calls else []
-    sealer = Sealer(_VaultKeys(session, keys))
+    sealer = Sealer(OpeningKeys(lambda: contextlib.nullcontext(session), keys))
     by_call: dict[str, list[ExportedRecord]] = {c.call_sid: [] for c in calls}
     for record in records:
         if record.call_sid in by_call:
@@ -456,6 +435,7 @@ async def erase_caller(
     if body.delete_recordings:
         await _delete_recordings(request, session, keys, systems.twilio_recordings)
     destroyed = await destroy_keys(session, [(c.tenant_id, c.call_sid) for c in calls], ERASED_BY_CALLER)
+    await forget_calls(session, call_sids)  # the calls view's rows (calls.py), in the same commit
     await audit.commit(
         session,
         200,

@@ -55,14 +55,38 @@ class Settings(KafkaClientSettings):
     event_log: Path | None = None
     """``CONFIG_API_EVENT_LOG``: the embedded bus's SQLite file, searched (and, on an erasure,
     cleaned) for a caller's export and erasure."""
+    calls_view: bool = True
+    """``CONFIG_API_CALLS_VIEW``: follow the bus (the event log, else Kafka) for the calls view
+    (``/v1/calls``, calls.py); false: the view stays empty."""
+    calls_retention_days: int = Field(14, ge=1, le=3650)
+    """``CONFIG_API_CALLS_RETENTION_DAYS``: a call's row in the calls view is purged this long
+    after the call (at start, by ``purge`` and the embedded runtime's scheduled purge)."""
     kafka_bootstrap_servers: str | None = None
     """``CONFIG_API_KAFKA_BOOTSTRAP_SERVERS``: the cluster searched for a caller's export and
     erasure (distributed deployment; records there stay sealed under destroyed keys)."""
     kafka_topic_namespace: str = ""
+    # The outbox's producer creates the config.changed topic as the services create theirs
+    # (VOICETICKET_KAFKA_PARTITIONS, ..._REPLICATION_FACTOR, ..._MIN_INSYNC_REPLICAS, ..._CREATE_TOPICS).
+    kafka_partitions: int = Field(default=3, ge=1)
+    kafka_replication_factor: int = Field(default=1, ge=1)
+    kafka_min_insync_replicas: int | None = Field(default=None, ge=1)
+    kafka_create_topics: bool = True
+    outbox_relay: bool = True
+    """``CONFIG_API_OUTBOX_RELAY``: publish the outbox's configuration changes (``config.changed``)
+    to ``CONFIG_API_KAFKA_BOOTSTRAP_SERVERS``; without that setting nothing is relayed (the
+    embedded runtime relays onto its own bus)."""
+    outbox_poll_seconds: float = Field(default=0.5, gt=0, le=60)
+    """``CONFIG_API_OUTBOX_POLL_SECONDS``: how often the relay looks for changes another replica
+    committed (this replica's own are relayed at once)."""
+    outbox_keep_hours: float = Field(default=24, gt=0)
+    """``CONFIG_API_OUTBOX_KEEP_HOURS``: sent outbox rows are deleted after this long."""
     twilio_api_base_url: str = "https://api.twilio.com"
     """Where an erasure deletes a caller's recordings (with ``delete_recordings``)."""
-    egress_allowed_hosts: list[str] = Field(default_factory=lambda: ["api.twilio.com"])
-    """``CONFIG_API_EGRESS_ALLOWED_HOSTS``: hosts config-api may call (Twilio, for recording deletion)."""
+    egress_allowed_hosts: list[str] = Field(
+        default_factory=lambda: ["api.twilio.com", "api.openai.com", "*.atlassian.net", "api.atlassian.com"]
+    )
+    """``CONFIG_API_EGRESS_ALLOWED_HOSTS``: hosts config-api may call (Twilio, for recording deletion;
+    each provider, for a tenant's connection test): the services' default list."""
     docs: bool | None = None
     """``CONFIG_API_DOCS``: serve ``/docs``, ``/redoc`` and ``/openapi.json`` without a token.
     Unset: only when ``env`` is development and config-api listens on loopback. Off, ``/docs`` and

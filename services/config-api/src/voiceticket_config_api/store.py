@@ -10,8 +10,11 @@ from pydantic import SecretStr, ValidationError
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from voiceticket_common.events import ConfigChangeKind
+
 from .crypto import KeyRing, SecretDecryptError
 from .db import SECRET_FIELDS, Line, Tenant
+from .outbox import record_change, tenant_lines
 from .schemas import (
     LineIn,
     ProviderConcurrency,
@@ -138,15 +141,19 @@ def load_seed(path: Path) -> SeedFile:
 
 
 async def apply_seed(sessions: async_sessionmaker[AsyncSession], keyring: KeyRing, path: Path) -> None:
-    """Idempotent upsert of the seed file's tenants and lines (nothing is deleted)."""
+    """Idempotent upsert of the seed file's tenants and lines (nothing is deleted); what it
+    changed is announced (``config.changed``, through the outbox)."""
     seed = load_seed(path)
     async with sessions() as session:
+        changed: set[str] = set()
         for t in seed.tenants:
             tenant = await session.get(Tenant, t.id)
             if tenant is None:
                 tenant = Tenant(id=t.id)
                 session.add(tenant)
             apply_tenant(tenant, t, keyring)
+            if tenant in session.new or session.is_modified(tenant):
+                changed.add(t.id)
         await session.flush()
         for i, ln in enumerate(seed.lines):
             if await session.get(Tenant, ln.tenant_id) is None:
@@ -156,5 +163,11 @@ async def apply_seed(sessions: async_sessionmaker[AsyncSession], keyring: KeyRin
                 line = Line(number=ln.number)
                 session.add(line)
             apply_line(line, ln)
+            if line in session.new or session.is_modified(line):
+                changed.add(ln.tenant_id)
+        for tenant_id in sorted(changed):
+            await record_change(
+                session, ConfigChangeKind.TENANT, tenant_id, await tenant_lines(session, tenant_id)
+            )
         await session.commit()
     log.info("seed applied: %d tenants, %d lines", len(seed.tenants), len(seed.lines))

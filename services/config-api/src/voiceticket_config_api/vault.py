@@ -16,7 +16,8 @@ import hashlib
 import hmac
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -24,6 +25,9 @@ from sqlalchemy import DateTime, String, Text, delete, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
+
+from voiceticket_common.sealing import CallErased as SealedCallErased
+from voiceticket_common.sealing import CallKey
 
 from .crypto import KeyRing
 from .db import Base, utcnow
@@ -291,3 +295,30 @@ async def rewrap_all(session: AsyncSession, keys: KeyRing) -> int:
             row.wrapped_key = keys.encrypt(keys.decrypt(row.wrapped_key))
             count += 1
     return count
+
+
+class OpeningKeys:
+    """The vault as ``sealing.CallKeys`` inside config-api, which opens sealed records (a caller's
+    export, the calls view) and never seals any."""
+
+    def __init__(
+        self, sessions: Callable[[], AbstractAsyncContextManager[AsyncSession]], keys: KeyRing
+    ) -> None:
+        self._sessions = sessions
+        self._keys = keys
+
+    async def key_for_sealing(self, event: object) -> CallKey:  # pragma: no cover - never seals
+        raise SealedCallErased("config-api does not seal events")
+
+    async def erased(self, tenant_id: str, call_sid: str) -> bool:  # pragma: no cover - not asked
+        return False
+
+    async def key_for_opening(self, tenant_id: str, call_sid: str) -> CallKey:
+        async with self._sessions() as session:
+            try:
+                issued = await existing_key(session, self._keys, tenant_id, call_sid)
+            except CallErased:
+                raise SealedCallErased("erased") from None
+        if issued is None:
+            raise SealedCallErased("no key", destroyed=False)
+        return CallKey(key_id=issued.key_id, secret=base64.b64decode(issued.key))

@@ -14,6 +14,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import ValidationError
 
 from voiceticket_common.bus import EventPublisher
+from voiceticket_common.config_changes import invalidating
 from voiceticket_common.config_client import RuntimeConfig, RuntimeConfigClient
 from voiceticket_common.events import (
     CallCompleted,
@@ -55,7 +56,8 @@ def create_app(
     config: RuntimeConfig[IngressView] | None = None,
 ) -> FastAPI:
     """Build the app on a bus the runner started (Kafka, or the embedded one). Without a config
-    client, the config-api client is created in the lifespan (never at import time)."""
+    client, the config-api client is created in the lifespan (never at import time), and drops
+    its cached views when the bus announces a change (``config.changed``)."""
 
     admission = WebhookAdmission(shedding_limits(settings))
 
@@ -74,6 +76,10 @@ def create_app(
                     settings.config_cache_seconds,
                 )
                 stack.push_async_callback(client.aclose)
+                # A bus that can be followed (Kafka, the embedded one): config.changed drops views.
+                app.state.config_changes = await stack.enter_async_context(
+                    invalidating(publisher, client, "ingress")
+                )
                 app.state.config = client
             app.state.ready = True
             try:

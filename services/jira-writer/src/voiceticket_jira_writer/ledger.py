@@ -48,6 +48,7 @@ class RequestRow(LeasedCallClaim, Base):
 
 
 class SqlRequestLedger(LeasedLedger):
+    service = "jira-writer"  # its migrations: voiceticket_jira_writer.migrations
     metadata = Base.metadata
     table = RequestRow
 

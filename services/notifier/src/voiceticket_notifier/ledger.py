@@ -46,6 +46,7 @@ class OptOutRow(Base):
 
 
 class SqlSmsLedger(LeasedLedger):
+    service = "notifier"  # its migrations: voiceticket_notifier.migrations
     metadata = Base.metadata
     table = MessageRow
 

@@ -19,6 +19,7 @@ TranscriptRow = outcome_table("transcriber_outcomes", "recording_sid", 34)
 
 
 class SqlTranscriptLedger(OutcomeLedger[RecordingKey, CallTranscribed]):
+    service = "transcriber"  # its migrations: voiceticket_transcriber.migrations
     row = TranscriptRow
     event = CallTranscribed
     unreadable = "stored transcript unreadable; transcribing again"

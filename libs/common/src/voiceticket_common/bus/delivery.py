@@ -15,7 +15,7 @@ from ..sealing import Sealer
 from ..tracing import record_failure
 from .envelope import Envelope, Headers, MalformedMessage, dead_letter_headers, open_record
 from .errors import PermanentError, TransientError
-from .port import Handler, RetryPolicy
+from .port import FollowHandler, Handler, RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -149,3 +149,22 @@ def drop_erased(group: str, topic: str) -> None:
 
     dropped(group, "call_erased")
     log.info("record of an erased call dropped", extra={"group": group, "topic": topic})
+
+
+# -- followers (port.EventFollower): what both adapters do with a record they follow ------------
+
+
+async def follow_record(
+    value: bytes | None, headers: Headers | None, sealer: Sealer | None, handler: FollowHandler, topic: str
+) -> None:
+    """Open one followed record and give it to ``handler``; what cannot be read, or fails, is
+    logged and skipped (a follower has no dead-letter topic, and its state expires anyway)."""
+
+    try:
+        envelope = await open_record(value, headers, sealer)
+        await handler(envelope.event)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - skipped: see the docstring
+        dropped("follower", "unreadable" if isinstance(exc, MalformedMessage) else "handler_failed")
+        log.warning("followed record skipped", extra={"topic": topic, "error_type": type(exc).__name__})

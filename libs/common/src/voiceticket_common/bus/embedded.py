@@ -21,7 +21,7 @@ import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Hashable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
@@ -32,12 +32,14 @@ from ..metrics import dead_lettered
 from ..sealing import CallErased, Sealer
 from ..tracing import inject_headers, process_span, send_span
 from . import envelope as wire
-from .delivery import DeadLettered, drop_erased, is_erased, open_with_retries, run_handler
+from .delivery import DeadLettered, drop_erased, follow_record, is_erased, open_with_retries, run_handler
 from .inflight import KeyOrderedWorkers, OffsetTracker
 from .port import (
     DEFAULT_DRAIN_SECONDS,
     DEFAULT_MAX_IN_FLIGHT,
+    FOLLOW_LOOKBACK_SECONDS,
     DeadLetter,
+    FollowHandler,
     Handler,
     RetryPolicy,
     TopicRetention,
@@ -342,6 +344,31 @@ class EmbeddedEventBus:
             finally:
                 self._consuming.pop(group, None)
                 await workers.close(drain_seconds)
+
+    async def follow(self, event_types: Sequence[type[Event]], handler: FollowHandler) -> None:
+        """Every record of the topics, from the first one stored at most ``FOLLOW_LOOKBACK_SECONDS``
+        before this call, without a group or a stored position (port.EventFollower)."""
+
+        topics = [cls.topic() for cls in event_types]
+        since = _stamp(datetime.now(UTC) - timedelta(seconds=FOLLOW_LOOKBACK_SECONDS))
+        async with self._lock:
+            cursor = await self.db.execute(
+                "SELECT COALESCE(MAX(position), 0) FROM bus_records WHERE stored_at < ?", (since,)
+            )
+            row = await cursor.fetchone()
+            await cursor.close()
+        place = _GroupLog(group="", cursor=int(row[0]) if row else 0)
+        log.info("following", extra={"topics": topics})
+        while True:
+            seen = self._writes_to(topics)
+            records = await self._next(place, topics, 100, idle=False)
+            for stored in records:
+                place.cursor = stored.position
+                await follow_record(stored.value, stored.headers, self._sealer, handler, stored.topic)
+            if not records and seen == self._writes_to(topics):
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._poll), self._wakeup:
+                        await self._wakeup.wait_for(partial(self._written_since, topics, seen))
 
     def consumer_progress(self, group: str) -> ConsumerProgress | None:
         """``group``'s consumer, as the probes read it (``bus/progress.py``); the log has no

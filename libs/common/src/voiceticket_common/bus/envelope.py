@@ -39,7 +39,7 @@ class Envelope:
 
     @property
     def subject(self) -> str:
-        return self.event.call_sid
+        return self.event.subject
 
 
 def envelope_for(event: Event, source: str, discriminator: str = "") -> Envelope:

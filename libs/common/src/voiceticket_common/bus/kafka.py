@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,13 +30,15 @@ from ..retry_budget import POLL_INTERVAL_SECONDS
 from ..sealing import CallErased, Sealer
 from ..tracing import inject_headers, process_span, send_span
 from . import envelope as wire
-from .delivery import DeadLettered, drop_erased, is_erased, open_with_retries, run_handler
+from .delivery import DeadLettered, drop_erased, follow_record, is_erased, open_with_retries, run_handler
 from .kafka_member import KafkaGroupMember
 from .kafka_security import PLAINTEXT, KafkaSecurity, connection_failure
 from .port import (
     DEFAULT_DRAIN_SECONDS,
     DEFAULT_MAX_IN_FLIGHT,
+    FOLLOW_LOOKBACK_SECONDS,
     DeadLetter,
+    FollowHandler,
     Handler,
     RetryPolicy,
     TopicRetention,
@@ -274,6 +277,49 @@ class KafkaEventBus:
         finally:
             self._members.pop(group, None)
             await consumer.stop()
+
+    async def follow(self, event_types: Sequence[type[Event]], handler: FollowHandler) -> None:
+        """Every partition of the topics assigned to this process alone (no group, no commits),
+        from the first record at most ``FOLLOW_LOOKBACK_SECONDS`` old (port.EventFollower)."""
+
+        since_ms = int((time.time() - FOLLOW_LOOKBACK_SECONDS) * 1000)
+        await self.ensure_topics(event_types)
+        if self._producer is None:
+            raise RuntimeError("bus not started")
+        partitions = [
+            TopicPartition(self.topic(cls.topic()), p)
+            for cls in event_types
+            for p in sorted(await self._producer.partitions_for(self.topic(cls.topic())))
+        ]
+        consumer: AIOKafkaConsumer = AIOKafkaConsumer(
+            **self._client(),
+            client_id=f"{self._source}-follower",
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+        )
+        await self._open(consumer)
+        try:
+            consumer.assign(partitions)
+            await self._seek_since(consumer, partitions, since_ms)
+            log.info("following", extra={"topics": sorted({tp.topic for tp in partitions})})
+            while True:
+                for tp, records in (await consumer.getmany(timeout_ms=1000)).items():
+                    for record in records:
+                        await follow_record(record.value, record.headers, self._sealer, handler, tp.topic)
+        finally:
+            await consumer.stop()
+
+    @staticmethod
+    async def _seek_since(
+        consumer: AIOKafkaConsumer, partitions: list[TopicPartition], since_ms: int
+    ) -> None:
+        """Each partition at its first record from ``since_ms`` on; where there is none yet, at
+        the end as it was before asking (a record written meanwhile is read, not skipped)."""
+        ends = await consumer.end_offsets(partitions)
+        found = await consumer.offsets_for_times({tp: since_ms for tp in partitions})
+        for tp in partitions:
+            at = found.get(tp)
+            consumer.seek(tp, at.offset if at is not None else ends[tp])
 
     async def _process(
         self, group: str, record: ConsumerRecord[bytes, bytes], handler: Handler, retry: RetryPolicy

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ..events import Event
 
@@ -116,6 +116,26 @@ class EventBus(EventPublisher, Protocol):
 
     async def replay(self, letter: DeadLetter) -> None:
         """Deliver a dead letter again (after the cause was fixed); handlers are idempotent."""
+
+
+FollowHandler = Callable[[Event], Awaitable[None]]
+"""What a follower does with each event it reads (it publishes nothing)."""
+
+FOLLOW_LOOKBACK_SECONDS = 5.0
+"""How far before ``follow`` was called it starts reading: an event published while the follower
+was being set up is not missed (one read twice is harmless to what followers do)."""
+
+
+@runtime_checkable
+class EventFollower(Protocol):
+    """A bus every replica of a service can read in full, without a consumer group."""
+
+    async def follow(self, event_types: Sequence[type[Event]], handler: FollowHandler) -> None:
+        """Give ``handler`` every event of ``event_types`` published from shortly before this call
+        (``FOLLOW_LOOKBACK_SECONDS``) on, until cancelled: in every process that follows, each
+        reads every record (no group, no commits, nothing redelivered after a restart). A record
+        that cannot be read, or whose handler fails, is logged and skipped (never dead-lettered):
+        followers keep derived state, such as caches, that another way bounds (their expiry)."""
 
 
 def dead_letter_topic(group: str) -> str:

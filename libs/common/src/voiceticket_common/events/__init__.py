@@ -1,4 +1,4 @@
-"""Schema-versioned events of the call lifecycle."""
+"""Schema-versioned events of the call lifecycle, and of configuration changes."""
 
 from .base import Event
 from .registry import EVENT_CLASSES, UnknownEventType, event_class
@@ -8,6 +8,8 @@ from .v1 import (
     CallCompleted,
     CallReceived,
     CallTranscribed,
+    ConfigChanged,
+    ConfigChangeKind,
     ConsentDeclined,
     Entity,
     NotificationDelivery,
@@ -28,6 +30,8 @@ __all__ = [
     "CallCompleted",
     "CallReceived",
     "CallTranscribed",
+    "ConfigChangeKind",
+    "ConfigChanged",
     "ConsentDeclined",
     "Entity",
     "Event",

@@ -39,21 +39,21 @@ SERVICE_MODULES: tuple[str, ...] = (
     "voiceticket_analyzer.bootstrap",
     "voiceticket_jira_writer.bootstrap",
     "voiceticket_notifier.bootstrap",
+    "voiceticket_config_api.outbox",
 )
 """Where each service exports its ``SERVICE`` (a ``ConsumerService`` or ``WebService``)."""
-
-CALL_SID_PATTERN = "^CA[0-9a-fA-F]{32}$"
 
 
 @dataclass(frozen=True)
 class Participant:
     """What the document needs of a service: its name, its consumer group, what it consumes
-    and what it produces."""
+    and what it produces, and what every replica of it follows without a group (``follows``)."""
 
     name: str
     group: str | None
     consumes: Sequence[type[Event]]
     produces: Sequence[type[Event]]
+    follows: Sequence[type[Event]] = ()
 
 
 def participant(service: Any) -> Participant:
@@ -64,6 +64,7 @@ def participant(service: Any) -> Participant:
         group=getattr(service, "group", None) if consumes else None,
         consumes=consumes,
         produces=list(service.produces),
+        follows=list(getattr(service, "follows", [])),
     )
 
 
@@ -137,8 +138,8 @@ def _cloudevents_headers() -> dict[str, Any]:
             "ce_time": {"type": "string", "format": "date-time", "description": "When the fact happened."},
             "ce_subject": {
                 "type": "string",
-                "pattern": CALL_SID_PATTERN,
-                "description": "The call's Twilio CallSid (the record key too).",
+                "description": "What the event is about, the record key too: the call's Twilio "
+                "CallSid (config.changed: the tenant id; each message says which).",
             },
             "content-type": {"type": "string", "const": wire.CONTENT_TYPE},
             "traceparent": {"type": "string", "description": "W3C trace context of the producing span."},
@@ -168,18 +169,28 @@ def _message(cls: type[Event]) -> dict[str, Any]:
             "type": "object",
             "allOf": [
                 _ref("components", "schemas", "CloudEventsHeaders"),
-                {"type": "object", "properties": {"ce_type": {"type": "string", "const": cls.ce_type()}}},
+                {
+                    "type": "object",
+                    "properties": {
+                        "ce_type": {"type": "string", "const": cls.ce_type()},
+                        "ce_subject": cls.key_schema(),
+                    },
+                },
             ],
         },
         "payload": _ref("components", "schemas", cls.schema_name()),
         "correlationId": {"location": "$message.header#/ce_subject"},
         "bindings": {
             "kafka": {
-                "key": {"type": "string", "pattern": CALL_SID_PATTERN, "description": "The CallSid."},
+                "key": cls.key_schema(),
                 "bindingVersion": KAFKA_BINDING_VERSION,
             }
         },
     }
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
 
 
 def _channel_id(cls: type[Event]) -> str:
@@ -189,11 +200,15 @@ def _channel_id(cls: type[Event]) -> str:
 def _operations(participants: Sequence[Participant]) -> dict[str, Any]:
     operations: dict[str, Any] = {}
     for service in participants:
-        for action, classes in (("send", service.produces), ("receive", service.consumes)):
+        for action, classes in (
+            ("send", service.produces),
+            ("receive", service.consumes),
+            ("follow", service.follows),
+        ):
             for cls in classes:
                 channel = _channel_id(cls)
                 operation: dict[str, Any] = {
-                    "action": action,
+                    "action": "receive" if action == "follow" else action,
                     "channel": _ref("channels", channel),
                     "title": f"{service.name} {action}s {cls.schema_name()}",
                     "messages": [_ref("channels", channel, "messages", cls.schema_name())],
@@ -210,6 +225,11 @@ def _operations(participants: Sequence[Participant]) -> dict[str, Any]:
                             "bindingVersion": KAFKA_BINDING_VERSION,
                         }
                     }
+                if action == "follow":
+                    operation["description"] = (
+                        "Every replica reads every record, from about when it started, without a "
+                        "consumer group or commits (the bus's `follow`): each drops what it cached."
+                    )
                 operations[f"{service.name}-{action}-{channel}"] = operation
     return dict(sorted(operations.items()))
 
@@ -219,14 +239,17 @@ def document(
 ) -> dict[str, Any]:
     """The AsyncAPI 3.0 document of ``classes``, sent and received by ``participants``."""
     producers = {cls: [s.name for s in participants if cls in s.produces] for cls in classes}
-    consumers = {cls: [s.name for s in participants if cls in s.consumes] for cls in classes}
+    consumers = {
+        cls: [s.name for s in participants if cls in s.consumes or cls in s.follows] for cls in classes
+    }
     channels = {
         _channel_id(cls): {
             "address": cls.topic(),
             "title": cls.topic(),
             "description": (
                 f"Produced by {', '.join(producers[cls]) or 'no service'}; consumed by "
-                f"{', '.join(consumers[cls]) or 'no service (audit, metrics)'}. Key: the CallSid. "
+                f"{', '.join(consumers[cls]) or 'no service (audit, metrics)'}. Key: "
+                f"{_lower_first(cls.key_schema()['description'])} "
                 "With VOICETICKET_KAFKA_TOPIC_NAMESPACE set, the topic is `<namespace>.` + this address."
             ),
             "messages": {cls.schema_name(): _ref("components", "messages", cls.schema_name())},

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 _EVENT_ID_NAMESPACE = uuid.UUID("0b7a3c52-6f0e-4d1e-9a57-3f2f1d6c9e11")
 
 TOPIC_PREFIX = "voiceticket"
+CALL_SID_PATTERN = r"^CA[0-9a-fA-F]{32}$"
 CE_TYPE_PREFIX = "io.voiceticket"
 
 
@@ -35,7 +36,7 @@ class Event(BaseModel):
 
     tenant_id: str = Field(description="Tenant (Jira site and its settings) the call belongs to.")
     call_sid: str = Field(
-        pattern=r"^CA[0-9a-fA-F]{32}$", description="Twilio CallSid; the key of every event of a call."
+        pattern=CALL_SID_PATTERN, description="Twilio CallSid; the key of every event of a call."
     )
     occurred_at: datetime = Field(default_factory=utcnow, description="When the fact happened (UTC).")
 
@@ -65,6 +66,16 @@ class Event(BaseModel):
     def key(self) -> str:
         """The partitioning key: the CallSid, never a phone number."""
         return self.call_sid
+
+    @property
+    def subject(self) -> str:
+        """The CloudEvents ``ce_subject``: what the event is about (the call's CallSid)."""
+        return self.call_sid
+
+    @classmethod
+    def key_schema(cls) -> dict[str, str]:
+        """The JSON Schema of the record key and ``ce_subject`` (the AsyncAPI document's)."""
+        return {"type": "string", "pattern": CALL_SID_PATTERN, "description": "The CallSid."}
 
     def deterministic_id(self, discriminator: str = "") -> str:
         return str(uuid.uuid5(_EVENT_ID_NAMESPACE, f"{self.call_sid}|{self.ce_type()}|{discriminator}"))

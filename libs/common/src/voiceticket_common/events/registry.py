@@ -8,6 +8,7 @@ from .v1 import (
     CallCompleted,
     CallReceived,
     CallTranscribed,
+    ConfigChanged,
     ConsentDeclined,
     NotificationDelivery,
     NotificationFailed,
@@ -29,6 +30,7 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     NotificationFailed,
     NotificationDelivery,
     CallCompleted,
+    ConfigChanged,
 )
 
 _BY_CE_TYPE: dict[str, type[Event]] = {cls.ce_type(): cls for cls in EVENT_CLASSES}

@@ -1,4 +1,4 @@
-"""Version 1 of the call lifecycle events (see docs/events.md).
+"""Version 1 of the call lifecycle events, and of ``config.changed`` (see docs/events.md).
 
 Personal data is kept to what a consumer needs: the caller's number travels to jira-writer (issue
 property or custom field) and notifier (the SMS); the transcript travels to analyzer and jira-writer.
@@ -7,8 +7,11 @@ Secrets never travel in events.
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
 from enum import StrEnum
-from typing import ClassVar, TypedDict
+from typing import Annotated, ClassVar, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
@@ -16,6 +19,9 @@ from pydantic.config import JsonDict
 from .base import Event
 
 E164 = r"^\+[1-9]\d{6,14}$"
+
+CONFIG_EVENT_NAMESPACE = uuid.UUID("5d0f6b1e-2c4a-4f7e-8b39-9a1c7e3d2f60")
+"""The namespace of ``config.changed`` ids (a change's version names it)."""
 
 PERSONAL: JsonDict = {"x-personal": True}
 """Marks a field as personal data: sealed on the bus under the call's data key (docs/events.md,
@@ -319,3 +325,88 @@ class CallCompleted(Event):
 
     status: str = Field(description="Twilio CallStatus: completed, busy, failed, no-answer, canceled.")
     duration_seconds: int | None = Field(default=None, ge=0, description="Twilio CallDuration.")
+
+
+# -- configuration ------------------------------------------------------------------------------
+
+
+class ConfigChangeKind(StrEnum):
+    """What changed in config-api."""
+
+    LINE = "line"
+    """A line was created, replaced (moved to another tenant too) or deleted."""
+    TENANT = "tenant"
+    """A tenant was created or its settings were updated."""
+    CREDENTIAL = "credential"
+    """One of a tenant's credentials was set or rotated (the value never travels)."""
+    TENANT_REMOVED = "tenant_removed"
+    """A tenant was removed with its lines and credentials."""
+
+
+class ConfigChanged(Event):
+    """A tenant's or a line's configuration changed in config-api: services drop what they cached
+    of it, so the next lookup fetches the new one (docs/architecture.md, "Config propagation").
+
+    Not an event of a call: it has no CallSid (``call_sid`` is ``""``), its key and ``ce_subject``
+    are the tenant id. Published through config-api's outbox, at least once and in the order of
+    the changes; it carries no secret and no caller data (a line's number is the business's)."""
+
+    event_type: ClassVar[str] = "config.changed"
+    version: ClassVar[int] = 1
+    # No call: the inherited field is removed from this event (pydantic drops a field that a
+    # subclass redeclares as a ClassVar), and the bus's generic code reads "" (no call).
+    call_sid: ClassVar[str] = ""  # type: ignore[misc]
+
+    tenant_id: str = Field(description="The tenant whose configuration changed.")
+    kind: ConfigChangeKind = Field(description="What changed: line, tenant, credential or tenant_removed.")
+    line_numbers: list[Annotated[str, Field(pattern=E164)]] = Field(
+        default_factory=list,
+        description="The support numbers (E.164) whose runtime view changed: the line of a line "
+        "change; every line the tenant had for the others. A business's number, not caller data.",
+    )
+    config_version: int = Field(
+        ge=1,
+        description="config-api's configuration version after the change: grows with every change, "
+        "in the order the changes were committed (the outbox row's id).",
+    )
+
+    @classmethod
+    def of(
+        cls,
+        tenant_id: str,
+        kind: ConfigChangeKind,
+        line_numbers: Sequence[str],
+        config_version: int,
+        occurred_at: datetime | None = None,
+    ) -> ConfigChanged:
+        """The event, validated. (Type checkers read the removed ``call_sid`` as a required
+        argument of ``ConfigChanged(...)``; this constructor says what is needed.)"""
+        data: dict[str, object] = {
+            "tenant_id": tenant_id,
+            "kind": kind,
+            "line_numbers": list(line_numbers),
+            "config_version": config_version,
+        }
+        if occurred_at is not None:
+            data["occurred_at"] = occurred_at
+        return cls.model_validate(data)
+
+    @property
+    def key(self) -> str:
+        """The tenant: one tenant's changes stay in order on one partition."""
+        return self.tenant_id
+
+    @property
+    def subject(self) -> str:
+        return self.tenant_id
+
+    @classmethod
+    def key_schema(cls) -> dict[str, str]:
+        return {"type": "string", "description": "The tenant id."}
+
+    def deterministic_id(self, discriminator: str = "") -> str:
+        """The same id for every publication of one change (a relay that publishes it again after
+        a crash): consumers recognise the duplicate."""
+        return str(
+            uuid.uuid5(CONFIG_EVENT_NAMESPACE, f"{self.config_version}|{self.ce_type()}|{discriminator}")
+        )
