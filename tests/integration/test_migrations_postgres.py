@@ -81,7 +81,7 @@ async def test_a_database_made_by_create_all_is_adopted(engine: AsyncEngine, ser
     done = await migrations.upgrade(engine, service)
     assert done.adopted and done.added == () and done.after == migrations.heads(service)[0]
     after = await shape(engine)
-    assert {t: c for t, c in after.items() if t in todays} == todays
+    assert {t: after[t][: len(c)] for t, c in todays.items()} == todays  # later revisions only add
     assert migrations.version_table(service) in after
 
 

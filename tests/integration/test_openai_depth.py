@@ -104,11 +104,9 @@ async def test_enforced_german_ticket_language_with_vocabulary_hint_and_usage(st
     [stt] = [r for r in await stack.openai_requests("/audio/transcriptions")
              if r["body"]["files"][0]["size"] == len(sample.audio)]  # fmt: skip
     fields = stt["body"]["fields"]
-    assert (fields["model"], fields["language"], fields["response_format"]) == (
-        "gpt-4o-mini-transcribe",
-        "de",
-        "json",
-    )
+    # The enforced language is the ticket's, never forced on speech-to-text: the caller may speak another.
+    assert (fields["model"], fields["response_format"]) == ("gpt-4o-mini-transcribe", "json")
+    assert "language" not in fields
     assert fields["prompt"] == "Drucker, FlexiBill, Acme Router X2."
     [chat] = [r for r in await stack.openai_requests("/chat/completions")
               if sample.transcript[:40] in r["body"]["messages"][1]["content"]]  # fmt: skip
@@ -121,7 +119,8 @@ async def test_enforced_german_ticket_language_with_vocabulary_hint_and_usage(st
     )
     assert analyzed["estimated_cost_usd"] > 0
     transcribed = await stack.event(played.call_sid, "call.transcribed")
-    assert transcribed["language"] == "de" and transcribed["estimated_cost_usd"] > 0
+    # gpt-4o models answer plain json, which names no language: the analyzer goes by the line's.
+    assert transcribed["language"] is None and transcribed["estimated_cost_usd"] > 0
     assert analyzed["estimated_cost_usd"] > transcribed["estimated_cost_usd"]  # speech-to-text plus analysis
 
 

@@ -12,8 +12,10 @@ from types import SimpleNamespace
 from typing import Any
 
 from aiokafka import TopicPartition
+from prometheus_client import REGISTRY
 
 from voiceticket_common.bus.kafka_member import KafkaGroupMember
+from voiceticket_common.metrics import consumer_tracked
 from voiceticket_common.testing import cancelled
 
 TP = TopicPartition("voiceticket.ticket.created.v1", 0)
@@ -32,6 +34,8 @@ class FakeConsumer:
         self.paused_tps: set[TopicPartition] = set()
         self.commits: list[int] = []
         self.was_paused = False
+        self.end: int | None = None
+        """The partition's high-water mark as the last fetch saw it (None: never fetched)."""
 
     def assignment(self) -> set[TopicPartition]:
         return set(self.assigned)
@@ -51,9 +55,16 @@ class FakeConsumer:
             self.buffer.popleft()
 
     def highwater(self, tp: TopicPartition) -> int | None:
-        return None
+        return self.end
+
+    def last_stable_offset(self, tp: TopicPartition) -> int | None:
+        return None  # read_uncommitted, as far as the member can tell: the high-water mark rules
 
     async def getmany(self, timeout_ms: int = 0, max_records: int = 1) -> dict[TopicPartition, list[Any]]:
+        if TP not in self.assigned:
+            await asyncio.sleep(min(timeout_ms, 20) / 1000)
+            return {}
+        self.end = max((r.offset + 1 for r in self.buffer), default=self.end)
         if TP in self.paused_tps or not self.buffer:
             await asyncio.sleep(min(timeout_ms, 20) / 1000)
             return {}
@@ -165,3 +176,44 @@ async def test_stopping_lets_records_in_flight_finish_and_commits_them() -> None
     with contextlib.suppress(asyncio.CancelledError):
         await task
     assert sorted(process.done) == [0, 1] and consumer.commits[-1] == 2
+
+
+def lag_sample(group: str = "g") -> float | None:
+    return REGISTRY.get_sample_value(
+        "voiceticket_consumer_lag", {"group": group, "topic": TP.topic, "partition": str(TP.partition)}
+    )
+
+
+async def test_the_lag_gauge_grows_while_records_wait_even_with_no_commit() -> None:
+    consumer = FakeConsumer(*(record(n, f"call{n}") for n in range(2)))
+    process = Gated("call0", "call1")
+    async with member_running(consumer, process, limit=2) as member:
+        with consumer_tracked("lag-grows", member.progress):
+            await until(lambda: len(process.running) == 2)
+            assert lag_sample("lag-grows") == 2
+            consumer.buffer.extend(record(n, f"call{n}") for n in range(2, 7))  # arrive while full
+            await until(lambda: consumer.end == 7)
+            assert consumer.commits == [], "nothing finished, so nothing committed"
+            assert lag_sample("lag-grows") == 7, "the gauge follows the log, not the last commit"
+            assert REGISTRY.get_sample_value("voiceticket_consumer_in_flight", {"group": "lag-grows"}) == 2
+            process.release.set()
+            await until(lambda: consumer.commits and consumer.commits[-1] == 7)
+            assert lag_sample("lag-grows") == 0
+    assert REGISTRY.get_sample_value("voiceticket_consumer_in_flight", {"group": "lag-grows"}) is None
+
+
+async def test_a_revoked_partition_leaves_the_members_lag_series_at_once() -> None:
+    consumer = FakeConsumer(record(0, "a"), record(1, "b"), record(2, "c"))
+    process = Gated("c")
+    async with member_running(consumer, process) as member:
+        with consumer_tracked("revoked", member.progress):
+            await until(lambda: sorted(process.done) == [0, 1] and 2 in process.running)
+            await until(lambda: lag_sample("revoked") == 1)
+            process.release.set()
+            await asyncio.wait_for(member.listener.on_partitions_revoked({TP}), 5)
+            consumer.assigned = set()
+            await member.listener.on_partitions_assigned(set())
+            # Another member owns the partition now and reports it; a stale figure here would
+            # double-count it (or hide its real lag) in every sum over the group.
+            assert lag_sample("revoked") is None
+            assert REGISTRY.get_sample_value("voiceticket_consumer_partitions", {"group": "revoked"}) == 0

@@ -88,7 +88,8 @@ async def test_a_database_made_by_create_all_is_adopted_stamped_and_upgraded(
     assert done.adopted and done.before is None and done.added == ()
     assert done.after == migrations.heads(service)[0]
     after = await snapshot(engine)
-    assert {t: c for t, c in after.items() if t in todays} == todays, "nothing of today's changed"
+    # nothing of today's changed: later revisions may only add (columns are appended)
+    assert {t: after[t][: len(c)] for t, c in todays.items()} == todays, "nothing of today's changed"
     assert migrations.version_table(service) in after
     again = await migrations.upgrade(engine, service)
     assert not again.adopted and again.before == done.after

@@ -32,7 +32,7 @@ def test_unknown_fields_are_ignored_and_null_or_blank_means_the_default() -> Non
     view = AnalyzerView.model_validate(
         body({"language": "de", "added_later": True}, {"openai_base_url": None, "analysis_model": ""})
     )
-    assert view.tenant.openai_base_url == DEFAULT_OPENAI_BASE_URL
+    assert view.tenant.llm_base_url == DEFAULT_OPENAI_BASE_URL
     assert view.tenant.analysis_model == DEFAULT_ANALYSIS_MODEL
     assert view.line.enforced_language is None
     assert "added_later" not in view.line.model_dump()
@@ -69,8 +69,8 @@ def test_twilio_account_names_the_missing_token() -> None:
     assert view.twilio_account("AC-from-the-event") == TwilioAccount("AC-from-the-event", SecretStr("tok"))
     with pytest.raises(PermanentError, match="tenant acme has no twilio_auth_token configured"):
         NotifierView.model_validate(body(tenant={"twilio_account_sid": SID})).twilio_account()
-    with pytest.raises(PermanentError, match="tenant acme has no openai_api_key configured"):
-        view.openai_api_key()
+    with pytest.raises(PermanentError, match="tenant acme has no speech_to_text_api_key configured"):
+        view.speech_to_text_api_key()
 
 
 def client(handler: httpx.MockTransport) -> RuntimeConfigClient[NotifierView]:

@@ -25,6 +25,7 @@ from prometheus_client import REGISTRY, generate_latest
 from voiceticket_common import metrics
 from voiceticket_common.bus import PermanentError, RetryPolicy, TransientError
 from voiceticket_common.bus.embedded import EmbeddedEventBus
+from voiceticket_common.bus.progress import ConsumerProgress
 from voiceticket_common.events import Event, NotificationSent, TicketCreated
 from voiceticket_common.http import AllowListTransport, raise_for_provider_status, url_template
 from voiceticket_common.httpserver import NO_NATIVE_TELEMETRY, add_server_spans
@@ -256,17 +257,32 @@ async def test_a_dead_letter_marks_the_span_and_counts(tmp_path, spans: InMemory
     assert sample("voiceticket_handler_messages_total", group=GROUP, outcome="dead_lettered") == outcome + 1
 
 
-def test_consumer_lag_is_a_gauge_per_partition() -> None:
-    metrics.set_consumer_lag(GROUP, "voiceticket.call.analyzed.v1", 2, 17)
-    assert (
-        sample("voiceticket_consumer_lag", group=GROUP, topic="voiceticket.call.analyzed.v1", partition="2")
-        == 17
-    )
-    metrics.set_consumer_lag(GROUP, "voiceticket.call.analyzed.v1", 2, -1)  # highwater not known yet
-    assert (
-        sample("voiceticket_consumer_lag", group=GROUP, topic="voiceticket.call.analyzed.v1", partition="2")
-        == 0
-    )
+def test_consumer_figures_are_read_from_the_consumer_at_each_scrape() -> None:
+    figures = {"lag": 17}
+
+    def progress() -> ConsumerProgress:
+        lags = {("voiceticket.call.analyzed.v1", 2): figures["lag"]}
+        return ConsumerProgress(True, 1, 3, 0, None, None, partition_lags=lags)
+
+    def lag() -> float | None:
+        labels = {"group": GROUP, "topic": "voiceticket.call.analyzed.v1", "partition": "2"}
+        return REGISTRY.get_sample_value("voiceticket_consumer_lag", labels)
+
+    with metrics.consumer_tracked(GROUP, progress):
+        assert lag() == 17
+        assert sample("voiceticket_consumer_in_flight", group=GROUP) == 3
+        figures["lag"] = -4  # an end not refreshed yet: never a negative lag
+        assert lag() == 0
+    assert lag() is None
+    assert REGISTRY.get_sample_value("voiceticket_consumer_in_flight", {"group": GROUP}) is None
+
+
+def test_a_consumer_whose_figures_fail_does_not_fail_the_scrape() -> None:
+    def broken() -> ConsumerProgress:
+        raise RuntimeError("consumer closed")
+
+    with metrics.consumer_tracked("broken-group", broken):
+        assert b"voiceticket_consumer_lag" in generate_latest(REGISTRY)
 
 
 # -- providers -----------------------------------------------------------------------------------

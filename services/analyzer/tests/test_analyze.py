@@ -137,7 +137,9 @@ async def test_off_schema_past_the_budget_degrades_to_a_triage_request() -> None
     assert event.model == "heuristic"
     assert event.analysis.summary == "Hi, the VPN is down."
     assert (event.analysis.intent, event.analysis.priority.value) == ("service_request", "medium")
-    assert event.analysis.description.endswith(TRIAGE_MARKERS[0])
+    # the triage texts are for the agent: in the project's language (the line's "de"), even in auto mode
+    assert event.analysis.description.endswith(TRIAGE_MARKERS[1])
+    assert event.ticket_language == "de"
 
 
 def test_missing_fields_are_a_schema_violation_without_quoting_content() -> None:
@@ -212,8 +214,9 @@ async def test_a_bad_key_still_dead_letters() -> None:
 @pytest.mark.parametrize(
     ("missing", "summary", "reason"),
     [
-        (False, "Voicemail without recognisable speech", "no_speech"),
-        (True, "Voicemail not transcribed", "transcript_missing"),
+        # the line's language is "de": triage titles are in the project's language in auto mode too
+        (False, "Sprachnachricht ohne erkennbare Sprache", "no_speech"),
+        (True, "Sprachnachricht nicht transkribiert", "transcript_missing"),
     ],
 )
 async def test_an_empty_transcript_becomes_a_triage_request_without_asking_the_model(

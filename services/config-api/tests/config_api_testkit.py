@@ -94,7 +94,8 @@ def seeded_settings(tmp_path: Path, tenants: list[dict], lines: list[dict], **ov
 
 
 async def assert_analyzer_reads_the_line(client: httpx.AsyncClient, headers: dict[str, str]) -> None:
-    """The analyzer's runtime view of NUMBER carries the decrypted OpenAI key and the request types."""
+    """The analyzer's runtime view of NUMBER carries the decrypted OpenAI key (as the LLM's: the
+    tenant sets no own one) and the request types."""
     r = await client.get(f"/v1/runtime/lines/{NUMBER}", headers=headers)
-    assert r.json()["tenant"]["openai_api_key"] == PLAIN["openai_api_key"]
+    assert r.json()["tenant"]["llm_api_key"] == PLAIN["openai_api_key"]
     assert r.json()["line"]["request_types"] == {"incident": "11", "service_request": "12"}

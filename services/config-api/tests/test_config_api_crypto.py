@@ -88,7 +88,7 @@ async def test_master_key_rotation(tmp_path, admin, service_headers, start):
     # new primary k2; rows written under k1 still decrypt
     async with start(master_keys=f"{k2},{k1}") as c:
         r = await c.get(f"/v1/runtime/lines/{NUMBER}", headers=service_headers("transcriber"))
-        assert r.json()["tenant"]["openai_api_key"] == PLAIN["openai_api_key"]
+        assert r.json()["tenant"]["speech_to_text_api_key"] == PLAIN["openai_api_key"]
         assert (
             (await c.get("/v1/tenants/acme", headers=admin))
             .json()["jira_api_token"]

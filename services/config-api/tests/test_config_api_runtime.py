@@ -21,7 +21,9 @@ from voiceticket_config_api.routes_runtime import LINE_GATED, ROLE_SUBFIELDS, RO
 # Who may hold each credential. A view that adds one for another role fails here first.
 SECRET_AUDIENCE = {
     "twilio_auth_token": {"ingress", "transcriber", "jira-writer", "notifier"},
-    "openai_api_key": {"transcriber", "analyzer"},
+    "openai_api_key": set(),  # served only resolved, as the provider's own key (below)
+    "speech_to_text_api_key": {"transcriber"},
+    "llm_api_key": {"analyzer"},
     "jira_api_token": {"jira-writer"},
     "jira_oauth_token": {"jira-writer"},
 }
@@ -81,9 +83,13 @@ async def test_runtime_view_per_role(seeded, role, service_headers):
     tenant_fields = set(tenant_fields) - set(LINE_GATED.get(role, {}))  # line_body() attaches no recording
     assert set(body["tenant"]) == tenant_fields
     assert set(body["line"]) == set(line_fields)
+    # the OpenAI key reaches a role only as its provider's resolved key (the tenant sets no own one)
+    provider_key = {"speech_to_text_api_key", "llm_api_key"} & tenant_fields
     for name, value in PLAIN.items():  # secrets decrypted, and only those the role needs
         if name in tenant_fields:
             assert body["tenant"][name] == value
+        elif name == "openai_api_key" and provider_key:
+            assert [body["tenant"][key] for key in provider_key] == [value]
         else:
             assert value not in r.text
     assert r.headers["cache-control"] == "no-store"

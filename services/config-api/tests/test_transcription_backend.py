@@ -22,7 +22,7 @@ async def test_unset_is_shown_as_null_and_means_openai_for_a_tenant_with_a_key(
     assert r.json()["transcription_backend"] is None
     transcriber = TranscriberView.model_validate(await served(seeded, service_headers, "transcriber"))
     assert transcriber.tenant.transcription_backend is None
-    assert transcriber.tenant.openai_api_key is not None
+    assert transcriber.tenant.speech_to_text_api_key is not None  # the OpenAI key, resolved
     assert transcriber.transcription_backend() == "openai"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -97,3 +98,19 @@ def recording_params(status: str = "completed") -> dict[str, str]:
     if status == "absent":
         params["ErrorCode"] = "16101"
     return params
+
+
+async def answer_and_hang_up(**line_fields: Any) -> tuple[ET.Element, ET.Element]:
+    """The TwiML of an incoming call on a line with ``line_fields``, and of its recording's end
+    (the caller pressed ``#``)."""
+    async with ingress_client(RecordingPublisher(), config=runtime_config(**line_fields)) as client:
+        params = incoming()
+        response = await client.post(
+            "/twilio/voice", data=params, headers=signed(f"{BASE}/twilio/voice", params)
+        )
+        assert response.status_code == 200
+        root = ET.fromstring(response.text)
+        action = root.find("Record").get("action")
+        done = {"CallSid": CALL_SID, "AccountSid": ACCOUNT, "Digits": "#"}
+        goodbye = await client.post(action, data=done, headers=signed(action, done))
+        return root, ET.fromstring(goodbye.text)

@@ -5,29 +5,16 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 import pytest
-from ingress_testkit import ACCOUNT, BASE, CALL_SID, LINE, incoming, ingress_client, runtime_config, signed
+from ingress_testkit import LINE, answer_and_hang_up
 
 from voiceticket_common.runtime_views import IngressLine
-from voiceticket_common.testing import RecordingPublisher
 from voiceticket_ingress import twiml
 
 
-async def answer(**line_fields: object) -> tuple[ET.Element, ET.Element]:
-    async with ingress_client(RecordingPublisher(), config=runtime_config(**line_fields)) as client:
-        params = incoming()
-        response = await client.post(
-            "/twilio/voice", data=params, headers=signed(f"{BASE}/twilio/voice", params)
-        )
-        assert response.status_code == 200
-        root = ET.fromstring(response.text)
-        action = root.find("Record").get("action")
-        done = {"CallSid": CALL_SID, "AccountSid": ACCOUNT, "Digits": "#"}
-        goodbye = await client.post(action, data=done, headers=signed(action, done))
-        return root, ET.fromstring(goodbye.text)
-
-
 async def test_record_limits_come_from_the_line() -> None:
-    root, _ = await answer(max_recording_seconds=300, record_timeout_seconds=8, record_finish_on_key="*#")
+    root, _ = await answer_and_hang_up(
+        max_recording_seconds=300, record_timeout_seconds=8, record_finish_on_key="*#"
+    )
     record = root.find("Record")
     assert (record.get("maxLength"), record.get("timeout"), record.get("finishOnKey")) == ("300", "8", "*#")
     assert (record.get("method"), record.get("recordingStatusCallbackMethod")) == ("POST", "POST")
@@ -36,13 +23,13 @@ async def test_record_limits_come_from_the_line() -> None:
 
 
 async def test_record_limits_default_when_the_line_has_none() -> None:
-    root, _ = await answer(max_recording_seconds=None)
+    root, _ = await answer_and_hang_up(max_recording_seconds=None)
     record = root.find("Record")
     assert (record.get("maxLength"), record.get("timeout"), record.get("finishOnKey")) == ("120", "5", "#")
 
 
 async def test_a_german_line_greets_and_says_goodbye_in_german_with_its_voice() -> None:
-    root, goodbye = await answer(
+    root, goodbye = await answer_and_hang_up(
         language="de", voice="Google.de-DE-Standard-A", greeting="Willkommen beim Acme-Support.",
         recording_notice="Dieser Anruf wird aufgezeichnet.",
     )  # fmt: skip

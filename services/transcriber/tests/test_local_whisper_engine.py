@@ -280,13 +280,13 @@ def test_the_tenants_backend_and_its_default(key: str | None, backend: str | Non
     built = speech_to_text_target(view(key, backend, ("FlexiBill", "Acme X2")))
     assert built.backend == chosen
     assert built.vocabulary == "FlexiBill, Acme X2."
-    assert built.language == "en"
+    assert built.language is None  # never forced, even on a line that enforces English
     if chosen == "local":
         assert built.api_key.get_secret_value() == ""  # no key travels to the local engine
 
 
 def test_openai_chosen_without_a_key_is_a_permanent_error() -> None:
-    with pytest.raises(PermanentError, match="openai_api_key"):
+    with pytest.raises(PermanentError, match="speech_to_text_api_key"):
         speech_to_text_target(view(None, "openai"))
 
 

@@ -67,6 +67,23 @@ async def test_model_language_and_vocabulary_prompt_reach_the_api_in_a_valid_req
     assert "prompt" not in second["body"]["fields"] and "language" not in second["body"]["fields"]
 
 
+async def test_whisper_reports_the_language_it_heard_as_an_iso_code_with_its_segments(sandbox) -> None:  # type: ignore[no-untyped-def]
+    audio = tone_wav(1.4, frequency=397)
+    await register(sandbox, audio, "Guten Tag, mein Drucker druckt nicht mehr.")
+    engine = OpenAITranscriptionEngine(["http://127.0.0.1:*"])
+    try:
+        whisper = await engine.transcribe(wav_recording(audio), target(sandbox, "whisper-1"))
+        mini = await engine.transcribe(wav_recording(audio), target(sandbox, "gpt-4o-mini-transcribe"))
+    finally:
+        await engine.aclose()
+    # OpenAI answers "german"; the event carries ISO 639-1, as the local engine reports it.
+    assert sandbox.state.records_of("openai")[0]["valid"]
+    assert whisper.language == "de"
+    assert whisper.segments is not None and len(whisper.segments) == 1
+    assert whisper.segments[0].end_seconds == 1.4 and whisper.segments[0].confidence > 0.5
+    assert (mini.language, mini.segments) == (None, None)  # plain json names no language
+
+
 async def test_whisper_segments_rated_as_no_speech_are_dropped(sandbox) -> None:  # type: ignore[no-untyped-def]
     await behave(sandbox, unknown_audio_text="Thank you for watching.")
     engine = OpenAITranscriptionEngine(["http://127.0.0.1:*"])

@@ -13,13 +13,14 @@ from voiceticket_transcriber.ports import Transcript
 
 
 class FakeEngine:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, language: str | None = None) -> None:
         self.text = text
+        self.language = language
         self.targets = []
 
     async def transcribe(self, recording, target):  # type: ignore[no-untyped-def]
         self.targets.append(target)
-        return Transcript(self.text)
+        return Transcript(self.text, language=self.language)
 
 
 def config(language_mode: str = "auto") -> StaticRuntimeConfig[TranscriberView]:
@@ -55,12 +56,15 @@ async def test_recording_becomes_a_transcript_event() -> None:
     assert engine.targets[0].language is None
 
 
-async def test_enforced_language_is_passed_as_a_hint() -> None:
-    engine = FakeEngine("Mein VPN geht nicht.")
-    deps = TranscriberDeps(config=config("enforced"), recordings=WrittenRecordings(WAV), engine=engine)
+@pytest.mark.parametrize("mode", ["enforced", "auto"])
+async def test_the_language_is_detected_never_forced_even_on_an_enforced_line(mode: str) -> None:
+    # The line enforces "de"; the caller speaks English: speech-to-text must hear English.
+    engine = FakeEngine("Hello, my VPN is down.", language="en")
+    deps = TranscriberDeps(config=config(mode), recordings=WrittenRecordings(WAV), engine=engine)
     [event] = await transcribe_recording(completed(), deps)
-    assert engine.targets[0].language == "de"
-    assert event.language == "de"
+    assert engine.targets[0].language is None
+    assert event.transcript == "Hello, my VPN is down."
+    assert (event.language, event.detected_language) == ("en", "en")
 
 
 @pytest.mark.parametrize("error", [TransientError("404 not yet"), PermanentError("too large")])

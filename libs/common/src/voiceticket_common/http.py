@@ -20,6 +20,17 @@ each refusal is an ``EgressDenied`` (a ``PermanentError``) whose message names t
   DNS answer that changes in between cannot redirect it); TLS still verifies the certificate
   for, and sends SNI and ``Host`` with, the host name of the URL.
 
+**Tenant hosts.** A tenant's configured provider servers (speech-to-text's and the LLM's base
+URLs) are allowed for that tenant's requests to that provider without an entry: the adapter makes
+the request inside ``with tenant_hosts(base_url):``, which admits exactly that URL's scheme, host
+and port for the requests of the block (a context variable, so no other tenant's request and no
+other provider's). A host admitted only so, and named by no entry, has a stricter address rule:
+its addresses must be publicly routable or inside a CIDR entry (the operator's private ranges);
+link-local (169.254.169.254, fe80::/10) never, whatever the entries; an IP address does not
+admit itself; and plain ``http`` only to addresses inside a CIDR entry (never across the public
+internet). ``VOICETICKET_EGRESS_ALLOW_TENANT_HOSTS=false`` (``allow_tenant_hosts=False``) turns
+tenant hosts off: then only the entries allow anything.
+
 Entries (``VOICETICKET_EGRESS_ALLOWED_HOSTS``)::
 
     api.twilio.com          https, port 443
@@ -36,7 +47,9 @@ import re
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -99,8 +112,9 @@ class EgressPolicy:
                 networks.append(parsed)
         return cls(tuple(rules), tuple(networks))
 
-    def check_url(self, url: httpx.URL, provider: str) -> None:
-        """Scheme, user-info, host and port of ``url``; raises ``EgressDenied``."""
+    def check_url(self, url: httpx.URL, provider: str, tenant: Sequence[HostRule] = ()) -> None:
+        """Scheme, user-info, host and port of ``url``; raises ``EgressDenied``. ``tenant``: the
+        origins of the tenant's configured servers (``tenant_hosts``), allowed as they are."""
 
         scheme = url.scheme
         if scheme not in DEFAULT_PORTS:
@@ -108,6 +122,8 @@ class EgressPolicy:
         host = _normalise_host(url.raw_host.decode("ascii"))
         if url.userinfo:  # never echo it: it may be a password
             raise EgressDenied(f"egress refused ({provider}): URL to {host!r} carries user-info")
+        if HostRule(scheme, host, url.port or DEFAULT_PORTS[scheme]) in tenant:
+            return
         candidates = [rule for rule in self.rules if rule.matches_host(host)]
         if not candidates:
             raise EgressDenied(f"egress refused ({provider}): host {host!r} is not in the egress allow-list")
@@ -121,17 +137,39 @@ class EgressPolicy:
         if not any(rule.port is None or rule.port == port for rule in candidates):
             raise EgressDenied(f"egress refused ({provider}): port {port} is not allowed for host {host!r}")
 
-    def check_address(self, host: str, address: IPAddress, provider: str) -> None:
-        """The address rule for one address ``host`` resolved to (or is); raises ``EgressDenied``."""
+    def tenant_scheme(self, host: str, port: int, tenant: Sequence[HostRule]) -> str | None:
+        """None when an entry allows connections to ``host:port`` (over a scheme the tenant
+        origins use, if any reach it); else the scheme a tenant host is reached over: ``https``
+        if a tenant origin says so, ``http`` otherwise (also when none is visible: the strictest)."""
+        host = _normalise_host(host)
+        schemes = {rule.scheme for rule in tenant if rule.host == host and rule.port == port}
+        entries = [r for r in self.rules if r.matches_host(host) and r.port in (None, port)]
+        if entries and (not schemes or any(r.scheme in schemes for r in entries)):
+            return None
+        return "https" if "https" in schemes else "http"
 
+    def _in_networks(self, address: IPAddress) -> bool:
         embedded = _embedded_ipv4(address)
-        if any(
+        return any(
             a in n
             for a in (address, embedded)
             if a is not None
             for n in self.networks
             if a.version == n.version
-        ):
+        )
+
+    def check_address(
+        self, host: str, address: IPAddress, provider: str, tenant_scheme: str | None = None
+    ) -> None:
+        """The address rule for one address ``host`` resolved to (or is); raises ``EgressDenied``.
+        ``tenant_scheme``: ``host`` is only a tenant host (no entry names it), reached over that
+        scheme: the stricter rule of the module docstring."""
+
+        if tenant_scheme is not None:
+            self._check_tenant_address(_normalise_host(host), address, provider, tenant_scheme)
+            return
+        embedded = _embedded_ipv4(address)
+        if self._in_networks(address):
             return
         host = _normalise_host(host)
         literal = _ip(host)
@@ -143,6 +181,52 @@ class EgressPolicy:
                 f"egress refused ({provider}): host {host!r} resolves to {category} address {address}"
                 " (allow it with a CIDR entry)"
             )
+
+    def _check_tenant_address(self, host: str, address: IPAddress, provider: str, scheme: str) -> None:
+        category = _non_public(_embedded_ipv4(address) or address)
+        if category == "link-local":
+            raise EgressDenied(
+                f"egress refused ({provider}): tenant host {host!r} resolves to link-local address {address}"
+            )
+        if self._in_networks(address):
+            return
+        if category is not None:
+            raise EgressDenied(
+                f"egress refused ({provider}): tenant host {host!r} resolves to {category} address {address}"
+                " (allow it with a CIDR entry)"
+            )
+        if scheme != "https":
+            raise EgressDenied(
+                f"egress refused ({provider}): plain http to tenant host {host!r} at public address"
+                f" {address} (use https)"
+            )
+
+
+_tenant_origins: ContextVar[tuple[HostRule, ...]] = ContextVar("voiceticket_tenant_origins", default=())
+
+
+@contextmanager
+def tenant_hosts(*base_urls: str) -> Iterator[None]:
+    """Allow the origins (scheme, host, port) of ``base_urls``, a tenant's configured provider
+    servers, for the requests made in this block (module docstring: tenant hosts). A URL that is
+    not an absolute http(s) one without user-info admits nothing."""
+
+    token = _tenant_origins.set(tuple(rule for url in base_urls if (rule := _origin(url)) is not None))
+    try:
+        yield
+    finally:
+        _tenant_origins.reset(token)
+
+
+def _origin(base_url: str) -> HostRule | None:
+    try:
+        url = httpx.URL(base_url)
+        host = _normalise_host(url.raw_host.decode("ascii"))
+    except (httpx.InvalidURL, UnicodeDecodeError):
+        return None
+    if url.scheme not in DEFAULT_PORTS or url.userinfo or not host or "*" in host:
+        return None
+    return HostRule(url.scheme, host, url.port or DEFAULT_PORTS[url.scheme])
 
 
 def _parse_entry(entry: str) -> HostRule | IPNetwork:
@@ -281,8 +365,9 @@ class _CheckedAddressBackend(httpcore.AsyncNetworkBackend):
         addresses = [ipaddress.ip_address(name) for name in names]
         if not addresses:
             raise httpcore.ConnectError(f"{host!r} resolved to no address")
+        tenant_scheme = self._policy.tenant_scheme(host, port, _tenant_origins.get())
         for address in addresses:  # all of them, so that no answer order lets a bad one through
-            self._policy.check_address(host, address, self._provider)
+            self._policy.check_address(host, address, self._provider, tenant_scheme)
         return addresses
 
     async def connect_unix_socket(
@@ -320,7 +405,7 @@ class AllowListTransport(httpx.AsyncBaseTransport):
 
     ``inner`` replaces the network (tests with ``httpx.MockTransport``): the address rule is then
     the inner transport's business, the URL rules still apply. ``resolver`` and ``verify`` are
-    for tests too (a stub DNS, a local CA).
+    for tests too (a stub DNS, a local CA). ``allow_tenant_hosts`` False ignores ``tenant_hosts``.
     """
 
     def __init__(
@@ -331,9 +416,11 @@ class AllowListTransport(httpx.AsyncBaseTransport):
         *,
         resolver: Resolver | None = None,
         verify: ssl.SSLContext | bool = True,
+        allow_tenant_hosts: bool = True,
     ) -> None:
         self._policy = EgressPolicy.parse(allowed_hosts)
         self._provider = provider
+        self._allow_tenant_hosts = allow_tenant_hosts
         self._inner = inner or _checked_address_transport(
             self._policy, provider, resolver or system_resolver, verify
         )
@@ -347,7 +434,8 @@ class AllowListTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         try:
-            self._policy.check_url(request.url, self._provider)
+            tenant = _tenant_origins.get() if self._allow_tenant_hosts else ()
+            self._policy.check_url(request.url, self._provider, tenant)
         except EgressDenied:
             self._denied()
             raise
@@ -418,9 +506,11 @@ def url_template(path: str) -> str:
     return "/".join(segments)
 
 
-def provider_client(provider: str, allowed_hosts: Sequence[str], timeout: float = 30.0) -> httpx.AsyncClient:
+def provider_client(
+    provider: str, allowed_hosts: Sequence[str], timeout: float = 30.0, *, allow_tenant_hosts: bool = True
+) -> httpx.AsyncClient:
     return httpx.AsyncClient(
-        transport=AllowListTransport(allowed_hosts, provider),
+        transport=AllowListTransport(allowed_hosts, provider, allow_tenant_hosts=allow_tenant_hosts),
         timeout=httpx.Timeout(timeout, connect=10.0),
     )
 

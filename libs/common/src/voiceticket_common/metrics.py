@@ -18,9 +18,10 @@ import contextvars
 import functools
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Response
 from opentelemetry import baggage, trace
@@ -33,8 +34,13 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 from pydantic import BaseModel
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from .bus.progress import ConsumerProgress
 
 log = logging.getLogger(__name__)
 
@@ -101,11 +107,70 @@ DROPPED = _counter(
     "erasure or its tenant's removal); group follower: a followed record (config.changed) that was "
     "unreadable or whose handler failed. Neither retried nor dead-lettered.",
 )
-CONSUMER_LAG = _gauge(
-    "voiceticket_consumer_lag",
-    "group topic partition",
-    "Records behind the partition's high watermark after the last commit.",
-)
+
+
+class _ConsumerCollector(Collector):
+    """Each running consumer's lag and work in flight, read from the consumer at scrape time
+    (``ConsumerProgress``, no I/O), so the figures follow rebalances: a partition handed to
+    another member leaves this member's series at once, and a consumer that stopped making
+    progress shows its lag growing instead of its last commit's figure."""
+
+    def __init__(self) -> None:
+        self._sources: dict[str, Callable[[], ConsumerProgress | None]] = {}
+
+    @contextmanager
+    def tracked(self, group: str, source: Callable[[], ConsumerProgress | None]) -> Iterator[None]:
+        self._sources[group] = source
+        try:
+            yield
+        finally:
+            if self._sources.get(group) is source:
+                del self._sources[group]
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        lag = GaugeMetricFamily(
+            "voiceticket_consumer_lag",
+            "Records behind the end of each partition this member holds (last stable offset or "
+            "high-water mark), counted from the offset it committed; in-flight records included.",
+            labels=["group", "topic", "partition"],
+        )
+        in_flight = GaugeMetricFamily(
+            "voiceticket_consumer_in_flight",
+            "Records this member has taken and not finished (running or waiting behind their key).",
+            labels=["group"],
+        )
+        partitions = GaugeMetricFamily(
+            "voiceticket_consumer_partitions",
+            "Partitions assigned to this member (Kafka only).",
+            labels=["group"],
+        )
+        for group, source in list(self._sources.items()):
+            try:
+                progress = source()
+            except Exception:  # a scrape never fails on one consumer's figures
+                log.debug("consumer progress unavailable", extra={"group": group}, exc_info=True)
+                continue
+            if progress is None:
+                continue
+            in_flight.add_metric([group], progress.in_flight)
+            if progress.partitions is not None:
+                partitions.add_metric([group], progress.partitions)
+            for (topic, partition), behind in sorted(progress.partition_lags.items()):
+                lag.add_metric([group, topic, str(partition)], max(0, behind))
+        yield from (lag, in_flight, partitions)
+
+
+_CONSUMERS = _ConsumerCollector()
+REGISTRY.register(_CONSUMERS)
+
+
+def consumer_tracked(
+    group: str, source: Callable[[], ConsumerProgress | None]
+) -> AbstractContextManager[None]:
+    """While open, ``/metrics`` reports ``group``'s lag, in-flight records and partitions as
+    ``source`` (the bus's ``consumer_progress``) answers at each scrape."""
+    return _CONSUMERS.tracked(group, source)
+
 
 # -- providers (Twilio, OpenAI, Jira) ----------------------------------------------------------
 PROVIDER_REQUESTS = _counter(
@@ -243,10 +308,6 @@ def dropped(group: str, reason: str) -> None:
 
     DROPPED.labels(group, reason).inc()
     trace.get_current_span().add_event("voiceticket.dropped", {"reason": reason})
-
-
-def set_consumer_lag(group: str, topic: str, partition: int, lag: int) -> None:
-    CONSUMER_LAG.labels(group, topic, str(partition)).set(max(0, lag))
 
 
 # -- providers ---------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ OpenAI and voice defaults from here.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, SecretStr, model_validator
 
@@ -180,9 +180,57 @@ class TwilioTenant(_Section):
     twilio_auth_token: SecretStr | None = None
 
 
-class OpenAITenant(_Section):
-    openai_base_url: str = DEFAULT_OPENAI_BASE_URL
-    openai_api_key: SecretStr | None = None
+_Key = TypeVar("_Key", str, SecretStr)
+
+
+def provider_settings(
+    own_url: str | None, own_key: _Key | None, openai_url: str | None, openai_key: _Key | None
+) -> tuple[str, _Key | None]:
+    """One provider's (speech-to-text's, the LLM's) base URL and key: its own, else the tenant's
+    OpenAI settings. The OpenAI key goes only to the OpenAI base URL: a provider with a URL of
+    its own and no key of its own gets no key (config-api and the views resolve alike)."""
+    shared = (openai_url or DEFAULT_OPENAI_BASE_URL).rstrip("/")
+    url = (own_url or shared).rstrip("/")
+    if _present(own_key):
+        return url, own_key
+    return url, (openai_key if url == shared and _present(openai_key) else None)
+
+
+def _present(key: str | SecretStr | None) -> bool:
+    return bool(key.get_secret_value() if isinstance(key, SecretStr) else key)
+
+
+class _ProviderTenant(_Section):
+    """A tenant's one OpenAI-compatible provider, as config-api resolves it (``provider_settings``).
+
+    An older config-api, or a hand-written config, sends ``openai_base_url`` and ``openai_api_key``
+    instead: they stand for the provider, by the same rule."""
+
+    provider: ClassVar[str]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_openai_settings(cls, data: object) -> object:
+        if not isinstance(data, Mapping):
+            return data
+        rest = {k: v for k, v in data.items() if k not in ("openai_base_url", "openai_api_key")}
+        url_field, key_field = f"{cls.provider}_base_url", f"{cls.provider}_api_key"
+        url, key = provider_settings(
+            data.get(url_field), data.get(key_field), data.get("openai_base_url"), data.get("openai_api_key")
+        )
+        return rest | {url_field: url, key_field: key}
+
+
+class SpeechToTextTenant(_ProviderTenant):
+    provider: ClassVar[str] = "speech_to_text"
+    speech_to_text_base_url: str = DEFAULT_OPENAI_BASE_URL
+    speech_to_text_api_key: SecretStr | None = None
+
+
+class LlmTenant(_ProviderTenant):
+    provider: ClassVar[str] = "llm"
+    llm_base_url: str = DEFAULT_OPENAI_BASE_URL
+    llm_api_key: SecretStr | None = None
 
 
 class RedactionTenant(_Section):
@@ -191,7 +239,7 @@ class RedactionTenant(_Section):
     compiled once per distinct settings by ``redaction.tenant_redactor``); None: the default policy."""
 
 
-class TranscriberTenant(TwilioTenant, OpenAITenant, RedactionTenant):
+class TranscriberTenant(TwilioTenant, SpeechToTextTenant, RedactionTenant):
     transcription_model: str = DEFAULT_TRANSCRIPTION_MODEL
     vocabulary: tuple[str, ...] = ()
     """Product names and terms, sent to speech-to-text so it spells them right."""
@@ -200,7 +248,7 @@ class TranscriberTenant(TwilioTenant, OpenAITenant, RedactionTenant):
     """``openai``, ``local`` or None (see :data:`TranscriptionBackend`)."""
 
 
-class AnalyzerTenant(OpenAITenant, RedactionTenant):
+class AnalyzerTenant(LlmTenant, RedactionTenant):
     analysis_model: str = DEFAULT_ANALYSIS_MODEL
     provider_concurrency: LlmConcurrency = LlmConcurrency()
 
@@ -296,14 +344,6 @@ class _ViewWithTwilio(Protocol):
     def tenant(self) -> TwilioTenant: ...
 
 
-class _ViewWithOpenAI(Protocol):
-    @property
-    def tenant_id(self) -> str: ...
-
-    @property
-    def tenant(self) -> OpenAITenant: ...
-
-
 class _TwilioAccess:
     def twilio_account(self: _ViewWithTwilio, account_sid: str = "") -> TwilioAccount:
         """The tenant's Twilio account; ``account_sid`` stands in when the tenant names none.
@@ -316,12 +356,6 @@ class _TwilioAccess:
         )
 
 
-class _OpenAIAccess:
-    def openai_api_key(self: _ViewWithOpenAI) -> SecretStr:
-        """The tenant's OpenAI key; PermanentError when it has none (no retry brings one)."""
-        return _required(self.tenant_id, self.tenant.openai_api_key, "openai_api_key")
-
-
 class IngressView(_TwilioAccess, RuntimeView):
     """Answers calls with the line's texts and voice; checks Twilio's signatures."""
 
@@ -330,27 +364,38 @@ class IngressView(_TwilioAccess, RuntimeView):
     tenant: TwilioTenant
 
 
-class TranscriberView(_TwilioAccess, _OpenAIAccess, RuntimeView):
-    """Downloads the recording from Twilio, transcribes it with the tenant's OpenAI."""
+class TranscriberView(_TwilioAccess, RuntimeView):
+    """Downloads the recording from Twilio, transcribes it with the tenant's speech-to-text provider
+    (``speech_to_text_base_url``; never the LLM's key)."""
 
     role: ClassVar[str] = "transcriber"
     line: TranscriberLine
     tenant: TranscriberTenant
 
     def transcription_backend(self) -> str:
-        """The tenant's ``transcription_backend``; unset: ``openai`` with an OpenAI key, else ``local``."""
+        """The tenant's ``transcription_backend``; unset: ``openai`` with a speech-to-text key (its
+        own or the OpenAI one), else ``local``."""
         if self.tenant.transcription_backend:
             return self.tenant.transcription_backend
-        key = self.tenant.openai_api_key
+        key = self.tenant.speech_to_text_api_key
         return TRANSCRIPTION_OPENAI if key is not None and key.get_secret_value() else TRANSCRIPTION_LOCAL
 
+    def speech_to_text_api_key(self) -> SecretStr:
+        """The speech-to-text provider's key; PermanentError when it has none (no retry brings one)."""
+        return _required(self.tenant_id, self.tenant.speech_to_text_api_key, "speech_to_text_api_key")
 
-class AnalyzerView(_OpenAIAccess, RuntimeView):
-    """Analyses the transcript with the tenant's OpenAI; no Twilio, no Jira."""
+
+class AnalyzerView(RuntimeView):
+    """Analyses the transcript with the tenant's language model (``llm_base_url``); no Twilio, no
+    Jira, never the speech-to-text key."""
 
     role: ClassVar[str] = "analyzer"
     line: AnalyzerLine
     tenant: AnalyzerTenant
+
+    def llm_api_key(self) -> SecretStr:
+        """The language model's key; PermanentError when it has none (no retry brings one)."""
+        return _required(self.tenant_id, self.tenant.llm_api_key, "llm_api_key")
 
 
 class JiraWriterView(RuntimeView):

@@ -76,6 +76,14 @@ class ServiceSettings(KafkaClientSettings):
         "in (loopback, private and link-local addresses are refused otherwise); see "
         "voiceticket_common.http. Anything else is refused; a malformed entry fails start-up.",
     )
+    egress_allow_tenant_hosts: bool = Field(
+        default=True,
+        description="Also allow each tenant's configured speech-to-text and LLM servers "
+        "(speech_to_text_base_url, llm_base_url, openai_base_url) for that tenant's requests to that "
+        "provider, by the stricter tenant-host rule of voiceticket_common.http (public addresses, or "
+        "a CIDR entry's; never link-local; plain http only inside a CIDR entry). Off: only "
+        "egress_allowed_hosts.",
+    )
     health_host: str = "127.0.0.1"
     health_port: int = 0
     health_check_timeout_seconds: float = Field(

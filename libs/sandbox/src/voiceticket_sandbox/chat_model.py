@@ -15,6 +15,8 @@ import jsonschema
 from voiceticket_sandbox import text_clues
 
 _TRANSCRIPT = re.compile(r"<transcript>(.*?)</transcript>", re.DOTALL)
+# How a prompt asks for the texts in one language ("... in the language with ISO 639-1 code 'en'").
+_REQUESTED_LANGUAGE = re.compile(r"language with ISO 639-1 code '([a-z]{2})'")
 _URGENCY_RANK = {
     "highest": 5, "critical": 5, "blocker": 5, "urgent": 5, "emergency": 5, "p1": 5,
     "high": 4, "major": 4, "p2": 4,
@@ -55,6 +57,16 @@ def transcript_from_messages(messages: list[dict[str, Any]]) -> str:
     return user_texts[-1].strip() if user_texts else ""
 
 
+def requested_language(messages: list[dict[str, Any]]) -> str | None:
+    """The language the system messages ask the texts to be written in, if they name one."""
+    for message in messages:
+        if message.get("role") in ("system", "developer"):
+            match = _REQUESTED_LANGUAGE.search(_text_of(message.get("content")))
+            if match:
+                return match.group(1)
+    return None
+
+
 def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
@@ -63,10 +75,15 @@ def _text_of(content: Any) -> str:
     return ""
 
 
-def answer(schema: dict[str, Any], transcript: str) -> Any:
+def answer(schema: dict[str, Any], transcript: str, write_in: str | None = None) -> Any:
     """An object for ``schema`` inferred from ``transcript``; raises ValidationError if the rules
-    could not satisfy the schema."""
-    value = _Filler(schema, transcript).fill(schema, None)
+    could not satisfy the schema.
+
+    ``write_in``: the language the summary and description are asked for. This model cannot
+    translate: when the transcript is in another language, it marks them as translated, ``[en] ...``
+    (the caller's words after the marker), so a test sees that the request reached the model and
+    the answer came back as asked."""
+    value = _Filler(schema, transcript, write_in).fill(schema, None)
     jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)(schema).validate(
         value
     )
@@ -74,9 +91,11 @@ def answer(schema: dict[str, Any], transcript: str) -> Any:
 
 
 class _Filler:
-    def __init__(self, root: dict[str, Any], transcript: str) -> None:
+    def __init__(self, root: dict[str, Any], transcript: str, write_in: str | None = None) -> None:
         self.root = root
         self.text = text_clues.clean(transcript)
+        spoken = text_clues.guess_language(self.text)
+        self.marker = f"[{write_in}] " if write_in and write_in != spoken else ""
 
     def resolve(self, node: Any) -> Any:
         while isinstance(node, dict) and isinstance(node.get("$ref"), str):
@@ -148,8 +167,10 @@ class _Filler:
     def string_for(self, name: str | None) -> str:
         role = self.role(name)
         if role == "summary":
-            return text_clues.summary_sentence(self.text)[:255]
-        if role in ("description", "transcript"):
+            return (self.marker + text_clues.summary_sentence(self.text))[:255]
+        if role == "description":
+            return self.marker + self.text
+        if role == "transcript":
             return self.text
         if role == "intent":
             return " ".join(text_clues.summary_sentence(self.text).rstrip(".!?").split()[:8])

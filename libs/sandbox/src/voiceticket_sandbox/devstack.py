@@ -2,6 +2,11 @@
 
 Used by the end-to-end tests and by ``make demo``. Postgres is used when a DSN is given (tests);
 otherwise each stateful service gets its own SQLite file in the work directory (the demo).
+
+``replicas`` runs several processes of a consumer service (one consumer group, as a deployment
+scales them); the chaos suite kills, terminates and restarts them by name (:meth:`Stack.kill`,
+:meth:`Stack.terminate`, :meth:`Stack.restart`). The first replica keeps the service's name, the
+others are ``<name>-2``, ``<name>-3``, ...
 """
 
 from __future__ import annotations
@@ -35,6 +40,11 @@ from .demo_tenant import (  # noqa: F401 - re-exported for the tests
 from .processes import ServiceProcess, free_port
 
 ROLES = ("ingress", "transcriber", "analyzer", "jira-writer", "notifier")
+
+
+def replica_name(service: str, replica: int) -> str:
+    """The process name of ``service``'s replica number ``replica`` (from 1)."""
+    return service if replica == 1 else f"{service}-{replica}"
 
 
 @dataclass
@@ -96,6 +106,9 @@ class Stack:
     database_prefix: str = ""
     """Before each service's database name on the Postgres server: two stacks on one server need
     their own (a stack's config-api database holds secrets wrapped by that stack's master key)."""
+    replicas: dict[str, int] = field(default_factory=dict)
+    """Processes per service (default 1). Replicas share their service's database and consumer
+    group; each has its own health port. Ingress takes one (its URL is the stack's)."""
 
     # -- start-up --------------------------------------------------------------------------
     def start(self, services: tuple[str, ...] = ("ingress", *ROLES[1:]), timeout: float = 120.0) -> None:
@@ -185,6 +198,13 @@ class Stack:
         proc.wait_ready(deadline)
 
     def _start_service(self, name: str) -> None:
+        count = self.replicas.get(name, 1)
+        if count < 1 or (name == "ingress" and count != 1):
+            raise ValueError(f"{name}: {count} replicas (ingress runs exactly one)")
+        for replica in range(1, count + 1):
+            self._start_replica(name, replica_name(name, replica))
+
+    def _start_replica(self, name: str, process_name: str) -> None:
         health = free_port()
         env = {
             "VOICETICKET_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
@@ -211,11 +231,37 @@ class Stack:
         if name == "notifier":
             env["VOICETICKET_DATABASE_URL"] = self._database("notifier")
             env["VOICETICKET_TWILIO_API_BASE_URL"] = self.sandbox.twilio
-        self._spawn(name, f"voiceticket_{name.replace('-', '_')}", env, ready)
+        self._spawn(process_name, f"voiceticket_{name.replace('-', '_')}", env, ready)
 
     def stop(self) -> None:
         for proc in reversed(list(self.processes.values())):
             proc.stop()
+
+    # -- faults (the chaos suite) --------------------------------------------------------------
+    def replicas_of(self, service: str) -> list[str]:
+        """The process names of ``service``'s replicas, the first one first."""
+        names = (replica_name(service, r) for r in range(1, self.replicas.get(service, 1) + 1))
+        return [name for name in names if name in self.processes]
+
+    def kill(self, name: str) -> None:
+        """SIGKILL process ``name`` (a crash or an OOM kill: no shutdown code runs)."""
+        self.processes[name].kill()
+
+    def terminate(self, name: str, timeout: float = 30.0) -> None:
+        """SIGTERM process ``name`` and wait for it to exit (SIGKILL after ``timeout``)."""
+        self.processes[name].stop(timeout)
+
+    def is_running(self, name: str) -> bool:
+        process = self.processes[name].process
+        return process is not None and process.poll() is None
+
+    def restart(self, name: str, timeout: float = 120.0) -> None:
+        """Start process ``name`` again with the same settings (ports, database, group) and wait
+        until it is ready; stops it first (SIGTERM) if it still runs."""
+        proc = self.processes[name]
+        proc.stop()
+        proc.start()
+        proc.wait_ready(time.monotonic() + timeout)
 
     # -- observation -----------------------------------------------------------------------
     def topic(self, name: str) -> str:

@@ -8,7 +8,9 @@ the sha256 of the audio bytes, and the same bytes uploaded here get that text ba
 answered with ``{"text": ""}``, as a silent recording would be.
 
 ``/v1/chat/completions`` is no language model either: ``chat_model`` fills the requested JSON schema
-from keyword rules over the transcript. Only ``response_format.type == "json_schema"`` is served.
+from keyword rules over the transcript (summary and description marked ``[en] ...`` when the prompt
+asks for another language than the caller's: it cannot translate). Only
+``response_format.type == "json_schema"`` is served.
 
 Behaviour knobs, ``PUT /_sandbox/behaviour`` (``GET`` reads them, ``DELETE`` restores defaults):
 
@@ -206,7 +208,9 @@ def _openai_api(state: SandboxState) -> APIRouter:
             return JSONResponse(_completion(payload, json.dumps(gullible, ensure_ascii=False)))
         transcript = chat_model.transcript_from_messages(payload.get("messages", []))
         try:
-            content = json.dumps(chat_model.answer(schema, transcript), ensure_ascii=False)
+            messages = payload.get("messages", [])
+            write_in = chat_model.requested_language(messages)
+            content = json.dumps(chat_model.answer(schema, transcript, write_in), ensure_ascii=False)
         except jsonschema.ValidationError as exc:
             return _error(500, f"sandbox model could not satisfy the schema: {exc.message}")
         return JSONResponse(_completion(payload, content))
@@ -252,7 +256,9 @@ def _transcription_response(text: str, audio: bytes, form: Any, phantom: bool = 
         body = f"1\n{cue}" if response_format == "srt" else f"WEBVTT\n\n{cue}"
         return PlainTextResponse(body)
     if response_format == "verbose_json":
-        language = form.get("language") or text_clues.guess_language(text)
+        # OpenAI names the language in English words ("german"), not by its code.
+        code = form.get("language") or text_clues.guess_language(text)
+        language = _LANGUAGE_NAMES.get(code, code)
         # A phantom is what Whisper emits for silence: it rates such a segment as likely no speech.
         no_speech, logprob = (0.92, -1.3) if phantom else (0.01, -0.2)
         segment = {
@@ -265,6 +271,12 @@ def _transcription_response(text: str, audio: bytes, form: Any, phantom: bool = 
              "segments": [segment] if text else []}
         )  # fmt: skip
     return JSONResponse({"text": text})
+
+
+_LANGUAGE_NAMES = {
+    "en": "english", "de": "german", "fr": "french", "es": "spanish", "it": "italian",
+    "nl": "dutch", "pt": "portuguese", "pl": "polish", "sv": "swedish", "da": "danish",
+}  # fmt: skip
 
 
 def _wav_duration(audio: bytes) -> float:

@@ -588,7 +588,14 @@ AdminToken = Annotated[
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 Yes = Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")]
-CREDENTIALS = ("jira_api_token", "twilio_auth_token", "openai_api_key", "jira_oauth_token")
+CREDENTIALS = (
+    "jira_api_token",
+    "twilio_auth_token",
+    "openai_api_key",
+    "jira_oauth_token",
+    "speech_to_text_api_key",
+    "llm_api_key",
+)
 DEFAULT_CONFIG_API = "http://127.0.0.1:8085"
 
 

@@ -25,7 +25,7 @@ from openai.types.chat import (
 )
 from openai.types.shared_params import ResponseFormatJSONSchema
 
-from voiceticket_common.http import AllowListTransport, provider_client
+from voiceticket_common.http import AllowListTransport, provider_client, tenant_hosts
 from voiceticket_common.openai_client import sdk_http_client
 from voiceticket_common.openai_errors import translate_openai_error
 from voiceticket_common.resources import AsyncResource
@@ -45,13 +45,19 @@ class OpenAIChatModel(AsyncResource):
         allowed_hosts: Sequence[str],
         timeout: float = 60.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        allow_tenant_hosts: bool = True,
     ) -> None:
-        """``transport`` replaces the network under the allow-list (a test's ``httpx.MockTransport``)."""
+        """``transport`` replaces the network under the allow-list (a test's ``httpx.MockTransport``);
+        ``allow_tenant_hosts``: the target's own server is allowed (``voiceticket_common.http``)."""
         if transport is None:
-            self._http = provider_client("openai", allowed_hosts, timeout=timeout)
+            self._http = provider_client(
+                "openai", allowed_hosts, timeout=timeout, allow_tenant_hosts=allow_tenant_hosts
+            )
         else:
             self._http = httpx.AsyncClient(
-                transport=AllowListTransport(allowed_hosts, "openai", transport),
+                transport=AllowListTransport(
+                    allowed_hosts, "openai", transport, allow_tenant_hosts=allow_tenant_hosts
+                ),
                 timeout=httpx.Timeout(timeout, connect=10.0),
             )
 
@@ -70,12 +76,13 @@ class OpenAIChatModel(AsyncResource):
         }
         try:
             # The raw response: errors (4xx, 5xx, timeouts) are still raised, the body parsed below.
-            raw = await client.chat.completions.with_raw_response.create(
-                model=target.model,
-                messages=[_chat_message(m) for m in messages],
-                temperature=0,
-                response_format=response_format,
-            )
+            with tenant_hosts(target.base_url):  # the tenant's LLM server, for this request only
+                raw = await client.chat.completions.with_raw_response.create(
+                    model=target.model,
+                    messages=[_chat_message(m) for m in messages],
+                    temperature=0,
+                    response_format=response_format,
+                )
         except openai.OpenAIError as exc:
             raise translate_openai_error(exc, "analysis") from None
         return completion_from_body(raw.http_response.content)

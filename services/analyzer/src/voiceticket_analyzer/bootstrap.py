@@ -26,7 +26,11 @@ async def adapters(
     """The language-model client and the analysis ledger, closed when the service stops."""
     async with (
         open_engine(settings.database_url) as engine,
-        OpenAIChatModel(settings.egress_allowed_hosts, settings.llm_timeout_seconds) as model,
+        OpenAIChatModel(
+            settings.egress_allowed_hosts,
+            settings.llm_timeout_seconds,
+            allow_tenant_hosts=settings.egress_allow_tenant_hosts,
+        ) as model,
         vault_keys(settings) as keys,
     ):
         # Kept analyses are sealed under the call's key, as on the bus (erasure unreads them).

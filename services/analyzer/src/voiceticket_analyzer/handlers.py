@@ -153,12 +153,17 @@ async def analyze_transcript(event: CallTranscribed, deps: AnalyzerDeps) -> Sequ
                 analysis, found = redacted
                 redactions = merged_counts(redactions, found)
     if reason is not None:
-        language = event.language or ticket_language or config.line.language or "en"
+        project_language = config.line.language or "en"
+        spoken = event.detected_language or event.language or ticket_language or project_language
         intent = default_intent(request_types, config.line.request_type_id)
         # A withheld text is never summarised: the triage title stands in for the caller's words.
         words = "" if reason == REDACTION_FAILED else transcript
-        analysis = triage_analysis(words, reason, intent, language, ticket_language)
+        # The triage texts are for the agent: in the project's (line's) language in either mode.
+        analysis = triage_analysis(words, reason, intent, spoken, project_language)
         model = HEURISTIC_MODEL
+        written_in = project_language
+    else:
+        written_in = ticket_language or analysis.language
     log.info(
         "transcript analysed",
         extra={
@@ -179,6 +184,7 @@ async def analyze_transcript(event: CallTranscribed, deps: AnalyzerDeps) -> Sequ
         model=model,
         degraded=reason is not None,
         degraded_reason=reason,
+        ticket_language=written_in,
         prompt_tokens=usage.prompt_tokens if usage else None,
         completion_tokens=usage.completion_tokens if usage else None,
         estimated_cost_usd=_total_cost(event.estimated_cost_usd, usage.cost if usage else None),
@@ -189,8 +195,8 @@ async def analyze_transcript(event: CallTranscribed, deps: AnalyzerDeps) -> Sequ
 
 def language_model_target(config: AnalyzerView) -> LanguageModelTarget:
     return LanguageModelTarget(
-        base_url=config.tenant.openai_base_url,
-        api_key=config.openai_api_key(),
+        base_url=config.tenant.llm_base_url,
+        api_key=config.llm_api_key(),
         model=config.tenant.analysis_model,
     )
 

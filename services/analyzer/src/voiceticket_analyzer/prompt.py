@@ -106,7 +106,9 @@ def analysis_schema(intents: Sequence[str]) -> dict[str, Any]:
 def messages(transcript: str, ticket_language: str | None) -> list[dict[str, str]]:
     rule = (
         f"Write summary and description in the language with ISO 639-1 code '{ticket_language}',"
-        " whatever language the caller spoke."
+        " whatever language the caller spoke: when the caller spoke another language, translate"
+        " what they said into it. Entity values stay exactly as stated, and language is still the"
+        " language the caller spoke."
         if ticket_language
         else "Write summary and description in the language the caller spoke."
     )

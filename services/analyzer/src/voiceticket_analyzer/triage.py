@@ -6,8 +6,9 @@ voicemail without recognisable speech (a silent or noise-only recording) and for
 refuses or keeps answering off-schema. The analysis is deliberately plain: the summary is the
 transcript's first sentence (or a fixed title when there is no transcript), the intent is the
 line's default request type, the priority medium, the sentiment neutral, no entities; the
-description tells the agent why and what to do, in the ticket language where the line enforces
-one (English, German, Spanish and French texts; English otherwise).
+description tells the agent why and what to do, in the project's (the line's) language whatever
+the line's mode and whatever the caller spoke (English, German, Spanish and French texts; English
+for any other).
 """
 
 from __future__ import annotations

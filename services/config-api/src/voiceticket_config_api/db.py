@@ -36,7 +36,14 @@ from voiceticket_common.runtime_views import (
 from voiceticket_common.runtime_views import DEFAULT_RECORDING_NOTICE as DEFAULT_RECORDING_NOTICE
 
 # Tenant secret fields; the column holds "<kid>:<fernet token>", never plaintext.
-SECRET_FIELDS = ("jira_api_token", "twilio_auth_token", "openai_api_key", "jira_oauth_token")
+SECRET_FIELDS = (
+    "jira_api_token",
+    "twilio_auth_token",
+    "openai_api_key",
+    "jira_oauth_token",
+    "speech_to_text_api_key",
+    "llm_api_key",
+)
 
 
 def utcnow() -> datetime:
@@ -63,6 +70,12 @@ class Tenant(Base):
     twilio_auth_token_enc: Mapped[str | None] = mapped_column(Text)
     openai_base_url: Mapped[str] = mapped_column(String(500), default=DEFAULT_OPENAI_BASE_URL)
     openai_api_key_enc: Mapped[str | None] = mapped_column(Text)
+    # Speech-to-text's and the LLM's own server and key; null: openai_base_url (and, at that URL,
+    # openai_api_key): voiceticket_common.runtime_views.provider_settings.
+    speech_to_text_base_url: Mapped[str | None] = mapped_column(String(500))
+    speech_to_text_api_key_enc: Mapped[str | None] = mapped_column(Text)
+    llm_base_url: Mapped[str | None] = mapped_column(String(500))
+    llm_api_key_enc: Mapped[str | None] = mapped_column(Text)
     transcription_model: Mapped[str] = mapped_column(String(100), default=DEFAULT_TRANSCRIPTION_MODEL)
     # Product names and terms sent to speech-to-text as its prompt, so they are spelled right.
     vocabulary: Mapped[list[str]] = mapped_column(JSON, default=list)

@@ -3,8 +3,10 @@ providers with its stored credentials, answered with each provider's own short a
 
 Jira: ``GET /rest/servicedeskapi/servicedesk`` (the service desks the account sees; basic auth or
 the OAuth 2.0 bearer token at Atlassian's gateway); Twilio: ``GET /2010-04-01/Accounts/{Sid}.json``;
-OpenAI or an OpenAI-compatible server: ``GET {openai_base_url}/models``. Every request goes
-through the egress guard (``CONFIG_API_EGRESS_ALLOWED_HOSTS``). An answer is the status line and
+OpenAI or an OpenAI-compatible server: ``GET {base_url}/models``, once when speech-to-text and the
+LLM use the same server and key (``openai``), else once each (``speech_to_text``, ``llm``). Every
+request goes through the egress guard (``CONFIG_API_EGRESS_ALLOWED_HOSTS``, and the tenant's own
+provider hosts unless ``CONFIG_API_EGRESS_ALLOW_TENANT_HOSTS`` is off). An answer is the status line and
 a trimmed message; never a credential (the provider's answer is scrubbed of it, and of anything
 shaped like a key or a phone number). Admin scope; audited as ``tenant.connection_test``.
 """
@@ -21,7 +23,7 @@ import httpx
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from pydantic import BaseModel, Field
 
-from voiceticket_common.http import EgressDenied, provider_client
+from voiceticket_common.http import EgressDenied, provider_client, tenant_hosts
 from voiceticket_common.privacy import redact_phone_numbers
 
 from .audit import AuditDep, audited, tenant_target
@@ -32,13 +34,13 @@ from .deps import Keys, Session
 from .openapi import AUTH_ERRORS, errors
 from .schemas import TENANT_ID_HELP, TENANT_ID_PATTERN
 from .settings import Settings
-from .store import get_secret
+from .store import get_secret, provider_endpoint
 
 router = APIRouter(
     prefix="/v1", tags=["admin"], dependencies=[Depends(require_role(ADMIN))], responses=AUTH_ERRORS
 )
 TenantIdPath = Annotated[str, Path(pattern=TENANT_ID_PATTERN, description=TENANT_ID_HELP, examples=["acme"])]
-Provider = Literal["jira", "twilio", "openai"]
+Provider = Literal["jira", "twilio", "openai", "speech_to_text", "llm"]
 TIMEOUT_SECONDS = 10.0
 MAX_ANSWER = 240
 _KEY_LIKE = re.compile(r"\b(?:sk|vtk|rk|pk)[-_][A-Za-z0-9*_\-.]{6,}|\bAT[A-Za-z0-9_\-]{20,}")
@@ -55,7 +57,10 @@ class ProviderResult(BaseModel):
 
 
 class ConnectionTestOut(BaseModel):
-    results: list[ProviderResult] = Field(description="jira, twilio, openai, in this order")
+    results: list[ProviderResult] = Field(
+        description="jira, twilio, then openai, in this order; speech_to_text and llm instead of "
+        "openai when the two use different servers or keys"
+    )
 
 
 @dataclass
@@ -69,6 +74,8 @@ class Probe:
     summarise: Callable[[Any], tuple[bool, str]] = lambda _: (True, "")
     missing: str = ""
     secrets: tuple[str, ...] = ()
+    tenant_host: str = ""
+    """The tenant's configured server (a base URL) this read goes to: allowed as a tenant host."""
 
 
 def _secret(tenant: Tenant, name: str, keys: KeyRing) -> str | None:
@@ -97,13 +104,10 @@ def _account(body: Any) -> tuple[bool, str]:
     return status == "active", f"account {name!r} is {status}"
 
 
-def _models(tenant: Tenant) -> Callable[[Any], tuple[bool, str]]:
+def _models(wanted: list[tuple[str, str]]) -> Callable[[Any], tuple[bool, str]]:
     def summarise(body: Any) -> tuple[bool, str]:
         data = body.get("data", []) if isinstance(body, dict) else []
         ids = {m.get("id") for m in data if isinstance(m, dict)}
-        wanted = [("analysis", tenant.analysis_model)]
-        if tenant.transcription_backend != "local":
-            wanted.append(("transcription", tenant.transcription_model))
         notes = [f"{what} model {m} {'listed' if m in ids else 'NOT listed'}" for what, m in wanted]
         return True, f"{len(ids)} models; " + ", ".join(notes)
 
@@ -139,27 +143,54 @@ def _twilio(tenant: Tenant, keys: KeyRing, base_url: str) -> Probe:
     return probe
 
 
-def _openai(tenant: Tenant, keys: KeyRing) -> Probe:
-    probe = Probe("openai", f"{tenant.openai_base_url.rstrip('/')}/models", summarise=_models(tenant))
-    key = _secret(tenant, "openai_api_key", keys)
-    if key is None:
-        probe.missing = "no openai_api_key stored"
-        return probe
-    probe.headers, probe.secrets = {"Authorization": f"Bearer {key}"}, (key,)
-    return probe
+def _endpoint(tenant: Tenant, provider: str, keys: KeyRing) -> tuple[str, str | None]:
+    try:
+        return provider_endpoint(tenant, provider, keys)
+    except SecretDecryptError:
+        raise _Unusable(
+            f"the stored {provider}_api_key or openai_api_key cannot be decrypted under the current master keys"
+        ) from None
+
+
+def _model_probes(tenant: Tenant, keys: KeyRing) -> list[Probe]:
+    """``openai``: one read when speech-to-text and the LLM share a server and key (the transcription
+    model left out with the local engine); else ``speech_to_text`` and ``llm``, one each."""
+    llm = _endpoint(tenant, "llm", keys)
+    wanted: list[tuple[Provider, tuple[str, str | None], list[tuple[str, str]]]] = [
+        ("llm", llm, [("analysis", tenant.analysis_model)])
+    ]
+    if tenant.transcription_backend != "local":
+        stt = _endpoint(tenant, "speech_to_text", keys)
+        if stt == llm:
+            wanted[0][2].append(("transcription", tenant.transcription_model))
+        else:
+            wanted.insert(0, ("speech_to_text", stt, [("transcription", tenant.transcription_model)]))
+    made = []
+    for provider, (url, key), models in wanted:
+        name: Provider = "openai" if len(wanted) == 1 else provider
+        probe = Probe(name, f"{url}/models", summarise=_models(models), tenant_host=url)
+        if key is None:
+            own = "openai_api_key" if name == "openai" else f"{provider}_api_key"
+            probe.missing = f"no {own} stored" + (
+                "" if name == "openai" else " (the openai_api_key goes only to openai_base_url)"
+            )
+        else:
+            probe.headers, probe.secrets = {"Authorization": f"Bearer {key}"}, (key,)
+        made.append(probe)
+    return made
 
 
 def probes(tenant: Tenant, keys: KeyRing, settings: Settings) -> list[Probe]:
-    """The three reads, in answer order; a credential that cannot be used makes a ``missing`` one."""
-    makers: list[tuple[Provider, Callable[[], Probe]]] = [
-        ("jira", lambda: _jira(tenant, keys)),
-        ("twilio", lambda: _twilio(tenant, keys, settings.twilio_api_base_url)),
-        ("openai", lambda: _openai(tenant, keys)),
+    """The reads, in answer order; a credential that cannot be used makes a ``missing`` one."""
+    makers: list[tuple[Provider, Callable[[], list[Probe]]]] = [
+        ("jira", lambda: [_jira(tenant, keys)]),
+        ("twilio", lambda: [_twilio(tenant, keys, settings.twilio_api_base_url)]),
+        ("openai", lambda: _model_probes(tenant, keys)),
     ]
     made = []
     for provider, make in makers:
         try:
-            made.append(make())
+            made.extend(make())
         except _Unusable as exc:
             made.append(Probe(provider, missing=str(exc)))
     return made
@@ -191,14 +222,19 @@ def provider_message(body: Any) -> str:
     return ""
 
 
-async def run_probe(probe: Probe, allowed_hosts: list[str]) -> ProviderResult:
+async def run_probe(
+    probe: Probe, allowed_hosts: list[str], allow_tenant_hosts: bool = True
+) -> ProviderResult:
     if probe.missing:
         return ProviderResult(
             provider=probe.provider, ok=False, status=None, answer=f"not tested: {probe.missing}"
         )
-    client = provider_client(probe.provider, allowed_hosts, timeout=TIMEOUT_SECONDS)
+    client = provider_client(
+        probe.provider, allowed_hosts, timeout=TIMEOUT_SECONDS, allow_tenant_hosts=allow_tenant_hosts
+    )
     try:
-        response = await client.get(probe.url, auth=probe.auth, headers=probe.headers)
+        with tenant_hosts(*([probe.tenant_host] if probe.tenant_host else [])):
+            response = await client.get(probe.url, auth=probe.auth, headers=probe.headers)
     except EgressDenied as exc:
         return ProviderResult(
             provider=probe.provider, ok=False, status=None, answer=scrub(str(exc), probe.secrets)
@@ -237,7 +273,7 @@ def _result(probe: Probe, response: httpx.Response) -> ProviderResult:
 async def connection_test(
     tenant_id: TenantIdPath, request: Request, session: Session, keys: Keys, audit: AuditDep
 ) -> ConnectionTestOut:
-    """Read once at Jira, Twilio and the OpenAI-compatible server with the tenant's stored
+    """Read once at Jira, Twilio and the OpenAI-compatible server(s) with the tenant's stored
     credentials and say what each answered (200 even when a provider refused: see ``ok``)."""
     audit.about(tenant_target(tenant_id), tenant_id)
     tenant = await session.get(Tenant, tenant_id)
@@ -245,7 +281,10 @@ async def connection_test(
         raise HTTPException(404, "unknown tenant")
     settings: Settings = request.app.state.settings
     results = await asyncio.gather(
-        *(run_probe(p, list(settings.egress_allowed_hosts)) for p in probes(tenant, keys, settings))
+        *(
+            run_probe(p, list(settings.egress_allowed_hosts), settings.egress_allow_tenant_hosts)
+            for p in probes(tenant, keys, settings)
+        )
     )
     await audit.commit(
         session,

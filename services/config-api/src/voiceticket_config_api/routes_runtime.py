@@ -10,12 +10,12 @@ from fastapi import APIRouter, Depends, HTTPException, Path
 from voiceticket_common.runtime_views import VIEWS
 
 from .auth import require_role
-from .crypto import SecretDecryptError
+from .crypto import KeyRing, SecretDecryptError
 from .db import SECRET_FIELDS, Line, Tenant
 from .deps import Keys, Session
 from .openapi import AUTH_ERRORS, errors
 from .schemas import E164_RE, RuntimeLineOut
-from .store import get_secret, provider_concurrency
+from .store import get_secret, provider_concurrency, provider_endpoint
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,14 @@ ROLE_SUBFIELDS: dict[str, dict[str, tuple[str, ...]]] = {
 # (jira-writer's Twilio account, only to attach recordings: ADR 6).
 LINE_GATED: dict[str, dict[str, str]] = {
     role: dict(view.line_gated) for role, view in VIEWS.items() if view.line_gated
+}
+
+# Served resolved: field -> (provider, 0 for the URL / 1 for the key); the transcriber gets
+# speech-to-text's, the analyzer the LLM's, and neither the other's nor the bare OpenAI key.
+PROVIDER_FIELDS: dict[str, tuple[str, int]] = {
+    f"{provider}_{part}": (provider, index)
+    for provider in ("speech_to_text", "llm")
+    for index, part in enumerate(("base_url", "api_key"))
 }
 
 router = APIRouter(prefix="/v1/runtime", tags=["runtime"])
@@ -76,21 +84,29 @@ async def runtime_line(
     for field in tenant_fields:
         if not view_class.serves_gated(field, line, tenant):
             continue
-        if field in SECRET_FIELDS:
-            try:
-                view[field] = get_secret(tenant, field, keys)
-            except SecretDecryptError:
-                log.error("tenant %s: credential %s cannot be decrypted", tenant.id, field)
-                raise HTTPException(500, f"credential {field} cannot be decrypted") from None
-        elif field in subfields:
-            view[field] = _narrowed(tenant, field, subfields[field])
-        else:
-            view[field] = getattr(tenant, field)
+        try:
+            view[field] = _tenant_value(tenant, field, keys, subfields)
+        except SecretDecryptError:
+            log.error("tenant %s: credential for %s cannot be decrypted", tenant.id, field)
+            raise HTTPException(500, f"credential {field} cannot be decrypted") from None
     return {
         "tenant_id": tenant.id,
         "line": {f: getattr(line, f) for f in line_fields},
         "tenant": view,
     }
+
+
+def _tenant_value(tenant: Tenant, field: str, keys: KeyRing, subfields: dict[str, tuple[str, ...]]) -> Any:
+    """What ``field`` is served as: a provider's URL and key resolved (the OpenAI settings standing
+    in), a credential decrypted, a narrowed object, or the column. Raises ``SecretDecryptError``."""
+    if field in PROVIDER_FIELDS:
+        provider, part = PROVIDER_FIELDS[field]
+        return provider_endpoint(tenant, provider, keys)[part]
+    if field in SECRET_FIELDS:
+        return get_secret(tenant, field, keys)
+    if field in subfields:
+        return _narrowed(tenant, field, subfields[field])
+    return getattr(tenant, field)
 
 
 def _narrowed(tenant: Tenant, field: str, keys: tuple[str, ...]) -> dict[str, Any]:

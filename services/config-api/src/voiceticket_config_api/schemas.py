@@ -113,9 +113,19 @@ PROVIDER_CONCURRENCY_HELP = (
     "restores the defaults"
 )
 TRANSCRIPTION_BACKEND_HELP = (
-    "speech-to-text: openai (openai_base_url with openai_api_key: OpenAI or an OpenAI-compatible "
-    "server) or local (the transcriber's own Whisper engine; the audio never leaves it); null: "
-    "openai when the tenant has an OpenAI key, local when it has none"
+    "speech-to-text: openai (speech_to_text_base_url with speech_to_text_api_key, by default "
+    "openai_base_url with openai_api_key: OpenAI or an OpenAI-compatible server) or local (the "
+    "transcriber's own Whisper engine; the audio never leaves it); null: openai when the tenant "
+    "has a speech-to-text key (its own or the OpenAI one), local when it has none"
+)
+SPEECH_TO_TEXT_BASE_URL_HELP = (
+    "speech-to-text's own OpenAI-compatible server (a self-hosted Whisper server, say), with "
+    "speech_to_text_api_key; null: openai_base_url (with openai_api_key). Its host is allowed for "
+    "the tenant's speech-to-text requests (docs/security-privacy.md, egress)"
+)
+LLM_BASE_URL_HELP = (
+    "the language model's own OpenAI-compatible server (a vLLM, say), with llm_api_key; null: "
+    "openai_base_url (with openai_api_key). Its host is allowed for the tenant's LLM requests"
 )
 OAUTH_GATEWAY_PATH = re.compile(r"^/ex/jira/[0-9A-Za-z-]+$")
 
@@ -139,6 +149,8 @@ class CredentialName(StrEnum):
     twilio_auth_token = auto()
     openai_api_key = auto()
     jira_oauth_token = auto()
+    speech_to_text_api_key = auto()
+    llm_api_key = auto()
 
 
 if tuple(CredentialName) != db.SECRET_FIELDS:
@@ -230,6 +242,10 @@ class TenantCreate(_In):
     twilio_auth_token: Secret | None = None
     openai_base_url: HttpUrlStr = runtime_views.DEFAULT_OPENAI_BASE_URL
     openai_api_key: Secret | None = None
+    speech_to_text_base_url: HttpUrlStr | None = Field(None, description=SPEECH_TO_TEXT_BASE_URL_HELP)
+    speech_to_text_api_key: Secret | None = None
+    llm_base_url: HttpUrlStr | None = Field(None, description=LLM_BASE_URL_HELP)
+    llm_api_key: Secret | None = None
     transcription_model: ModelName = runtime_views.DEFAULT_TRANSCRIPTION_MODEL
     vocabulary: Vocabulary = Field(default_factory=list, description=VOCABULARY_HELP)
     analysis_model: ModelName = runtime_views.DEFAULT_ANALYSIS_MODEL
@@ -257,6 +273,8 @@ class TenantPatch(_In):
     jira_auth: JiraAuth | None = None
     twilio_account_sid: AccountSid | None = None
     openai_base_url: HttpUrlStr | None = None
+    speech_to_text_base_url: HttpUrlStr | None = Field(None, description=SPEECH_TO_TEXT_BASE_URL_HELP)
+    llm_base_url: HttpUrlStr | None = Field(None, description=LLM_BASE_URL_HELP)
     transcription_model: ModelName | None = None
     vocabulary: Vocabulary | None = Field(None, description=VOCABULARY_HELP)
     analysis_model: ModelName | None = None
@@ -289,6 +307,8 @@ class TenantPatch(_In):
                 "redaction",
                 "provider_concurrency",
                 "transcription_backend",
+                "speech_to_text_base_url",
+                "llm_base_url",
             }
             nulls = sorted(k for k, v in data.items() if v is None and k not in nullable)
             if nulls:
@@ -328,6 +348,10 @@ class TenantOut(_Out):
     twilio_auth_token: str | None = Field(description="masked")
     openai_base_url: str
     openai_api_key: str | None = Field(description="masked")
+    speech_to_text_base_url: str | None = Field(None, description=SPEECH_TO_TEXT_BASE_URL_HELP)
+    speech_to_text_api_key: str | None = Field(None, description="masked")
+    llm_base_url: str | None = Field(None, description=LLM_BASE_URL_HELP)
+    llm_api_key: str | None = Field(None, description="masked")
     transcription_model: str
     vocabulary: list[str]
     analysis_model: str

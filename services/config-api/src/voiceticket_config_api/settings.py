@@ -87,6 +87,10 @@ class Settings(KafkaClientSettings):
     )
     """``CONFIG_API_EGRESS_ALLOWED_HOSTS``: hosts config-api may call (Twilio, for recording deletion;
     each provider, for a tenant's connection test): the services' default list."""
+    egress_allow_tenant_hosts: bool = True
+    """``CONFIG_API_EGRESS_ALLOW_TENANT_HOSTS``: a connection test may also reach the tenant's own
+    speech-to-text and LLM servers (their hosts, by the stricter tenant-host rule of
+    ``voiceticket_common.http``); off, only ``egress_allowed_hosts``."""
     docs: bool | None = None
     """``CONFIG_API_DOCS``: serve ``/docs``, ``/redoc`` and ``/openapi.json`` without a token.
     Unset: only when ``env`` is development and config-api listens on loopback. Off, ``/docs`` and

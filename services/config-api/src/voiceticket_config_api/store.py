@@ -11,6 +11,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from voiceticket_common.events import ConfigChangeKind
+from voiceticket_common.runtime_views import provider_settings
 
 from .crypto import KeyRing, SecretDecryptError
 from .db import SECRET_FIELDS, Line, Tenant
@@ -66,6 +67,10 @@ def tenant_out(tenant: Tenant, keyring: KeyRing) -> TenantOut:
         twilio_auth_token=masked["twilio_auth_token"],
         openai_base_url=tenant.openai_base_url,
         openai_api_key=masked["openai_api_key"],
+        speech_to_text_base_url=tenant.speech_to_text_base_url,
+        speech_to_text_api_key=masked["speech_to_text_api_key"],
+        llm_base_url=tenant.llm_base_url,
+        llm_api_key=masked["llm_api_key"],
         transcription_model=tenant.transcription_model,
         vocabulary=tenant.vocabulary,
         analysis_model=tenant.analysis_model,
@@ -75,6 +80,17 @@ def tenant_out(tenant: Tenant, keyring: KeyRing) -> TenantOut:
         transcription_backend=tenant.transcription_backend,
         created_at=tenant.created_at,
         updated_at=tenant.updated_at,
+    )
+
+
+def provider_endpoint(tenant: Tenant, provider: str, keyring: KeyRing) -> tuple[str, str | None]:
+    """``speech_to_text``'s or ``llm``'s base URL and key, the OpenAI settings standing in for what
+    the tenant did not set (``runtime_views.provider_settings``). Raises ``SecretDecryptError``."""
+    return provider_settings(
+        getattr(tenant, f"{provider}_base_url"),
+        get_secret(tenant, f"{provider}_api_key", keyring),
+        tenant.openai_base_url,
+        get_secret(tenant, "openai_api_key", keyring),
     )
 
 

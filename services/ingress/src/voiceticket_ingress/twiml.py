@@ -6,6 +6,7 @@ import re
 
 from twilio.twiml.voice_response import VoiceResponse
 
+from voiceticket_common import texts
 from voiceticket_common.runtime_views import IngressLine
 
 # <Say language> wants a locale ("de-DE"); lines store ISO 639-1 ("de"). The locale Twilio's
@@ -16,14 +17,6 @@ _LOCALES = {
     "pt": "pt-BR", "ru": "ru-RU", "sv": "sv-SE", "tr": "tr-TR", "zh": "zh-CN",
 }  # fmt: skip
 _GOOGLE_VOICE = re.compile(r"^Google\.([a-z]{2,3}-[A-Z]{2})-")
-_GOODBYE = {
-    "de": "Vielen Dank. Ihre Nachricht wurde aufgenommen. Auf Wiederhören.",
-    "en": "Thank you. Your message has been recorded. Goodbye.",
-    "es": "Gracias. Su mensaje ha sido grabado. Adiós.",
-    "fr": "Merci. Votre message a été enregistré. Au revoir.",
-    "it": "Grazie. Il suo messaggio è stato registrato. Arrivederci.",
-    "nl": "Dank u. Uw bericht is opgenomen. Tot ziens.",
-}
 # The consent prompt of a press_key line (unless the line has its own), and what the caller hears
 # around it; {key} is the key's spoken name.
 _PROMPT = {
@@ -83,9 +76,10 @@ def say_attributes(line: IngressLine) -> dict[str, str]:
     the locale follows the voice where the voice fixes it: a Google voice names its locale, and an
     Amazon Polly voice speaks exactly one (Polly.Joanna en-US, Polly.Vicki de-DE), so ``language``
     is left out for it. The basic voices (alice, man, woman) get the line's language as a locale.
-    The line's voice must therefore be one that speaks the line's language.
+    The line's voice must therefore be one that speaks the line's language; a built-in voice
+    (the default ``Polly.Joanna``) is the built-in voice of the line's language (``texts.voice``).
     """
-    voice = line.voice
+    voice = texts.voice(line.language, line.voice)
     attributes = {"voice": voice}
     google = _GOOGLE_VOICE.match(voice)
     language = line.language or ""
@@ -110,8 +104,8 @@ def greeting_and_record(line: IngressLine, record_action_url: str, recording_cal
     """
     response = VoiceResponse()
     say = say_attributes(line)
-    response.say(line.greeting, **say)
-    response.say(line.recording_notice, **say)
+    response.say(greeting_text(line), **say)
+    response.say(notice_text(line), **say)
     _record(response, line, record_action_url, recording_callback_url)
     return str(response)
 
@@ -131,7 +125,7 @@ def consent_gather(
     say = say_attributes(line)
     language = _language(line)
     if greeting:
-        response.say(line.greeting, **say)
+        response.say(greeting_text(line), **say)
     if retry_reason == "invalid_key":
         response.say(_text(_WRONG_KEY, language), **say)
     elif retry_reason == "no_input":
@@ -144,10 +138,20 @@ def consent_gather(
         action=action_url,
         method="POST",
     )
-    gather.say(line.recording_notice, **say)
+    gather.say(notice_text(line), **say)
     gather.say(consent_prompt(line), **say)
     response.redirect(action_url, method="POST")
     return str(response)
+
+
+def greeting_text(line: IngressLine) -> str:
+    """The line's own greeting, or the built-in one in the line's language (``texts``)."""
+    return texts.greeting(line.language, line.greeting)
+
+
+def notice_text(line: IngressLine) -> str:
+    """The line's own recording notice, or the built-in one in the line's language."""
+    return texts.recording_notice(line.language, line.recording_notice)
 
 
 def consent_prompt(line: IngressLine) -> str:
@@ -194,14 +198,14 @@ def _language(line: IngressLine) -> str:
     return (line.language or "en").split("-")[0]
 
 
-def _text(texts: dict[str, str], language: str) -> str:
-    return texts.get(language, texts["en"])
+def _text(table: dict[str, str], language: str) -> str:
+    return table.get(language, table["en"])
 
 
 def goodbye(line: IngressLine) -> str:
     """The `<Record action>` answer: thank the caller in the line's language, then hang up."""
     response = VoiceResponse()
-    response.say(_text(_GOODBYE, _language(line)), **say_attributes(line))
+    response.say(texts.goodbye(line.language), **say_attributes(line))
     response.hangup()
     return str(response)
 

@@ -83,7 +83,8 @@ async def write_request(event: CallAnalyzed, deps: JiraWriterDeps) -> Sequence[E
     observe_call_to_ticket(event.tenant_id)
     # The SMS quotes the summary: the same cleaned text the request got, not the model's raw words.
     summary = jira_summary(event.analysis.summary)
-    return [ticket_created(event, request, target, summary, event.analysis.language)]
+    written_in = event.ticket_language or event.analysis.language  # the SMS follows it
+    return [ticket_created(event, request, target, summary, written_in)]
 
 
 async def write_missed_call(event: RecordingAbsent, deps: JiraWriterDeps) -> Sequence[Event]:

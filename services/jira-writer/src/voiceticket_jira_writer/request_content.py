@@ -200,10 +200,25 @@ def comment_marker(call_sid: str) -> str:
 
 
 def transcript_comment(event: CallAnalyzed, max_chars: int) -> str:
-    """Wiki markup: the transcript, escaped, in our quote block, which a spoken ``{quote}`` cannot close."""
+    """Wiki markup: the transcript, escaped, in our quote block, which a spoken ``{quote}`` cannot close.
 
-    header = f"Call transcript ({comment_marker(event.call_sid)}, {event.duration_seconds} s recording):\n\n"
+    The transcript is in the language the caller spoke, which the header names, with the language
+    the request was written in when that differs (an enforced line's translation by the model)."""
+
+    header = (
+        f"Call transcript ({comment_marker(event.call_sid)}, {event.duration_seconds} s recording, "
+        f"{spoken_language(event)}):\n\n"
+    )
     transcript = wiki_text(clean_text(redacted(event).transcript).strip()) or NO_SPEECH
     budget = min(max_chars, TEXT_FIELD_LIMIT - len("{quote}\n\n{quote}")) - utf16_len(header)
     transcript = fit(transcript, budget, TRUNCATION_MARKER)
     return header + "{quote}\n" + transcript + "\n{quote}"
+
+
+def spoken_language(event: CallAnalyzed) -> str:
+    """``spoken language: de`` and, when the request is in another, ``; request written in en``."""
+
+    spoken = wiki_line(event.analysis.language)
+    written = wiki_line(event.ticket_language or "") or spoken
+    translated = f"; request written in {written}" if written != spoken else ""
+    return f"spoken language: {spoken}{translated}"

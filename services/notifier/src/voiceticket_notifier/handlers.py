@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypedDict
 
+from voiceticket_common import texts
 from voiceticket_common.config_client import RuntimeConfig
 from voiceticket_common.events import Event, NotificationFailed, NotificationSent, TicketCreated
 from voiceticket_common.provider_limits import ProviderLimits, limits
@@ -106,7 +107,9 @@ async def _notify(
             )
         ]
     account = config.twilio_account()
-    body = compose_sms(line.sms_template, event.issue_key, event.summary, deps.max_segments)
+    # The template in the request's language (the caller's in auto mode), unless the line has its own.
+    template = texts.sms_template(event.language or line.language, line.sms_template)
+    body = compose_sms(template, event.issue_key, event.summary, deps.max_segments)
     service = line.sms_messaging_service_sid
     sms = Sms(
         to=event.caller_number,

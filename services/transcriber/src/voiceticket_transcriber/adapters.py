@@ -11,15 +11,17 @@ import openai
 
 from voiceticket_common.bus import PermanentError
 from voiceticket_common.config_client import RuntimeConfig
-from voiceticket_common.http import provider_client
+from voiceticket_common.http import provider_client, tenant_hosts
 from voiceticket_common.openai_client import sdk_http_client
 from voiceticket_common.openai_errors import translate_openai_error
 from voiceticket_common.provider_limits import ProviderLimits, limits
 from voiceticket_common.resources import AsyncResource
 from voiceticket_common.runtime_views import TranscriberView
 
+from .local_whisper import whisper_segment
 from .ports import Recording, SpeechToTextTarget, Transcript, TranscriptionEngine
 from .recording_source import TwilioRecordingSource as TwilioRecordingSource  # for the composition root
+from .whisper_languages import iso_language
 
 
 class OpenAITranscriptionEngine(AsyncResource):
@@ -32,15 +34,19 @@ class OpenAITranscriptionEngine(AsyncResource):
     """
 
     def __init__(
-        self, allowed_hosts: Sequence[str], timeout: float = 120.0, no_speech_threshold: float = 0.6
+        self,
+        allowed_hosts: Sequence[str],
+        timeout: float = 120.0,
+        no_speech_threshold: float = 0.6,
+        allow_tenant_hosts: bool = True,
     ) -> None:
-        self._http = provider_client("openai", allowed_hosts, timeout=timeout)
+        """``allow_tenant_hosts``: the target's own server is allowed (``voiceticket_common.http``)."""
+        self._http = provider_client(
+            "openai", allowed_hosts, timeout=timeout, allow_tenant_hosts=allow_tenant_hosts
+        )
         self._no_speech_threshold = no_speech_threshold
 
     async def transcribe(self, recording: Recording, target: SpeechToTextTarget) -> Transcript:
-        return Transcript(await self._text(recording, target))
-
-    async def _text(self, recording: Recording, target: SpeechToTextTarget) -> str:
         client = openai.AsyncOpenAI(
             api_key=target.api_key.get_secret_value(),
             base_url=target.base_url,
@@ -54,19 +60,30 @@ class OpenAITranscriptionEngine(AsyncResource):
             kwargs["prompt"] = target.prompt
         verbose = target.model == "whisper-1"
         try:
-            result = await client.audio.transcriptions.create(
-                model=target.model,
-                file=(recording.filename, recording.audio, recording.content_type),
-                response_format="verbose_json" if verbose else "json",
-                temperature=0,
-                **kwargs,
-            )
+            with tenant_hosts(target.base_url):  # the tenant's speech server, for this request only
+                result = await client.audio.transcriptions.create(
+                    model=target.model,
+                    file=(recording.filename, recording.audio, recording.content_type),
+                    response_format="verbose_json" if verbose else "json",
+                    temperature=0,
+                    **kwargs,
+                )
         except openai.OpenAIError as exc:
             raise translate_openai_error(exc, "transcription") from None
-        segments = getattr(result, "segments", None) if verbose else None
-        if segments:
-            return " ".join(s.text.strip() for s in segments if not self._unlikely_speech(s)).strip()
-        return (result.text or "").strip()
+        if not verbose:
+            return Transcript((result.text or "").strip())
+        # verbose_json: the language the server heard (OpenAI names it, "german"; self-hosted
+        # servers mostly give the code) and the segments, silence-rated ones left out.
+        language = iso_language(getattr(result, "language", None))
+        segments = getattr(result, "segments", None)
+        if not segments:
+            return Transcript((result.text or "").strip(), language=language)
+        kept = [s for s in segments if not self._unlikely_speech(s)]
+        return Transcript(
+            " ".join(s.text.strip() for s in kept).strip(),
+            language=language,
+            segments=tuple(whisper_segment(s) for s in kept),
+        )
 
     def _unlikely_speech(self, segment: Any) -> bool:
         # Whisper's own rule: a segment is silence when the no-speech probability is high and the

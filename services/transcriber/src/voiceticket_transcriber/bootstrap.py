@@ -36,7 +36,11 @@ async def adapters(
         settings.download_timeout_seconds,
         fresh_media_wait=FreshMediaWait(settings.media_wait_seconds),
     )
-    stt = OpenAITranscriptionEngine(settings.egress_allowed_hosts, settings.stt_timeout_seconds)
+    stt = OpenAITranscriptionEngine(
+        settings.egress_allowed_hosts,
+        settings.stt_timeout_seconds,
+        allow_tenant_hosts=settings.egress_allow_tenant_hosts,
+    )
     local = LocalWhisperEngine(local_whisper_options(settings))  # the model loads on first use
     async with (
         open_engine(settings.database_url) as engine,

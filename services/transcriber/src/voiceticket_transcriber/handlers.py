@@ -107,7 +107,7 @@ async def transcribe_recording(event: RecordingCompleted, deps: TranscriberDeps)
         cost = 0.0  # no provider to pay
     elif result.audio_seconds:
         cost = record_transcription(event.tenant_id, model, result.audio_seconds)
-    transcript, redactions, withheld = await redacted(result.text, config, target.language)
+    transcript, redactions, withheld = await redacted(result.text, config, None)
     log.info(
         "recording transcribed",
         extra={
@@ -125,7 +125,7 @@ async def transcribe_recording(event: RecordingCompleted, deps: TranscriberDeps)
         recording_sid=event.recording_sid,
         duration_seconds=event.duration_seconds,
         transcript=transcript,
-        language=target.language,
+        language=result.language,  # what the engine heard (never forced, see speech_to_text_target)
         model=model,
         transcript_missing=result.missing,
         estimated_cost_usd=cost,
@@ -143,8 +143,8 @@ async def redacted(
     text: str, config: TranscriberView, language: str | None
 ) -> tuple[str, dict[str, int], bool]:
     """(transcript, counts, withheld): the text redacted under the tenant's policy, or the withheld
-    placeholder when it cannot be. ``language`` is the line's enforced language (None reads the
-    number words of every language the engine knows)."""
+    placeholder when it cannot be. ``language`` narrows the number words read to one language;
+    None (what the handler passes: the caller may speak any) reads every language the engine knows."""
 
     if not text:
         return text, {}, False
@@ -163,10 +163,13 @@ def speech_to_text_target(config: TranscriberView) -> SpeechToTextTarget:
     backend = config.transcription_backend()
     local = backend == TRANSCRIPTION_LOCAL
     return SpeechToTextTarget(
-        base_url="" if local else config.tenant.openai_base_url,
-        api_key=SecretStr("") if local else config.openai_api_key(),
+        base_url="" if local else config.tenant.speech_to_text_base_url,
+        api_key=SecretStr("") if local else config.speech_to_text_api_key(),
         model=TRANSCRIPTION_LOCAL if local else config.tenant.transcription_model,
-        language=config.line.enforced_language,
+        # Never the line's language, enforced or not: a caller may speak another one, and forcing it
+        # would have speech-to-text write (or translate to) the wrong language. The analyzer writes
+        # the ticket in the enforced language; the transcript stays in the caller's.
+        language=None,
         prompt=vocabulary,
         backend=backend,
         vocabulary=vocabulary,

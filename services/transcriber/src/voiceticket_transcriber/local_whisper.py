@@ -188,7 +188,7 @@ class LocalWhisperEngine(AsyncResource):
             model=self.options.model_name,
             language=getattr(info, "language", None) or None,
             language_probability=_probability(getattr(info, "language_probability", None)),
-            segments=tuple(_segment(s) for s in kept),
+            segments=tuple(whisper_segment(s) for s in kept),
         )
 
     async def aclose(self) -> None:
@@ -209,7 +209,10 @@ def _probability(value: object) -> float | None:
     return min(1.0, max(0.0, float(value)))
 
 
-def _segment(segment: Any) -> TranscriptSegment:
+def whisper_segment(segment: Any) -> TranscriptSegment:
+    """A Whisper segment (faster-whisper's, or an OpenAI ``verbose_json`` one: the same fields)
+    as the event carries it."""
+
     start = max(0.0, float(segment.start))
     return TranscriptSegment(
         start_seconds=round(start, 2),

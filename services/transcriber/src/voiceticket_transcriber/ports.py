@@ -33,7 +33,8 @@ class SpeechToTextTarget(OpenAIEndpoint):
     """Where and how to transcribe: the tenant's OpenAI (or compatible) server and model."""
 
     language: str | None
-    """ISO 639-1 hint when the line enforces a language; None lets the model detect it."""
+    """ISO 639-1 code forcing the language; None (what the handler always sends: a caller may speak
+    another language than the line's, even an enforced one) lets the model detect it."""
     prompt: str | None = None
     """The tenant's vocabulary (product names, terms), so the model spells them right; for a part
     of a long recording, followed by the end of the previous part's text."""

@@ -28,7 +28,7 @@ from pathlib import Path
 import aiosqlite
 
 from ..events import Event
-from ..metrics import dead_lettered
+from ..metrics import consumer_tracked, dead_lettered
 from ..sealing import CallErased, Sealer
 from ..tracing import inject_headers, process_span, send_span
 from . import envelope as wire
@@ -340,7 +340,8 @@ class EmbeddedEventBus:
             workers: KeyOrderedWorkers[_Stored] = KeyOrderedWorkers(work)
             self._consuming[group] = (place, workers)
             try:
-                await self._fetch_loop(place, topics, workers, max_in_flight)
+                with consumer_tracked(group, partial(self.consumer_progress, group)):
+                    await self._fetch_loop(place, topics, workers, max_in_flight)
             finally:
                 self._consuming.pop(group, None)
                 await workers.close(drain_seconds)

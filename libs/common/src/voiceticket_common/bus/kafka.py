@@ -25,7 +25,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
 from ..events import Event
-from ..metrics import dead_lettered
+from ..metrics import consumer_tracked, dead_lettered
 from ..retry_budget import POLL_INTERVAL_SECONDS
 from ..sealing import CallErased, Sealer
 from ..tracing import inject_headers, process_span, send_span
@@ -273,7 +273,8 @@ class KafkaEventBus:
         log.info("consuming", extra={"group": group, "topics": topics, "max_in_flight": max_in_flight})
         try:
             self._members[group] = member
-            await member.run()
+            with consumer_tracked(group, member.progress):
+                await member.run()
         finally:
             self._members.pop(group, None)
             await consumer.stop()

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
-from ..metrics import set_consumer_lag
 from .inflight import KeyOrderedWorkers, OffsetTracker
 from .progress import ConsumerProgress
 
@@ -175,8 +174,6 @@ class KafkaGroupMember:
                 log.warning("commit lost to a rebalance", extra={"group": self._group})
                 return
             self._committed.update(offsets)
-        for tp, upto in offsets.items():
-            set_consumer_lag(self._group, tp.topic, tp.partition, (self._consumer.highwater(tp) or 0) - upto)
 
     async def hand_back(self, revoked: set[TopicPartition]) -> None:
         """Partitions are being revoked: let their records finish within the drain time, commit
@@ -210,13 +207,19 @@ class KafkaGroupMember:
         stable offset)."""
         assignment = self._consumer.assignment()
         lag = 0
+        behind: dict[tuple[str, int], int] = {}
         for tp in assignment:
             tracker = self._trackers.get(tp)
             end = self._consumer.last_stable_offset(tp)
             if end is None or end < 0:
                 end = self._consumer.highwater(tp)
-            if tracker is not None and tracker.next_offset is not None and end is not None:
+            if end is None or tracker is None:
+                continue  # nothing fetched from it yet: its end is not known here
+            if tracker.next_offset is not None:
                 lag += max(0, end - tracker.next_offset)
+            done_upto = self._committed.get(tp, tracker.committable)
+            if done_upto is not None:
+                behind[(tp.topic, tp.partition)] = max(0, end - done_upto)
         return ConsumerProgress(
             settled=self._joined and self._rebalanced.is_set(),
             partitions=len(assignment),
@@ -224,4 +227,5 @@ class KafkaGroupMember:
             lag=lag,
             last_poll=self._last_poll,
             last_progress=self._workers.last_progress,
+            partition_lags=behind,
         )

@@ -7,7 +7,8 @@ request to the cluster. Times are ``time.monotonic()`` seconds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 
@@ -30,6 +31,11 @@ class ConsumerProgress:
     last_progress: float | None
     """When a record last finished, or the member last went from nothing held to some work
     (None: never)."""
+    partition_lags: Mapping[tuple[str, int], int] = field(default_factory=dict)
+    """Per assigned (topic, partition): records behind its end (the last stable offset, or the
+    high-water mark) from the offset this member committed or would commit now, in-flight records
+    included. Only partitions this member holds right now, and only where both ends are known
+    (fetched at least once); empty on the embedded log. ``voiceticket_consumer_lag`` is this."""
 
 
 @runtime_checkable

@@ -254,6 +254,12 @@ class CallAnalyzed(_RecordingContext):
         "description, entity values) before they were published: kind -> count, never values. {} when "
         "nothing was found; None from an analyzer that did not redact.",
     )
+    ticket_language: str | None = Field(
+        default=None,
+        description="ISO 639-1 code of the language the summary and description are written in: the "
+        "line's in enforced mode (translated when the caller spoke another, analysis.language), the "
+        "caller's in auto mode. None from an analyzer before it said: analysis.language.",
+    )
     prompt_tokens: int | None = Field(default=None, ge=0, description="Language-model prompt tokens.")
     completion_tokens: int | None = Field(default=None, ge=0, description="Language-model output tokens.")
     estimated_cost_usd: float | None = Field(
@@ -277,7 +283,11 @@ class TicketCreated(_CallContext):
     summary: str = Field(
         max_length=255, description="The request's summary, personal data.", json_schema_extra=PERSONAL
     )
-    language: str | None = None
+    language: str | None = Field(
+        default=None,
+        description="ISO 639-1 code of the language the request is written in (the SMS to the caller "
+        "is in it too): the line's in enforced mode, the caller's in auto mode.",
+    )
 
 
 class NotificationSent(Event):

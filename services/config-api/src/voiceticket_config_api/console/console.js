@@ -201,7 +201,14 @@ function confirming(label, question, confirmLabel, action) {
 
 // ---- tenants ----------------------------------------------------------------------------------
 
-const CREDENTIALS = ["jira_api_token", "jira_oauth_token", "twilio_auth_token", "openai_api_key"];
+const CREDENTIALS = [
+  "jira_api_token",
+  "jira_oauth_token",
+  "twilio_auth_token",
+  "openai_api_key",
+  "speech_to_text_api_key",
+  "llm_api_key",
+];
 
 function credentialSummary(tenant) {
   const set = CREDENTIALS.filter((name) => tenant[name]);
