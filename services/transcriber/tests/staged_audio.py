@@ -1,13 +1,17 @@
 """Test doubles around the transcriber's files: recordings written into the handler's file, and
-uploads read back as an engine reads them."""
+uploads read back as an engine reads them; and a line's view with an OpenAI tenant."""
 
 from __future__ import annotations
 
 import tempfile
 import threading
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
+from pydantic import SecretStr
+
+from voiceticket_common.runtime_views import TranscriberLine, TranscriberTenant, TranscriberView
+from voiceticket_common.testing import LINE, StaticRuntimeConfig
 from voiceticket_common.twilio import TwilioAccount
 from voiceticket_transcriber.audio_prep import (
     Part,
@@ -64,3 +68,19 @@ def prepared(
             file = write_part(upload, work, stop) if isinstance(upload, Part) else upload
             out.append((file.filename, file.content_type, file.path.read_bytes()))
         return out
+
+
+def openai_line_config(**line_fields: Any) -> StaticRuntimeConfig[TranscriberView]:
+    """The test line (``line_fields`` set) of a tenant transcribing with whisper-1 at OpenAI."""
+    view = TranscriberView(
+        tenant_id="acme",
+        line=TranscriberLine(number=LINE, **line_fields),
+        tenant=TranscriberTenant(
+            twilio_account_sid="AC" + "a" * 32,
+            twilio_auth_token=SecretStr("tok"),
+            openai_base_url="http://127.0.0.1:1/v1",
+            openai_api_key=SecretStr("sk-test"),
+            transcription_model="whisper-1",
+        ),
+    )
+    return StaticRuntimeConfig({LINE: view})

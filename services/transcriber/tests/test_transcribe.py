@@ -1,13 +1,12 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import SecretStr
-from staged_audio import WrittenRecordings
+from staged_audio import WrittenRecordings, openai_line_config
 
 from voiceticket_common.bus import PermanentError, TransientError
 from voiceticket_common.events import CallTranscribed, RecordingCompleted
-from voiceticket_common.runtime_views import TranscriberLine, TranscriberTenant, TranscriberView
-from voiceticket_common.testing import LINE, StaticRuntimeConfig, recording_completed
+from voiceticket_common.runtime_views import TranscriberView
+from voiceticket_common.testing import StaticRuntimeConfig, recording_completed
 from voiceticket_transcriber.handlers import TranscriberDeps, transcribe_recording
 from voiceticket_transcriber.ports import Transcript
 
@@ -24,18 +23,7 @@ class FakeEngine:
 
 
 def config(language_mode: str = "auto") -> StaticRuntimeConfig[TranscriberView]:
-    view = TranscriberView(
-        tenant_id="acme",
-        line=TranscriberLine(number=LINE, language_mode=language_mode, language="de"),
-        tenant=TranscriberTenant(
-            twilio_account_sid="AC" + "a" * 32,
-            twilio_auth_token=SecretStr("tok"),
-            openai_base_url="http://127.0.0.1:1/v1",
-            openai_api_key=SecretStr("sk-test"),
-            transcription_model="whisper-1",
-        ),
-    )
-    return StaticRuntimeConfig({LINE: view})
+    return openai_line_config(language_mode=language_mode, language="de")
 
 
 def completed() -> RecordingCompleted:

@@ -7,7 +7,7 @@ Twilio signs the full URL, so the context cannot be forged either (ADR 2).
 
 ingress seals {tenant, line, caller} into the recording callbacks and the consent ``<Gather>``
 action, plus ``consent`` ("pressed") into the recording callbacks of a call whose caller pressed
-the consent key; notifier seals {tenant, line,
+the consent key, and ``screened`` into those of a caller it screened; notifier seals {tenant, line,
 CallSid} into each SMS's StatusCallback, because Twilio's message status callback carries no
 CallSid. Both use the same key (``VOICETICKET_CALLBACK_CONTEXT_KEY``).
 """
@@ -37,6 +37,9 @@ class CallContext:
     call_sid: str = ""
     consent: str = ""
     """How the caller consented, where the callback must say it ("pressed"); empty: not sealed."""
+    screened: str = ""
+    """Why ingress screened the caller (blocked_caller, robocall) on a line that still records
+    them; empty: not screened."""
 
 
 class InvalidCallContext(ValueError):
@@ -57,6 +60,8 @@ class CallContextSealer:
             data["s"] = context.call_sid
         if context.consent:
             data["k"] = context.consent
+        if context.screened:
+            data["x"] = context.screened
         return self._fernet.encrypt(json.dumps(data).encode()).decode()
 
     def open(self, token: str) -> CallContext:
@@ -68,6 +73,7 @@ class CallContextSealer:
                 caller_number=str(data.get("c", "")),
                 call_sid=str(data.get("s", "")),
                 consent=str(data.get("k", "")),
+                screened=str(data.get("x", "")),
             )
         except (InvalidToken, ValueError, KeyError, TypeError, AttributeError):
             raise InvalidCallContext("call context missing, tampered or expired") from None

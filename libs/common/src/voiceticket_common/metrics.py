@@ -100,6 +100,12 @@ HANDLER_FAILURES = _counter(
 DEAD_LETTERS = _counter(
     "voiceticket_dead_letters", "group error_type", "Records sent to voiceticket.dlq.<group>."
 )
+CALLS_SCREENED = _counter(
+    "voiceticket_calls_screened",
+    "reason action tenant",
+    "Calls screened, by reason (silence, tone, too_short, blocked_caller, robocall) and what the "
+    "line made of them (request, screened_request, no_request): counted once, where screened.",
+)
 DROPPED = _counter(
     "voiceticket_events_dropped",
     "group reason",
@@ -289,6 +295,13 @@ def handler_failure(error_type: str, *, retrying: bool) -> int:
     if retrying:
         state.retries += 1
     return state.retries
+
+
+def call_screened(reason: str, action: str, tenant: str) -> None:
+    """Count a screened call (by the service that screened it); also noted on the current span."""
+
+    CALLS_SCREENED.labels(reason, action, tenant).inc()
+    trace.get_current_span().add_event("voiceticket.screened", {"reason": reason, "action": action})
 
 
 def dead_lettered(group: str, error_type: str) -> None:

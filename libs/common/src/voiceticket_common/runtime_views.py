@@ -47,6 +47,17 @@ RECORDING_RETENTION_AFTER_TICKET = "delete_after_ticket"
 (jira-writer's scheduled purge deletes it that long after the request was written)."""
 ConsentDeclinedAction = Literal["none", "ticket"]
 """What a declined consent becomes: nothing, or a request saying the caller declined recording."""
+ScreeningAction = Literal["request", "screened_request", "no_request"]
+"""What a line does with a screened call (``call.*.screened``): ``request`` a request as any other
+(the default, as before screening existed: the reason is only shown and counted),
+``screened_request`` a request in the line's ``screened_request_type_id`` and no SMS, ``no_request``
+none (``call.screened`` ends the call; ingress rejects a screened caller without answering)."""
+SCREENING_REQUEST = "request"
+SCREENING_SCREENED_REQUEST = "screened_request"
+SCREENING_NO_REQUEST = "no_request"
+DEFAULT_SCREENING_ACTION: ScreeningAction = "request"
+DEFAULT_MIN_MESSAGE_SECONDS = 1.0
+"""Seconds of voice (sound that is not tones) below which a recording is screened ``too_short``."""
 TranscriptionBackend = Literal["openai", "local"]
 """A tenant's ``transcription_backend``: ``openai`` (the tenant's OpenAI or OpenAI-compatible
 server) or ``local`` (the transcriber's own Whisper engine, audio never leaves it). Unset: ``openai``
@@ -115,8 +126,19 @@ class IngressLine(_Line):
     """With ``press_key``: after no input or another key, ask once more before it counts as declined."""
 
 
-class TranscriberLine(_LanguageModeLine):
-    pass
+class _ScreeningLine(_Line):
+    screening_action: str = DEFAULT_SCREENING_ACTION
+    """What a screened call becomes (:data:`ScreeningAction`)."""
+
+    @property
+    def screens_out(self) -> bool:
+        """A screened call is set apart (its own request type, or none) rather than treated as any other."""
+        return self.screening_action != SCREENING_REQUEST
+
+
+class TranscriberLine(_LanguageModeLine, _ScreeningLine):
+    min_message_seconds: float = DEFAULT_MIN_MESSAGE_SECONDS
+    """Less voice than this screens the recording as ``too_short``; 0: no minimum."""
 
 
 class AnalyzerLine(_LanguageModeLine):
@@ -126,7 +148,7 @@ class AnalyzerLine(_LanguageModeLine):
     """The line's default request type: a degraded analysis names its intent."""
 
 
-class JiraWriterLine(_Line):
+class JiraWriterLine(_ScreeningLine):
     service_desk_id: str
     request_type_id: str
     """The default request type, for intents ``request_types`` does not map."""
@@ -137,9 +159,11 @@ class JiraWriterLine(_Line):
     ticket_on_absent_recording: bool = False
     on_consent_declined: str = "none"
     """``ticket``: a request saying the caller declined recording; ``none``: nothing."""
+    screened_request_type_id: str | None = None
+    """With ``screened_request``: the request type of screened calls (None: the line's default)."""
 
 
-class NotifierLine(_Line):
+class NotifierLine(_ScreeningLine):
     # Missing means off: an SMS goes out only when the line asks for it.
     sms_enabled: bool = False
     sms_from: str | None = None

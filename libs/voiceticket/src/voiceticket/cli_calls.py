@@ -38,14 +38,17 @@ def progress(call: dict[str, Any]) -> str:
 
 def _print_calls(page: dict[str, Any]) -> None:
     rows = [[c["call_sid"], c["tenant_id"], c["received_at"], progress(c), c["request_key"], c["triage"],
-             c["error"] and c["error"][:60]] for c in page["calls"]]  # fmt: skip
-    _table(["CALL", "TENANT", "RECEIVED", "PROGRESS", "REQUEST", "TRIAGE", "ERROR"], rows)
+             c.get("screened"), c["error"] and c["error"][:60]] for c in page["calls"]]  # fmt: skip
+    _table(["CALL", "TENANT", "RECEIVED", "PROGRESS", "REQUEST", "TRIAGE", "SCREENED", "ERROR"], rows)
     if page.get("next"):
         typer.echo(f"more: --before {page['next']}", err=True)
 
 
 def _print_call(call: dict[str, Any]) -> None:
-    _fields({k: v for k, v in call.items() if k not in ("stages", "dead_letters") and v is not None})
+    shown = {k: v for k, v in call.items() if k not in ("stages", "dead_letters") and v is not None}
+    if not shown.get("screened_out"):
+        shown.pop("screened_out", None)  # said only when screening ended the call
+    _fields(shown)
     typer.echo("")
     _table(
         ["STAGE", "STATE", "AT", "DETAIL"],

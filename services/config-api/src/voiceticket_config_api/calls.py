@@ -95,6 +95,10 @@ class CallProgress(Base):
     """True once ``duration_seconds`` is Twilio's call duration (else the recording's)."""
     error: Mapped[str | None] = mapped_column(Text)
     error_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    screened: Mapped[str | None] = mapped_column(String(24))
+    """Why the call was screened (silence, tone, too_short, blocked_caller, robocall); None: it was not."""
+    screened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When screening ended the call (``call.screened``: its line makes no request for it)."""
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
 
@@ -244,6 +248,11 @@ def _sms_delivery(row: CallProgress, data: Mapping[str, Any], at: datetime, _ope
         row.sms_delivery_at = at
 
 
+def _screened(row: CallProgress, data: Mapping[str, Any], at: datetime, _opened: Any) -> None:
+    row.screened_at = _earliest(row.screened_at, at)
+    row.screened = _text(data.get("reason"), 24) or row.screened
+
+
 def _completed(row: CallProgress, data: Mapping[str, Any], at: datetime, _opened: Any) -> None:
     row.call_status = _text(data.get("status"), 16)
     if isinstance(data.get("duration_seconds"), int):
@@ -255,6 +264,7 @@ _FOLDS = {
     v1.RecordingCompleted.ce_type(): _recording_completed,
     v1.RecordingAbsent.ce_type(): _recording_absent,
     v1.ConsentDeclined.ce_type(): _consent_declined,
+    v1.CallScreened.ce_type(): _screened,
     v1.CallTranscribed.ce_type(): _transcribed,
     v1.CallAnalyzed.ce_type(): _analyzed,
     v1.TicketCreated.ce_type(): _ticket,
@@ -322,6 +332,8 @@ class Projector:
         if letter:
             await self._dead_letter(session, row, record)
             return
+        if row.screened is None and isinstance(data.get("screened"), str):
+            row.screened = _text(data["screened"], 24)  # every event of a screened call says why
         opened = await open_sealed(self._sealer, data, ce_type) if ce_type in _NEEDS_OPENING else None
         _FOLDS[ce_type](row, data, at, opened)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text, event
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, event
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -25,8 +25,10 @@ from voiceticket_common.runtime_views import (
     DEFAULT_FINISH_ON_KEY,
     DEFAULT_GREETING,
     DEFAULT_MAX_RECORDING_SECONDS,
+    DEFAULT_MIN_MESSAGE_SECONDS,
     DEFAULT_OPENAI_BASE_URL,
     DEFAULT_RECORD_TIMEOUT_SECONDS,
+    DEFAULT_SCREENING_ACTION,
     DEFAULT_SMS_TEMPLATE,
     DEFAULT_TRANSCRIPTION_MODEL,
     DEFAULT_VOICE,
@@ -129,6 +131,10 @@ class Line(Base):
     consent_timeout_seconds: Mapped[int] = mapped_column(Integer, default=DEFAULT_CONSENT_TIMEOUT_SECONDS)
     consent_repeat: Mapped[bool] = mapped_column(Boolean, default=True)
     on_consent_declined: Mapped[str] = mapped_column(String(16), default="none")
+    # Screening (issue #16): what a screened call becomes, and the audio's message minimum.
+    screening_action: Mapped[str] = mapped_column(String(24), default=DEFAULT_SCREENING_ACTION)
+    screened_request_type_id: Mapped[str | None] = mapped_column(String(32))
+    min_message_seconds: Mapped[float] = mapped_column(Float, default=DEFAULT_MIN_MESSAGE_SECONDS)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 

@@ -88,6 +88,14 @@ class CallOut(BaseModel):
     sms_state: str | None = Field(description="sent, opted-out, failed or skipped (SMS off on the line)")
     duration_seconds: int | None
     call_status: str | None
+    screened: str | None = Field(
+        None,
+        description="why the call was screened: silence, tone or too_short (its recording), "
+        "blocked_caller or robocall (its caller); null: not screened",
+    )
+    screened_out: bool = Field(
+        False, description="screening ended the call: its line makes no request for screened calls"
+    )
     updated_at: datetime | None
 
 
@@ -155,6 +163,8 @@ def _stage(
 
 
 def _no_recording(row: CallProgress) -> str | None:
+    if row.screened_at is not None:
+        return f"screened ({row.screened}): no request"
     if row.recording == "absent":
         return f"no recording ({row.recording_detail or 'absent'})"
     if row.recording == "declined":
@@ -192,7 +202,9 @@ def call_out(row: CallProgress, letters: list[CallDeadLetter], sms_off: bool) ->
             "transcript missing" if row.transcript_missing else row.transcription_model,
         ),
         _stage("analyzed", row.analyzed_at, letters, skipped, analyzed_detail),
-        _stage("request", row.request_created_at, letters, None, row.request_key),
+        _stage(
+            "request", row.request_created_at, letters, skipped if row.screened_at else None, row.request_key
+        ),
         sms,
     ]
     return CallOut(
@@ -211,6 +223,8 @@ def call_out(row: CallProgress, letters: list[CallDeadLetter], sms_off: bool) ->
         sms_state=_sms_state(row, sms),
         duration_seconds=row.duration_seconds,
         call_status=row.call_status,
+        screened=row.screened,
+        screened_out=row.screened_at is not None,
         updated_at=_aware(row.updated_at),
     )
 

@@ -431,6 +431,21 @@ class LineIn(_In):
         description="press_key: what a declined call becomes: none, or ticket (one request saying the "
         "caller declined recording, with no recording or transcript)",
     )
+    screening_action: runtime_views.ScreeningAction = Field(
+        runtime_views.DEFAULT_SCREENING_ACTION,
+        description="what a screened call becomes (silence, tone or too short a message, measured on "
+        "the recording): request (a request as any other; the reason is shown on the calls page and "
+        "counted), screened_request (a request in screened_request_type_id, and no SMS), no_request "
+        "(none: the call ends as screened, on the calls page and in metrics)",
+    )
+    screened_request_type_id: JsmId | None = Field(
+        None, description="screened_request: the request type of screened calls; null: the default one"
+    )
+    min_message_seconds: Annotated[float, Field(ge=0, le=30)] = Field(
+        runtime_views.DEFAULT_MIN_MESSAGE_SECONDS,
+        description="seconds of voice (sound that is not tones) below which a recording is screened as "
+        "too_short; 0: no minimum (silence and tones are still screened)",
+    )
 
 
 class LineOut(_Out):
@@ -460,6 +475,9 @@ class LineOut(_Out):
     consent_timeout_seconds: int
     consent_repeat: bool
     on_consent_declined: str
+    screening_action: str
+    screened_request_type_id: str | None
+    min_message_seconds: float
     created_at: datetime
     updated_at: datetime
 

@@ -142,6 +142,7 @@ class CallWebhooks:
             "caller_number": context.caller_number,
             # sealed "pressed" after the consent key; every other <Record> follows the notice
             "consent": context.consent or CONSENT_NOTICE,
+            "screened": context.screened or None,
         }
         if status == "completed":
             event: RecordingCompleted | RecordingAbsent = RecordingCompleted(

@@ -28,6 +28,7 @@ from voiceticket_common.events import (
     TicketCreated,
 )
 from voiceticket_common.metrics import observe_call_to_ticket
+from voiceticket_common.runtime_views import SCREENING_SCREENED_REQUEST, JiraWriterLine
 from voiceticket_common.tracing import tag_issue_key
 
 from .deps import JiraWriterDeps
@@ -54,9 +55,7 @@ async def write_request(event: CallAnalyzed, deps: JiraWriterDeps) -> Sequence[E
     config = await deps.config.line(event.line_number)
     line = config.line
     site = jira_site(config)
-    target = RequestTarget(
-        line.service_desk_id, line.request_types.get(event.analysis.intent) or line.request_type_id
-    )
+    target = request_target(event, line)
     async with _leased(event, deps) as entry:
         request = await _open_request(
             entry, deps, site, target, wanted(event, line.phone_field_id), event.analysis.entities
@@ -110,6 +109,16 @@ class RequestTarget:
 
     service_desk_id: str
     request_type_id: str
+
+
+def request_target(event: CallAnalyzed, line: JiraWriterLine) -> RequestTarget:
+    """The intent's request type (the line's default for an unmapped one); a screened call on a
+    ``screened_request`` line goes to the screened request type instead, whatever its intent."""
+    if event.screened and line.screening_action == SCREENING_SCREENED_REQUEST:
+        return RequestTarget(line.service_desk_id, line.screened_request_type_id or line.request_type_id)
+    return RequestTarget(
+        line.service_desk_id, line.request_types.get(event.analysis.intent) or line.request_type_id
+    )
 
 
 @asynccontextmanager

@@ -72,6 +72,11 @@ async def notify_caller(event: TicketCreated, deps: NotifierDeps) -> Sequence[Ev
     base = _Outcome(tenant_id=event.tenant_id, call_sid=event.call_sid, issue_key=event.issue_key)
     if not line.sms_enabled:
         return []
+    if event.screened and line.screens_out:
+        # A screened call's request (screened_request) is for the agents to look at, not an
+        # answer to a caller: a fax machine or a robocaller gets no text.
+        log.info("screened call: no SMS", extra={"screened": event.screened})
+        return []
     claim = await deps.ledger.claim(event.tenant_id, event.call_sid)
     if claim is None:
         log.info("sms already attempted for this call, not sending again")

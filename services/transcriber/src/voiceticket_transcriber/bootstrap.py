@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 
 from voiceticket_common.db import open_engine
-from voiceticket_common.events import CallTranscribed, Event, RecordingCompleted
+from voiceticket_common.events import CallScreened, CallTranscribed, Event, RecordingCompleted
 from voiceticket_common.ledger import purge_outcomes
 from voiceticket_common.retry_budget import RetryBudget
 from voiceticket_common.runtime_views import TRANSCRIPTION_LOCAL, TRANSCRIPTION_OPENAI, TranscriberView
@@ -82,7 +82,7 @@ async def transcribe_within_tenant_limit(event: RecordingCompleted, deps: Transc
     return await transcribe_recording(event, replace(deps, engine=engine))
 
 
-ROUTES = [on(RecordingCompleted, transcribe_within_tenant_limit, produces=[CallTranscribed])]
+ROUTES = [on(RecordingCompleted, transcribe_within_tenant_limit, produces=[CallTranscribed, CallScreened])]
 SERVICE = ConsumerService(
     "transcriber", TranscriberSettings, TranscriberView, ROUTES, adapters, purge=purge_outcomes
 )

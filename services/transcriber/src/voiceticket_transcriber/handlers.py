@@ -32,12 +32,19 @@ from dataclasses import dataclass, field, replace
 from pydantic import SecretStr
 
 from voiceticket_common.config_client import RuntimeConfig
-from voiceticket_common.events import CallTranscribed, Event, RecordingCompleted, TranscriptSegment
+from voiceticket_common.events import (
+    CallScreened,
+    CallTranscribed,
+    Event,
+    RecordingCompleted,
+    TranscriptSegment,
+)
+from voiceticket_common.events.v1 import SCREENED_SILENCE, SCREENED_TONE
 from voiceticket_common.ledger import kept_outcome, stored_outcome
-from voiceticket_common.metrics import record_transcription
+from voiceticket_common.metrics import call_screened, record_transcription
 from voiceticket_common.redaction import WITHHELD_TRANSCRIPT, redact_or_none
 from voiceticket_common.retry_budget import BudgetExhausted, RetryBudget, Sleep, within_budget
-from voiceticket_common.runtime_views import TRANSCRIPTION_LOCAL, TranscriberView
+from voiceticket_common.runtime_views import SCREENING_NO_REQUEST, TRANSCRIPTION_LOCAL, TranscriberView
 from voiceticket_common.twilio import TwilioAccount
 
 from .audio_prep import Part, SpeechCheck, Upload, UploadLimits, UploadPlan, plan_uploads, write_part
@@ -51,6 +58,7 @@ from .ports import (
     TranscriptionEngine,
     TranscriptLedger,
 )
+from .screening import SoundMeasure, measure_file, verdict
 from .staging import AudioFile, Workspace, off_loop
 from .vocabulary import prompt_for_part, vocabulary_prompt
 
@@ -95,12 +103,30 @@ async def transcribe_recording(event: RecordingCompleted, deps: TranscriberDeps)
     if (stored := await stored_outcome(deps.outcomes, key, "transcript", "transcribing")) is not None:
         return [stored]
     config = await deps.config.line(event.line_number)
+    line = config.line
     account = config.twilio_account(event.account_sid)
     target = speech_to_text_target(config)
     with Workspace.opened() as work:
         recording = await download(deps.recordings, account, event.recording_sid, work)
         audio_bytes = recording.size
-        result = await transcribe(recording, target, deps, event.duration_seconds, work)
+        sound = await off_loop(
+            lambda stop: measure_file(recording, deps.speech, line.min_message_seconds, stop)
+        )
+        heard = verdict(sound, deps.speech, line.min_message_seconds) if sound is not None else None
+        screened = event.screened or heard
+        if screened is not None:
+            call_screened(screened, line.screening_action, event.tenant_id)
+            log.info("call screened", extra={"screened": screened, "screening_action": line.screening_action})
+            if line.screening_action == SCREENING_NO_REQUEST:
+                return [screened_call(event, screened, sound)]
+        # Nothing worth paying speech-to-text for on a line that sets such calls apart: it would
+        # only invent words for the silence or the tones.
+        skip = line.screens_out and heard in (SCREENED_SILENCE, SCREENED_TONE)
+        result = (
+            Transcription("")
+            if skip
+            else await transcribe(recording, target, deps, event.duration_seconds, work)
+        )
     cost = None
     model = result.model or target.model
     if result.audio_seconds and target.backend == TRANSCRIPTION_LOCAL:
@@ -121,7 +147,7 @@ async def transcribe_recording(event: RecordingCompleted, deps: TranscriberDeps)
         },
     )
     outcome = CallTranscribed(
-        **event.call_context(),
+        **(event.call_context() | {"screened": screened}),
         recording_sid=event.recording_sid,
         duration_seconds=event.duration_seconds,
         transcript=transcript,
@@ -137,6 +163,19 @@ async def transcribe_recording(event: RecordingCompleted, deps: TranscriberDeps)
     )
     # A transcript missing because speech-to-text was down is kept only briefly (``final=False``).
     return [await kept_outcome(deps.outcomes, key, outcome, "transcript", final=not result.missing)]
+
+
+def screened_call(event: RecordingCompleted, reason: str, sound: SoundMeasure | None) -> CallScreened:
+    """The call ends here: its line makes no request for a screened call (``no_request``)."""
+    return CallScreened(
+        **(event.call_context() | {"screened": reason}),
+        reason=reason,
+        by="ingress" if event.screened else "transcriber",
+        recording_sid=event.recording_sid,
+        duration_seconds=event.duration_seconds,
+        sounding_seconds=round(sound.sounding_seconds, 2) if sound is not None else None,
+        voice_seconds=round(sound.voice_seconds, 2) if sound is not None else None,
+    )
 
 
 async def redacted(

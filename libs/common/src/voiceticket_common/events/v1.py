@@ -36,6 +36,7 @@ class CarriedContext(TypedDict):
     line_number: str
     caller_number: str
     consent: str | None
+    screened: str | None
 
 
 CONSENT_NOTICE = "notice"
@@ -44,6 +45,20 @@ CONSENT_PRESSED = "pressed"
 """The caller heard the notice and pressed the line's consent key (``consent_mode`` ``press_key``)."""
 CONSENT_DECLINED = "declined"
 """The caller did not press the consent key: nothing was recorded (``call.consent.declined``)."""
+
+SCREENED_SILENCE = "silence"
+"""Screened on the audio (transcriber): no sound worth transcribing."""
+SCREENED_TONE = "tone"
+"""Screened on the audio: tones only (a dial or busy tone, DTMF, a fax or modem), no voice."""
+SCREENED_TOO_SHORT = "too_short"
+"""Screened on the audio: less voice than the line's ``min_message_seconds``."""
+SCREENED_BLOCKED_CALLER = "blocked_caller"
+"""Screened by ingress: the caller is on the tenant's block list."""
+SCREENED_ROBOCALL = "robocall"
+"""Screened by ingress: Twilio's caller data (a spam-score add-on) flags the call as spam."""
+SCREENING_REASONS = (
+    SCREENED_SILENCE, SCREENED_TONE, SCREENED_TOO_SHORT, SCREENED_BLOCKED_CALLER, SCREENED_ROBOCALL
+)  # fmt: skip
 
 
 class _CallContext(Event):
@@ -58,6 +73,14 @@ class _CallContext(Event):
         "was recorded). None: not decided yet (call.received of a press_key line) or from a producer "
         "that predates consent, where notice was the only mode.",
     )
+    screened: str | None = Field(
+        default=None,
+        description="Why the call was screened, when it was: silence, tone or too_short (measured on "
+        "the recording by the transcriber), blocked_caller or robocall (ingress, from the tenant's "
+        "block list or Twilio's caller data). What follows is the line's screening_action: a request "
+        "as any other (request), one in the line's screened request type (screened_request), or none "
+        "(no_request: call.screened ends the call). None: not screened.",
+    )
 
     def call_context(self) -> CarriedContext:
         """What every later event of the call carries forward: ``NextEvent(**e.call_context(), ...)``."""
@@ -68,6 +91,7 @@ class _CallContext(Event):
             "line_number": self.line_number,
             "caller_number": self.caller_number,
             "consent": self.consent,
+            "screened": self.screened,
         }
 
 
@@ -116,6 +140,25 @@ class ConsentDeclined(_CallContext):
     )
     attempts: int = Field(
         ge=1, le=2, description="How many times the caller was asked (1, or 2 with a repeat)."
+    )
+
+
+class CallScreened(_CallContext):
+    """The call was screened and, as its line says (``screening_action`` no_request), makes no
+    request: the calls page and ``voiceticket_calls_screened_total`` show it with its reason."""
+
+    event_type: ClassVar[str] = "call.screened"
+    version: ClassVar[int] = 1
+
+    reason: str = Field(description="silence, tone, too_short, blocked_caller or robocall (as ``screened``).")
+    by: str = Field(description="transcriber (measured on the recording) or ingress (the caller).")
+    recording_sid: str | None = Field(default=None, description="The recording screened (transcriber).")
+    duration_seconds: int | None = Field(default=None, ge=0, description="The recording's length (Twilio).")
+    sounding_seconds: float | None = Field(
+        default=None, ge=0, description="Seconds of sound above the speech threshold (as far as read)."
+    )
+    voice_seconds: float | None = Field(
+        default=None, ge=0, description="Of those, seconds that were not tones (voice, noise, music)."
     )
 
 

@@ -453,6 +453,11 @@ function grouped(defs, render) {
 
 const STAGES = { received: "Received", transcribed: "Transcribed", analyzed: "Analysed", request: "Request", sms: "SMS" };
 
+function screenedText(call) {
+  if (!call.screened) return null;
+  return call.screened_out ? `${call.screened}: no request` : call.screened;
+}
+
 function stageSummary(call) {
   return (call.stages || []).map((s) => `${STAGES[s.name] || s.name}: ${s.state}`).join(" → ");
 }
@@ -479,11 +484,11 @@ async function callsPage() {
       throw error;
     }
     const rows = data.calls.map((c) =>
-      row(linkTo(`#/calls/${encodeURIComponent(c.call_sid)}`, c.call_sid), c.tenant_id, display(c.line), when(c.received_at), display(c.request_key), display(c.priority), display(c.triage), stageSummary(c), c.error ? h("span", { class: "failed", text: display(c.error) }) : "—"),
+      row(linkTo(`#/calls/${encodeURIComponent(c.call_sid)}`, c.call_sid), c.tenant_id, display(c.line), when(c.received_at), display(c.request_key), display(c.priority), display(c.triage), display(screenedText(c)), stageSummary(c), c.error ? h("span", { class: "failed", text: display(c.error) }) : "—"),
     );
     const body = append ? list.querySelector("tbody") : null;
     if (body && rows.length) body.append(...rows);
-    else clear(list, table("Calls, newest first", ["Call", "Tenant", "Line", "Received", "Request", "Priority", "Triage", "Progress", "Error"], rows));
+    else clear(list, table("Calls, newest first", ["Call", "Tenant", "Line", "Received", "Request", "Priority", "Triage", "Screened", "Progress", "Error"], rows));
     list.querySelector(".more")?.remove();
     if (data.next) list.append(button("Older calls", () => load(data.next, true), { class: "more secondary" }));
   };
@@ -504,6 +509,7 @@ async function callPage(sid) {
     ["Request", call.request_key], ["Priority", call.priority], ["Intent", call.intent],
     ["Language", call.language], ["Triage", call.triage], ["SMS", call.sms_state],
     ["Call status", call.call_status], ["Duration (seconds)", call.duration_seconds], ["Error", call.error],
+    ["Screened", screenedText(call)],
   ];
   const stages = h("ol", { class: "stages" }, (call.stages || []).map((s) =>
     h("li", { class: `stage ${s.state}` },

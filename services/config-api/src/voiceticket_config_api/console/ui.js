@@ -94,7 +94,7 @@ function controlFor(def, id, value, options) {
     case "json":
       return h("textarea", { ...common, rows: def.type === "json" ? 4 : 3, value: asText(def, value) });
     case "number":
-      return h("input", { ...common, type: "number", min: def.min, max: def.max, inputmode: "numeric", value: asText(def, value) });
+      return h("input", { ...common, type: "number", min: def.min, max: def.max, step: def.step, inputmode: def.step ? "decimal" : "numeric", value: asText(def, value) });
     default:
       return h("input", { ...common, type: "text", spellcheck: "false", value: asText(def, value), "aria-required": def.required ? "true" : undefined });
   }
@@ -133,7 +133,7 @@ export function readField(form, def) {
   if (raw === "") return { value: def.nullable ? null : undefined };
   switch (def.type) {
     case "number":
-      return { value: /^-?\d+$/.test(raw) ? Number(raw) : raw };
+      return { value: /^-?\d+(\.\d+)?$/.test(raw) ? Number(raw) : raw };
     case "retention":
       return { value: /^\d+$/.test(raw) ? Number(raw) : raw };
     case "list":

@@ -1,0 +1,184 @@
+"""Screening through the whole pipeline (issue #16, part 5), on the embedded runtime and on six
+processes over Kafka, against the spec-validating stand-ins.
+
+Two lines of the demo tenant, each with its ``screening_action``:
+
+- ``no_request``: a caller who only pressed keys (DTMF tones, for which a speech model would
+  invent "Thank you for watching.") makes no request and no SMS; the call ends as
+  ``call.screened`` and the calls page shows it, with its reason, as screened out;
+- ``screened_request``: a silent recording becomes a request in the line's screened request type
+  (whatever the analysis), with the reason on the call's issue property, and no SMS;
+
+and a spoken message on the ``no_request`` line is not screened at all: one request, one SMS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import struct
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sandboxed_runtime import SandboxedRuntime, new_caller, sandboxed_runtime
+
+from voiceticket.samples import sample_calls
+from voiceticket_sandbox.caller import CallerSimulator
+from voiceticket_sandbox.demo_tenant import ACCOUNT_SID, AUTH_TOKEN, REQUEST_TYPES, SUPPORT_LINE
+from voiceticket_sandbox.devstack import Stack
+from voiceticket_sandbox.testing import eventually
+
+pytestmark = pytest.mark.integration
+
+SCREENING_LINE = "+15005550007"  # no_request
+SCREENED_TYPE = REQUEST_TYPES["complaint"]  # unlikely for a silent call's analysis: the setting chose it
+PHANTOM = "Thank you for watching."
+
+
+def pcm_wav(samples: list[int], rate: int = 8000) -> bytes:
+    data = struct.pack(f"<{len(samples)}h", *samples)
+    header = struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + len(data), b"WAVE", b"fmt ", 16, 1, 1, rate,
+                         rate * 2, 2, 16, b"data", len(data))  # fmt: skip
+    return header + data
+
+
+def key_presses(presses: int, rate: int = 8000) -> bytes:
+    """The digit 5 (770 + 1336 Hz) pressed again and again: 150 ms on, 150 ms off."""
+    on = [int(4000 * (math.sin(2 * math.pi * 770 * i / rate) + math.sin(2 * math.pi * 1336 * i / rate)))
+          for i in range(int(0.15 * rate))]  # fmt: skip
+    return pcm_wav([s for _ in range(presses) for s in [*on, *([0] * int(0.15 * rate))]])
+
+
+def silence(seconds: float, rate: int = 8000) -> bytes:
+    return pcm_wav([0] * int(seconds * rate))
+
+
+def screening_lines(line: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the support line as screened_request, a second line as no_request), from the seed's line."""
+    screened_request = line | {
+        "screening_action": "screened_request",
+        "screened_request_type_id": SCREENED_TYPE,
+    }
+    no_request = line | {"number": SCREENING_LINE, "screening_action": "no_request"}
+    return screened_request, no_request
+
+
+Issues = Callable[[str], Awaitable[list[dict[str, Any]]]]
+Sms = Callable[[str], Awaitable[list[dict[str, Any]]]]
+CallView = Callable[[str], Awaitable[dict[str, Any] | None]]
+
+
+async def check_screening(caller: CallerSimulator, issues: Issues, sms: Sms, call_view: CallView) -> None:
+    # 1. keys pressed on the no_request line: no request, no SMS, screened out on the calls page
+    keys_caller = new_caller()
+    keys = await caller.play_call(keys_caller, SCREENING_LINE, key_presses(10), PHANTOM, 3)
+    assert keys.recording_status == 204
+
+    async def screened_out() -> dict[str, Any] | None:
+        call = await call_view(keys.call_sid)
+        return call if call and call["screened_out"] else None
+
+    call = await eventually(screened_out, 60.0)
+    assert call["screened"] == "tone" and call["request_key"] is None
+    stages = {s["name"]: s for s in call["stages"]}
+    assert stages["request"]["state"] == "skipped" and "screened (tone)" in stages["request"]["detail"]
+
+    # 2. a silent recording on the screened_request line: a request in the screened type, no SMS
+    silent_caller = new_caller()
+    silent = await caller.play_call(silent_caller, SUPPORT_LINE, silence(6.0), "", 6)
+    [issue] = await eventually(lambda: issues(silent.call_sid), 60.0)
+    assert issue["requestTypeId"] == SCREENED_TYPE
+    assert issue["properties"]["voiceticket.call"]["screened"] == "silence"
+    view = await eventually(lambda: call_view(silent.call_sid), 30.0)
+    assert view["screened"] == "silence" and view["screened_out"] is False
+
+    # 3. a spoken message on the no_request line: not screened, a request and an SMS as always
+    sample = sample_calls()["password-reset"]
+    spoken_caller = new_caller()
+    spoken = await caller.play_call(spoken_caller, SCREENING_LINE, sample.audio, sample.transcript,
+                                    sample.duration_seconds)  # fmt: skip
+    [spoken_issue] = await eventually(lambda: issues(spoken.call_sid), 60.0)
+    assert spoken_issue["properties"]["voiceticket.call"]["screened"] is None
+    assert await eventually(lambda: sms(spoken_caller), 60.0)
+
+    await asyncio.sleep(1.0)  # a late request or SMS for the screened calls would show up now
+    assert await issues(keys.call_sid) == [] and len(await issues(silent.call_sid)) == 1
+    assert await sms(keys_caller) == [] and await sms(silent_caller) == []
+
+
+async def test_screening_on_the_embedded_runtime(tmp_path: Path) -> None:
+    def two_lines(config: dict[str, Any]) -> None:
+        config["lines"] = list(screening_lines(config["lines"][0]))
+
+    async with sandboxed_runtime(SandboxedRuntime, tmp_path, two_lines) as stack:
+        admin = {"Authorization": f"Bearer {stack.runtime.admin_token.get_secret_value()}"}
+
+        async def issues(call_sid: str) -> list[dict[str, Any]]:
+            return await stack.issues_of(call_sid)
+
+        async def sms(to: str) -> list[dict[str, Any]]:
+            messages = (await stack.http.get(f"{stack.urls.twilio}/_sandbox/messages")).json()
+            return [m for m in messages if m["to"] == to]
+
+        async def call_view(call_sid: str) -> dict[str, Any] | None:
+            url = f"{stack.runtime.config_api_url}/v1/calls/{call_sid}"
+            response = await stack.http.get(url, headers=admin)
+            return response.json() if response.status_code == 200 else None
+
+        await check_screening(stack.caller(), issues, sms, call_view)
+        dead = [
+            await stack.runtime.bus.dead_letters(g)
+            for g in ("voiceticket-transcriber", "voiceticket-jira-writer")
+        ]
+        assert dead == [[], []]
+
+
+def test_screening_on_kafka(stack: Stack) -> None:
+    admin = {"Authorization": f"Bearer {stack.admin_token}"}
+    screened_request, no_request = screening_lines(stack.seed()["lines"][0])
+
+    async def run() -> None:
+        async with httpx.AsyncClient(timeout=15) as http:
+            # New settings for the seeded line, and a new line no service has cached yet.
+            put = await http.put(f"{stack.config_api_url}/v1/lines/{SUPPORT_LINE}", json=screened_request,
+                                 headers=admin)  # fmt: skip
+            assert put.status_code == 200, put.text
+            new = await http.put(f"{stack.config_api_url}/v1/lines/{SCREENING_LINE}", json=no_request,
+                                 headers=admin)  # fmt: skip
+            assert new.status_code in (200, 201), new.text
+            await asyncio.sleep(2.0)  # config.changed drops the seeded line's cached view (within ~1 s)
+
+            async def issues(call_sid: str) -> list[dict[str, Any]]:
+                found = (await http.get(f"{stack.sandbox.jira}/_sandbox/issues")).json()
+                return [
+                    i for i in found if i["properties"].get("voiceticket.call", {}).get("callSid") == call_sid
+                ]
+
+            async def sms(to: str) -> list[dict[str, Any]]:
+                sent = (await http.get(f"{stack.sandbox.twilio}/_sandbox/requests")).json()
+                return [r for r in sent if r["method"] == "POST" and r["path"].endswith("/Messages.json")
+                        and r["body"].get("To") == to]  # fmt: skip
+
+            async def call_view(call_sid: str) -> dict[str, Any] | None:
+                response = await http.get(f"{stack.config_api_url}/v1/calls/{call_sid}", headers=admin)
+                return response.json() if response.status_code == 200 else None
+
+            caller = CallerSimulator(stack.ingress_url, ACCOUNT_SID, AUTH_TOKEN, stack.sandbox.twilio,
+                                     http_client=http)  # fmt: skip
+            await check_screening(caller, issues, sms, call_view)
+
+    started = time.monotonic()
+    try:
+        asyncio.run(run())
+    except AssertionError:
+        logs = stack.logs()
+        raise AssertionError(
+            f"screening on Kafka failed after {time.monotonic() - started:.0f} s; service logs:\n"
+            + "\n".join(f"--- {name}\n{text[-2500:]}" for name, text in logs.items())
+        ) from None
+    invalid = [r for p in ("twilio", "openai", "jira") for r in stack.requests_to(p) if not r["valid"]]
+    assert invalid == [], "every provider request must satisfy the official OpenAPI spec"
