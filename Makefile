@@ -5,7 +5,7 @@ SHELL := /bin/bash
 UV ?= $(or $(shell command -v uv 2>/dev/null),python3 -m uv)
 export UV_LINK_MODE ?= copy
 
-.PHONY: help bootstrap demo demo-distributed run bench bench-full bench-small test test-unit test-integration lint format schemas schemas-check \
+.PHONY: help bootstrap demo demo-distributed run bench bench-full bench-small test test-unit test-integration chaos chaos-ci lint format schemas schemas-check \
         kafka-install kafka-start kafka-stop broker-status clean migration
 
 help: ## list the targets
@@ -35,6 +35,12 @@ test-unit: .venv/.synced ## unit tests only (no broker, no database server)
 
 test-integration: bootstrap ## integration and end-to-end tests only
 	$(UV) run --frozen pytest -m integration
+
+chaos: bootstrap ## chaos suite (tests/chaos): 200 calls through replicated services under a seeded fault schedule; CHAOS_SEED=... replays
+	$(UV) run --frozen pytest tests/chaos -m chaos
+
+chaos-ci: bootstrap ## the chaos suite's small size: 40 calls, a kill of each service, one broker restart (~3-5 min)
+	CHAOS_SIZE=ci $(UV) run --frozen pytest tests/chaos -m chaos
 
 bench: bootstrap ## benchmark suite, both buses (~15 min): writes bench/results/<date>.md
 	$(UV) run --frozen python bench/suite.py --size modest

@@ -28,19 +28,10 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 
 from voiceticket_sandbox.audio import make_tone_wav
-from voiceticket_sandbox.caller import AnsweredCall, CallerSimulator, PlayedCall
+from voiceticket_sandbox.caller import SUPPORT_MESSAGES, AnsweredCall, CallerSimulator, PlayedCall
 from voiceticket_sandbox.twilio_webhooks import twilio_signature
 
-TRANSCRIPTS = (
-    "Hello, my printer on the third floor is jammed again and the display shows error E42.",
-    "Hi, I cannot log in to the VPN since this morning, my account number is 55123.",
-    "Good morning, I was charged twice on my last invoice, please call me back.",
-    "Our shared drive is very slow for the whole accounting team since yesterday.",
-    "Please reset my password for the billing portal, I am locked out.",
-    "The conference room screen in building B does not turn on.",
-    "I would like to upgrade our plan to the enterprise tier.",
-    "My laptop battery swells and the trackpad no longer clicks.",
-)
+TRANSCRIPTS = SUPPORT_MESSAGES
 
 
 # -- webhooks -----------------------------------------------------------------------------------

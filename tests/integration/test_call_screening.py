@@ -9,13 +9,17 @@ Two lines of the demo tenant, each with its ``screening_action``:
 - ``screened_request``: a silent recording becomes a request in the line's screened request type
   (whatever the analysis), with the reason on the call's issue property, and no SMS;
 
-and a spoken message on the ``no_request`` line is not screened at all: one request, one SMS.
+and a spoken message on the ``no_request`` line is not screened at all: one request, one SMS; a
+caller a spam-score add-on flags (Twilio's ``AddOns``) is rejected unanswered on the
+``no_request`` line, which screens robocalls, and shows on the calls page as screened out.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import math
+import secrets
 import struct
 import time
 from collections.abc import Awaitable, Callable
@@ -37,6 +41,11 @@ pytestmark = pytest.mark.integration
 SCREENING_LINE = "+15005550007"  # no_request
 SCREENED_TYPE = REQUEST_TYPES["complaint"]  # unlikely for a silent call's analysis: the setting chose it
 PHANTOM = "Thank you for watching."
+SPAM_SCORE_1 = json.dumps(
+    {"status": "successful", "message": None, "code": None, "results": {"nomorobo_spamscore": {
+        "request_sid": "XR" + "3" * 32, "status": "successful", "message": None, "code": None,
+        "result": {"status": "success", "message": "success", "score": 1}}}}
+)  # fmt: skip
 
 
 def pcm_wav(samples: list[int], rate: int = 8000) -> bytes:
@@ -63,7 +72,7 @@ def screening_lines(line: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any
         "screening_action": "screened_request",
         "screened_request_type_id": SCREENED_TYPE,
     }
-    no_request = line | {"number": SCREENING_LINE, "screening_action": "no_request"}
+    no_request = line | {"number": SCREENING_LINE, "screening_action": "no_request", "screen_robocalls": True}
     return screened_request, no_request
 
 
@@ -93,7 +102,12 @@ async def check_screening(caller: CallerSimulator, issues: Issues, sms: Sms, cal
     [issue] = await eventually(lambda: issues(silent.call_sid), 60.0)
     assert issue["requestTypeId"] == SCREENED_TYPE
     assert issue["properties"]["voiceticket.call"]["screened"] == "silence"
-    view = await eventually(lambda: call_view(silent.call_sid), 30.0)
+
+    async def requested() -> dict[str, Any] | None:  # the view follows the bus: wait for the request
+        call = await call_view(silent.call_sid)
+        return call if call and call["request_key"] else None
+
+    view = await eventually(requested, 30.0)
     assert view["screened"] == "silence" and view["screened_out"] is False
 
     # 3. a spoken message on the no_request line: not screened, a request and an SMS as always
@@ -105,8 +119,21 @@ async def check_screening(caller: CallerSimulator, issues: Issues, sms: Sms, cal
     assert spoken_issue["properties"]["voiceticket.call"]["screened"] is None
     assert await eventually(lambda: sms(spoken_caller), 60.0)
 
+    # 4. a caller Nomorobo flags, on the no_request line (which screens robocalls): rejected unanswered
+    robocall_sid = "CA" + secrets.token_hex(16)
+    params = caller.call_params(robocall_sid, new_caller(), SCREENING_LINE) | {"AddOns": SPAM_SCORE_1}
+    answered = await caller.post_signed(f"{caller.ingress_url}/twilio/voice", params)
+    assert answered.status_code == 200 and "<Reject" in answered.text and "<Record" not in answered.text
+
+    async def rejected() -> dict[str, Any] | None:
+        call = await call_view(robocall_sid)
+        return call if call and call["screened_out"] else None
+
+    assert (await eventually(rejected, 60.0))["screened"] == "robocall"
+
     await asyncio.sleep(1.0)  # a late request or SMS for the screened calls would show up now
     assert await issues(keys.call_sid) == [] and len(await issues(silent.call_sid)) == 1
+    assert await issues(robocall_sid) == []
     assert await sms(keys_caller) == [] and await sms(silent_caller) == []
 
 

@@ -1,8 +1,18 @@
 from __future__ import annotations
 
 from voiceticket_common.bus import PermanentError, RetryPolicy, TransientError
-from voiceticket_common.bus.delivery import DeadLettered, Delivered, backoff_delay, run_handler
+from voiceticket_common.bus import envelope as wire
+from voiceticket_common.bus.delivery import (
+    DeadLettered,
+    Delivered,
+    backoff_delay,
+    open_with_retries,
+    run_handler,
+)
+from voiceticket_common.bus.errors import DependencyUnavailable
 from voiceticket_common.events import CallAnalyzed
+from voiceticket_common.sealing import MemoryCallKeys, Sealer
+from voiceticket_common.testing import call_transcribed
 
 
 class Sleeps:
@@ -66,3 +76,61 @@ def test_backoff_grows_and_is_capped() -> None:
     for attempt in range(1, 10):
         assert 0 <= backoff_delay(policy, attempt, None) <= min(4.0, 2 ** (attempt - 1))
     assert backoff_delay(policy, 1, 30.0) == 30.0
+
+
+async def test_config_api_out_of_reach_is_retried_past_the_attempts_within_the_time_budget(
+    analyzed: CallAnalyzed,
+) -> None:
+    # A config-api restart: more failures than max_attempts allows for a provider's, then it is back.
+    calls = 0
+
+    async def handler(_):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        if calls <= 8:
+            raise DependencyUnavailable("config-api unreachable: ConnectError")
+        return [analyzed]
+
+    outcome = await run_handler(analyzed, handler, RetryPolicy(max_attempts=5), Sleeps())
+    assert isinstance(outcome, Delivered) and outcome.attempts == 9
+
+
+async def test_config_api_out_of_reach_still_ends_with_the_time_budget(analyzed: CallAnalyzed) -> None:
+    async def handler(_):  # type: ignore[no-untyped-def]
+        raise DependencyUnavailable("config-api unreachable: ConnectError")
+
+    policy = RetryPolicy(max_attempts=2, initial_backoff=0.01, max_backoff=0.02, max_total_seconds=0.3)
+    outcome = await run_handler(analyzed, handler, policy)
+    assert isinstance(outcome, DeadLettered) and outcome.attempts > 2, (
+        "the budget, not the attempts, ended it"
+    )
+
+
+class KeysBackAfter:
+    """Call keys whose server is out of reach for the first ``outage`` fetches."""
+
+    def __init__(self, keys: MemoryCallKeys, outage: int) -> None:
+        self.keys, self.outage, self.fetches = keys, outage, 0
+
+    async def key_for_sealing(self, event):  # type: ignore[no-untyped-def]
+        return await self.keys.key_for_sealing(event)
+
+    async def key_for_opening(self, tenant_id: str, call_sid: str):  # type: ignore[no-untyped-def]
+        self.fetches += 1
+        if self.fetches <= self.outage:
+            raise DependencyUnavailable("config-api unreachable for a call key: ConnectError")
+        return await self.keys.key_for_opening(tenant_id, call_sid)
+
+    async def erased(self, tenant_id: str, call_sid: str) -> bool:
+        return await self.keys.erased(tenant_id, call_sid)
+
+
+async def test_a_sealed_record_waits_out_a_config_api_restart_instead_of_being_dead_lettered() -> None:
+    keys = MemoryCallKeys()
+    event = call_transcribed(transcript="My VPN is down.")
+    _, value, headers = await wire.seal_record(wire.envelope_for(event, "test"), Sealer(keys))
+    restarting = KeysBackAfter(keys, outage=8)
+    opened = await open_with_retries(
+        value, headers, Sealer(restarting), RetryPolicy(max_attempts=5), Sleeps()
+    )
+    assert opened.event == event and restarting.fetches == 9

@@ -36,7 +36,7 @@ from typing import Generic, Protocol, TypeVar
 import httpx
 from pydantic import SecretStr, ValidationError
 
-from .bus.errors import PermanentError, TransientError
+from .bus.errors import DependencyUnavailable, PermanentError, TransientError
 from .http import raise_for_provider_status
 from .runtime_views import RuntimeView
 
@@ -122,7 +122,7 @@ class RuntimeConfigClient(Generic[ViewT]):
                     self._fetch(number)  # in the background; this lookup does not wait for it
                 return cached.view
         if failing_until > now and number not in self._inflight:
-            raise TransientError(
+            raise DependencyUnavailable(
                 "config-api unavailable: the last lookup failed a moment ago", retry_after=failing_until - now
             )
         # Nothing to serve: wait for the one fetch in flight. Shielded, so a caller that gives
@@ -211,7 +211,7 @@ class RuntimeConfigClient(Generic[ViewT]):
                     headers={"Authorization": f"Bearer {self._token.get_secret_value()}"},
                 )
         except (httpx.HTTPError, TimeoutError) as exc:
-            raise TransientError(f"config-api unreachable: {type(exc).__name__}") from None
+            raise DependencyUnavailable(f"config-api unreachable: {type(exc).__name__}") from None
         if response.status_code == 404:
             raise UnknownLine("the called number belongs to no configured line")
         raise_for_provider_status(response, "config-api", "line lookup")

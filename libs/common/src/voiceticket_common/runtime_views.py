@@ -104,7 +104,17 @@ class _LanguageModeLine(_Line):
         return self.language if self.language_mode == "enforced" else None
 
 
-class IngressLine(_Line):
+class _ScreeningLine(_Line):
+    screening_action: str = DEFAULT_SCREENING_ACTION
+    """What a screened call becomes (:data:`ScreeningAction`)."""
+
+    @property
+    def screens_out(self) -> bool:
+        """A screened call is set apart (its own request type, or none) rather than treated as any other."""
+        return self.screening_action != SCREENING_REQUEST
+
+
+class IngressLine(_ScreeningLine):
     greeting: str = DEFAULT_GREETING
     recording_notice: str = DEFAULT_RECORDING_NOTICE
     """Said after the greeting, always before ``<Record>`` (unset or blank: the default notice)."""
@@ -124,16 +134,8 @@ class IngressLine(_Line):
     """With ``press_key``: seconds to wait for the key (``<Gather timeout>``)."""
     consent_repeat: bool = True
     """With ``press_key``: after no input or another key, ask once more before it counts as declined."""
-
-
-class _ScreeningLine(_Line):
-    screening_action: str = DEFAULT_SCREENING_ACTION
-    """What a screened call becomes (:data:`ScreeningAction`)."""
-
-    @property
-    def screens_out(self) -> bool:
-        """A screened call is set apart (its own request type, or none) rather than treated as any other."""
-        return self.screening_action != SCREENING_REQUEST
+    screen_robocalls: bool = False
+    """Screen the calls a spam-score add-on flags (``robocall``; Twilio's ``AddOns``)."""
 
 
 class TranscriberLine(_LanguageModeLine, _ScreeningLine):

@@ -34,7 +34,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import SecretStr
 
-from .bus.errors import TransientError
+from .bus.errors import DependencyUnavailable, TransientError
 from .events import Event
 from .http import raise_for_provider_status
 
@@ -343,7 +343,9 @@ class VaultCallKeys:
                 json={"calls": calls},
             )
         except httpx.HTTPError as exc:
-            raise TransientError(f"config-api unreachable for call keys: {type(exc).__name__}") from None
+            raise DependencyUnavailable(
+                f"config-api unreachable for call keys: {type(exc).__name__}"
+            ) from None
         if response.status_code in (404, 405):  # a config-api from before the batch endpoint
             self._batches = False
             return await self._create_one_by_one(batch)
@@ -403,7 +405,9 @@ class VaultCallKeys:
                 **kwargs,
             )
         except httpx.HTTPError as exc:
-            raise TransientError(f"config-api unreachable for a call key: {type(exc).__name__}") from None
+            raise DependencyUnavailable(
+                f"config-api unreachable for a call key: {type(exc).__name__}"
+            ) from None
         if response.status_code == 410:
             raise CallErased("the call's data key is destroyed")
         if response.status_code == 404:

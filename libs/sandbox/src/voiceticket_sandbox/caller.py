@@ -33,6 +33,19 @@ _COUNTRIES = {
 }  # fmt: skip
 
 
+SUPPORT_MESSAGES = (
+    "Hello, my printer on the third floor is jammed again and the display shows error E42.",
+    "Hi, I cannot log in to the VPN since this morning, my account number is 55123.",
+    "Good morning, I was charged twice on my last invoice, please call me back.",
+    "Our shared drive is very slow for the whole accounting team since yesterday.",
+    "Please reset my password for the billing portal, I am locked out.",
+    "The conference room screen in building B does not turn on.",
+    "I would like to upgrade our plan to the enterprise tier.",
+    "My laptop battery swells and the trackpad no longer clicks.",
+)
+"""What the load generators' callers say: support matters of every kind (benchmarks, chaos suite)."""
+
+
 @dataclass
 class PlayedCall:
     """What happened during one simulated call. Status fields are HTTP status codes of the

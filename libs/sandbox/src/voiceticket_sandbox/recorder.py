@@ -55,6 +55,10 @@ class SandboxMiddleware:
             await self.app(scope, receive, send)
             return
         body = await _read_body(receive)
+        if body is None:
+            # The client went away before its request was whole (a killed process): no provider
+            # would see a request, so none is recorded, validated or answered.
+            return
         method, path = scope["method"], scope["path"]
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         query = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
@@ -148,16 +152,16 @@ def _status_for(errors: list[str]) -> int:
     return 400
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def _read_body(receive: Receive) -> bytes | None:
+    """The request's whole body; None when the client disconnected before sending all of it."""
     chunks = []
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            break
+            return None  # http.disconnect
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
+            return b"".join(chunks)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -135,6 +135,7 @@ class Line(Base):
     screening_action: Mapped[str] = mapped_column(String(24), default=DEFAULT_SCREENING_ACTION)
     screened_request_type_id: Mapped[str | None] = mapped_column(String(32))
     min_message_seconds: Mapped[float] = mapped_column(Float, default=DEFAULT_MIN_MESSAGE_SECONDS)
+    screen_robocalls: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 

@@ -446,6 +446,12 @@ class LineIn(_In):
         description="seconds of voice (sound that is not tones) below which a recording is screened as "
         "too_short; 0: no minimum (silence and tones are still screened)",
     )
+    screen_robocalls: bool = Field(
+        False,
+        description="screen calls a spam-score add-on installed for incoming calls flags (Nomorobo Spam "
+        "Score 1, Marchex Clean Call BLOCK: Twilio's AddOns parameter) as robocall; with no_request "
+        "the call is rejected unanswered",
+    )
 
 
 class LineOut(_Out):
@@ -478,6 +484,7 @@ class LineOut(_Out):
     screening_action: str
     screened_request_type_id: str | None
     min_message_seconds: float
+    screen_robocalls: bool
     created_at: datetime
     updated_at: datetime
 

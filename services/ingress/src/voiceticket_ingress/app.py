@@ -19,6 +19,7 @@ from voiceticket_common.config_client import RuntimeConfig, RuntimeConfigClient
 from voiceticket_common.events import (
     CallCompleted,
     CallReceived,
+    CallScreened,
     ConsentDeclined,
     NotificationDelivery,
     RecordingAbsent,
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 
 PUBLISHED = (
     CallReceived,
+    CallScreened,
     RecordingCompleted,
     RecordingAbsent,
     ConsentDeclined,

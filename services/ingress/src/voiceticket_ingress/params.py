@@ -20,6 +20,7 @@ Callers (``From``):
 
 from __future__ import annotations
 
+import json
 import re
 from urllib.parse import urlsplit
 
@@ -187,3 +188,37 @@ def media_url(webhook: Webhook, name: str = "RecordingUrl") -> str:
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise Malformed(name, "is not an absolute http(s) URL")
     return value
+
+
+MAX_ADD_ONS_CHARS = 64_000
+
+
+def flagged_as_spam(webhook: Webhook) -> bool:
+    """Whether a spam-score add-on installed for incoming calls flags the caller (Twilio sends
+    their results as the JSON ``AddOns`` parameter): Nomorobo Spam Score ``score`` 1, or Marchex
+    Clean Call ``recommendation`` ``BLOCK``. Anything else, an add-on that failed, or an
+    unreadable ``AddOns`` is not a flag: screening never refuses a caller on a guess."""
+    raw = _one(webhook, "AddOns")
+    if raw is None or len(raw) > MAX_ADD_ONS_CHARS:
+        return False
+    try:
+        add_ons = json.loads(raw)
+    except ValueError:
+        return False
+    results = add_ons.get("results") if isinstance(add_ons, dict) else None
+    if not isinstance(results, dict):
+        return False
+    nomorobo = _result(results, "nomorobo_spamscore")
+    marchex = _result(results, "marchex_cleancall")
+    verdict = marchex.get("result")
+    blocked = isinstance(verdict, dict) and verdict.get("recommendation") == "BLOCK"
+    return nomorobo.get("score") == 1 or blocked
+
+
+def _result(results: dict[str, object], name: str) -> dict[str, object]:
+    """One add-on's ``result``, when the add-on ran (``status`` successful)."""
+    entry = results.get(name)
+    if not isinstance(entry, dict) or entry.get("status") != "successful":
+        return {}
+    result = entry.get("result")
+    return result if isinstance(result, dict) else {}

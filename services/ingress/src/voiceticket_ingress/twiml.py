@@ -218,5 +218,12 @@ def not_in_service() -> str:
     return str(response)
 
 
+def reject() -> str:
+    """A screened caller on a line that makes nothing of them: rejected unanswered (a busy tone)."""
+    response = VoiceResponse()
+    response.reject(reason="busy")
+    return str(response)
+
+
 def empty() -> str:
     return str(VoiceResponse())

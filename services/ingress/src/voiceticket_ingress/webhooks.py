@@ -19,8 +19,22 @@ from fastapi import APIRouter, Request, Response
 from voiceticket_common.bus import TransientError
 from voiceticket_common.call_context import CallContext
 from voiceticket_common.config_client import UnknownLine
-from voiceticket_common.events import CallReceived, ConsentDeclined, RecordingAbsent, RecordingCompleted
-from voiceticket_common.events.v1 import CONSENT_DECLINED, CONSENT_NOTICE, CONSENT_PRESSED, CarriedContext
+from voiceticket_common.events import (
+    CallReceived,
+    CallScreened,
+    ConsentDeclined,
+    RecordingAbsent,
+    RecordingCompleted,
+)
+from voiceticket_common.events.v1 import (
+    CONSENT_DECLINED,
+    CONSENT_NOTICE,
+    CONSENT_PRESSED,
+    SCREENED_ROBOCALL,
+    CarriedContext,
+)
+from voiceticket_common.metrics import call_screened
+from voiceticket_common.runtime_views import SCREENING_NO_REQUEST
 
 from . import params, twiml
 from .gate import WebhookGate
@@ -60,6 +74,9 @@ class CallWebhooks:
         call_sid = params.call_sid(webhook)
         gate.annotate(call_sid, line.tenant_id)
         asks_consent = line.line.consent_mode == "press_key"
+        screened = (
+            SCREENED_ROBOCALL if line.line.screen_robocalls and params.flagged_as_spam(webhook) else None
+        )
         event = CallReceived(
             tenant_id=line.tenant_id,
             call_sid=call_sid,
@@ -69,12 +86,26 @@ class CallWebhooks:
             caller_number=params.caller(webhook),
             # press_key: decided at /twilio/consent
             consent=None if asks_consent else CONSENT_NOTICE,
+            screened=screened,
         )
+        if screened is not None:
+            call_screened(screened, line.line.screening_action, line.tenant_id)
+            log.info(
+                "caller screened",
+                extra={"screened": screened, "screening_action": line.line.screening_action},
+            )
+            if line.line.screening_action == SCREENING_NO_REQUEST:
+                # Rejected unanswered (the caller hears a busy tone; nothing is recorded or billed).
+                await gate.publisher(request).publish(event)
+                await gate.publisher(request).publish(
+                    CallScreened(**event.call_context(), reason=screened, by="ingress")
+                )
+                return Response(twiml.reject(), media_type=TWIML)
         await gate.publisher(request).publish(event)
         # Callbacks go to the origin Twilio used for this call (configured, or named by a
         # trusted proxy), so they verify the same way.
         base = gate.public.base(request)
-        context = CallContext(line.tenant_id, to_number, event.caller_number)
+        context = CallContext(line.tenant_id, to_number, event.caller_number, screened=screened or "")
         if asks_consent:
             body = twiml.consent_gather(
                 line.line, gate.callback_url(base, "/twilio/consent", context), greeting=True

@@ -14,7 +14,7 @@ from ..metrics import dropped
 from ..sealing import Sealer
 from ..tracing import record_failure
 from .envelope import Envelope, Headers, MalformedMessage, dead_letter_headers, open_record
-from .errors import PermanentError, TransientError
+from .errors import DependencyUnavailable, PermanentError, TransientError
 from .port import FollowHandler, Handler, RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ async def run_handler(
         except TransientError as exc:
             delay = backoff_delay(policy, attempt, exc.retry_after)
             elapsed = time.monotonic() - started
-            if attempt >= policy.max_attempts or elapsed + delay > policy.max_total_seconds:
+            if out_of_retries(policy, attempt, elapsed + delay, exc):
                 record_failure(span, exc, retrying=False)
                 return DeadLettered(
                     reason=f"retries exhausted: {exc}", error_type=type(exc).__name__, attempts=attempt
@@ -100,6 +100,14 @@ async def run_handler(
             return DeadLettered(
                 reason=f"unexpected {type(exc).__name__}", error_type=type(exc).__name__, attempts=attempt
             )
+
+
+def out_of_retries(policy: RetryPolicy, attempt: int, waited_by_next: float, exc: TransientError) -> bool:
+    """Whether a transient failure ends the retries: past the time budget, or (unless config-api
+    itself is out of reach, ``DependencyUnavailable``) past the attempts."""
+    if waited_by_next > policy.max_total_seconds:
+        return True
+    return attempt >= policy.max_attempts and not isinstance(exc, DependencyUnavailable)
 
 
 # -- sealed records (voiceticket_common.sealing): what both adapters do with erased calls --------
@@ -123,10 +131,7 @@ async def open_with_retries(
             return await open_record(value, headers, sealer)
         except TransientError as exc:
             delay = backoff_delay(policy, attempt, exc.retry_after)
-            if (
-                attempt >= policy.max_attempts
-                or time.monotonic() - started + delay > policy.max_total_seconds
-            ):
+            if out_of_retries(policy, attempt, time.monotonic() - started + delay, exc):
                 raise MalformedMessage(f"the call's data key stayed out of reach: {exc}") from None
             log.warning("call key out of reach, retrying", extra={"attempt": attempt, "error": str(exc)})
             await sleep(delay)

@@ -11,5 +11,12 @@ class TransientError(Exception):
         self.retry_after = retry_after
 
 
+class DependencyUnavailable(TransientError):
+    """The deployment's own config-api (line views, call keys) is out of reach: an outage, not
+    this record's fault. Retried for the whole time budget (``RetryPolicy.max_total_seconds``)
+    whatever the attempt count, so a config-api restart delays calls instead of dead-lettering
+    them; a provider's failure stays bounded by ``max_attempts`` too."""
+
+
 class PermanentError(Exception):
     """Retrying cannot help (validation error, bad credentials): dead-letter at once."""

@@ -14,6 +14,7 @@ to exist (:class:`TopicsMissing` otherwise).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -22,7 +23,13 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    KafkaConnectionError,
+    OutOfOrderSequenceNumber,
+    TopicAlreadyExistsError,
+    UnknownProducerId,
+)
 
 from ..events import Event
 from ..metrics import consumer_tracked, dead_lettered
@@ -47,6 +54,9 @@ from .port import (
 from .progress import ConsumerProgress
 
 log = logging.getLogger(__name__)
+
+BROKEN_PRODUCER = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch)
+"""Errors after which a producer's idempotent session is unusable (aiokafka does not recover it)."""
 
 
 class TopicsMissing(RuntimeError):
@@ -89,6 +99,9 @@ class KafkaEventBus:
         self._partitions = partitions
         self._replication = replication_factor
         self._producer: AIOKafkaProducer | None = None
+        self._producer_swap = asyncio.Lock()
+        self.producers_replaced = 0
+        """Producers replaced because the broker refused their idempotent session (tests read it)."""
         self._known_topics: set[str] = set()
         self._members: dict[str, KafkaGroupMember] = {}
 
@@ -124,7 +137,11 @@ class KafkaEventBus:
         return f"{self._namespace}.{name}" if self._namespace else name
 
     async def start(self) -> None:
-        self._producer = AIOKafkaProducer(
+        self._producer = self._new_producer()
+        await self._open(self._producer)
+
+    def _new_producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
             **self._client(),
             client_id=self._source,
             enable_idempotence=True,
@@ -133,7 +150,38 @@ class KafkaEventBus:
             # trip only. Concurrent sends still share a batch while a request is in flight.
             linger_ms=0,
         )
-        await self._open(self._producer)
+
+    async def _send_record(self, topic: str, value: bytes, key: bytes | None, headers: wire.Headers) -> None:
+        """``send_and_wait`` on the live producer. A producer whose idempotent session the broker
+        no longer accepts (after a broker restart lost its sequence state: every later batch is
+        refused with OutOfOrderSequenceNumber, and aiokafka never resets it) is replaced by a new
+        one (a new producer id) and the record sent once more: the refused batch was not written."""
+        producer = self._producer
+        if producer is None:
+            raise RuntimeError("bus not started")
+        try:
+            await producer.send_and_wait(topic, value=value, key=key, headers=headers)
+        except BROKEN_PRODUCER as exc:
+            log.warning("producer session refused by the broker; starting a new producer",
+                        extra={"error_type": type(exc).__name__})  # fmt: skip
+            fresh = await self._replace_producer(producer)
+            await fresh.send_and_wait(topic, value=value, key=key, headers=headers)
+
+    async def _replace_producer(self, broken: AIOKafkaProducer) -> AIOKafkaProducer:
+        async with self._producer_swap:
+            current = self._producer
+            if current is None:
+                raise RuntimeError("bus stopped")
+            if current is not broken:  # a concurrent failure replaced it already
+                return current
+            fresh = self._new_producer()
+            await self._open(fresh)
+            self._producer = fresh
+            self.producers_replaced += 1
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(10):
+                await broken.stop()
+        return fresh
 
     async def stop(self) -> None:
         if self._producer is not None:
@@ -199,7 +247,7 @@ class KafkaEventBus:
         with send_span(topic, event.call_sid, event.tenant_id, envelope.id):
             envelope.extra_headers.update(inject_headers())
             key, value, headers = await self._encode(envelope)
-            await self._producer.send_and_wait(topic, value=value, key=key, headers=headers)
+            await self._send_record(topic, value, key, headers)
 
     async def _encode(self, envelope: wire.Envelope) -> tuple[bytes, bytes, wire.Headers]:
         """The one place this adapter turns an event into a record (personal fields sealed)."""
@@ -220,8 +268,8 @@ class KafkaEventBus:
             ("dlq_original_partition", str(record.partition).encode()),
             ("dlq_original_offset", str(record.offset).encode()),
         ]
-        await self._producer.send_and_wait(
-            self.topic(dead_letter_topic(group)), value=record.value, key=record.key, headers=headers
+        await self._send_record(
+            self.topic(dead_letter_topic(group)), record.value or b"", record.key, headers
         )
         dead_lettered(group, outcome.error_type)
         log.error(
@@ -414,9 +462,9 @@ class KafkaEventBus:
             await consumer.stop()
         # Letters written before topics were recorded without their namespace name the cluster topic.
         namespaced = bool(self._namespace) and letter.original_topic.startswith(f"{self._namespace}.")
-        await self._producer.send_and_wait(
+        await self._send_record(
             letter.original_topic if namespaced else self.topic(letter.original_topic),
-            value=record.value,
-            key=record.key,
-            headers=wire.original_headers(list(record.headers or [])),
+            record.value or b"",
+            record.key,
+            wire.original_headers(list(record.headers or [])),
         )

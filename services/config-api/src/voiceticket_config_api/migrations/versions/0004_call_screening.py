@@ -29,6 +29,9 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("min_message_seconds", sa.Float(), nullable=False, server_default=sa.text("1.0"))
         )
+        batch_op.add_column(
+            sa.Column("screen_robocalls", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
     with op.batch_alter_table("call_progress", schema=None) as batch_op:
         batch_op.add_column(sa.Column("screened", sa.String(length=24), nullable=True))
         batch_op.add_column(sa.Column("screened_at", sa.DateTime(timezone=True), nullable=True))
@@ -39,6 +42,7 @@ def downgrade() -> None:
         batch_op.drop_column("screened_at")
         batch_op.drop_column("screened")
     with op.batch_alter_table("lines", schema=None) as batch_op:
+        batch_op.drop_column("screen_robocalls")
         batch_op.drop_column("min_message_seconds")
         batch_op.drop_column("screened_request_type_id")
         batch_op.drop_column("screening_action")
