@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
 from jira_writer_testkit import CALL_SID, Crash, FakeServiceDesk, analyzed, deps
 
 from voiceticket_common.bus import TransientError
+from voiceticket_common.http import OutcomeUnknown, transport_error
 from voiceticket_jira_writer.handlers import write_request
 from voiceticket_jira_writer.ports import CreatedRequest
 
@@ -136,3 +138,46 @@ async def test_a_live_lease_is_not_taken_by_a_second_claim(clocked_ledger, clock
     with pytest.raises(TransientError) as busy:
         await clocked_ledger.claim("acme", CALL_SID)
     assert busy.value.retry_after is not None and 1 <= busy.value.retry_after <= 1.5
+
+
+async def test_a_create_that_got_no_answer_keeps_the_full_window_so_a_late_request_is_found(
+    clocked_ledger, clock
+) -> None:
+    # The create timed out: Jira got it and makes the request 20 s later. A retry that waited
+    # only the index lag (15 s) from the timeout searched too early and created a second request
+    # (the chaos suite's duplicate); an unanswered create keeps the lease's end plus the lag.
+    desk = lagging_desk()
+    late: list = []
+
+    async def timed_out(site, draft):  # type: ignore[no-untyped-def]
+        late.append(draft)
+        raise OutcomeUnknown("jira create request failed: ReadTimeout")
+
+    desk.create_request = timed_out  # type: ignore[method-assign]
+    call = analyzed()
+    with pytest.raises(TransientError):
+        await write_request(call, deps(desk, clocked_ledger))
+    del desk.create_request  # the desk answers creates again
+    with pytest.raises(TransientError) as waiting:
+        await write_request(call, deps(desk, clocked_ledger))
+    assert waiting.value.retry_after is not None and waiting.value.retry_after > 70, (
+        "until the lease the create ran in ends, plus the index lag"
+    )
+    clock.advance(20)
+    desk.requests.extend(late)  # Jira made the request after all
+    desk.index()
+    clock.advance(56)
+    [event] = await write_request(call, deps(desk, clocked_ledger))
+    assert event.issue_key == "HELP-1" and len(desk.requests) == 1
+
+
+def test_only_a_request_that_never_left_is_an_answered_failure() -> None:
+    request = httpx.Request("POST", "https://acme.atlassian.net/rest/servicedeskapi/request")
+    assert not isinstance(
+        transport_error(httpx.ConnectError("refused", request=request), "jira", "create"), OutcomeUnknown
+    )
+    for lost in (
+        httpx.ReadTimeout("slow", request=request),
+        httpx.RemoteProtocolError("closed", request=request),
+    ):
+        assert isinstance(transport_error(lost, "jira", "create"), OutcomeUnknown)

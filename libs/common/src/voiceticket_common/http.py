@@ -567,5 +567,17 @@ def _short_error(response: httpx.Response) -> str:
     return ""
 
 
+class OutcomeUnknown(TransientError):
+    """The request was sent but no answer came (a read or write timeout, the connection lost
+    mid-exchange): the provider may still act on it. A create that ends so has an unknown outcome."""
+
+
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+"""Transport failures before the request left: the provider cannot have seen it."""
+
+
 def transport_error(exc: httpx.HTTPError, provider: str, what: str) -> TransientError:
-    return TransientError(f"{provider} {what} failed: {type(exc).__name__}")
+    """A transport failure as the retry it calls for; :class:`OutcomeUnknown` unless the request
+    never left."""
+    error = TransientError if isinstance(exc, _NOT_SENT) else OutcomeUnknown
+    return error(f"{provider} {what} failed: {type(exc).__name__}")

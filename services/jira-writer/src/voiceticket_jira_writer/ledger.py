@@ -135,9 +135,10 @@ class SqlRequestLedger(LeasedLedger):
 
     async def release(self, entry: LedgerEntry) -> None:
         changes: dict[str, object] = {}
-        if entry.create_started and entry.issue_key is None:
-            # This attempt's create ended (it failed): its request, if Jira made it anyway, is
-            # searchable after the index's lag from now, not from the end of the lease.
+        if entry.create_started and entry.issue_key is None and not entry.create_outcome_unknown:
+            # This attempt's create ended (Jira answered it with an error): its request, if Jira
+            # made it anyway, is searchable after the index's lag from now, not from the end of
+            # the lease. A create that got no answer may still be made later: not shortened.
             settles = self.now() + self.search_index_lag
             if entry.create_settles_at is None or settles < entry.create_settles_at:
                 changes["create_settles_at"] = entry.create_settles_at = settles

@@ -21,6 +21,7 @@ from typing import Any
 
 from voiceticket_common.bus import PermanentError, TransientError
 from voiceticket_common.events import Entity
+from voiceticket_common.http import OutcomeUnknown
 from voiceticket_common.runtime_views import JiraWriterView
 
 from .customers import customer_account
@@ -74,7 +75,11 @@ async def ensure_request(
         async with asyncio.timeout((deadline - deps.ledger.now()).total_seconds()):
             created = await _create(deps, site, service_desk_id, request_type_id, wanted, entities)
     except TimeoutError:
+        entry.create_outcome_unknown = True
         raise TransientError("jira create request did not finish within the lease") from None
+    except OutcomeUnknown:
+        entry.create_outcome_unknown = True  # no answer: Jira may still make the request
+        raise
     log.info("jsm request created", extra={"issue_key": created.issue_key})
     await deps.ledger.record_created(entry, created)
     return created
