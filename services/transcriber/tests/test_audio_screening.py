@@ -7,6 +7,7 @@ import math
 
 import pytest
 from pcm_samples import silent_wav, tone_wav, wav
+from prometheus_client import REGISTRY
 from staged_audio import WrittenRecordings, openai_line_config
 
 from voiceticket.samples import sample_calls
@@ -141,3 +142,14 @@ async def test_a_message_is_not_screened_on_any_line() -> None:
         recording_completed(duration_seconds=15), deps("no_request", audio, engine)
     )
     assert isinstance(event, CallTranscribed) and event.screened is None and engine.calls == 1
+
+
+async def test_a_caller_ingress_screened_is_not_measured_or_counted_again() -> None:
+    engine = CountingEngine()
+    labels = {"reason": "robocall", "action": "screened_request", "tenant": "acme"}
+    before = REGISTRY.get_sample_value("voiceticket_calls_screened_total", labels) or 0.0
+    robocall = recording_completed(duration_seconds=5, screened="robocall")
+    [event] = await transcribe_recording(robocall, deps("screened_request", dtmf(12), engine))
+    assert isinstance(event, CallTranscribed) and event.screened == "robocall", "ingress's reason stays"
+    assert (REGISTRY.get_sample_value("voiceticket_calls_screened_total", labels) or 0.0) == before
+    assert engine.calls == 1, "a flagged caller's message is still transcribed: a person may be speaking"

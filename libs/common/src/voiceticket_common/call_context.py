@@ -38,7 +38,7 @@ class CallContext:
     consent: str = ""
     """How the caller consented, where the callback must say it ("pressed"); empty: not sealed."""
     screened: str = ""
-    """Why ingress screened the caller (blocked_caller, robocall) on a line that still records
+    """Why ingress screened the caller (robocall) on a line that still records
     them; empty: not screened."""
 
 

@@ -96,7 +96,7 @@ class CallProgress(Base):
     error: Mapped[str | None] = mapped_column(Text)
     error_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     screened: Mapped[str | None] = mapped_column(String(24))
-    """Why the call was screened (silence, tone, too_short, blocked_caller, robocall); None: it was not."""
+    """Why the call was screened (silence, tone, too_short, robocall); None: it was not."""
     screened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     """When screening ended the call (``call.screened``: its line makes no request for it)."""
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)

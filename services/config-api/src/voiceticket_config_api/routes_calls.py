@@ -91,7 +91,7 @@ class CallOut(BaseModel):
     screened: str | None = Field(
         None,
         description="why the call was screened: silence, tone or too_short (its recording), "
-        "blocked_caller or robocall (its caller); null: not screened",
+        "robocall (its caller); null: not screened",
     )
     screened_out: bool = Field(
         False, description="screening ended the call: its line makes no request for screened calls"

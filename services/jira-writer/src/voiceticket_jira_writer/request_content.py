@@ -169,7 +169,7 @@ def call_property(event: CallAnalyzed) -> dict[str, Any]:
         "receivedAt": event.occurred_at.isoformat(),
         # notice or pressed; None is an event from before consent, when notice was the only mode
         "consent": event.consent or CONSENT_NOTICE,
-        # silence, tone, too_short, blocked_caller or robocall; None: not screened
+        # silence, tone, too_short or robocall; None: not screened
         "screened": event.screened,
         "intent": analysis.intent,
         "priority": analysis.priority.value,

@@ -109,16 +109,20 @@ async def transcribe_recording(event: RecordingCompleted, deps: TranscriberDeps)
     with Workspace.opened() as work:
         recording = await download(deps.recordings, account, event.recording_sid, work)
         audio_bytes = recording.size
-        sound = await off_loop(
-            lambda stop: measure_file(recording, deps.speech, line.min_message_seconds, stop)
-        )
-        heard = verdict(sound, deps.speech, line.min_message_seconds) if sound is not None else None
+        heard = None
+        if event.screened is None:  # a caller ingress screened was counted there, and stays so
+            sound = await off_loop(
+                lambda stop: measure_file(recording, deps.speech, line.min_message_seconds, stop)
+            )
+            heard = verdict(sound, deps.speech, line.min_message_seconds) if sound is not None else None
+            if heard is not None:
+                call_screened(heard, line.screening_action, event.tenant_id)
+                log.info(
+                    "call screened", extra={"screened": heard, "screening_action": line.screening_action}
+                )
+                if line.screening_action == SCREENING_NO_REQUEST:
+                    return [screened_call(event, heard, sound)]
         screened = event.screened or heard
-        if screened is not None:
-            call_screened(screened, line.screening_action, event.tenant_id)
-            log.info("call screened", extra={"screened": screened, "screening_action": line.screening_action})
-            if line.screening_action == SCREENING_NO_REQUEST:
-                return [screened_call(event, screened, sound)]
         # Nothing worth paying speech-to-text for on a line that sets such calls apart: it would
         # only invent words for the silence or the tones.
         skip = line.screens_out and heard in (SCREENED_SILENCE, SCREENED_TONE)
@@ -166,11 +170,11 @@ async def transcribe_recording(event: RecordingCompleted, deps: TranscriberDeps)
 
 
 def screened_call(event: RecordingCompleted, reason: str, sound: SoundMeasure | None) -> CallScreened:
-    """The call ends here: its line makes no request for a screened call (``no_request``)."""
+    """The call ends here: its line makes no request for a recording screened so (``no_request``)."""
     return CallScreened(
         **(event.call_context() | {"screened": reason}),
         reason=reason,
-        by="ingress" if event.screened else "transcriber",
+        by="transcriber",
         recording_sid=event.recording_sid,
         duration_seconds=event.duration_seconds,
         sounding_seconds=round(sound.sounding_seconds, 2) if sound is not None else None,

@@ -52,13 +52,8 @@ SCREENED_TONE = "tone"
 """Screened on the audio: tones only (a dial or busy tone, DTMF, a fax or modem), no voice."""
 SCREENED_TOO_SHORT = "too_short"
 """Screened on the audio: less voice than the line's ``min_message_seconds``."""
-SCREENED_BLOCKED_CALLER = "blocked_caller"
-"""Screened by ingress: the caller is on the tenant's block list."""
 SCREENED_ROBOCALL = "robocall"
 """Screened by ingress: Twilio's caller data (a spam-score add-on) flags the call as spam."""
-SCREENING_REASONS = (
-    SCREENED_SILENCE, SCREENED_TONE, SCREENED_TOO_SHORT, SCREENED_BLOCKED_CALLER, SCREENED_ROBOCALL
-)  # fmt: skip
 
 
 class _CallContext(Event):
@@ -76,9 +71,8 @@ class _CallContext(Event):
     screened: str | None = Field(
         default=None,
         description="Why the call was screened, when it was: silence, tone or too_short (measured on "
-        "the recording by the transcriber), blocked_caller or robocall (ingress, from the tenant's "
-        "block list or Twilio's caller data). What follows is the line's screening_action: a request "
-        "as any other (request), one in the line's screened request type (screened_request), or none "
+        "the recording by the transcriber) or robocall (ingress, from Twilio's caller data). What "
+        "follows is the line's screening_action: a request as any other (request), one in the line's screened request type (screened_request), or none "
         "(no_request: call.screened ends the call). None: not screened.",
     )
 
@@ -150,7 +144,7 @@ class CallScreened(_CallContext):
     event_type: ClassVar[str] = "call.screened"
     version: ClassVar[int] = 1
 
-    reason: str = Field(description="silence, tone, too_short, blocked_caller or robocall (as ``screened``).")
+    reason: str = Field(description="silence, tone, too_short or robocall (as ``screened``).")
     by: str = Field(description="transcriber (measured on the recording) or ingress (the caller).")
     recording_sid: str | None = Field(default=None, description="The recording screened (transcriber).")
     duration_seconds: int | None = Field(default=None, ge=0, description="The recording's length (Twilio).")
