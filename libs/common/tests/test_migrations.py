@@ -250,9 +250,12 @@ async def test_adoption_refuses_a_missing_column_it_cannot_fill(engine: AsyncEng
 async def test_the_developer_command_writes_a_revision_that_upgrades(
     engine: AsyncEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``revision notifier -m ...`` with a model column added: 0002, after 0001, adding it."""
+    """``revision notifier -m ...`` with a model column added: the next number, after the head,
+    adding it."""
     versions = tmp_path / "versions"
     shutil.copytree(migrations.versions_dir("notifier"), versions)
+    head = max(int(p.name[:4]) for p in versions.glob("[0-9][0-9][0-9][0-9]_*.py"))
+    new = f"{head + 1:04d}"
     changed = MetaData()
     for model in migrations.target_metadata("notifier").tables.values():
         model.to_metadata(changed)
@@ -262,11 +265,11 @@ async def test_the_developer_command_writes_a_revision_that_upgrades(
     migrations.script.cache_clear()
     try:
         written = await migrations.revision("notifier", "opt-out source")
-        assert [p.name for p in written] == ["0002_opt_out_source.py"]
+        assert [p.name for p in written] == [f"{new}_opt_out_source.py"]
         body = written[0].read_text()
-        assert 'down_revision: str | Sequence[str] | None = "0001"' in body and "source" in body
+        assert f'down_revision: str | Sequence[str] | None = "{head:04d}"' in body and "source" in body
         done = await migrations.upgrade(engine, "notifier")
-        assert done.after == "0002"
+        assert done.after == new
         columns = {c[0] for c in (await snapshot(engine))["notifier_opt_outs"]}
         assert "source" in columns
         assert await migrations.check(engine, "notifier") == []

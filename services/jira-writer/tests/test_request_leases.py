@@ -181,3 +181,40 @@ def test_only_a_request_that_never_left_is_an_answered_failure() -> None:
         httpx.RemoteProtocolError("closed", request=request),
     ):
         assert isinstance(transport_error(lost, "jira", "create"), OutcomeUnknown)
+
+
+async def test_a_create_cancelled_in_flight_keeps_the_full_window_so_a_late_request_is_found(
+    clocked_ledger, clock
+) -> None:
+    # The attempt was cancelled (its partition handed back on a rebalance, or a SIGTERM) while
+    # the create was at Jira: cancelling does not call the request back. Giving the lease back
+    # with only the index lag let the next attempt search before the request was indexed and
+    # create a second one; a cancelled create is as unanswered as a timed-out one.
+    desk = lagging_desk()
+    late: list = []
+    at_jira = asyncio.Event()
+
+    async def held(site, draft):  # type: ignore[no-untyped-def]
+        late.append(draft)
+        at_jira.set()
+        await asyncio.Event().wait()  # Jira is slow: the attempt is cancelled first
+
+    desk.create_request = held  # type: ignore[method-assign]
+    call = analyzed()
+    attempt = asyncio.create_task(write_request(call, deps(desk, clocked_ledger)))
+    await at_jira.wait()
+    attempt.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await attempt
+    del desk.create_request
+    with pytest.raises(TransientError) as waiting:
+        await write_request(call, deps(desk, clocked_ledger))
+    assert waiting.value.retry_after is not None and waiting.value.retry_after > 70, (
+        "until the lease the create ran in ends, plus the index lag"
+    )
+    clock.advance(20)
+    desk.requests.extend(late)  # Jira made the request after all
+    desk.index()
+    clock.advance(56)
+    [event] = await write_request(call, deps(desk, clocked_ledger))
+    assert event.issue_key == "HELP-1" and len(desk.requests) == 1

@@ -149,3 +149,29 @@ async def test_a_stale_claim_cannot_settle_the_sms(ledger, clock) -> None:
         await ledger.begin_send(first)
     await ledger.complete(second, "sent", "SM" + "1" * 32)
     assert await ledger.claim("acme", CALL_SID) is None
+
+
+async def test_an_attempt_cancelled_during_the_send_keeps_its_lease_until_the_send_is_settled(
+    ledger, clock
+) -> None:
+    """A partition handed back (or a SIGTERM) cancels the handler while its request is at Twilio:
+    cancelling does not call the request back, and Twilio makes the message a moment later. The
+    next attempt must wait for the lease the send began under, then find that message; giving the
+    lease back at once would let it look before the message exists and send a second SMS."""
+    sms = TwilioLike(clock)
+    sms.gate = asyncio.Event()
+    first = asyncio.create_task(notify_caller(ticket(), deps(sms, ledger)))
+    await sms.started.wait()
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    # The request had reached Twilio: it makes the message after the client gave up.
+    sms.gate = None
+    sms.messages.append(
+        {"sid": "SM" + "f" * 32, "to": CALLER, "from": "", "body": "Your request HELP-7 was received",
+         "date_created": format_datetime(clock(), usegmt=True)}
+    )  # fmt: skip
+
+    [event] = await replay_after_the_lease(ledger, sms, clock)
+    assert isinstance(event, NotificationSent) and event.message_sid == "SM" + "f" * 32
+    assert len(sms.messages) == 1 and sms.lookups == 1, "found the cancelled attempt's SMS, sent none"

@@ -171,10 +171,11 @@ class LedgerEntry:
     create_settles_at: datetime | None = None
     """An earlier create's outcome is not recorded: its request, if any, is searchable from then."""
     create_started: bool = False
-    create_outcome_unknown: bool = False
-    """This attempt's create got no answer (a timeout): Jira may still make the request, so its
-    settle time stays the lease's end plus the index lag (``release`` does not shorten it)."""
     """This attempt started a create (so a failure releases with the index's lag from now)."""
+    create_outcome_unknown: bool = False
+    """This attempt's create got no answer (a timeout, or the attempt was cancelled while it was
+    in flight): Jira may still make the request, so its settle time stays the lease's end plus the
+    index lag (``release`` does not shorten it)."""
 
 
 class RequestLedger(Protocol):

@@ -77,8 +77,10 @@ async def ensure_request(
     except TimeoutError:
         entry.create_outcome_unknown = True
         raise TransientError("jira create request did not finish within the lease") from None
-    except OutcomeUnknown:
-        entry.create_outcome_unknown = True  # no answer: Jira may still make the request
+    except (OutcomeUnknown, asyncio.CancelledError):
+        # No answer: Jira may still make the request. A cancelled attempt (a partition handed
+        # back, a SIGTERM) is the same: the create it sent is not called back by cancelling.
+        entry.create_outcome_unknown = True
         raise
     log.info("jsm request created", extra={"issue_key": created.issue_key})
     await deps.ledger.record_created(entry, created)

@@ -84,6 +84,11 @@ async def notify_caller(event: TicketCreated, deps: NotifierDeps) -> Sequence[Ev
     try:
         return await _notify(event, deps, config, claim, base)
     except (Exception, asyncio.CancelledError):
+        if claim.send_in_flight:
+            # Cancelled (a partition handed back, a SIGTERM) while the request was at Twilio: it
+            # may still make the SMS. The lease, taken to the send's deadline, is kept, so the next
+            # attempt looks at Twilio's list only once this send is settled, as after a crash.
+            raise
         # Give the lease back (keeping any started send, which the retry looks up first). A dying
         # process leaves it to expire.
         await deps.ledger.release(claim)
@@ -139,6 +144,7 @@ async def _notify(
     async with deps.slots.slot(event.tenant_id, "sms", limit):
         # The lease's deadline is taken once the slot is held: waiting for one never eats into it.
         deadline = await deps.ledger.begin_send(claim)
+        claim.send_in_flight = True
         try:
             # Within the lease, with a margin: a takeover looks at Twilio only after this send ended.
             budget = (deadline - deps.ledger.now()).total_seconds() - SEND_MARGIN_SECONDS
@@ -156,8 +162,10 @@ async def _notify(
             return [NotificationFailed(**base, reason="outcome unknown after a timeout", retryable=False)]
         except Exception:
             # Nothing left Twilio's side (connection refused, 429, 5xx): a retry may send unlooked.
+            claim.send_in_flight = False
             await deps.ledger.release(claim, sent_nothing=True)
             raise
+        claim.send_in_flight = False  # only a cancel leaves it set (the request may still land)
     await deps.ledger.complete(claim, "sent", receipt.message_sid)
     size = measure(body)
     log.info(

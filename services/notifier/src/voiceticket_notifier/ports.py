@@ -48,9 +48,10 @@ class SmsSender(Protocol):
         for clock skew), whose body contains ``marker``: an earlier attempt's SMS, or None."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class SmsClaim:
-    """This attempt's hold on the call's SMS, under a lease; ``token`` fences its writes."""
+    """This attempt's hold on the call's SMS, under a lease; ``token`` fences its writes (only
+    ``send_in_flight`` changes, as the attempt goes)."""
 
     tenant_id: str
     call_sid: str
@@ -58,6 +59,9 @@ class SmsClaim:
     fresh: bool = True
     send_started_at: datetime | None = None
     """An earlier attempt started sending then and recorded no outcome: the SMS may exist."""
+    send_in_flight: bool = False
+    """This attempt's send request has left and not come back: cancelled now, its SMS may still
+    be made at Twilio, so the lease is kept until the send's deadline (not given back)."""
 
 
 class SmsLedger(Protocol):
