@@ -74,8 +74,24 @@ def restartable_broker(data_dir: Path) -> Iterator[LocalKafkaBroker]:
         broker.stop()
 
 
+FAILPOINTS = Path(__file__).parent / "failpoints"
+"""On every product process's PYTHONPATH: its ``sitecustomize`` holds commits and adds the
+upgraded producer's field when the harness asks (see there)."""
+
+
+UPGRADE_FIELD = "chaos_upgrade"
+"""The optional field an upgraded producer's events carry (as ``failpoints/sitecustomize.py`` adds it)."""
+
+
+def failpoints_dir(stack: Stack) -> Path:
+    return stack.workdir / "failpoints"
+
+
 def chaos_stack(workdir: Path, broker: LocalKafkaBroker, postgres_dsn: str) -> Stack:
     env = {} if os.environ.get("CHAOS_PRODUCT_DEFAULTS") == "1" else dict(PRODUCT_ENV)
+    (workdir / "failpoints").mkdir(parents=True, exist_ok=True)
+    path = os.pathsep.join(p for p in (str(FAILPOINTS), os.environ.get("PYTHONPATH", "")) if p)
+    env |= {"CHAOS_FAILPOINTS_DIR": str(workdir / "failpoints"), "PYTHONPATH": path}
     return Stack(
         workdir,
         broker.bootstrap_servers,
@@ -238,6 +254,8 @@ class Striker:
             "broker-restart": self._broker_restart,
             "config-api-restart": self._sigterm,
             "rolling-restart": self._rolling_restart,
+            "kill-before-commit": self._kill_before_commit,
+            "rolling-upgrade": self._rolling_upgrade,
             "provider": self._provider_fault,
             "poison": self._poison,
         }[fault.kind]
@@ -313,6 +331,55 @@ class Striker:
             if time.monotonic() > deadline:
                 return 0
             await asyncio.sleep(0.1)
+
+    async def _kill_before_commit(self, strike: Strike) -> None:
+        """SIGKILL a replica of the service between a handler's success (its outcome published)
+        and the commit of the record's offset: the failpoint holds the replicas' commits until
+        one has a commit to make, and that one is killed. Its record is delivered again."""
+        names = self.stack.replicas_of(strike.fault.target)
+        folder = failpoints_dir(self.stack)
+        async with self._holding(*names):
+            pids = {name: self._pid(name) for name in names}
+            holds = [folder / f"hold-commit.{pid}" for pid in pids.values()]
+            for hold in holds:
+                hold.touch()
+            try:
+                deadline = time.monotonic() + 90.0
+                victims: list[str] = []
+                while not victims and time.monotonic() < deadline:
+                    victims = [n for n, pid in pids.items() if (folder / f"holding.{pid}").exists()]
+                    await asyncio.sleep(0.05)
+                if not victims:
+                    raise RuntimeError(f"no {strike.fault.target} replica completed a record within 90 s")
+                strike.started, strike.processes = time.time(), victims
+                await asyncio.gather(*(self._blocking(self.stack.kill, n) for n in victims))
+                strike.sigkills += len(victims)
+                strike.note = "killed with a completed record's commit held"
+            finally:
+                for hold in holds:
+                    hold.unlink(missing_ok=True)
+            await asyncio.sleep(strike.fault.pause)
+            await self._restart(strike, *victims)
+
+    def _pid(self, name: str) -> int:
+        process = self.stack.processes[name].process
+        assert process is not None, name
+        return process.pid
+
+    async def _rolling_upgrade(self, strike: Strike) -> None:
+        """Every process in turn (producers first, as a deployment rolls them): SIGTERM, start
+        as the new version, whose events carry an optional field, while the others still run
+        the old one."""
+        strike.started = time.time()
+        for name in process_names():
+            async with self._holding(name):
+                await self._terminate(strike, name)
+                self.stack.processes[name].env["CHAOS_UPGRADED"] = "1"
+                attempts = await self._restart_one(name)
+                strike.restarts += attempts
+                strike.crash_restarts += attempts - 1
+                strike.processes.append(name)
+        strike.whole = time.time()
 
     async def _rolling_restart(self, strike: Strike) -> None:
         strike.started = time.time()

@@ -44,6 +44,11 @@ async def partitions_of(bootstrap: str, topics: list[str]) -> list[TopicPartitio
 
 async def topic_keys(bootstrap: str, topic: str, timeout: float = 30.0) -> list[str]:
     """Every record key on ``topic`` now, read from the beginning (duplicates kept)."""
+    return [key for key, _ in await topic_records(bootstrap, topic, timeout)]
+
+
+async def topic_records(bootstrap: str, topic: str, timeout: float = 30.0) -> list[tuple[str, bytes]]:
+    """Every record on ``topic`` now as (key, value), read from the beginning."""
     partitions = await partitions_of(bootstrap, [topic])
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
@@ -51,7 +56,7 @@ async def topic_keys(bootstrap: str, topic: str, timeout: float = 30.0) -> list[
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         end = await consumer.end_offsets(partitions)
-        keys: list[str] = []
+        keys: list[tuple[str, bytes]] = []
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
@@ -61,7 +66,7 @@ async def topic_keys(bootstrap: str, topic: str, timeout: float = 30.0) -> list[
             if loop.time() > deadline:
                 raise TimeoutError(f"{topic}: not read to its end in {timeout:.0f}s")
             for records in (await consumer.getmany(timeout_ms=500)).values():
-                keys += [(r.key or b"").decode(errors="replace") for r in records]
+                keys += [((r.key or b"").decode(errors="replace"), r.value or b"") for r in records]
     finally:
         await consumer.stop()
 

@@ -46,12 +46,16 @@ class Size:
     """One SIGKILL of every service (a random replica) at a random moment."""
     kills_in_jira_create: int
     kills_in_sms_send: int
+    kills_before_commit: int
+    """SIGKILLs of a consumer replica between a handler's success and its offset commit."""
     sigterms: int
     broker_restarts: int
     broker_hard_kills: int
     """Of the broker restarts, how many are a SIGKILL instead of a clean stop."""
     config_api_restarts: int
     rolling_restarts: int
+    rolling_upgrades: int
+    """Rolling restarts into a producer version that adds an optional field to every event."""
     provider_faults: int
     poison_per_group: int
     duplicate_share: float
@@ -72,11 +76,13 @@ SIZES = {
         kill_each_service=True,
         kills_in_jira_create=1,
         kills_in_sms_send=1,
+        kills_before_commit=1,
         sigterms=1,
         broker_restarts=1,
         broker_hard_kills=0,
         config_api_restarts=0,
         rolling_restarts=0,
+        rolling_upgrades=0,
         provider_faults=6,
         poison_per_group=1,
         duplicate_share=0.15,
@@ -93,11 +99,13 @@ SIZES = {
         kill_each_service=True,
         kills_in_jira_create=2,
         kills_in_sms_send=2,
+        kills_before_commit=4,
         sigterms=3,
         broker_restarts=2,
         broker_hard_kills=1,
         config_api_restarts=1,
         rolling_restarts=1,
+        rolling_upgrades=1,
         provider_faults=14,
         poison_per_group=2,
         duplicate_share=0.15,
@@ -192,6 +200,8 @@ KINDS = (
     "broker-restart",  # stop the broker (SIGTERM, or SIGKILL when hard), pause, start on its data
     "config-api-restart",  # SIGTERM config-api, pause, start
     "rolling-restart",  # every product process in turn: SIGTERM, start, wait until ready
+    "kill-before-commit",  # SIGKILL a consumer replica between a handler's success and its commit
+    "rolling-upgrade",  # as rolling-restart, into a producer version with a new optional field
     "provider",  # a stand-in fault (5xx, 429 with or without Retry-After, slow, timeout)
     "poison",  # a malformed record on a consumer group's input topic: a deliberate dead letter
 )
@@ -347,6 +357,13 @@ def _faults(rng: random.Random, size: Size) -> tuple[Fault, ...]:
         faults.append(Fault(moment(), "config-api-restart", "config-api", pause()))
     for _ in range(size.rolling_restarts):
         faults.append(Fault(moment(0.2, 0.6), "rolling-restart"))
+    for _ in range(size.rolling_upgrades):
+        faults.append(Fault(moment(0.1, 0.3), "rolling-upgrade"))
+    for n in range(size.kills_before_commit):
+        # Each consumer once when there are enough of them, else drawn.
+        every = size.kills_before_commit >= len(CONSUMERS) and n < len(CONSUMERS)
+        service = CONSUMERS[n] if every else rng.choice(CONSUMERS)
+        faults.append(Fault(moment(), "kill-before-commit", service, pause()))
     menu = list(PROVIDER_FAULTS)
     rng.shuffle(menu)
     for n in range(size.provider_faults):

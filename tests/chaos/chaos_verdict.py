@@ -14,8 +14,8 @@ from chaos_observe import World
 from chaos_plan import CONSUMERS, Plan, call_marker
 
 PROPERTY = "voiceticket.call"
-PROCESS_FAULTS = {"kill", "kill-in-jira-create", "kill-in-sms-send", "sigterm", "broker-restart",
-                  "config-api-restart", "rolling-restart"}  # fmt: skip
+PROCESS_FAULTS = {"kill", "kill-in-jira-create", "kill-in-sms-send", "kill-before-commit", "sigterm",
+                  "broker-restart", "config-api-restart", "rolling-restart", "rolling-upgrade"}  # fmt: skip
 
 
 @dataclass

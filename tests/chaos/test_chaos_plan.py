@@ -35,3 +35,49 @@ def test_every_struck_process_exists_and_broker_restarts_do_not_overlap() -> Non
     restarts = [f for f in plan.faults if f.kind == "broker-restart"]
     assert len(restarts) == 2 and restarts[0].hard
     assert all(a.at + a.pause + 20 < b.at for a, b in zip(restarts, restarts[1:], strict=False))
+
+
+def test_the_full_size_upgrades_and_kills_each_consumer_between_success_and_commit() -> None:
+    plan = make_plan(11, SIZES["full"])
+    kinds = [f.kind for f in plan.faults]
+    assert kinds.count("rolling-upgrade") == 1
+    assert {f.target for f in plan.faults if f.kind == "kill-before-commit"} == set(CONSUMERS)
+    assert [f.kind for f in make_plan(3, SIZES["ci"]).faults].count("kill-before-commit") == 1
+
+
+def test_the_failpoints_hold_commits_and_add_the_upgrade_field_only_when_asked(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The product processes' ``sitecustomize``: inert without its folder; with it, commits go
+    through the hold, and an upgraded process's events carry the new optional field."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from chaos_harness import FAILPOINTS, UPGRADE_FIELD
+
+    probe = (
+        "import asyncio, json\n"
+        "from voiceticket_common.bus import envelope, kafka_member\n"
+        "from voiceticket_common.events import RecordingAbsent\n"
+        "e = RecordingAbsent(tenant_id='acme', call_sid='CA' + '1' * 32, line_number='+15550100',\n"
+        "    caller_number='+15550199', status='absent')\n"
+        "_, value, _ = asyncio.run(envelope.seal_record(envelope.envelope_for(e, 'probe'), None))\n"
+        f"print(kafka_member.KafkaGroupMember._commit.__name__, json.loads(value).get({UPGRADE_FIELD!r}))\n"
+    )
+
+    def run(**env: str) -> str:
+        base = {k: v for k, v in os.environ.items() if not k.startswith("CHAOS_")}
+        out = subprocess.run(
+            [sys.executable, "-c", probe],
+            env={**base, "PYTHONPATH": str(FAILPOINTS), **env},
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent,
+        )
+        return out.stdout.strip()
+
+    assert run() == "_commit None"
+    assert run(CHAOS_FAILPOINTS_DIR=str(tmp_path)) == "held_commit None"
+    upgraded = run(CHAOS_FAILPOINTS_DIR=str(tmp_path), CHAOS_UPGRADED="1")
+    assert upgraded.startswith("held_commit v1.1"), upgraded

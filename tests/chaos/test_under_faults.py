@@ -22,8 +22,16 @@ from typing import Any
 import httpx
 import pytest
 from chaos_callers import ChaosCaller, PlayedCall
-from chaos_harness import INPUT_EVENTS, START_TIMEOUT, Striker, chaos_stack, group_of, restartable_broker
-from chaos_observe import World, group_lags, look, topic_keys
+from chaos_harness import (
+    INPUT_EVENTS,
+    START_TIMEOUT,
+    UPGRADE_FIELD,
+    Striker,
+    chaos_stack,
+    group_of,
+    restartable_broker,
+)
+from chaos_observe import World, group_lags, look, topic_keys, topic_records
 from chaos_plan import CONSUMERS, Plan, make_plan, size_from_env, spare_from_env
 from chaos_verdict import evidence, judge_calls, judge_dead_letters, summary
 
@@ -130,6 +138,8 @@ async def run(
     verdicts = judge_calls(played, world)
     timings = {"traffic": round(traffic, 1), "drain": round(drain_s, 1)}
     report = summary(plan, played, verdicts, striker.strikes, world, dead_letters, timings)
+    upgraded = await upgraded_events(stack, striker)
+    report["events_with_the_upgrade_field"] = upgraded
     problems = [] if drained else [f"not drained within {plan.size.drain_seconds:.0f}s"]
     problems += [f"fault not carried out: {failed}" for failed in report["faults_failed"]]
     problems += [f"down after the drain: {name}" for name in down]
@@ -139,6 +149,10 @@ async def run(
         f"exited on its own and did not come back: {e}" for e in striker.unplanned_exits if "error" in e
     ]
     problems += judge_dead_letters(dead_letters, striker.strikes)
+    if any(st.fault.kind == "rolling-upgrade" and st.whole for st in striker.strikes) and not all(
+        upgraded.values()
+    ):
+        problems.append(f"the upgraded producers' events did not reach every topic: {upgraded}")
     invalid = [f"{p} {r['method']} {r['path']}: {r['errors'][:2]}" for p, rs in world.requests.items()
                for r in rs if not r.get("valid", True)]  # fmt: skip
     problems += [f"request against the provider's spec: {line}" for line in invalid[:10]]
@@ -154,6 +168,19 @@ async def run(
         {"index": v.index, "call_sid": v.call_sid, "problems": v.problems} for v in bad
     ]
     return report, problems
+
+
+async def upgraded_events(stack: Stack, striker: Striker) -> dict[str, int]:
+    """After a rolling upgrade: per consumer's input topic, the records that carry the new
+    version's optional field (the consumers still on the old version read them too)."""
+    if not any(st.fault.kind == "rolling-upgrade" for st in striker.strikes):
+        return {}
+    marker = f'"{UPGRADE_FIELD}":'.encode()
+    counts: dict[str, int] = {}
+    for event in INPUT_EVENTS.values():
+        records = await topic_records(stack.bootstrap_servers, stack.topic(event.topic()))
+        counts[event.topic()] = sum(marker in value for _, value in records)
+    return counts
 
 
 def seconds(value: float | None) -> str:
