@@ -48,6 +48,9 @@ bench: bootstrap ## benchmark suite, both buses (~15 min): writes bench/results/
 bench-full: bootstrap ## the issue's sizes: 5 repeats, a 1,000-call burst on both buses (an hour or more)
 	$(UV) run --frozen python bench/suite.py --size full
 
+bench-repeat-matcher: .venv/.synced ## precision and recall of jira-writer's repeat-caller matchers, lexical and embedding (in-sample, cross-validated, fresh pairs), and the embedding model's load time, memory and latency: writes bench/results/repeat-matcher-<date>.md
+	$(UV) run --frozen python bench/repeat_matcher.py
+
 bench-small: bootstrap ## the CI variant: a few calls on both buses, correctness only, no report
 	$(UV) run --frozen python bench/suite.py --size small --sections webhooks,pipeline,saturation,burst,profile --no-report
 

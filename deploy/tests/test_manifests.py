@@ -858,10 +858,15 @@ def test_the_public_ingress_routes_only_the_twilio_webhooks_over_tls(target: str
     objects = RENDERED[target]
     ingresses = {i["metadata"]["name"]: i for i in by_kind(objects, "Ingress")}
     public = ingresses.pop("voiceticket-twilio-webhooks")
-    assert len(WEBHOOK_PATHS) == 6
+    assert len(WEBHOOK_PATHS) == 8  # the call's six, /twilio/menu (IVR) and /twilio/sms (two-way SMS)
     spec = public["spec"]
     (rule,) = spec["rules"]
     paths = rule["http"]["paths"]
+    # Jira's signed status webhooks (/jira/webhooks/<tenant>): the one prefix, and nothing else
+    jira = [p for p in paths if not p["path"].startswith("/twilio/")]
+    assert [(p["path"], p["pathType"]) for p in jira] == [("/jira/webhooks/", "Prefix")]
+    assert jira[0]["backend"]["service"] == {"name": "voiceticket-ingress", "port": {"name": "http"}}
+    paths = [p for p in paths if p["path"].startswith("/twilio/")]
     assert {p["path"] for p in paths} == WEBHOOK_PATHS and len(paths) == len(WEBHOOK_PATHS)
     for p in paths:
         assert p["pathType"] == "Exact", p["path"]

@@ -21,18 +21,16 @@ import json
 import math
 import secrets
 import struct
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from sandboxed_runtime import SandboxedRuntime, new_caller, sandboxed_runtime
+from stack_probes import Probes, run_on_kafka
 
 from voiceticket.samples import sample_calls
 from voiceticket_sandbox.caller import CallerSimulator
-from voiceticket_sandbox.demo_tenant import ACCOUNT_SID, AUTH_TOKEN, REQUEST_TYPES, SUPPORT_LINE
+from voiceticket_sandbox.demo_tenant import REQUEST_TYPES, SUPPORT_LINE
 from voiceticket_sandbox.devstack import Stack
 from voiceticket_sandbox.testing import eventually
 
@@ -76,19 +74,14 @@ def screening_lines(line: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any
     return screened_request, no_request
 
 
-Issues = Callable[[str], Awaitable[list[dict[str, Any]]]]
-Sms = Callable[[str], Awaitable[list[dict[str, Any]]]]
-CallView = Callable[[str], Awaitable[dict[str, Any] | None]]
-
-
-async def check_screening(caller: CallerSimulator, issues: Issues, sms: Sms, call_view: CallView) -> None:
+async def check_screening(caller: CallerSimulator, probes: Probes) -> None:
     # 1. keys pressed on the no_request line: no request, no SMS, screened out on the calls page
     keys_caller = new_caller()
     keys = await caller.play_call(keys_caller, SCREENING_LINE, key_presses(10), PHANTOM, 3)
     assert keys.recording_status == 204
 
     async def screened_out() -> dict[str, Any] | None:
-        call = await call_view(keys.call_sid)
+        call = await probes.call_view(keys.call_sid)
         return call if call and call["screened_out"] else None
 
     call = await eventually(screened_out, 60.0)
@@ -99,12 +92,12 @@ async def check_screening(caller: CallerSimulator, issues: Issues, sms: Sms, cal
     # 2. a silent recording on the screened_request line: a request in the screened type, no SMS
     silent_caller = new_caller()
     silent = await caller.play_call(silent_caller, SUPPORT_LINE, silence(6.0), "", 6)
-    [issue] = await eventually(lambda: issues(silent.call_sid), 60.0)
+    [issue] = await eventually(lambda: probes.issues_of(silent.call_sid), 60.0)
     assert issue["requestTypeId"] == SCREENED_TYPE
     assert issue["properties"]["voiceticket.call"]["screened"] == "silence"
 
     async def requested() -> dict[str, Any] | None:  # the view follows the bus: wait for the request
-        call = await call_view(silent.call_sid)
+        call = await probes.call_view(silent.call_sid)
         return call if call and call["request_key"] else None
 
     view = await eventually(requested, 30.0)
@@ -115,9 +108,9 @@ async def check_screening(caller: CallerSimulator, issues: Issues, sms: Sms, cal
     spoken_caller = new_caller()
     spoken = await caller.play_call(spoken_caller, SCREENING_LINE, sample.audio, sample.transcript,
                                     sample.duration_seconds)  # fmt: skip
-    [spoken_issue] = await eventually(lambda: issues(spoken.call_sid), 60.0)
+    [spoken_issue] = await eventually(lambda: probes.issues_of(spoken.call_sid), 60.0)
     assert spoken_issue["properties"]["voiceticket.call"]["screened"] is None
-    assert await eventually(lambda: sms(spoken_caller), 60.0)
+    assert await eventually(lambda: probes.sms_to(spoken_caller), 60.0)
 
     # 4. a caller Nomorobo flags, on the no_request line (which screens robocalls): rejected unanswered
     robocall_sid = "CA" + secrets.token_hex(16)
@@ -126,15 +119,15 @@ async def check_screening(caller: CallerSimulator, issues: Issues, sms: Sms, cal
     assert answered.status_code == 200 and "<Reject" in answered.text and "<Record" not in answered.text
 
     async def rejected() -> dict[str, Any] | None:
-        call = await call_view(robocall_sid)
+        call = await probes.call_view(robocall_sid)
         return call if call and call["screened_out"] else None
 
     assert (await eventually(rejected, 60.0))["screened"] == "robocall"
 
     await asyncio.sleep(1.0)  # a late request or SMS for the screened calls would show up now
-    assert await issues(keys.call_sid) == [] and len(await issues(silent.call_sid)) == 1
-    assert await issues(robocall_sid) == []
-    assert await sms(keys_caller) == [] and await sms(silent_caller) == []
+    assert await probes.issues_of(keys.call_sid) == [] and len(await probes.issues_of(silent.call_sid)) == 1
+    assert await probes.issues_of(robocall_sid) == []
+    assert await probes.sms_to(keys_caller) == [] and await probes.sms_to(silent_caller) == []
 
 
 async def test_screening_on_the_embedded_runtime(tmp_path: Path) -> None:
@@ -142,21 +135,7 @@ async def test_screening_on_the_embedded_runtime(tmp_path: Path) -> None:
         config["lines"] = list(screening_lines(config["lines"][0]))
 
     async with sandboxed_runtime(SandboxedRuntime, tmp_path, two_lines) as stack:
-        admin = {"Authorization": f"Bearer {stack.runtime.admin_token.get_secret_value()}"}
-
-        async def issues(call_sid: str) -> list[dict[str, Any]]:
-            return await stack.issues_of(call_sid)
-
-        async def sms(to: str) -> list[dict[str, Any]]:
-            messages = (await stack.http.get(f"{stack.urls.twilio}/_sandbox/messages")).json()
-            return [m for m in messages if m["to"] == to]
-
-        async def call_view(call_sid: str) -> dict[str, Any] | None:
-            url = f"{stack.runtime.config_api_url}/v1/calls/{call_sid}"
-            response = await stack.http.get(url, headers=admin)
-            return response.json() if response.status_code == 200 else None
-
-        await check_screening(stack.caller(), issues, sms, call_view)
+        await check_screening(stack.caller(), Probes.embedded(stack))
         dead = [
             await stack.runtime.bus.dead_letters(g)
             for g in ("voiceticket-transcriber", "voiceticket-jira-writer")
@@ -165,47 +144,15 @@ async def test_screening_on_the_embedded_runtime(tmp_path: Path) -> None:
 
 
 def test_screening_on_kafka(stack: Stack) -> None:
-    admin = {"Authorization": f"Bearer {stack.admin_token}"}
     screened_request, no_request = screening_lines(stack.seed()["lines"][0])
 
-    async def run() -> None:
-        async with httpx.AsyncClient(timeout=15) as http:
-            # New settings for the seeded line, and a new line no service has cached yet.
-            put = await http.put(f"{stack.config_api_url}/v1/lines/{SUPPORT_LINE}", json=screened_request,
-                                 headers=admin)  # fmt: skip
-            assert put.status_code == 200, put.text
-            new = await http.put(f"{stack.config_api_url}/v1/lines/{SCREENING_LINE}", json=no_request,
-                                 headers=admin)  # fmt: skip
-            assert new.status_code in (200, 201), new.text
-            await asyncio.sleep(2.0)  # config.changed drops the seeded line's cached view (within ~1 s)
+    async def check(probes: Probes, caller: CallerSimulator) -> None:
+        # New settings for the seeded line, and a new line no service has cached yet.
+        put = await probes.admin("PUT", f"/v1/lines/{SUPPORT_LINE}", screened_request)
+        assert put.status_code == 200, put.text
+        new = await probes.admin("PUT", f"/v1/lines/{SCREENING_LINE}", no_request)
+        assert new.status_code in (200, 201), new.text
+        await asyncio.sleep(2.0)  # config.changed drops the seeded line's cached view (within ~1 s)
+        await check_screening(caller, probes)
 
-            async def issues(call_sid: str) -> list[dict[str, Any]]:
-                found = (await http.get(f"{stack.sandbox.jira}/_sandbox/issues")).json()
-                return [
-                    i for i in found if i["properties"].get("voiceticket.call", {}).get("callSid") == call_sid
-                ]
-
-            async def sms(to: str) -> list[dict[str, Any]]:
-                sent = (await http.get(f"{stack.sandbox.twilio}/_sandbox/requests")).json()
-                return [r for r in sent if r["method"] == "POST" and r["path"].endswith("/Messages.json")
-                        and r["body"].get("To") == to]  # fmt: skip
-
-            async def call_view(call_sid: str) -> dict[str, Any] | None:
-                response = await http.get(f"{stack.config_api_url}/v1/calls/{call_sid}", headers=admin)
-                return response.json() if response.status_code == 200 else None
-
-            caller = CallerSimulator(stack.ingress_url, ACCOUNT_SID, AUTH_TOKEN, stack.sandbox.twilio,
-                                     http_client=http)  # fmt: skip
-            await check_screening(caller, issues, sms, call_view)
-
-    started = time.monotonic()
-    try:
-        asyncio.run(run())
-    except AssertionError:
-        logs = stack.logs()
-        raise AssertionError(
-            f"screening on Kafka failed after {time.monotonic() - started:.0f} s; service logs:\n"
-            + "\n".join(f"--- {name}\n{text[-2500:]}" for name, text in logs.items())
-        ) from None
-    invalid = [r for p in ("twilio", "openai", "jira") for r in stack.requests_to(p) if not r["valid"]]
-    assert invalid == [], "every provider request must satisfy the official OpenAPI spec"
+    run_on_kafka(stack, "screening", check)

@@ -32,9 +32,18 @@ SAMPLE = sample_calls()["vpn-outage"]
 OTHER_CALLER = "+14155550177"
 
 
+def schema_vocabulary() -> str:
+    """Every word of the product's database schemas (its migrations), lower case: a word of the
+    transcript that also names a table or column (the sample's "blocked", say) is not a telltale."""
+    root = Path(__file__).resolve().parents[2]
+    return " ".join(p.read_text().lower() for p in root.glob("services/*/src/*/migrations/versions/*.py"))
+
+
 def telltales() -> list[bytes]:
     """What must not read back: the number, and distinctive words of what the caller said."""
+    schema = schema_vocabulary()
     words = [w.strip(".,!?") for w in SAMPLE.transcript.split() if len(w.strip(".,!?")) >= 7]
+    words = [w for w in words if w.lower() not in schema]
     return [SAMPLE.caller.encode(), SAMPLE.caller.lstrip("+").encode(), *(w.encode() for w in words[:4])]
 
 

@@ -121,7 +121,8 @@ def test_operations_follow_the_services_routes(committed: dict[str, Any]) -> Non
     assert ops["transcriber-send-call-transcribed-v1"]["action"] == "send"
     assert ops["analyzer-receive-call-transcribed-v1"]["channel"]["$ref"] == "#/channels/call-transcribed-v1"
     sends = {name for name in ops if name.startswith("ingress-send-")}
-    assert len(sends) == 7 and not any(name.startswith("ingress-receive-") for name in ops)
+    # the call's seven, sms.received (two-way SMS) and request.status_changed (status texts)
+    assert len(sends) == 9 and not any(name.startswith("ingress-receive-") for name in ops)
     expected = {
         (p.name, action, cls.schema_name())
         for p in participants()

@@ -41,3 +41,16 @@ def test_another_key_or_an_old_token_is_refused(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr("voiceticket_common.call_context.MAX_AGE_SECONDS", -1)
     with pytest.raises(InvalidCallContext):
         CallContextSealer(KEY).open(token)
+
+
+def test_the_ivr_choice_round_trips_and_an_odd_one_is_refused() -> None:
+    from voiceticket_common.events.v1 import IvrChoice
+
+    sealer = CallContextSealer(KEY)
+    chosen = CallContext(
+        "acme", "+15005550006", ivr_choice=IvrChoice(digit="2", label="Billing", input="dtmf")
+    )
+    assert sealer.open(sealer.seal(chosen)) == chosen
+    odd = Fernet(KEY.get_secret_value().encode()).encrypt(b'{"t": "acme", "l": "+1500", "m": {"digit": 2}}')
+    with pytest.raises(InvalidCallContext):
+        sealer.open(odd.decode())

@@ -347,3 +347,28 @@ async def test_master_key_rotation_rewraps_the_call_keys(tmp_path: Path) -> None
             headers=auth(SERVICE_TOKENS["notifier"]),
         )
         assert again.json() == issued
+
+
+async def test_an_inbound_sms_gets_a_key_of_its_own_that_the_senders_erasure_destroys(
+    seeded: httpx.AsyncClient,
+) -> None:
+    """Two-way SMS: ``sms.received`` is sealed under a key issued for its MessageSid with the
+    sender's number, so the sender's export and erasure reach their texts as they do their calls."""
+    message = "SM" + "d" * 32
+    created = await put_key(seeded, message)
+    assert created.status_code == 200
+    fetched = await seeded.get(
+        f"/v1/runtime/calls/{message}/key",
+        params={"tenant_id": "acme"},
+        headers=auth(SERVICE_TOKENS["notifier"]),
+    )
+    assert fetched.json() == created.json()
+    assert (await put_key(seeded, "XX" + "d" * 32)).status_code == 422  # neither a CallSid nor a MessageSid
+    erased = await seeded.post("/v1/privacy/erasures", json={"phone": CALLER}, headers=auth(ADMIN_TOKEN))
+    assert erased.status_code == 200, erased.text
+    gone = await seeded.get(
+        f"/v1/runtime/calls/{message}/key",
+        params={"tenant_id": "acme"},
+        headers=auth(SERVICE_TOKENS["notifier"]),
+    )
+    assert gone.status_code == 410

@@ -16,7 +16,12 @@ from config_api_testkit import (
 
 from voiceticket_common.runtime_views import VIEWS, JiraWriterView, NotifierView
 from voiceticket_config_api.db import SECRET_FIELDS, Line, Tenant
-from voiceticket_config_api.routes_runtime import LINE_GATED, ROLE_SUBFIELDS, ROLE_VIEWS
+from voiceticket_config_api.routes_runtime import (
+    COMPUTED_TENANT_FIELDS,
+    LINE_GATED,
+    ROLE_SUBFIELDS,
+    ROLE_VIEWS,
+)
 
 # Who may hold each credential. A view that adds one for another role fails here first.
 SECRET_AUDIENCE = {
@@ -26,6 +31,7 @@ SECRET_AUDIENCE = {
     "llm_api_key": {"analyzer"},
     "jira_api_token": {"jira-writer"},
     "jira_oauth_token": {"jira-writer"},
+    "jira_webhook_secret": {"ingress"},  # verifies Jira's status webhooks; nobody else needs it
 }
 
 
@@ -38,7 +44,7 @@ def test_role_views_are_the_services_view_models():
 
 def test_views_name_only_what_config_api_stores():
     for role, (tenant_fields, line_fields) in ROLE_VIEWS.items():
-        stored = {c.name for c in Tenant.__table__.columns} | set(SECRET_FIELDS)
+        stored = {c.name for c in Tenant.__table__.columns} | set(SECRET_FIELDS) | set(COMPUTED_TENANT_FIELDS)
         assert set(tenant_fields) <= stored, role
         assert set(line_fields) <= {c.name for c in Line.__table__.columns}, role
     for role, gated in LINE_GATED.items():

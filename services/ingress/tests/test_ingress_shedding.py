@@ -31,7 +31,13 @@ from voiceticket_common.events import CallReceived, Event, RecordingCompleted
 from voiceticket_common.testing import RecordingPublisher
 from voiceticket_ingress.app import create_app
 from voiceticket_ingress.settings import IngressSettings
-from voiceticket_ingress.shedding import IN_FLIGHT, QUEUE_TIME, SheddingLimits, WebhookAdmission
+from voiceticket_ingress.shedding import (
+    IN_FLIGHT,
+    QUEUE_TIME,
+    SheddingLimits,
+    WebhookAdmission,
+    WebhookShedding,
+)
 from voiceticket_sandbox.testing import eventually
 
 
@@ -276,3 +282,26 @@ async def test_in_call_callbacks_are_admitted_however_many_are_in_flight() -> No
     for _ in range(51):
         gate.leave()
     assert gate.in_flight == 0 and await gate.enter(in_call=False) is None
+
+
+@pytest.mark.parametrize("path", ["/twilio/menu", "/twilio/sms", "/twilio/recording", "/twilio/consent"])
+async def test_a_callers_menu_choice_and_text_message_are_never_shed(path: str) -> None:
+    """A menu answer is a caller on the line (a 503 to a <Gather> action ends the call with an
+    error); an inbound text is what a caller wrote, and Twilio does not retry it. Neither may be
+    shed however full ingress is; a new incoming call still is."""
+    gate = admission(max_in_flight=1, max_queued=0, queue_seconds=0)
+    assert await gate.enter(in_call=False) is None  # a new call holds the one slot
+    reached: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(scope["path"])
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    shedding = WebhookShedding(app, gate)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=shedding), base_url="http://ingress"
+    ) as client:
+        assert (await client.post("/twilio/voice")).status_code == 503
+        assert (await client.post(path)).status_code == 204
+    assert reached == [path]

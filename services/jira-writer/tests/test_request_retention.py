@@ -23,6 +23,7 @@ from voiceticket_common.twilio import TwilioAccount
 from voiceticket_jira_writer.bootstrap import SERVICE
 from voiceticket_jira_writer.deps import JiraWriterDeps, RecordingRetention
 from voiceticket_jira_writer.ledger import SqlRequestLedger
+from voiceticket_jira_writer.ports import CreatedRequest
 from voiceticket_jira_writer.settings import JiraWriterSettings
 
 
@@ -130,3 +131,27 @@ async def test_old_finished_rows_go_fresh_and_pending_ones_stay(
     assert await clocked_ledger.purge(timedelta(days=30)) == 0
     assert not (await clocked_ledger.claim("acme", "CA" + "c" * 32)).fresh, "the fresh row stayed"
     assert (await clocked_ledger.claim("acme", "CA" + "a" * 32)).fresh, "the old row went"
+
+
+async def test_the_purge_counts_the_repeat_caller_index_it_removes(
+    clocked_ledger: SqlRequestLedger, clock: FakeClock
+) -> None:
+    # docs/operations.md: jira-writer's purge line has a `callers` count
+    old = await clocked_ledger.claim("acme", "CA" + "d" * 32)
+    await clocked_ledger.remember_request(old, "h" * 64, CreatedRequest("10001", "HELP-1"))
+    await clocked_ledger.release(old)
+    clock.advance(timedelta(days=20).total_seconds())
+    recent = await clocked_ledger.claim("acme", "CA" + "e" * 32)
+    await clocked_ledger.remember_request(recent, "h" * 64, CreatedRequest("10002", "HELP-2"))
+    await clocked_ledger.release(recent)
+    clock.advance(timedelta(days=11).total_seconds())
+    deps = retention_deps(clocked_ledger, FakeDeleter(), "keep")
+    assert SERVICE.purge is not None
+    dry = await SERVICE.purge(JiraWriterSettings(), deps, clock(), True)
+    assert dry["callers"] == 1
+    done = await SERVICE.purge(JiraWriterSettings(), deps, clock(), False)
+    assert done["callers"] == 1 and done["requests"] == 1
+    left = await clocked_ledger.recent_requests("acme", "h" * 64, since=clock() - timedelta(days=60))
+    assert [r.issue_key for r in left] == ["HELP-2"], "the index row younger than the retention stays"
+    again = await SERVICE.purge(JiraWriterSettings(), deps, clock(), False)
+    assert again["callers"] == 0

@@ -9,13 +9,13 @@ from pydantic import SecretStr
 
 from voiceticket_common.bus import TransientError
 from voiceticket_common.call_context import DEVELOPMENT_KEY, CallContextSealer
+from voiceticket_common.caller_hash import CallerHasher
 from voiceticket_common.db import create_engine
 from voiceticket_common.events import NotificationFailed, NotificationSent, TicketCreated
 from voiceticket_common.runtime_views import NotifierView
 from voiceticket_common.testing import StaticRuntimeConfig
 from voiceticket_notifier.adapters import AmbiguousSend
-from voiceticket_notifier.caller_hash import CallerHasher
-from voiceticket_notifier.handlers import NotifierDeps, notify_caller
+from voiceticket_notifier.handlers import CALLER_HASH_PURPOSE, NotifierDeps, notify_caller
 from voiceticket_notifier.ledger import SqlSmsLedger
 from voiceticket_notifier.ports import SmsReceipt, SmsRejected
 from voiceticket_notifier.sms_encoding import measure
@@ -69,7 +69,7 @@ def deps(sms: FakeSms, ledger, enabled: bool = True, **line: object) -> Notifier
         config=config,
         sender=sms,
         ledger=ledger,
-        hasher=CallerHasher(KEY),
+        hasher=CallerHasher(KEY, CALLER_HASH_PURPOSE),
         status_callback=MessageStatusCallback("https://voice.example.com/", KEY),
     )
 
@@ -180,7 +180,7 @@ async def test_an_opted_out_caller_is_remembered_by_hash_and_later_calls_skip_th
 
 
 async def test_an_opt_out_is_rechecked_after_a_while(ledger) -> None:
-    hashed = CallerHasher(KEY).hash("acme", CALLER)
+    hashed = CallerHasher(KEY, CALLER_HASH_PURPOSE).hash("acme", CALLER)
     await ledger.record_opt_out("acme", hashed)
     sms = FakeSms()
     quick = deps(sms, ledger)
@@ -194,7 +194,10 @@ async def test_an_opt_out_is_rechecked_after_a_while(ledger) -> None:
 
 
 def test_caller_hash_is_keyed_and_per_tenant() -> None:
-    one, other = CallerHasher(KEY), CallerHasher(SecretStr("another-key"))
+    one, other = (
+        CallerHasher(KEY, CALLER_HASH_PURPOSE),
+        CallerHasher(SecretStr("another-key"), CALLER_HASH_PURPOSE),
+    )
     assert one.hash("acme", CALLER) == one.hash("acme", " " + CALLER)
     assert one.hash("acme", CALLER) != other.hash("acme", CALLER)
     assert one.hash("acme", CALLER) != one.hash("globex", CALLER)

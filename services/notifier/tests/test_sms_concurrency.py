@@ -13,14 +13,14 @@ from pydantic import SecretStr
 
 from voiceticket_common.bus import TransientError
 from voiceticket_common.call_context import DEVELOPMENT_KEY
+from voiceticket_common.caller_hash import CallerHasher
 from voiceticket_common.db import create_engine
 from voiceticket_common.events import NotificationSent, TicketCreated
 from voiceticket_common.provider_limits import ProviderLimits
 from voiceticket_common.runtime_views import NotifierView
 from voiceticket_common.testing import StaticRuntimeConfig
 from voiceticket_notifier.adapters import TwilioSmsSender
-from voiceticket_notifier.caller_hash import CallerHasher
-from voiceticket_notifier.handlers import NotifierDeps, notify_caller
+from voiceticket_notifier.handlers import CALLER_HASH_PURPOSE, NotifierDeps, notify_caller
 from voiceticket_notifier.ledger import SqlSmsLedger
 from voiceticket_notifier.ports import SmsReceipt
 from voiceticket_sandbox import SandboxState, create_twilio_app
@@ -54,7 +54,7 @@ def deps(sender: Any, ledger: SqlSmsLedger, sms_limit: int | None, slots: Provid
         config=StaticRuntimeConfig.of(NotifierView, {LINE: ("acme", line, tenant)}),
         sender=sender,
         ledger=ledger,
-        hasher=CallerHasher(SecretStr(DEVELOPMENT_KEY)),
+        hasher=CallerHasher(SecretStr(DEVELOPMENT_KEY), CALLER_HASH_PURPOSE),
         slots=slots,
     )
 

@@ -12,15 +12,17 @@ from datetime import timedelta
 from email.utils import format_datetime
 
 import pytest
-from test_notify import CALLER, FakeSms, deps, ticket
+from test_notify import CALLER, LINE, FakeSms, deps, ticket
 
 from voiceticket_common.bus import TransientError
 from voiceticket_common.db import create_engine
-from voiceticket_common.events import NotificationSent
+from voiceticket_common.events import NotificationSent, SmsReceived
+from voiceticket_common.events.v1 import SMS_KEYWORD_HELP
 from voiceticket_common.testing import FakeClock
 from voiceticket_notifier.handlers import notify_caller
 from voiceticket_notifier.ledger import SqlSmsLedger
 from voiceticket_notifier.ports import SmsReceipt
+from voiceticket_notifier.replies import answer_sms
 from voiceticket_notifier.sms_encoding import measure
 
 CALL_SID = "CA" + "1" * 32
@@ -175,3 +177,22 @@ async def test_an_attempt_cancelled_during_the_send_keeps_its_lease_until_the_se
     [event] = await replay_after_the_lease(ledger, sms, clock)
     assert isinstance(event, NotificationSent) and event.message_sid == "SM" + "f" * 32
     assert len(sms.messages) == 1 and sms.lookups == 1, "found the cancelled attempt's SMS, sent none"
+
+
+async def test_an_answer_cancelled_during_the_send_keeps_its_lease_as_a_calls_sms_does(ledger, clock) -> None:
+    """Two-way SMS answers go through the same send as a call's SMS: cancelled while the request
+    is at Twilio, the lease is kept, so a redelivery at once does not send a second answer."""
+    sms = TwilioLike(clock)
+    sms.gate = asyncio.Event()
+    help_text = SmsReceived(tenant_id="acme", call_sid="SM" + "2" * 32, line_number=LINE,
+                            caller_number=CALLER, body="HELP", keyword=SMS_KEYWORD_HELP)  # fmt: skip
+    first = asyncio.create_task(answer_sms(help_text, deps(sms, ledger)))
+    await sms.started.wait()
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    sms.gate = None
+    with pytest.raises(TransientError) as busy:
+        await answer_sms(help_text, deps(sms, ledger))
+    assert busy.value.retry_after is not None and 59 <= busy.value.retry_after <= 61
+    assert sms.messages == [], "no second answer while the cancelled send may still land"

@@ -7,7 +7,8 @@ Twilio signs the full URL, so the context cannot be forged either (ADR 2).
 
 ingress seals {tenant, line, caller} into the recording callbacks and the consent ``<Gather>``
 action, plus ``consent`` ("pressed") into the recording callbacks of a call whose caller pressed
-the consent key, and ``screened`` into those of a caller it screened; notifier seals {tenant, line,
+the consent key, ``screened`` into those of a caller it screened, and ``ivr_choice`` into those
+after the caller chose an option of the line's IVR menu; notifier seals {tenant, line,
 CallSid} into each SMS's StatusCallback, because Twilio's message status callback carries no
 CallSid. Both use the same key (``VOICETICKET_CALLBACK_CONTEXT_KEY``).
 """
@@ -18,7 +19,9 @@ import json
 from dataclasses import dataclass
 
 from cryptography.fernet import Fernet, InvalidToken
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
+
+from .events.v1 import IvrChoice
 
 # Long enough for any real call (recordings can last up to 24 h) and for late delivery receipts.
 MAX_AGE_SECONDS = 2 * 24 * 3600
@@ -38,8 +41,10 @@ class CallContext:
     consent: str = ""
     """How the caller consented, where the callback must say it ("pressed"); empty: not sealed."""
     screened: str = ""
-    """Why ingress screened the caller (robocall) on a line that still records
+    """Why ingress screened the caller (blocked_caller, robocall) on a line that still records
     them; empty: not screened."""
+    ivr_choice: IvrChoice | None = None
+    """The option the caller chose in the line's IVR menu; None: no menu or no choice."""
 
 
 class InvalidCallContext(ValueError):
@@ -53,7 +58,7 @@ class CallContextSealer:
         self._fernet = Fernet(key.get_secret_value().encode())
 
     def seal(self, context: CallContext) -> str:
-        data = {"t": context.tenant_id, "l": context.line_number}
+        data: dict[str, object] = {"t": context.tenant_id, "l": context.line_number}
         if context.caller_number:
             data["c"] = context.caller_number
         if context.call_sid:
@@ -62,6 +67,8 @@ class CallContextSealer:
             data["k"] = context.consent
         if context.screened:
             data["x"] = context.screened
+        if context.ivr_choice is not None:
+            data["m"] = context.ivr_choice.model_dump(mode="json", exclude_none=True)
         return self._fernet.encrypt(json.dumps(data).encode()).decode()
 
     def open(self, token: str) -> CallContext:
@@ -74,6 +81,7 @@ class CallContextSealer:
                 call_sid=str(data.get("s", "")),
                 consent=str(data.get("k", "")),
                 screened=str(data.get("x", "")),
+                ivr_choice=IvrChoice.model_validate(data["m"]) if "m" in data else None,
             )
-        except (InvalidToken, ValueError, KeyError, TypeError, AttributeError):
+        except (InvalidToken, ValueError, KeyError, TypeError, AttributeError, ValidationError):
             raise InvalidCallContext("call context missing, tampered or expired") from None

@@ -93,14 +93,15 @@ class ConfigChangeFollower:
 
 @contextlib.asynccontextmanager
 async def invalidating(
-    bus: object, cache: ConfigCache, service: str
+    bus: object, cache: ConfigCache, service: str, *more: ConfigCache
 ) -> AsyncIterator[ConfigChangeFollower | None]:
-    """While open, ``cache`` drops what ``config.changed`` on ``bus`` announces; a bus that cannot
-    be followed (a test's recording publisher) leaves the cache to its expiry (yields None)."""
+    """While open, ``cache`` (and ``more``) drops what ``config.changed`` on ``bus`` announces; a
+    bus that cannot be followed (a test's recording publisher) leaves the caches to their expiry
+    (yields None)."""
     if not isinstance(bus, EventFollower):
         yield None
         return
-    follower = ConfigChangeFollower(bus, cache, service=service)
+    follower = ConfigChangeFollower(bus, cache, *more, service=service)
     task = asyncio.create_task(follower.run(), name=f"{service} config changes")
     try:
         yield follower

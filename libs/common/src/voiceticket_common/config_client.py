@@ -31,7 +31,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import httpx
 from pydantic import SecretStr, ValidationError
@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 ViewT = TypeVar("ViewT", bound=RuntimeView)
 ViewT_co = TypeVar("ViewT_co", bound=RuntimeView, covariant=True)
+K = TypeVar("K")
+V = TypeVar("V")
 
 MAX_REMEMBERED_NUMBERS = 4096
 """Numbers remembered as unknown, or as failing, at most: anyone can send webhooks for any
@@ -186,11 +188,11 @@ class RuntimeConfigClient(Generic[ViewT]):
             self._failing.pop(number, None)
             if self._unknown_ttl > 0:
                 now = self._clock()
-                _remember(self._unknown, number, now + self._unknown_ttl, now)
+                remember_bounded(self._unknown, number, now + self._unknown_ttl, expired=lambda t: t <= now)
             raise
         except TransientError:
             now = self._clock()
-            _remember(self._failing, number, now + RETRY_BACKOFF_SECONDS, now)
+            remember_bounded(self._failing, number, now + RETRY_BACKOFF_SECONDS, expired=lambda t: t <= now)
             raise
         except PermanentError:
             self._cache.pop(number, None)  # config-api refused us or sent nonsense: serve nothing old
@@ -218,23 +220,30 @@ class RuntimeConfigClient(Generic[ViewT]):
         return parse_view(self._view, response.json())
 
     async def aclose(self) -> None:
-        tasks = list(self._inflight.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_all(self._inflight.values())
         await self._client.aclose()
 
 
-def _remember(table: dict[str, float], number: str, until: float, now: float) -> None:
-    """``table[number] = until``, the table kept within ``MAX_REMEMBERED_NUMBERS`` (expired
-    entries go first, then the oldest: the dict stays in insertion order, oldest first)."""
-    if len(table) >= MAX_REMEMBERED_NUMBERS:
-        for old in [n for n, expiry in table.items() if expiry <= now]:
+def remember_bounded(
+    table: dict[K, V], key: K, value: V, *, expired: Callable[[V], bool], limit: int = MAX_REMEMBERED_NUMBERS
+) -> None:
+    """``table[key] = value``, the table kept within ``limit`` entries (``expired`` entries go
+    first, then the oldest: the dict stays in insertion order, oldest first)."""
+    if len(table) >= limit:
+        for old in [k for k, v in table.items() if expired(v)]:
             del table[old]
-        while len(table) >= MAX_REMEMBERED_NUMBERS:
+        while len(table) >= limit:
             del table[next(iter(table))]
-    table.pop(number, None)
-    table[number] = until
+    table.pop(key, None)
+    table[key] = value
+
+
+async def cancel_all(tasks: Iterable[asyncio.Task[Any]]) -> None:
+    """Cancel ``tasks`` (a cache's single-flight lookups, when it closes) and wait until they end."""
+    pending = list(tasks)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
 
 
 def parse_view(view: type[ViewT], body: object) -> ViewT:

@@ -103,7 +103,7 @@ DEAD_LETTERS = _counter(
 CALLS_SCREENED = _counter(
     "voiceticket_calls_screened",
     "reason action tenant",
-    "Calls screened, by reason (silence, tone, too_short, robocall) and what the "
+    "Calls screened, by reason (silence, tone, too_short, blocked_caller, robocall) and what the "
     "line made of them (request, screened_request, no_request): counted once, where screened.",
 )
 DROPPED = _counter(

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Literal, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, SecretStr, model_validator
 
 from .bus.errors import PermanentError
+from .ivr import IvrMenu
 from .provider_limits import Provider
 from .twilio import TwilioAccount
 
@@ -30,6 +31,14 @@ DEFAULT_MAX_RECORDING_SECONDS = 120
 DEFAULT_RECORD_TIMEOUT_SECONDS = 5
 DEFAULT_FINISH_ON_KEY = "#"
 DEFAULT_SMS_TEMPLATE = "Thanks for calling. Your support request {request_key} has been created."
+DEFAULT_SMS_HELP_TEXT = (
+    "This number answers support calls. Reply to add a message to your open request; "
+    "reply STOP to stop texts, START to resume."
+)
+"""A line's ``sms_help_text`` when it sets none (GSM-7, one segment and a bit)."""
+STATUS_TEXTS_RESOLVED = "resolved"
+"""In a line's ``status_texts``: any status of Jira's category done."""
+DEFAULT_STATUS_TEXT = "Your support request {request_key} is now: {status}."
 DEFAULT_RECORDING_NOTICE = (
     "This call is recorded and transcribed to create a support ticket. "
     "Please leave your message after the tone and hang up when you are done."
@@ -57,6 +66,24 @@ SCREENING_SCREENED_REQUEST = "screened_request"
 SCREENING_NO_REQUEST = "no_request"
 DEFAULT_SCREENING_ACTION: ScreeningAction = "request"
 DEFAULT_MIN_MESSAGE_SECONDS = 1.0
+RepeatCallers = Literal["off", "comment"]
+"""What a line does with a caller who calls again while an earlier request of theirs is open:
+``off`` (the default, as before) a new request each call; ``comment`` the call goes onto the open
+request about the same matter as an internal comment (jira-writer's matcher decides), and the SMS
+says so."""
+REPEAT_CALLERS_OFF = "off"
+REPEAT_CALLERS_COMMENT = "comment"
+DEFAULT_REPEAT_CALLERS: RepeatCallers = "off"
+DEFAULT_REPEAT_WINDOW_HOURS = 72
+MAX_REPEAT_WINDOW_HOURS = 720
+"""30 days: jira-writer keeps its caller index no longer than its ledger rows."""
+RepeatMatcher = Literal["embedding", "lexical"]
+"""How jira-writer decides that a repeat call is about the same matter as an open request:
+``embedding`` (the default) the cosine similarity of all-MiniLM-L6-v2 sentence embeddings, run
+locally; ``lexical`` the shared content words (bench/results/repeat-matcher-*.md measures both)."""
+REPEAT_MATCHER_EMBEDDING = "embedding"
+REPEAT_MATCHER_LEXICAL = "lexical"
+DEFAULT_REPEAT_MATCHER: RepeatMatcher = "embedding"
 """Seconds of voice (sound that is not tones) below which a recording is screened ``too_short``."""
 TranscriptionBackend = Literal["openai", "local"]
 """A tenant's ``transcription_backend``: ``openai`` (the tenant's OpenAI or OpenAI-compatible
@@ -136,6 +163,8 @@ class IngressLine(_ScreeningLine):
     """With ``press_key``: after no input or another key, ask once more before it counts as declined."""
     screen_robocalls: bool = False
     """Screen the calls a spam-score add-on flags (``robocall``; Twilio's ``AddOns``)."""
+    ivr_menu: IvrMenu | None = None
+    """The menu before the recording notice (``voiceticket_common.ivr``); None: no menu."""
 
 
 class TranscriberLine(_LanguageModeLine, _ScreeningLine):
@@ -163,6 +192,13 @@ class JiraWriterLine(_ScreeningLine):
     """``ticket``: a request saying the caller declined recording; ``none``: nothing."""
     screened_request_type_id: str | None = None
     """With ``screened_request``: the request type of screened calls (None: the line's default)."""
+    repeat_callers: str = DEFAULT_REPEAT_CALLERS
+    """``comment``: a caller's new call about the same matter as their open request becomes a
+    comment on it (:data:`RepeatCallers`); ``off``: every call is a new request."""
+    repeat_window_hours: int = DEFAULT_REPEAT_WINDOW_HOURS
+    """How far back a caller's earlier requests are candidates (from when each was created)."""
+    repeat_matcher: str = DEFAULT_REPEAT_MATCHER
+    """``embedding`` or ``lexical`` (:data:`RepeatMatcher`): how "the same matter" is decided."""
 
 
 class NotifierLine(_ScreeningLine):
@@ -173,6 +209,14 @@ class NotifierLine(_ScreeningLine):
     sms_messaging_service_sid: str | None = None
     """A Twilio Messaging Service; wins over ``sms_from``."""
     sms_template: str = DEFAULT_SMS_TEMPLATE
+    sms_replies: bool = False
+    """The caller's text replies become comments on the request we last texted them about (if it is
+    still open); off: replies are not read (STOP/START/HELP are handled either way)."""
+    sms_help_text: str = DEFAULT_SMS_HELP_TEXT
+    """The answer to HELP/INFO (unless Twilio's Advanced Opt-Out answered it)."""
+    status_texts: tuple[str, ...] = ()
+    """Statuses whose arrival texts the caller: status names (any case) or ``resolved`` (any status
+    of category done); empty: no status texts."""
 
 
 # --- tenants -------------------------------------------------------------------------------------
@@ -204,6 +248,15 @@ class SmsConcurrency(_Concurrency):
 class TwilioTenant(_Section):
     twilio_account_sid: str | None = None
     twilio_auth_token: SecretStr | None = None
+
+
+class IngressTenant(TwilioTenant):
+    blocks_callers: bool = False
+    """The tenant's block list has entries: only then does ingress ask config-api whether a caller
+    is on it (computed by config-api, not stored; an older config-api sends nothing: no lookups)."""
+    jira_webhook_secret: SecretStr | None = None
+    """The secret of the tenant's Jira admin webhook (``X-Hub-Signature``, status texts); None:
+    its Jira webhooks are refused."""
 
 
 _Key = TypeVar("_Key", str, SecretStr)
@@ -387,7 +440,7 @@ class IngressView(_TwilioAccess, RuntimeView):
 
     role: ClassVar[str] = "ingress"
     line: IngressLine
-    tenant: TwilioTenant
+    tenant: IngressTenant
 
 
 class TranscriberView(_TwilioAccess, RuntimeView):

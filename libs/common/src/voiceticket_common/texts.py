@@ -53,6 +53,15 @@ SMS_TEMPLATES: Mapping[str, str] = {
     "it": "Grazie per la chiamata. La sua richiesta di assistenza {request_key} è stata creata.",
     "nl": "Bedankt voor uw oproep. Uw supportverzoek {request_key} is aangemaakt.",
 }
+REPEAT_SMS_TEMPLATES: Mapping[str, str] = {
+    "en": "Thanks for calling again. Your call has been added to your support request {request_key}.",
+    "de": "Danke für Ihren erneuten Anruf. Ihr Anruf wurde zu Ihrer Support-Anfrage {request_key} hinzugefügt.",
+    "fr": "Merci de votre nouvel appel. Il a été ajouté à votre demande de support {request_key}.",
+    "es": "Gracias por volver a llamar. Su llamada se ha añadido a su solicitud de soporte {request_key}.",
+    "it": "Grazie per aver richiamato. La chiamata è stata aggiunta alla sua richiesta di assistenza {request_key}.",
+    "nl": "Bedankt dat u opnieuw belt. Uw oproep is toegevoegd aan uw supportverzoek {request_key}.",
+}
+"""The SMS of a repeat call added to the caller's open request (``ticket.created.added_to_existing``)."""
 VOICES: Mapping[str, str] = {
     "en": DEFAULT_VOICE,  # Amazon Polly voices speak exactly one language (en-US here)
     "de": "Polly.Vicki",  # de-DE
@@ -90,6 +99,10 @@ def goodbye(language: str | None) -> str:
 
 def sms_template(language: str | None, own: str | None = None) -> str:
     return text_for(SMS_TEMPLATES, language, own)
+
+
+def repeat_sms_template(language: str | None) -> str:
+    return text_for(REPEAT_SMS_TEMPLATES, language)
 
 
 def voice(language: str | None, own: str | None = None) -> str:

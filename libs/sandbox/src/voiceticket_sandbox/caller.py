@@ -24,7 +24,7 @@ import httpx
 from voiceticket_sandbox.audio import make_tone_wav
 from voiceticket_sandbox.twilio_webhooks import rfc2822, send_webhook, twilio_signature
 
-__all__ = ["AnsweredCall", "CallerSimulator", "PlayedCall", "make_tone_wav"]
+__all__ = ["AnsweredCall", "CallerSimulator", "InvalidTwiml", "PlayedCall", "Said", "make_tone_wav"]
 
 WEBHOOK_TIMEOUT = 15.0  # Twilio gives a webhook at most 15 s in total
 _COUNTRIES = {
@@ -46,6 +46,58 @@ SUPPORT_MESSAGES = (
 """What the load generators' callers say: support matters of every kind (benchmarks, chaos suite)."""
 
 
+@dataclass(frozen=True)
+class Said:
+    """A spoken answer to a ``<Gather>`` that listens for speech: Twilio sends it as ``SpeechResult``
+    with its ``Confidence`` (to a ``<Gather>`` without ``speech`` in ``input`` it is no input)."""
+
+    text: str
+    confidence: float = 0.92
+
+
+Answer = str | Said | None
+"""What the caller does at a ``<Gather>``: presses keys (str), speaks (:class:`Said`) or nothing."""
+
+# <Gather>'s attributes and their values as Twilio documents them
+# (https://www.twilio.com/docs/voice/twiml/gather); the simulator refuses anything else.
+_GATHER_ATTRIBUTES = {
+    "action", "actionOnEmptyResult", "enhanced", "finishOnKey", "hints", "input", "language",
+    "method", "numDigits", "partialResultCallback", "partialResultCallbackMethod",
+    "profanityFilter", "speechModel", "speechTimeout", "timeout",
+}  # fmt: skip
+_GATHER_INPUTS = {"dtmf", "speech", "dtmf speech", "speech dtmf"}
+
+
+class InvalidTwiml(ValueError):
+    """TwiML Twilio would not accept (the call would fail with an application error)."""
+
+
+def check_gather(gather: ET.Element) -> None:
+    """Refuse a ``<Gather>`` Twilio would refuse: unknown attributes or values out of their range."""
+    unknown = set(gather.attrib) - _GATHER_ATTRIBUTES
+    if unknown:
+        raise InvalidTwiml(f"<Gather> has unknown attributes {sorted(unknown)}")
+    if gather.get("input", "dtmf") not in _GATHER_INPUTS:
+        raise InvalidTwiml("<Gather input> must be dtmf, speech or dtmf speech")
+    for name in ("numDigits", "timeout"):
+        value = gather.get(name)
+        if value is not None and not (value.isdigit() and int(value) >= 1):
+            raise InvalidTwiml(f"<Gather {name}> must be a positive integer")
+    speech_timeout = gather.get("speechTimeout")
+    if speech_timeout is not None and speech_timeout != "auto" and not speech_timeout.isdigit():
+        raise InvalidTwiml("<Gather speechTimeout> must be a number of seconds or auto")
+    if not all(c in "0123456789*#" for c in gather.get("finishOnKey", "#")):
+        raise InvalidTwiml("<Gather finishOnKey> must be keys 0-9, * or # (or empty)")
+    if gather.get("method", "POST") not in ("GET", "POST"):
+        raise InvalidTwiml("<Gather method> must be GET or POST")
+    hints = gather.get("hints")
+    if hints is not None and any(len(h.strip()) > 100 for h in hints.split(",")):
+        raise InvalidTwiml("<Gather hints> are phrases of at most 100 characters each")
+    for child in gather:
+        if child.tag not in ("Say", "Play", "Pause"):
+            raise InvalidTwiml(f"<Gather> may nest Say, Play and Pause, not <{child.tag}>")
+
+
 @dataclass
 class PlayedCall:
     """What happened during one simulated call. Status fields are HTTP status codes of the
@@ -61,8 +113,9 @@ class PlayedCall:
     action_status: int | None = None
     call_status_status: int | None = None
     extra_statuses: dict[str, int] = field(default_factory=dict)
-    gathers: list[tuple[str | None, int, str]] = field(default_factory=list)
-    """Each ``<Gather>`` answered: (the key pressed or None for none, HTTP status, TwiML returned)."""
+    gathers: list[tuple[Answer, int, str]] = field(default_factory=list)
+    """Each ``<Gather>`` answered: (the keys pressed, the words said or None for nothing, HTTP
+    status, TwiML returned)."""
     recording_sent_at: float | None = None
     """``time.time()`` when the final recording status callback was sent: the caller hung up."""
 
@@ -127,13 +180,14 @@ class CallerSimulator:
         transcript: str,
         recording_duration: int = 12,
         content_type: str = "audio/x-wav",
-        keys: Sequence[str | None] = (),
+        keys: Sequence[Answer] = (),
     ) -> PlayedCall:
         """A caller who leaves a message. The OpenAI stand-in will transcribe ``audio`` as
         ``transcript`` (keyed by the audio's sha256, so use distinct audio per transcript).
 
-        ``keys``: what the caller presses at each ``<Gather>`` (a consent prompt), in order; None
-        (or running out of keys) presses nothing, so Twilio follows the ``<Redirect>`` after it."""
+        ``keys``: what the caller does at each ``<Gather>`` (a consent prompt, an IVR menu), in
+        order: keys to press, a :class:`Said` to speak, or None (or running out of answers) for
+        nothing, so Twilio follows the ``<Redirect>`` after it."""
         answered = await self.answer_call(
             from_number, to_number, audio, transcript, recording_duration, content_type, keys
         )
@@ -147,7 +201,7 @@ class CallerSimulator:
         transcript: str,
         recording_duration: int = 12,
         content_type: str = "audio/x-wav",
-        keys: Sequence[str | None] = (),
+        keys: Sequence[Answer] = (),
     ) -> AnsweredCall:
         """The first half of :meth:`play_call`: register the recording, send the incoming-call
         webhook and answer any ``<Gather>``; the caller is now leaving their message."""
@@ -167,7 +221,7 @@ class CallerSimulator:
             return await self._hang_up(client, answered)
 
     async def play_absent_call(
-        self, from_number: str, to_number: str, keys: Sequence[str | None] = ()
+        self, from_number: str, to_number: str, keys: Sequence[Answer] = ()
     ) -> PlayedCall:
         """A caller who hangs up before saying anything: the recording is ``absent`` (error 16101).
         ``keys`` as for :meth:`play_call`."""
@@ -228,7 +282,7 @@ class CallerSimulator:
         to_number: str,
         duration: int,
         error_code: str | None,
-        keys: Sequence[str | None] = (),
+        keys: Sequence[Answer] = (),
     ) -> AnsweredCall:
         voice_url = f"{self.ingress_url}/twilio/voice"
         base = self.call_params(call_sid, from_number, to_number)
@@ -319,20 +373,23 @@ class CallerSimulator:
         base: Mapping[str, str],
         url: str,
         twiml: str,
-        keys: list[str | None],
+        keys: list[Answer],
     ) -> str:
-        """Answer each ``<Gather>`` as Twilio would: its action with ``Digits`` for a key, or the
-        ``<Redirect>`` after it (no ``Digits``) for none; the TwiML that has no ``<Gather>`` left."""
+        """Answer each ``<Gather>`` as Twilio would: its action with ``Digits`` for a key or
+        ``SpeechResult`` and ``Confidence`` for words (where it listens for speech), or the
+        ``<Redirect>`` after it for none; the TwiML that has no ``<Gather>`` left."""
         for _ in range(8):  # a bound, so a service that keeps asking cannot loop the simulator
             root = _parse(twiml)
             gather = None if root is None else next(root.iter("Gather"), None)
             if root is None or gather is None or _find_record(twiml) is not None:
                 return twiml
+            check_gather(gather)
             key = keys.pop(0) if keys else None
             params = {**base, "CallStatus": "in-progress"}
-            if key is not None:
+            heard = _heard(gather, key)
+            if heard:
                 target, method = gather.get("action") or url, gather.get("method", "POST")
-                params["Digits"] = key
+                params.update(heard)
             else:
                 redirect = next(root.iter("Redirect"), None)
                 if redirect is None or not (redirect.text or "").strip():
@@ -365,6 +422,17 @@ class CallerSimulator:
             "CallerCity": "", "CallerState": "", "CallerZip": "",
             "CalledCity": "", "CalledState": "", "CalledZip": "",
         }  # fmt: skip
+
+
+def _heard(gather: ET.Element, answer: Answer) -> dict[str, str]:
+    """The parameters Twilio adds to the ``<Gather>`` action for ``answer``; empty: no input."""
+    if isinstance(answer, Said):
+        if "speech" not in gather.get("input", "dtmf").split():
+            return {}  # a <Gather> that only listens for keys hears no words
+        return {"SpeechResult": answer.text, "Confidence": f"{answer.confidence:.8f}"}
+    if answer is None:
+        return {}
+    return {"Digits": answer}
 
 
 def _parse(twiml: str) -> ET.Element | None:

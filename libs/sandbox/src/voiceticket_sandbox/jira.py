@@ -16,6 +16,10 @@ production. ``POST /_sandbox/attachment-settings`` sets the site's attachment si
 Search lags writes as Jira's index does when told to: ``POST /_sandbox/search-index`` with
 ``lag_seconds`` (new issues are found that long after their creation) or ``paused`` (not found until
 the index is resumed with ``paused: false``, which indexes them at once); ``GET`` shows the setting.
+
+``POST /_sandbox/issues/{key}/status`` moves a request as an agent would; with a webhook registered
+(``POST /_sandbox/webhooks``: URL and secret) each move is sent there, signed as Jira Cloud signs
+admin webhooks (``jira_webhooks``), and ``POST /_sandbox/webhooks/redeliver`` repeats the last delivery.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from voiceticket_sandbox.contracts import JIRA
 from voiceticket_sandbox.control import control_router
 from voiceticket_sandbox.jira_fields import FieldIn, configured_fields, field_problem
 from voiceticket_sandbox.jira_gateway import OAuthGateway, authorized
+from voiceticket_sandbox.jira_webhooks import JiraWebhooks
 from voiceticket_sandbox.jql import JqlError, compile_jql
 from voiceticket_sandbox.recorder import SandboxMiddleware
 from voiceticket_sandbox.state import (
@@ -124,6 +129,20 @@ class SearchIndexIn(BaseModel):
     paused: bool = False
 
 
+class IssueStatusIn(BaseModel):
+    """Body of ``POST /_sandbox/issues/{key}/status``: what an agent moved the request to."""
+
+    status: str = Field(min_length=1)
+    category: str = Field(pattern="^(NEW|INDETERMINATE|DONE)$")
+
+
+class WebhookIn(BaseModel):
+    """Body of ``POST /_sandbox/webhooks``: an admin webhook with a secret (``jira_webhooks``)."""
+
+    url: str = Field(min_length=1)
+    secret: str = Field(min_length=1)
+
+
 class AttachmentSettingsIn(BaseModel):
     """Body of ``POST /_sandbox/attachment-settings``."""
 
@@ -147,6 +166,20 @@ def create_jira_app(state: SandboxState | None = None) -> FastAPI:
 
 def _jira_control(jira: JiraState) -> APIRouter:
     router = APIRouter(prefix="/_sandbox")
+    hooks = JiraWebhooks()
+
+    @router.post("/webhooks", status_code=201)
+    async def add_webhook(body: WebhookIn) -> dict[str, str]:
+        hooks.register(body.url, body.secret)
+        return {"url": body.url}
+
+    @router.post("/webhooks/redeliver")
+    async def redeliver_webhook() -> dict[str, int | None]:
+        return {"status": await hooks.redeliver()}
+
+    @router.get("/webhooks/deliveries")
+    async def webhook_deliveries() -> list[dict[str, Any]]:
+        return [{"url": d.url, "status": a} for d, a in zip(hooks.deliveries, hooks.answers, strict=False)]
 
     @router.post("/credentials", status_code=201)
     async def add_credentials(body: CredentialsIn) -> dict[str, str]:
@@ -198,6 +231,17 @@ def _jira_control(jira: JiraState) -> APIRouter:
     @router.get("/issues")
     async def issues() -> list[dict[str, Any]]:
         return [views.issue_summary(issue) for issue in jira.issues.values()]
+
+    @router.post("/issues/{key}/status")
+    async def set_issue_status(key: str, body: IssueStatusIn, request: Request) -> Response:
+        issue = jira.find_issue(key)
+        if issue is None:
+            return _error(404, f"The request {key} does not exist.", f"/_sandbox/issues/{key}/status")
+        from_status = issue.status
+        issue.status, issue.status_category = body.status, body.category
+        if from_status != issue.status:  # a transition: the registered webhooks hear of it
+            await hooks.status_changed(issue, from_status, _base(request))
+        return JSONResponse({"key": issue.key, "status": issue.status, "category": issue.status_category})
 
     return router
 

@@ -16,6 +16,8 @@ SANDBOX_USER = {
     "timeZone": "UTC",
 }
 STATUS = {"status": "Waiting for support", "statusCategory": "NEW"}
+_CATEGORY_KEYS = {"NEW": "new", "INDETERMINATE": "indeterminate", "DONE": "done", "UNDEFINED": "undefined"}
+"""JSM's status category names and the platform's status category keys."""
 
 
 def date_dto(timestamp: float | None = None) -> dict[str, Any]:
@@ -44,7 +46,11 @@ def customer_request(issue: Issue, base_url: str, request_type: RequestType | No
             {"fieldId": field_id, "label": names.get(field_id, field_id), "value": value}
             for field_id, value in issue.request_field_values.items()
         ],
-        "currentStatus": {**STATUS, "statusDate": date_dto(issue.created)},
+        "currentStatus": {
+            "status": issue.status,
+            "statusCategory": issue.status_category,
+            "statusDate": date_dto(issue.created),
+        },
         "_links": {
             "jiraRest": f"{base_url}/rest/api/2/issue/{issue.id}",
             "web": f"{base_url}/servicedesk/customer/portal/{issue.service_desk_id}/{issue.key}",
@@ -116,7 +122,7 @@ def search_issue(issue: Issue, base_url: str, fields: list[str], properties: lis
     available = {
         "summary": issue.request_field_values.get("summary"),
         "description": issue.request_field_values.get("description"),
-        "status": {"name": STATUS["status"], "statusCategory": {"key": "new"}},
+        "status": {"name": issue.status, "statusCategory": {"key": _CATEGORY_KEYS[issue.status_category]}},
         "project": {"key": issue.key.rsplit("-", 1)[0]},
         "created": date_dto(issue.created)["jira"],
         **{k: v for k, v in issue.request_field_values.items() if k not in ("summary", "description")},

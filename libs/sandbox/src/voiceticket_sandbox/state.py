@@ -153,6 +153,9 @@ class Issue:
     attachments: list[dict[str, Any]] = field(default_factory=list)
     indexed_at: float | None = 0.0
     """When search starts to find it (``SearchIndex``); None: not until the index is resumed."""
+    status: str = "Waiting for support"
+    status_category: str = "NEW"
+    """JSM's ``statusCategory`` of ``status``: ``NEW``, ``INDETERMINATE`` or ``DONE`` (a test moves it)."""
 
 
 @dataclass

@@ -595,6 +595,7 @@ CREDENTIALS = (
     "jira_oauth_token",
     "speech_to_text_api_key",
     "llm_api_key",
+    "jira_webhook_secret",
 )
 DEFAULT_CONFIG_API = "http://127.0.0.1:8085"
 
@@ -1357,6 +1358,10 @@ def db_upgrade(
 from .cli_calls import calls_app  # noqa: E402 - it builds on this module's helpers
 
 app.add_typer(calls_app, name="calls")
+
+from .cli_block_list import block_list_app  # noqa: E402 - it builds on this module's helpers
+
+app.add_typer(block_list_app, name="block-list")
 
 
 def main() -> None:

@@ -108,7 +108,10 @@ async def analyze_transcript(event: CallTranscribed, deps: AnalyzerDeps) -> Sequ
     config = await deps.config.line(event.line_number)
     request_types = config.line.request_types
     intents = tuple(request_types) or DEFAULT_INTENTS
-    ticket_language = config.line.enforced_language
+    # The language of the caller's IVR menu choice is the call's, in place of the line's.
+    chosen = event.ivr_choice.language if event.ivr_choice else None
+    enforced = config.line.language_mode == "enforced"
+    ticket_language = chosen if chosen and enforced else config.line.enforced_language
     policy = config.tenant.redaction
     full_transcript, redactions = event.transcript, dict(event.redactions or {})
     withheld = event.redaction_failed
@@ -153,7 +156,7 @@ async def analyze_transcript(event: CallTranscribed, deps: AnalyzerDeps) -> Sequ
                 analysis, found = redacted
                 redactions = merged_counts(redactions, found)
     if reason is not None:
-        project_language = config.line.language or "en"
+        project_language = chosen or config.line.language or "en"
         spoken = event.detected_language or event.language or ticket_language or project_language
         intent = default_intent(request_types, config.line.request_type_id)
         # A withheld text is never summarised: the triage title stands in for the caller's words.

@@ -27,6 +27,8 @@ from .deps import app_engine
 from .docs_access import guard_docs
 from .outbox import own_relay
 from .routes_admin import router as admin_router
+from .routes_block_list import admin_router as block_list_router
+from .routes_block_list import runtime_router as block_check_router
 from .routes_calls import router as calls_router
 from .routes_connection import router as connection_router
 from .routes_console import console_router
@@ -168,6 +170,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(runtime_router)
     app.include_router(call_keys_router)
     app.include_router(privacy_router)
+    app.include_router(block_list_router)  # a tenant's block list of callers (routes_block_list.py)
+    app.include_router(block_check_router)
     app.include_router(tokens_router)  # named admin tokens (admin_tokens.py)
     app.include_router(calls_router)  # the calls view and dead letters (routes_calls.py)
     app.include_router(connection_router)  # tenants' connection test (routes_connection.py)

@@ -51,7 +51,15 @@ log = logging.getLogger("voiceticket_config_api.audit")
 
 DEFAULT_RETENTION_DAYS = 400
 ACTION_KEY = "x-audit-action"
-READ_ACTIONS = ("tenant.list", "tenant.get", "line.list", "line.get", "audit.list", "token.list")
+READ_ACTIONS = (
+    "tenant.list",
+    "tenant.get",
+    "line.list",
+    "line.get",
+    "audit.list",
+    "token.list",
+    "block_list.list",
+)
 """Read-only actions: recorded only when the token is refused (401, 403)."""
 MASTER_KEY_TARGET = "master-key"
 _TENANT_ID_RE = re.compile(TENANT_ID_PATTERN)

@@ -96,9 +96,11 @@ class CallProgress(Base):
     error: Mapped[str | None] = mapped_column(Text)
     error_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     screened: Mapped[str | None] = mapped_column(String(24))
-    """Why the call was screened (silence, tone, too_short, robocall); None: it was not."""
+    """Why the call was screened (silence, tone, too_short, blocked_caller, robocall); None: it was not."""
     screened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     """When screening ended the call (``call.screened``: its line makes no request for it)."""
+    ivr_choice: Mapped[str | None] = mapped_column(String(80))
+    """The option the caller chose in the line's IVR menu, as "digit label"; None: none chosen."""
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
 
@@ -334,6 +336,8 @@ class Projector:
             return
         if row.screened is None and isinstance(data.get("screened"), str):
             row.screened = _text(data["screened"], 24)  # every event of a screened call says why
+        if row.ivr_choice is None and isinstance(choice := data.get("ivr_choice"), dict):
+            row.ivr_choice = _text(f"{choice.get('digit', '')} {choice.get('label', '')}", 80)
         opened = await open_sealed(self._sealer, data, ce_type) if ce_type in _NEEDS_OPENING else None
         _FOLDS[ce_type](row, data, at, opened)
 

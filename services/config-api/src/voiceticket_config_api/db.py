@@ -28,6 +28,9 @@ from voiceticket_common.runtime_views import (
     DEFAULT_MIN_MESSAGE_SECONDS,
     DEFAULT_OPENAI_BASE_URL,
     DEFAULT_RECORD_TIMEOUT_SECONDS,
+    DEFAULT_REPEAT_CALLERS,
+    DEFAULT_REPEAT_MATCHER,
+    DEFAULT_REPEAT_WINDOW_HOURS,
     DEFAULT_SCREENING_ACTION,
     DEFAULT_SMS_TEMPLATE,
     DEFAULT_TRANSCRIPTION_MODEL,
@@ -45,6 +48,7 @@ SECRET_FIELDS = (
     "jira_oauth_token",
     "speech_to_text_api_key",
     "llm_api_key",
+    "jira_webhook_secret",
 )
 
 
@@ -78,6 +82,8 @@ class Tenant(Base):
     speech_to_text_api_key_enc: Mapped[str | None] = mapped_column(Text)
     llm_base_url: Mapped[str | None] = mapped_column(String(500))
     llm_api_key_enc: Mapped[str | None] = mapped_column(Text)
+    # The secret of the tenant's Jira admin webhook (X-Hub-Signature): status texts (issue #16).
+    jira_webhook_secret_enc: Mapped[str | None] = mapped_column(Text)
     transcription_model: Mapped[str] = mapped_column(String(100), default=DEFAULT_TRANSCRIPTION_MODEL)
     # Product names and terms sent to speech-to-text as its prompt, so they are spelled right.
     vocabulary: Mapped[list[str]] = mapped_column(JSON, default=list)
@@ -136,6 +142,18 @@ class Line(Base):
     screened_request_type_id: Mapped[str | None] = mapped_column(String(32))
     min_message_seconds: Mapped[float] = mapped_column(Float, default=DEFAULT_MIN_MESSAGE_SECONDS)
     screen_robocalls: Mapped[bool] = mapped_column(Boolean, default=False)
+    # IVR menu (issue #16): options chosen by key or voice before the recording; None: no menu.
+    ivr_menu: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Repeat callers (issue #16): a caller's call about their open request becomes a comment on it.
+    repeat_callers: Mapped[str] = mapped_column(String(16), default=DEFAULT_REPEAT_CALLERS)
+    repeat_window_hours: Mapped[int] = mapped_column(Integer, default=DEFAULT_REPEAT_WINDOW_HOURS)
+    # How "the same matter" is decided: embedding (all-MiniLM-L6-v2) or lexical (shared words).
+    repeat_matcher: Mapped[str] = mapped_column(String(16), default=DEFAULT_REPEAT_MATCHER)
+    # Two-way SMS and status texts (issue #16): replies become comments; HELP's answer (None: the
+    # default text); statuses whose arrival texts the caller ([]: none).
+    sms_replies: Mapped[bool] = mapped_column(Boolean, default=False)
+    sms_help_text: Mapped[str | None] = mapped_column(Text)
+    status_texts: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 

@@ -24,6 +24,7 @@ from .audit import (
     tenant_target,
 )
 from .auth import ADMIN, require_role
+from .block_list import forget_tenant_entries
 from .calls import forget_tenant_calls
 from .db import SECRET_FIELDS, Line, Tenant
 from .deps import Keys, Session
@@ -174,11 +175,18 @@ async def remove_tenant(tenant_id: TenantIdPath, session: Session, audit: AuditD
     tenant = await _tenant(session, tenant_id)
     lines = await session.scalar(select(func.count()).select_from(Line).where(Line.tenant_id == tenant_id))
     numbers = await tenant_lines(session, tenant_id)
+    unblocked = await forget_tenant_entries(session, tenant_id)  # its block list (block_list.py)
     await delete_tenant(session, tenant)
     await record_change(session, ConfigChangeKind.TENANT_REMOVED, tenant_id, numbers)
     destroyed = await destroy_tenant_keys(session, tenant_id)
     await forget_tenant_calls(session, tenant_id)  # the calls view's rows (calls.py)
-    await audit.commit(session, 200, lines_deleted=lines or 0, call_keys_destroyed=destroyed)
+    await audit.commit(
+        session,
+        200,
+        lines_deleted=lines or 0,
+        call_keys_destroyed=destroyed,
+        blocked_callers_deleted=unblocked,
+    )
     log.info("tenant %s deleted with its lines, credentials and %d call keys", tenant_id, destroyed)
     return TenantRemoval(
         tenant_id=tenant_id,

@@ -91,10 +91,13 @@ class CallOut(BaseModel):
     screened: str | None = Field(
         None,
         description="why the call was screened: silence, tone or too_short (its recording), "
-        "robocall (its caller); null: not screened",
+        "blocked_caller or robocall (its caller); null: not screened",
     )
     screened_out: bool = Field(
         False, description="screening ended the call: its line makes no request for screened calls"
+    )
+    ivr_choice: str | None = Field(
+        None, description="the option the caller chose in the line's IVR menu, as 'digit label'; null: none"
     )
     updated_at: datetime | None
 
@@ -225,6 +228,7 @@ def call_out(row: CallProgress, letters: list[CallDeadLetter], sms_off: bool) ->
         call_status=row.call_status,
         screened=row.screened,
         screened_out=row.screened_at is not None,
+        ivr_choice=row.ivr_choice,
         updated_at=_aware(row.updated_at),
     )
 

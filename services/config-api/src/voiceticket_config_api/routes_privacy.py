@@ -30,6 +30,7 @@ from voiceticket_common.twilio_media import TwilioMediaClient
 
 from .audit import AuditDep, audited
 from .auth import ADMIN, require_role
+from .block_list import entries_of_subject
 from .calls import forget_calls
 from .crypto import KeyRing, SecretDecryptError
 from .db import Tenant, utcnow
@@ -55,6 +56,9 @@ from .vault import (
 log = logging.getLogger(__name__)
 
 CALL_SID_PATTERN = r"^CA[0-9a-fA-F]{32}$"
+KEYED_SID_PATTERN = r"^(CA|SM|MM)[0-9a-fA-F]{32}$"
+"""What the vault issues data keys for: calls (CallSid) and inbound messages (MessageSid, whose
+sender and text ``sms.received`` seals): both are found again by the sender's number."""
 KEY_CACHE_SECONDS = 30
 """How long a running service may keep using a fetched key (``VaultCallKeys``' cache)."""
 
@@ -63,7 +67,9 @@ admin_router = APIRouter(
     prefix="/v1/privacy", tags=["privacy"], dependencies=[Depends(require_role(ADMIN))], responses=AUTH_ERRORS
 )
 
-CallSidPath = Annotated[str, Path(pattern=CALL_SID_PATTERN, description="Twilio CallSid")]
+KeyedSidPath = Annotated[
+    str, Path(pattern=KEYED_SID_PATTERN, description="Twilio CallSid, or MessageSid of an inbound SMS")
+]
 
 
 class CallKeyRequest(BaseModel):
@@ -94,7 +100,7 @@ _GONE: dict[int | str, dict[str, Any]] = {
     responses={**AUTH_ERRORS, **_KEY_ERRORS, **_GONE, **errors(400)},
 )
 async def put_call_key(
-    call_sid: CallSidPath,
+    call_sid: KeyedSidPath,
     body: CallKeyRequest,
     _role: Annotated[str, Depends(require_role("ingress"))],
     session: Session,
@@ -110,7 +116,7 @@ async def put_call_key(
 
 
 class CallKeyBatchItem(CallKeyRequest):
-    call_sid: str = Field(pattern=CALL_SID_PATTERN, description="Twilio CallSid")
+    call_sid: str = Field(pattern=KEYED_SID_PATTERN, description="Twilio CallSid (or MessageSid)")
 
 
 class CallKeyBatchRequest(BaseModel):
@@ -180,7 +186,7 @@ async def post_call_keys(
     "/calls/{call_sid}/key", response_model=CallKeyOut, responses={**AUTH_ERRORS, **_KEY_ERRORS, **_GONE}
 )
 async def get_call_key(
-    call_sid: CallSidPath,
+    call_sid: KeyedSidPath,
     tenant_id: Annotated[str, Query(pattern=TENANT_ID_PATTERN)],
     _role: Annotated[str, Depends(require_role(*ROLES))],
     session: Session,
@@ -257,11 +263,23 @@ class ExportedCall(BaseModel):
     records: list[ExportedRecord]
 
 
+class BlockListRef(BaseModel):
+    """The caller is on this tenant's block list (a keyed hash of the number and the admin's note)."""
+
+    tenant_id: str
+    entry_id: int
+    note: str | None
+    created_at: datetime
+
+
 class PrivacyExport(BaseModel):
     phone: str
     generated_at: datetime
     calls: list[ExportedCall]
     customer_systems: CustomerSystems
+    block_lists: list[BlockListRef] = Field(
+        default_factory=list, description="the tenants' block lists the caller is on"
+    )
     event_log: str = Field(description="which event log was searched: embedded, kafka or none")
     not_included: list[str] = Field(description="what we hold that this export cannot show, and why")
 
@@ -279,6 +297,12 @@ class ErasureReport(BaseModel):
         description="running services may use a cached key this long after the erasure"
     )
     customer_systems: CustomerSystems
+    block_list_entries_kept: int = Field(
+        0,
+        description="the caller's entries on block lists, kept on purpose (erasing them would let a "
+        "blocked caller through again): a keyed hash and the admin's note; remove them from the block "
+        "list if they should go",
+    )
     remaining_steps: list[str]
 
 
@@ -286,6 +310,12 @@ NOT_INCLUDED = [
     "notifier's SMS opt-out entries: kept as a keyed hash of the number per tenant (a suppression "
     "list, so that an opted-out caller is never texted again); not linkable to the number here",
     "logs and traces: they never hold phone numbers or transcripts (only CallSids)",
+    "jira-writer's repeat-caller index: a keyed hash of the number per tenant with the CallSids and "
+    "request keys listed here; erased with the calls' keys (jira-writer drops the row of an erased "
+    "call before using it) and purged after 30 days; not linkable to the number here",
+    "notifier's SMS conversations (which request we texted the caller about, for replies and status "
+    "texts): a keyed hash of the number and the number sealed under the call's key, so unreadable "
+    "once the call's key is erased; purged after 30 days",
 ]
 
 
@@ -378,6 +408,10 @@ async def export_caller(
             for c in calls
         ],
         customer_systems=await _customer_systems(session, records),
+        block_lists=[
+            BlockListRef(tenant_id=e.tenant_id, entry_id=e.id, note=e.note, created_at=e.created_at)
+            for e in await entries_of_subject(session, subject, body.tenant_id)
+        ],
         event_log=kind,
         not_included=NOT_INCLUDED
         + ([] if archive is not None else ["the event log: config-api has no event log configured"]),
@@ -456,6 +490,13 @@ async def erase_caller(
         steps.append(
             "Twilio: some recordings could not be deleted (see their error); delete them in the console"
         )
+    blocked = await entries_of_subject(session, subject, body.tenant_id)
+    if blocked:
+        steps.append(
+            "Block list: the caller stays blocked by "
+            + ", ".join(sorted({e.tenant_id for e in blocked}))
+            + " (kept on purpose, as a keyed hash; remove the entry from the block list if it should go)"
+        )
     steps.append(
         "Twilio keeps call logs (From/To) under its own retention; OpenAI's retention applies to what it "
         "received (see docs/security-privacy.md)"
@@ -472,5 +513,6 @@ async def erase_caller(
         event_log_records_deleted=deleted,
         running_services_within_seconds=KEY_CACHE_SECONDS,
         customer_systems=systems,
+        block_list_entries_kept=len(blocked),
         remaining_steps=steps,
     )

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from voiceticket_common.runtime_views import VIEWS
 
 from .auth import require_role
+from .block_list import has_entries
 from .crypto import KeyRing, SecretDecryptError
 from .db import SECRET_FIELDS, Line, Tenant
 from .deps import Keys, Session
@@ -43,6 +46,12 @@ PROVIDER_FIELDS: dict[str, tuple[str, int]] = {
     f"{provider}_{part}": (provider, index)
     for provider in ("speech_to_text", "llm")
     for index, part in enumerate(("base_url", "api_key"))
+}
+
+# Tenant fields of a view that are computed here rather than stored: whether the tenant's block list
+# has entries (ingress asks about a caller only then: no lookup on the webhook path otherwise).
+COMPUTED_TENANT_FIELDS: dict[str, Callable[[AsyncSession, Tenant], Awaitable[Any]]] = {
+    "blocks_callers": lambda session, tenant: has_entries(session, tenant.id),
 }
 
 router = APIRouter(prefix="/v1/runtime", tags=["runtime"])
@@ -83,6 +92,9 @@ async def runtime_line(
     subfields = ROLE_SUBFIELDS.get(role, {})
     for field in tenant_fields:
         if not view_class.serves_gated(field, line, tenant):
+            continue
+        if field in COMPUTED_TENANT_FIELDS:
+            view[field] = await COMPUTED_TENANT_FIELDS[field](session, tenant)
             continue
         try:
             view[field] = _tenant_value(tenant, field, keys, subfields)

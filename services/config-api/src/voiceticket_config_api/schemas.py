@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from voiceticket_common import runtime_views
+from voiceticket_common.ivr import DEFAULT_MENU_ATTEMPTS, DEFAULT_MENU_TIMEOUT_SECONDS, normalized_words
 from voiceticket_common.redaction import RedactionConfigError, RedactionPolicy
 from voiceticket_common.sms_template import check_template
 
@@ -151,6 +152,7 @@ class CredentialName(StrEnum):
     jira_oauth_token = auto()
     speech_to_text_api_key = auto()
     llm_api_key = auto()
+    jira_webhook_secret = auto()
 
 
 if tuple(CredentialName) != db.SECRET_FIELDS:
@@ -195,6 +197,61 @@ class RedactionSettings(BaseModel):
     def stored(self) -> dict[str, Any]:
         """The settings as stored and served (only what was set: defaults follow the engine)."""
         return self.model_dump(exclude_unset=True)
+
+
+class IvrOptionIn(_In):
+    """One option of a line's IVR menu."""
+
+    digit: Annotated[str, Field(pattern=r"^[0-9*#]$", description="the key that chooses it: 0-9, * or #")]
+    label: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")] = Field(
+        description="what the option is called: said in the built-in prompt, recorded on the call's "
+        "events, and a spoken choice too"
+    )
+    phrases: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f,]+$")]],
+        Field(max_length=20),
+    ] = Field(
+        default_factory=list,
+        description="words or phrases a caller may say to choose it (also the speech hints); no commas",
+    )
+    request_type_id: JsmId | None = Field(
+        None,
+        description="the request type of the call's request, whatever the analysis says; null: the analysis decides",
+    )
+    language: Language | None = Field(
+        None,
+        description="the call's language from this choice on (prompts, speech-to-text, the request); null: the line's",
+    )
+
+
+class IvrMenuIn(_In):
+    """A line's IVR menu before the recording: one key or spoken choice (<Gather input="dtmf speech">)."""
+
+    prompt: Annotated[str, Field(min_length=1, max_length=2000)] | None = Field(
+        None,
+        description="what the caller hears; null: a built-in prompt in the line's language naming each option",
+    )
+    options: Annotated[list[IvrOptionIn], Field(min_length=1, max_length=12)]
+    timeout_seconds: Annotated[int, Field(ge=1, le=30)] = Field(
+        DEFAULT_MENU_TIMEOUT_SECONDS, description="seconds to wait for a key or speech (<Gather timeout>)"
+    )
+    attempts: Annotated[int, Field(ge=1, le=3)] = Field(
+        DEFAULT_MENU_ATTEMPTS,
+        description="prompts in all: after no input or an invalid one the menu is offered again, after "
+        "the last the call goes on without a choice",
+    )
+
+    @model_validator(mode="after")
+    def _unambiguous(self) -> IvrMenuIn:
+        digits = [o.digit for o in self.options]
+        if len(set(digits)) != len(digits):
+            raise ValueError("each option needs a digit of its own")
+        said: dict[str, str] = {}
+        for option in self.options:
+            for words in {normalized_words(w) for w in (option.label, *option.phrases)}:
+                if said.setdefault(words, option.digit) != option.digit:
+                    raise ValueError(f"options {said[words]} and {option.digit} share the words {words!r}")
+        return self
 
 
 class ProviderConcurrency(BaseModel):
@@ -246,6 +303,12 @@ class TenantCreate(_In):
     speech_to_text_api_key: Secret | None = None
     llm_base_url: HttpUrlStr | None = Field(None, description=LLM_BASE_URL_HELP)
     llm_api_key: Secret | None = None
+    jira_webhook_secret: Secret | None = Field(
+        None,
+        description="the secret of the tenant's Jira admin webhook (status texts): Jira signs each "
+        "delivery with it (X-Hub-Signature: sha256=<HMAC-SHA256 of the body>); null: Jira webhooks "
+        "are refused",
+    )
     transcription_model: ModelName = runtime_views.DEFAULT_TRANSCRIPTION_MODEL
     vocabulary: Vocabulary = Field(default_factory=list, description=VOCABULARY_HELP)
     analysis_model: ModelName = runtime_views.DEFAULT_ANALYSIS_MODEL
@@ -352,6 +415,7 @@ class TenantOut(_Out):
     speech_to_text_api_key: str | None = Field(None, description="masked")
     llm_base_url: str | None = Field(None, description=LLM_BASE_URL_HELP)
     llm_api_key: str | None = Field(None, description="masked")
+    jira_webhook_secret: str | None = Field(None, description="masked")
     transcription_model: str
     vocabulary: list[str]
     analysis_model: str
@@ -452,6 +516,46 @@ class LineIn(_In):
         "Score 1, Marchex Clean Call BLOCK: Twilio's AddOns parameter) as robocall; with no_request "
         "the call is rejected unanswered",
     )
+    ivr_menu: IvrMenuIn | None = Field(
+        None,
+        description="an IVR menu said after the greeting, before the recording notice: options chosen "
+        "by key or by voice, each with a request type and a language that override the analysis'; "
+        "null: no menu",
+    )
+    repeat_callers: runtime_views.RepeatCallers = Field(
+        runtime_views.DEFAULT_REPEAT_CALLERS,
+        description="off (every call a new request) or comment: a caller who calls again about the "
+        "same matter while their earlier request (within repeat_window_hours) is still open gets "
+        "the call added to it as an internal comment instead of a new request, and an SMS saying so",
+    )
+    repeat_window_hours: Annotated[int, Field(ge=1, le=runtime_views.MAX_REPEAT_WINDOW_HOURS)] = Field(
+        runtime_views.DEFAULT_REPEAT_WINDOW_HOURS,
+        description="comment: how many hours after a request was created a new call of the same "
+        "caller may be added to it",
+    )
+    repeat_matcher: runtime_views.RepeatMatcher = Field(
+        runtime_views.DEFAULT_REPEAT_MATCHER,
+        description="comment: how jira-writer decides the new call is about the same matter as an "
+        "open request: embedding (all-MiniLM-L6-v2 sentence similarity, run locally) or lexical "
+        "(the words the open request's summary shares with the call)",
+    )
+    sms_replies: bool = Field(
+        False,
+        description="the caller's text replies to our SMS become comments on the request we last "
+        "texted them about, while Jira says it is open (otherwise a polite answer); false: replies "
+        "are not read. STOP/START/HELP are handled either way",
+    )
+    sms_help_text: Annotated[str, Field(min_length=1, max_length=480)] | None = Field(
+        None, description="the answer to HELP or INFO; null: a built-in text"
+    )
+    status_texts: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=255)]], Field(max_length=20)
+    ] = Field(
+        default_factory=list,
+        description="statuses whose arrival texts the caller (at most one text per transition, "
+        "driven by the tenant's Jira webhook): status names, any case, or resolved (any status of "
+        "category done); []: no status texts",
+    )
 
 
 class LineOut(_Out):
@@ -485,6 +589,13 @@ class LineOut(_Out):
     screened_request_type_id: str | None
     min_message_seconds: float
     screen_robocalls: bool
+    ivr_menu: IvrMenuIn | None
+    repeat_callers: str
+    repeat_window_hours: int
+    repeat_matcher: str = runtime_views.DEFAULT_REPEAT_MATCHER
+    sms_replies: bool = False
+    sms_help_text: str | None = None
+    status_texts: list[str] = Field(default_factory=list)
     created_at: datetime
     updated_at: datetime
 

@@ -17,6 +17,7 @@ from .crypto import KeyRing, SecretDecryptError
 from .db import SECRET_FIELDS, Line, Tenant
 from .outbox import record_change, tenant_lines
 from .schemas import (
+    IvrMenuIn,
     LineIn,
     ProviderConcurrency,
     RedactionSettings,
@@ -71,6 +72,7 @@ def tenant_out(tenant: Tenant, keyring: KeyRing) -> TenantOut:
         speech_to_text_api_key=masked["speech_to_text_api_key"],
         llm_base_url=tenant.llm_base_url,
         llm_api_key=masked["llm_api_key"],
+        jira_webhook_secret=masked["jira_webhook_secret"],
         transcription_model=tenant.transcription_model,
         vocabulary=tenant.vocabulary,
         analysis_model=tenant.analysis_model,
@@ -121,6 +123,8 @@ def apply_tenant(tenant: Tenant, data: TenantCreate, keyring: KeyRing) -> None:
 
 def apply_line(line: Line, data: LineIn) -> None:
     for field, value in data:
+        if isinstance(value, IvrMenuIn):
+            value = value.model_dump(mode="json")  # a JSON column stores data, not the model
         if field != "number" and getattr(line, field) != value:
             setattr(line, field, value)
 

@@ -1,7 +1,7 @@
 """What removing a tenant does here, and what its owner must still do at the providers.
 
-Deleting a tenant drops its lines (calls to its numbers are then answered as an unknown line) and
-its stored credentials, and destroys the data keys of all its calls (``vault.destroy_tenant_keys``):
+Deleting a tenant drops its lines (calls to its numbers are then answered as an unknown line), its
+block list of callers (``block_list.py``) and its stored credentials, and destroys the data keys of all its calls (``vault.destroy_tenant_keys``):
 every event of the tenant still queued or in flight, on every topic and in every dead letter, can no
 longer be opened, so consumers drop it (counted, never dead-lettered) instead of working on it. What
 the services keep per call (ledger rows without personal data) goes with their retention purge.

@@ -24,6 +24,8 @@ from voiceticket_common.events import (
     NotificationDelivery,
     RecordingAbsent,
     RecordingCompleted,
+    RequestStatusChanged,
+    SmsReceived,
 )
 from voiceticket_common.health import web_checks
 from voiceticket_common.httpserver import NO_NATIVE_TELEMETRY, add_server_spans
@@ -31,7 +33,10 @@ from voiceticket_common.metrics import add_metrics_route
 from voiceticket_common.runtime_views import IngressView
 from voiceticket_common.sealing import CallErased
 
+from .block_list import BlockList, ConfigApiBlockList
 from .gate import WebhookGate
+from .jira_webhooks import JiraWebhooks
+from .messaging import MessagingWebhooks
 from .params import Malformed, WrongAccount
 from .settings import IngressSettings
 from .shedding import SheddingLimits, WebhookAdmission, WebhookShedding
@@ -49,6 +54,8 @@ PUBLISHED = (
     ConsentDeclined,
     NotificationDelivery,
     CallCompleted,
+    SmsReceived,
+    RequestStatusChanged,
 )
 
 
@@ -56,10 +63,12 @@ def create_app(
     settings: IngressSettings,
     publisher: EventPublisher,
     config: RuntimeConfig[IngressView] | None = None,
+    block_list: BlockList | None = None,
 ) -> FastAPI:
     """Build the app on a bus the runner started (Kafka, or the embedded one). Without a config
     client, the config-api client is created in the lifespan (never at import time), and drops
-    its cached views when the bus announces a change (``config.changed``)."""
+    its cached views when the bus announces a change (``config.changed``); so does the block-list
+    client (``block_list.py``), made there too unless one is given."""
 
     admission = WebhookAdmission(shedding_limits(settings))
 
@@ -70,6 +79,18 @@ def create_app(
             stack.push_async_callback(_cancel, watching)
             app.state.publisher = publisher
             app.state.config = config
+            app.state.block_list = block_list
+            followed: list[ConfigApiBlockList] = []
+            if block_list is None:
+                blocks = ConfigApiBlockList(
+                    settings.config_api_url,
+                    settings.config_api_token,
+                    settings.callback_context_key,
+                    settings.config_cache_seconds,
+                )
+                stack.push_async_callback(blocks.aclose)
+                app.state.block_list = blocks
+                followed.append(blocks)
             if config is None:
                 client = RuntimeConfigClient(
                     IngressView,
@@ -80,7 +101,7 @@ def create_app(
                 stack.push_async_callback(client.aclose)
                 # A bus that can be followed (Kafka, the embedded one): config.changed drops views.
                 app.state.config_changes = await stack.enter_async_context(
-                    invalidating(publisher, client, "ingress")
+                    invalidating(publisher, client, "ingress", *followed)
                 )
                 app.state.config = client
             app.state.ready = True
@@ -100,6 +121,8 @@ def create_app(
     gate = WebhookGate(settings)
     app.include_router(CallWebhooks(gate).router)
     app.include_router(StatusCallbacks(gate).router)
+    app.include_router(MessagingWebhooks(gate).router)
+    app.include_router(JiraWebhooks(gate).router)
     add_server_spans(app, trace_query_param="tp", call_sid_field="CallSid")
     # Added last, so outermost: a shed webhook costs no span, body read or config lookup.
     app.add_middleware(WebhookShedding, admission=admission)

@@ -18,6 +18,7 @@ from voiceticket_common.runtime_views import IngressView
 from voiceticket_common.tracing import CALL_SID_ATTR, TENANT_ATTR, current_traceparent
 
 from . import params
+from .block_list import BlockList
 from .public_url import PublicUrl
 from .settings import IngressSettings
 from .signature import Forbidden, Webhook, read_webhook
@@ -39,6 +40,10 @@ class WebhookGate:
     @staticmethod
     def config(request: Request) -> RuntimeConfig[IngressView]:
         return request.app.state.config  # type: ignore[no-any-return]
+
+    @staticmethod
+    def block_list(request: Request) -> BlockList:
+        return request.app.state.block_list  # type: ignore[no-any-return]
 
     async def read(self, request: Request) -> Webhook:
         return await read_webhook(request, self.public.of(request))

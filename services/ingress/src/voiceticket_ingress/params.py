@@ -171,6 +171,15 @@ def keys(webhook: Webhook) -> str | None:
     return value
 
 
+def speech(webhook: Webhook) -> str | None:
+    """``SpeechResult`` of a ``<Gather input="speech">`` action: what the caller said, personal
+    data (never logged or published); None when absent or empty. At most 1000 characters."""
+    value = _one(webhook, "SpeechResult")
+    if value is not None and len(value) > 1000:
+        raise Malformed("SpeechResult", "is longer than 1000 characters")
+    return value
+
+
 def error_code(webhook: Webhook) -> str | None:
     """Twilio's ``ErrorCode`` (digits); None when absent."""
     value = _one(webhook, "ErrorCode")

@@ -2,10 +2,13 @@
 moment for a slot and is then answered a fast 503 with ``Retry-After``, instead of joining a
 queue that makes every request late (and, past Twilio's 15 s, every answer useless).
 
-In-call callbacks (consent key, recording status, record action) are never shed: they carry work
-already done (a recorded message), and Twilio retries a 5xx only when the URL's connection
-overrides ask for it, so a refused recording callback would lose the message. They are few (at
-most three a call, each for a call already admitted) and count toward the webhooks in flight.
+In-call callbacks (menu choice, consent key, recording status, record action) are never shed:
+they carry work already done (a recorded message) or a caller on the line (a 503 to a
+``<Gather>`` action ends the call with an error), and Twilio retries a 5xx only when the URL's
+connection overrides ask for it, so a refused recording callback would lose the message. They are
+few (at most a handful a call, each for a call already admitted) and count toward the webhooks in
+flight. An incoming text message (``/twilio/sms``) is not shed either: Twilio does not retry it,
+so a 503 would lose what the caller wrote.
 ``/healthz``, ``/readyz`` and ``/metrics`` are never shed: only paths under ``/twilio/`` pass
 through the limiter.
 """
@@ -22,7 +25,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from voiceticket_common import metrics
 
 WEBHOOK_PREFIX = "/twilio/"
-IN_CALL_PATHS = frozenset({"/twilio/consent", "/twilio/recording", "/twilio/record-done"})
+IN_CALL_PATHS = frozenset(
+    {"/twilio/menu", "/twilio/consent", "/twilio/recording", "/twilio/record-done", "/twilio/sms"}
+)
 NEW_WORK_PATHS = frozenset({"/twilio/voice", "/twilio/call-status", "/twilio/message-status"})
 
 SHED_REQUESTS = Counter(

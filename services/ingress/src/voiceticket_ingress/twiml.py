@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from typing import Any
 
 from twilio.twiml.voice_response import VoiceResponse
 
 from voiceticket_common import texts
+from voiceticket_common.ivr import IvrMenu
 from voiceticket_common.runtime_views import IngressLine
+
+from .menu import hints as menu_hints
 
 # <Say language> wants a locale ("de-DE"); lines store ISO 639-1 ("de"). The locale Twilio's
 # voices most commonly pair with each language; a Google voice names its own locale.
@@ -69,6 +74,42 @@ _DECLINED = {
 }
 
 
+# The IVR menu (ivr_menu): the built-in prompt, one sentence per option ({label}, {key}), then
+# that a spoken choice works too; and what a caller hears before the menu is offered again.
+_MENU_OPTION = {
+    "de": "Für {label} drücken Sie {key}.",
+    "en": "For {label}, press {key}.",
+    "es": "Para {label}, pulse {key}.",
+    "fr": "Pour {label}, appuyez sur {key}.",
+    "it": "Per {label}, prema {key}.",
+    "nl": "Voor {label}, druk op {key}.",
+}
+_MENU_SAY_IT = {
+    "de": "Sie können Ihre Wahl auch sagen.",
+    "en": "You can also say your choice.",
+    "es": "También puede decir su opción.",
+    "fr": "Vous pouvez aussi dire votre choix.",
+    "it": "Può anche dire la sua scelta.",
+    "nl": "U kunt uw keuze ook uitspreken.",
+}
+_MENU_INVALID = {
+    "de": "Das ist leider keine der Auswahlmöglichkeiten.",
+    "en": "Sorry, that is not one of the options.",
+    "es": "Lo sentimos, esa no es una de las opciones.",
+    "fr": "Désolé, ce n'est pas l'un des choix proposés.",
+    "it": "Spiacenti, non è una delle opzioni.",
+    "nl": "Sorry, dat is geen van de keuzes.",
+}
+_MENU_NO_INPUT = {
+    "de": "Wir haben Ihre Wahl leider nicht erhalten.",
+    "en": "Sorry, we did not get your choice.",
+    "es": "Lo sentimos, no hemos recibido su opción.",
+    "fr": "Désolé, nous n'avons pas reçu votre choix.",
+    "it": "Spiacenti, non abbiamo ricevuto la sua scelta.",
+    "nl": "Sorry, we hebben uw keuze niet ontvangen.",
+}
+
+
 def say_attributes(line: IngressLine) -> dict[str, str]:
     """``voice`` and ``language`` for every ``<Say>`` of a line.
 
@@ -110,6 +151,60 @@ def greeting_and_record(line: IngressLine, record_action_url: str, recording_cal
     return str(response)
 
 
+def menu_gather(
+    line: IngressLine, menu: IvrMenu, action_url: str, *, greeting: bool, retry_reason: str | None = None
+) -> str:
+    """The IVR menu: its prompt inside a ``<Gather input="dtmf speech" numDigits="1">``.
+
+    As the consent ``<Gather>``: ``finishOnKey=""`` so ``*`` and ``#`` reach ``Digits``, and a
+    ``<Redirect>`` to the same action for no input. ``language`` (a locale) and ``hints`` (the
+    options' labels and phrases) help Twilio's speech recognition. ``greeting`` says the greeting
+    first; ``retry_reason`` (``no_input``, ``invalid_input``) says politely why it is asked again.
+    """
+    language = _language(line)
+    apology = {"invalid_input": _MENU_INVALID, "no_input": _MENU_NO_INPUT}.get(retry_reason or "")
+    return _one_key_gather(
+        line,
+        action_url,
+        greeting=greeting,
+        apology=_text(apology, language) if apology else None,
+        prompts=[menu_prompt(line, menu)],
+        input="dtmf speech",
+        timeout=menu.timeout_seconds,
+        language=_LOCALES.get(language, "en-US"),
+        hints=menu_hints(menu) or None,
+    )
+
+
+def menu_prompt(line: IngressLine, menu: IvrMenu) -> str:
+    """The menu's own prompt, or the built-in one in the line's language naming each option."""
+    if menu.prompt:
+        return menu.prompt
+    language = _language(line)
+    names = _KEY_NAMES.get(language, _KEY_NAMES["en"])
+    sentences = [
+        _text(_MENU_OPTION, language).format(label=o.label, key=names.get(o.digit, o.digit))
+        for o in menu.options
+    ]
+    return " ".join([*sentences, _text(_MENU_SAY_IT, language)])
+
+
+def notice_and_record(line: IngressLine, record_action_url: str, recording_callback_url: str) -> str:
+    """After the IVR menu, on a ``notice`` line: the recording notice, then `<Record>` (the
+    greeting was said before the menu)."""
+    response = VoiceResponse()
+    response.say(notice_text(line), **say_attributes(line))
+    _record(response, line, record_action_url, recording_callback_url)
+    return str(response)
+
+
+def speaking(line: IngressLine, language: str | None) -> IngressLine:
+    """The line as the caller hears it once they chose an option in ``language`` (None: the line's)."""
+    if not language or language == line.language:
+        return line
+    return line.model_copy(update={"language": language})
+
+
 def consent_gather(
     line: IngressLine, action_url: str, *, greeting: bool, retry_reason: str | None = None
 ) -> str:
@@ -121,25 +216,49 @@ def consent_gather(
     ``greeting`` says the greeting first (the first prompt); ``retry_reason`` (``no_input`` or
     ``invalid_key``) says politely why the caller is asked again.
     """
+    apology = {"invalid_key": _WRONG_KEY, "no_input": _NO_KEY}.get(retry_reason or "")
+    return _one_key_gather(
+        line,
+        action_url,
+        greeting=greeting,
+        apology=_text(apology, _language(line)) if apology else None,
+        prompts=[notice_text(line), consent_prompt(line)],
+        input="dtmf",
+        timeout=line.consent_timeout_seconds,
+    )
+
+
+def _one_key_gather(
+    line: IngressLine,
+    action_url: str,
+    *,
+    greeting: bool,
+    apology: str | None,
+    prompts: Sequence[str],
+    input: str,
+    timeout: int,
+    **recognition: Any,
+) -> str:
+    """The greeting (``greeting``), the apology of a retry, then ``prompts`` inside a one-key
+    ``<Gather>`` (``finishOnKey=""``: ``*`` and ``#`` reach ``Digits`` too), and a ``<Redirect>``
+    to the same action for no input. ``recognition``: Gather's speech attributes."""
     response = VoiceResponse()
     say = say_attributes(line)
-    language = _language(line)
     if greeting:
         response.say(greeting_text(line), **say)
-    if retry_reason == "invalid_key":
-        response.say(_text(_WRONG_KEY, language), **say)
-    elif retry_reason == "no_input":
-        response.say(_text(_NO_KEY, language), **say)
+    if apology:
+        response.say(apology, **say)
     gather = response.gather(
-        input="dtmf",
+        input=input,
         num_digits=1,
         finish_on_key="",
-        timeout=line.consent_timeout_seconds,
+        timeout=timeout,
         action=action_url,
         method="POST",
+        **recognition,
     )
-    gather.say(notice_text(line), **say)
-    gather.say(consent_prompt(line), **say)
+    for prompt in prompts:
+        gather.say(prompt, **say)
     response.redirect(action_url, method="POST")
     return str(response)
 

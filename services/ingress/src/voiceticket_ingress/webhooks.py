@@ -1,5 +1,8 @@
-"""The call's webhooks: incoming call (TwiML), consent key (``<Gather>`` action), recording status
-callback, record action.
+"""The call's webhooks: incoming call (TwiML), IVR menu and consent key (``<Gather>`` actions),
+recording status callback, record action.
+
+A line with an ``ivr_menu`` first asks its menu (``/twilio/menu``: a key or words choose an option,
+sealed into the context as ``ivr_choice``), then goes on to the consent flow below.
 
 Consent, per line (``consent_mode``): ``notice`` answers with the greeting, the recording notice
 and ``<Record>``; ``press_key`` answers with the greeting and a one-key ``<Gather>`` around the
@@ -12,6 +15,7 @@ nothing was recorded.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import replace
 
 from fastapi import APIRouter, Request, Response
@@ -30,14 +34,15 @@ from voiceticket_common.events.v1 import (
     CONSENT_DECLINED,
     CONSENT_NOTICE,
     CONSENT_PRESSED,
-    SCREENED_ROBOCALL,
     CarriedContext,
 )
 from voiceticket_common.metrics import call_screened
-from voiceticket_common.runtime_views import SCREENING_NO_REQUEST
+from voiceticket_common.runtime_views import SCREENING_NO_REQUEST, IngressLine
 
 from . import params, twiml
+from .caller_screening import screened_caller
 from .gate import WebhookGate
+from .menu import answer as menu_answer
 from .params import Malformed
 
 log = logging.getLogger(__name__)
@@ -53,6 +58,7 @@ class CallWebhooks:
         self.router = APIRouter(prefix="/twilio")
         self.router.add_api_route("/voice", self.incoming_call, methods=["POST"])
         self.router.add_api_route("/consent", self.consent_key, methods=["POST"])
+        self.router.add_api_route("/menu", self.menu_choice, methods=["POST"])
         self.router.add_api_route("/recording", self.recording_status, methods=["POST"])
         self.router.add_api_route("/record-done", self.record_done, methods=["POST"])
 
@@ -74,9 +80,7 @@ class CallWebhooks:
         call_sid = params.call_sid(webhook)
         gate.annotate(call_sid, line.tenant_id)
         asks_consent = line.line.consent_mode == "press_key"
-        screened = (
-            SCREENED_ROBOCALL if line.line.screen_robocalls and params.flagged_as_spam(webhook) else None
-        )
+        screened = await screened_caller(webhook, line, gate.block_list(request))
         event = CallReceived(
             tenant_id=line.tenant_id,
             call_sid=call_sid,
@@ -106,17 +110,61 @@ class CallWebhooks:
         # trusted proxy), so they verify the same way.
         base = gate.public.base(request)
         context = CallContext(line.tenant_id, to_number, event.caller_number, screened=screened or "")
-        if asks_consent:
-            body = twiml.consent_gather(
-                line.line, gate.callback_url(base, "/twilio/consent", context), greeting=True
-            )
+        menu = line.line.ivr_menu
+        if menu is not None:
+            action = gate.callback_url(base, "/twilio/menu", context)
+            body = twiml.menu_gather(line.line, menu, action, greeting=True)
         else:
-            body = twiml.greeting_and_record(
-                line.line,
-                record_action_url=gate.callback_url(base, "/twilio/record-done", context),
-                recording_callback_url=gate.callback_url(base, "/twilio/recording", context),
-            )
+            body = self._recording_flow(line.line, base, context, greeting=True)
         log.info("call answered", extra={"tenant_id": line.tenant_id, "consent_mode": line.line.consent_mode})
+        return Response(body, media_type=TWIML)
+
+    def _recording_flow(self, line: IngressLine, base: str, context: CallContext, *, greeting: bool) -> str:
+        """What comes before the recording: the consent ``<Gather>`` of a ``press_key`` line, or
+        the notice and ``<Record>``; ``greeting`` False after the IVR menu (said before it)."""
+        gate = self._gate
+        if line.consent_mode == "press_key":
+            return twiml.consent_gather(
+                line, gate.callback_url(base, "/twilio/consent", context), greeting=greeting
+            )
+        record_action = gate.callback_url(base, "/twilio/record-done", context)
+        recording_callback = gate.callback_url(base, "/twilio/recording", context)
+        if greeting:
+            return twiml.greeting_and_record(line, record_action, recording_callback)
+        return twiml.notice_and_record(line, record_action, recording_callback)
+
+    async def menu_choice(self, request: Request) -> Response:
+        """The IVR menu's ``<Gather>`` action (and the ``<Redirect>`` after it, without input): a
+        valid key or spoken option goes on to the consent or recording flow with the choice sealed
+        in the context; no or invalid input asks again, up to the menu's ``attempts``, then the
+        call goes on without a choice (the analysis decides, as without a menu)."""
+        gate = self._gate
+        webhook = await gate.read(request)
+        context, view = await gate.verify_with_context(request, webhook)
+        gate.annotate(params.call_sid(webhook), context.tenant_id)
+        line, menu = view.line, view.line.ivr_menu
+        base = gate.public.base(request)
+        if menu is None:  # the menu was removed during the call: go on as a line without one
+            return Response(self._recording_flow(line, base, context, greeting=False), media_type=TWIML)
+        attempt = _menu_attempt(request, menu.attempts)
+        answer = menu_answer(menu, params.keys(webhook), params.speech(webhook))
+        if answer.choice is None and attempt < menu.attempts:
+            action = gate.callback_url(base, "/twilio/menu", context, {"attempt": str(attempt + 1)})
+            body = twiml.menu_gather(line, menu, action, greeting=False, retry_reason=answer.reason)
+            log.info("menu offered again", extra={"reason": answer.reason, "attempt": attempt})
+            return Response(body, media_type=TWIML)
+        chosen = replace(context, ivr_choice=answer.choice)
+        language = answer.choice.language if answer.choice else None
+        body = self._recording_flow(twiml.speaking(line, language), base, chosen, greeting=False)
+        log.info(
+            "menu answered",
+            extra={
+                "option": answer.choice.digit if answer.choice else None,
+                "input": answer.choice.input if answer.choice else None,
+                "reason": answer.reason,
+                "attempt": attempt,
+            },
+        )
         return Response(body, media_type=TWIML)
 
     async def consent_key(self, request: Request) -> Response:
@@ -129,7 +177,7 @@ class CallWebhooks:
         gate.annotate(call_sid, context.tenant_id)
         attempt = _attempt(request)
         pressed = params.keys(webhook)
-        line = view.line
+        line = twiml.speaking(view.line, context.ivr_choice.language if context.ivr_choice else None)
         base = gate.public.base(request)
         if pressed == line.consent_key:
             consented = replace(context, consent=CONSENT_PRESSED)
@@ -152,6 +200,7 @@ class CallWebhooks:
             line_number=context.line_number,
             caller_number=context.caller_number,
             consent=CONSENT_DECLINED,
+            ivr_choice=context.ivr_choice,
             reason=reason,
             attempts=attempt,
         )
@@ -174,6 +223,7 @@ class CallWebhooks:
             # sealed "pressed" after the consent key; every other <Record> follows the notice
             "consent": context.consent or CONSENT_NOTICE,
             "screened": context.screened or None,
+            "ivr_choice": context.ivr_choice,
         }
         if status == "completed":
             event: RecordingCompleted | RecordingAbsent = RecordingCompleted(
@@ -195,8 +245,20 @@ class CallWebhooks:
 
     async def record_done(self, request: Request) -> Response:
         webhook = await self._gate.read(request)
-        _, line = await self._gate.verify_with_context(request, webhook)
-        return Response(twiml.goodbye(line.line), media_type=TWIML)
+        context, line = await self._gate.verify_with_context(request, webhook)
+        language = context.ivr_choice.language if context.ivr_choice else None
+        return Response(twiml.goodbye(twiml.speaking(line.line, language)), media_type=TWIML)
+
+
+def _menu_attempt(request: Request, attempts: int) -> int:
+    """Which menu prompt this answers: 1, or the repeat's ``attempt`` (signed by Twilio)."""
+    values = request.query_params.getlist("attempt")
+    if not values:
+        return 1
+    if len(values) != 1 or not re.fullmatch(r"[2-9]", values[0]):
+        raise Malformed("attempt", "is not a repeat of the menu (2-9)")
+    # A menu given fewer attempts during the call: this answer is its last.
+    return min(int(values[0]), attempts)
 
 
 def _attempt(request: Request) -> int:

@@ -25,6 +25,7 @@ from .ports import (
     FieldValue,
     JiraSite,
     RequestDraft,
+    RequestStatus,
     RequestTypeField,
     RequestTypeFields,
     Upload,
@@ -51,6 +52,7 @@ class JsmServiceDesk(AsyncResource):
         method: str,
         path: str,
         headers: dict[str, str] | None = None,
+        allow_status: tuple[int, ...] = (),
         **kwargs: Any,
     ) -> httpx.Response:
         secret = site.token.get_secret_value()
@@ -67,7 +69,8 @@ class JsmServiceDesk(AsyncResource):
                 )
         except httpx.HTTPError as exc:
             raise transport_error(exc, "jira", what) from None
-        raise_for_jira_status(response, what, oauth=site.auth == "oauth2")
+        if response.status_code not in allow_status:
+            raise_for_jira_status(response, what, oauth=site.auth == "oauth2")
         return response
 
     async def _post_internal(
@@ -157,6 +160,22 @@ class JsmServiceDesk(AsyncResource):
             if page.get("isLastPage", True) or not page.get("values"):
                 return False
             start += len(page["values"])
+
+    async def request_status(self, site: JiraSite, issue_key: str) -> RequestStatus | None:
+        response = await self._call(
+            site, "request status", "GET", f"/rest/servicedeskapi/request/{issue_key}", allow_status=(404,)
+        )
+        if response.status_code == 404:
+            return None
+        body = response.json()
+        values = {str(v.get("fieldId")): v.get("value") for v in body.get("requestFieldValues") or []}
+        status = body.get("currentStatus") or {}
+        return RequestStatus(
+            issue_id=str(body.get("issueId") or ""),
+            issue_key=str(body.get("issueKey") or issue_key),
+            summary=str(values.get("summary") or ""),
+            done=str(status.get("statusCategory") or "").upper() == "DONE",
+        )
 
     async def find_request_for_call(self, site: JiraSite, call_sid: str) -> CreatedRequest | None:
         # Requests carry the CallSid in their description, so a request created by an attempt

@@ -8,22 +8,37 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import SecretStr
+
 from voiceticket_common.bus import Route
+from voiceticket_common.caller_hash import CallerHasher
 from voiceticket_common.db import open_engine
-from voiceticket_common.events import CallAnalyzed, ConsentDeclined, RecordingAbsent, TicketCreated
+from voiceticket_common.events import (
+    CallAnalyzed,
+    ConsentDeclined,
+    RecordingAbsent,
+    SmsReplyCommented,
+    SmsReplyRouted,
+    TicketCreated,
+)
 from voiceticket_common.runtime_views import JiraWriterView
+from voiceticket_common.sealing import VaultCallKeys
 from voiceticket_common.service import ConsumerService, RuntimeConfig, on
 from voiceticket_common.twilio_media import TwilioMediaClient
 
 from .adapters import JsmServiceDesk
 from .declined_call import write_declined_call
 from .deps import RecordingRetention
+from .embedding_matcher import EmbeddingMatcher
 from .field_cache import RequestTypeFieldCache
 from .handlers import JiraWriterDeps, write_missed_call, write_request
 from .ledger import SqlRequestLedger
 from .recording_retention import delete_due_recordings
 from .recordings import TwilioRecordingDownloads
+from .repeat_callers import CALLER_HASH_PURPOSE, RepeatCallers, default_matchers
+from .repeat_matcher import LexicalMatcher
 from .settings import JiraWriterSettings
+from .sms_replies import SqlSmsReplies, comment_reply
 
 
 @asynccontextmanager
@@ -38,7 +53,9 @@ async def adapters(
         settings.max_attachment_bytes,
         settings.recording_download_timeout_seconds,
     )
-    async with open_engine(settings.database_url) as engine, desk, media:
+    # Asked whether an earlier call of a repeat caller was erased (its data key destroyed).
+    vault = VaultCallKeys(settings.config_api_url, settings.config_api_token)
+    async with open_engine(settings.database_url) as engine, desk, media, _closing(vault):
         ledger = await SqlRequestLedger.with_schema(
             engine,
             lease=timedelta(seconds=settings.request_lease_seconds),
@@ -53,7 +70,29 @@ async def adapters(
             max_comment_chars=settings.max_comment_chars,
             fields=RequestTypeFieldCache(desk, settings.request_type_fields_cache_seconds),
             recording_retention=RecordingRetention(ledger, recordings),
+            repeat=RepeatCallers(
+                ledger,
+                CallerHasher(caller_hash_key(settings), CALLER_HASH_PURPOSE),
+                vault,
+                default_matchers(
+                    LexicalMatcher(settings.repeat_match_threshold),
+                    EmbeddingMatcher(settings.repeat_embedding_threshold),
+                ),
+            ),
+            sms_replies=await SqlSmsReplies.with_schema(engine),
         )
+
+
+def caller_hash_key(settings: JiraWriterSettings) -> SecretStr:
+    return settings.caller_hash_key or settings.config_api_token
+
+
+@asynccontextmanager
+async def _closing(vault: VaultCallKeys) -> AsyncIterator[VaultCallKeys]:
+    try:
+        yield vault
+    finally:
+        await vault.aclose()
 
 
 async def purge(
@@ -68,8 +107,12 @@ async def purge(
     recordings = await delete_due_recordings(
         ledger, deps.config, retention.deleter if retention else None, now, dry_run=dry_run
     )
-    requests = await ledger.purge(timedelta(days=settings.request_retention_days), now=now, dry_run=dry_run)
-    counts = {"requests": requests, "recordings_due": recordings.due}
+    keep = timedelta(days=settings.request_retention_days)
+    requests = await ledger.purge(keep, now=now, dry_run=dry_run)
+    callers = await ledger.purge_callers(keep, now=now, dry_run=dry_run)
+    counts = {"requests": requests, "callers": callers, "recordings_due": recordings.due}
+    if deps.sms_replies is not None:
+        counts["sms_replies"] = await deps.sms_replies.purge(keep, now=now, dry_run=dry_run)
     if not dry_run:
         counts |= {
             "recordings_deleted": recordings.deleted,
@@ -83,5 +126,6 @@ ROUTES: list[Route[Any, JiraWriterDeps]] = [
     on(CallAnalyzed, write_request, produces=[TicketCreated]),
     on(RecordingAbsent, write_missed_call, produces=[TicketCreated]),
     on(ConsentDeclined, write_declined_call, produces=[TicketCreated]),
+    on(SmsReplyRouted, comment_reply, produces=[SmsReplyCommented]),
 ]
 SERVICE = ConsumerService("jira-writer", JiraWriterSettings, JiraWriterView, ROUTES, adapters, purge=purge)

@@ -37,6 +37,7 @@ from .jira_text import jira_summary
 from .missed_call import MISSED_CALL_SUMMARY, missed_call_property, missed_call_wanted
 from .ports import CreatedRequest, JiraSite, LedgerEntry
 from .recording_retention import ensure_recording_retention
+from .repeat_callers import ensure_repeat_decision, remember_request, repeat_call_comment, repeat_enabled
 from .request_content import call_property, comment_marker, transcript_comment, wanted
 from .request_steps import ensure_comment, ensure_property, ensure_recording, ensure_request
 from .site import jira_site
@@ -57,18 +58,21 @@ async def write_request(event: CallAnalyzed, deps: JiraWriterDeps) -> Sequence[E
     site = jira_site(config)
     target = request_target(event, line)
     async with _leased(event, deps) as entry:
-        request = await _open_request(
-            entry, deps, site, target, wanted(event, line.phone_field_id), event.analysis.entities
-        )
-        await ensure_property(deps, site, entry, request, call_property(event))
-        await ensure_comment(
-            deps,
-            site,
-            entry,
-            request,
-            comment_marker(event.call_sid),
-            transcript_comment(event, deps.max_comment_chars),
-        )
+        existing = await ensure_repeat_decision(deps.repeat, deps.desk, site, entry, event, line)
+        if existing is not None:
+            # A repeat caller about their open request: the call goes onto it, no new request.
+            request = existing
+            tag_issue_key(request.issue_key)
+            body = repeat_call_comment(event, deps.max_comment_chars)
+        else:
+            request = await _open_request(
+                entry, deps, site, target, wanted(event, line.phone_field_id), event.analysis.entities
+            )
+            if deps.repeat is not None and repeat_enabled(line, event, deps.repeat):
+                await remember_request(deps.repeat, entry, event, request)
+            await ensure_property(deps, site, entry, request, call_property(event))
+            body = transcript_comment(event, deps.max_comment_chars)
+        await ensure_comment(deps, site, entry, request, comment_marker(event.call_sid), body)
         if line.attach_recording:
             if _RECORDING_SID.match(event.recording_sid):
                 await ensure_recording(
@@ -83,7 +87,8 @@ async def write_request(event: CallAnalyzed, deps: JiraWriterDeps) -> Sequence[E
     # The SMS quotes the summary: the same cleaned text the request got, not the model's raw words.
     summary = jira_summary(event.analysis.summary)
     written_in = event.ticket_language or event.analysis.language  # the SMS follows it
-    return [ticket_created(event, request, target, summary, written_in)]
+    created = ticket_created(event, request, target, summary, written_in)
+    return [created.model_copy(update={"added_to_existing": existing is not None})]
 
 
 async def write_missed_call(event: RecordingAbsent, deps: JiraWriterDeps) -> Sequence[Event]:
@@ -113,9 +118,12 @@ class RequestTarget:
 
 def request_target(event: CallAnalyzed, line: JiraWriterLine) -> RequestTarget:
     """The intent's request type (the line's default for an unmapped one); a screened call on a
-    ``screened_request`` line goes to the screened request type instead, whatever its intent."""
+    ``screened_request`` line goes to the screened request type instead, whatever its intent; the
+    caller's IVR menu choice names a request type that wins over the intent too."""
     if event.screened and line.screening_action == SCREENING_SCREENED_REQUEST:
         return RequestTarget(line.service_desk_id, line.screened_request_type_id or line.request_type_id)
+    if event.ivr_choice is not None and event.ivr_choice.request_type_id:
+        return RequestTarget(line.service_desk_id, event.ivr_choice.request_type_id)
     return RequestTarget(
         line.service_desk_id, line.request_types.get(event.analysis.intent) or line.request_type_id
     )

@@ -9,16 +9,16 @@ key and no request in search waits until then before it creates (``request_steps
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import Boolean, DateTime, String, select, update
+from sqlalchemy import Boolean, DateTime, Index, String, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from voiceticket_common.ledger import LeasedCallClaim, LeasedLedger, as_utc, utcnow
+from voiceticket_common.ledger import LeasedCallClaim, LeasedLedger, as_utc, purge_rows, utcnow
 
-from .ports import CreatedRequest, DueRecording, LedgerEntry, RecordingState
+from .ports import CallerRequest, CreatedRequest, DueRecording, LedgerEntry, RecordingState
 
 DEFAULT_LEASE = timedelta(seconds=60)
 DEFAULT_INDEX_LAG = timedelta(seconds=15)
@@ -45,6 +45,23 @@ class RequestRow(LeasedCallClaim, Base):
     """The called support line (not the caller): how the purge finds the tenant's Twilio account."""
     recording_delete_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     recording_deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    repeat_decision: Mapped[str | None] = mapped_column(String(16))
+    """Repeat callers: ``new`` or ``existing`` (the call went onto ``issue_key``); None: not taken."""
+
+
+class CallerRow(Base):
+    """A request created for a caller, known by a keyed hash of the number (``voiceticket_common.caller_hash``):
+    how a repeat caller's open requests are found. Never the number."""
+
+    __tablename__ = "jira_writer_callers"
+    __table_args__ = (Index("ix_jira_writer_callers_caller", "tenant_id", "caller_hash"),)
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    call_sid: Mapped[str] = mapped_column(String(34), primary_key=True)
+    caller_hash: Mapped[str] = mapped_column(String(64))
+    issue_key: Mapped[str] = mapped_column(String(64))
+    issue_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class SqlRequestLedger(LeasedLedger):
@@ -91,6 +108,7 @@ class SqlRequestLedger(LeasedLedger):
                 property_set=row.property_set,
                 comment_added=row.comment_added,
                 attachment_added=row.attachment_added,
+                repeat_decision=row.repeat_decision,
                 token=lease.token,
                 lease_until=lease.until,
                 create_settles_at=as_utc(row.create_settles_at) if row.create_settles_at else None,
@@ -143,6 +161,62 @@ class SqlRequestLedger(LeasedLedger):
             if entry.create_settles_at is None or settles < entry.create_settles_at:
                 changes["create_settles_at"] = entry.create_settles_at = settles
         await self._release(entry, **changes)
+
+    # --- repeat callers (the caller index) ------------------------------------------------------
+
+    async def decide_repeat(self, entry: LedgerEntry, existing: CreatedRequest | None) -> None:
+        if existing is None:
+            await self._update(entry, repeat_decision="new")
+            entry.repeat_decision = "new"
+            return
+        await self._update(
+            entry, repeat_decision="existing", issue_key=existing.issue_key, issue_id=existing.issue_id
+        )
+        entry.repeat_decision = "existing"
+        entry.issue_key, entry.issue_id = existing.issue_key, existing.issue_id
+
+    async def recent_requests(
+        self, tenant_id: str, caller_hash: str, since: datetime
+    ) -> Sequence[CallerRequest]:
+        async with self._ledger.sessions() as session:
+            rows = (
+                await session.execute(
+                    select(CallerRow)
+                    .where(
+                        CallerRow.tenant_id == tenant_id,
+                        CallerRow.caller_hash == caller_hash,
+                        CallerRow.created_at >= since,
+                    )
+                    .order_by(CallerRow.created_at.desc())
+                    .limit(20)
+                )
+            ).scalars()
+            return [CallerRequest(r.issue_key, r.issue_id, r.call_sid, as_utc(r.created_at)) for r in rows]
+
+    async def remember_request(self, entry: LedgerEntry, caller_hash: str, request: CreatedRequest) -> None:
+        async with self._ledger.sessions.begin() as session:
+            await self._ledger.claim(
+                session,
+                CallerRow,
+                tenant_id=entry.tenant_id,
+                call_sid=entry.call_sid,
+                caller_hash=caller_hash,
+                issue_key=request.issue_key,
+                issue_id=request.issue_id,
+                created_at=self.now(),
+            )
+
+    async def forget_call(self, tenant_id: str, call_sid: str) -> None:
+        async with self._ledger.sessions.begin() as session:
+            await session.execute(
+                delete(CallerRow).where(CallerRow.tenant_id == tenant_id, CallerRow.call_sid == call_sid)
+            )
+
+    async def purge_callers(self, older_than: timedelta, *, now: datetime, dry_run: bool = False) -> int:
+        """The caller index keeps a request no longer than the ledger keeps its call."""
+        return await purge_rows(
+            self._ledger, CallerRow, CallerRow.created_at < now - older_than, dry_run=dry_run
+        )
 
     # --- retention ---------------------------------------------------------------------------
 

@@ -97,6 +97,26 @@ class CreatedRequest:
 
 
 @dataclass(frozen=True)
+class RequestStatus:
+    """What Jira says of a request now: its summary, and whether its status category is done."""
+
+    issue_id: str
+    issue_key: str
+    summary: str
+    done: bool
+
+
+@dataclass(frozen=True)
+class CallerRequest:
+    """A request jira-writer created for a caller (the caller known only by a keyed hash)."""
+
+    issue_key: str
+    issue_id: str
+    call_sid: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class Upload:
     """A file to attach, read from ``file`` (positioned at its start)."""
 
@@ -125,6 +145,10 @@ class ServiceDesk(Protocol):
 
     async def has_comment_containing(self, site: JiraSite, issue_key: str, marker: str) -> bool:
         """Whether an internal comment with ``marker`` exists (an interrupted attempt's comment)."""
+
+    async def request_status(self, site: JiraSite, issue_key: str) -> RequestStatus | None:
+        """The request's summary and status category (``GET .../request/{key}``); None when it is
+        gone (deleted, moved, or no longer visible to the bot account)."""
 
     async def find_request_for_call(self, site: JiraSite, call_sid: str) -> CreatedRequest | None:
         """The request an earlier, interrupted attempt created for this call, if any.
@@ -165,6 +189,9 @@ class LedgerEntry:
     property_set: bool = False
     comment_added: bool = False
     attachment_added: bool = False
+    repeat_decision: str | None = None
+    """The repeat-caller decision, once taken: ``new`` (a request is created) or ``existing`` (the
+    call goes onto ``issue_key``, the caller's open request); None: not taken (or the line is off)."""
     token: int = 0
     """The lease's fencing token: every write of this attempt is conditional on it."""
     lease_until: datetime | None = None
@@ -207,6 +234,32 @@ class RequestLedger(Protocol):
 
     async def release(self, entry: LedgerEntry) -> None:
         """Give the lease back (after the last step, or a failure), so a retry need not wait it out."""
+
+
+class CallerIndex(Protocol):
+    """Which requests jira-writer created for a caller: (tenant, keyed hash of the number) ->
+    request key and when, one row per call that made a request. Never the number."""
+
+    def now(self) -> datetime: ...
+
+    async def recent_requests(
+        self, tenant_id: str, caller_hash: str, since: datetime
+    ) -> Sequence[CallerRequest]:
+        """The caller's requests created at or after ``since``, most recent first."""
+
+    async def remember_request(self, entry: LedgerEntry, caller_hash: str, request: CreatedRequest) -> None:
+        """Note that the call's request was created for this caller (idempotent)."""
+
+    async def forget_call(self, tenant_id: str, call_sid: str) -> None:
+        """Drop the call's row (its data was erased)."""
+
+    async def decide_repeat(self, entry: LedgerEntry, existing: CreatedRequest | None) -> None:
+        """Record the decision (fenced): ``existing`` onto that request, or a new one (None)."""
+
+
+class ErasedCalls(Protocol):
+    async def erased(self, tenant_id: str, call_sid: str) -> bool:
+        """Whether the call's data key was destroyed (a caller's erasure, the tenant's removal)."""
 
 
 @dataclass(frozen=True)

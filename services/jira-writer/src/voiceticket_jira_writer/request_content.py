@@ -169,8 +169,10 @@ def call_property(event: CallAnalyzed) -> dict[str, Any]:
         "receivedAt": event.occurred_at.isoformat(),
         # notice or pressed; None is an event from before consent, when notice was the only mode
         "consent": event.consent or CONSENT_NOTICE,
-        # silence, tone, too_short or robocall; None: not screened
+        # silence, tone, too_short, blocked_caller or robocall; None: not screened
         "screened": event.screened,
+        # the caller's IVR menu choice (the option, not their words); None: no menu or no choice
+        "ivrChoice": event.ivr_choice.model_dump(mode="json") if event.ivr_choice else None,
         "intent": analysis.intent,
         "priority": analysis.priority.value,
         "sentiment": analysis.sentiment.value,

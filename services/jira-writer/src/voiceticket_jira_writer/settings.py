@@ -2,9 +2,12 @@ from __future__ import annotations
 
 from typing import Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from voiceticket_common.settings import ServiceSettings, require_lease_outlasts
+
+from .embedding_matcher import DEFAULT_EMBEDDING_THRESHOLD
+from .repeat_matcher import DEFAULT_THRESHOLD
 
 
 class JiraWriterSettings(ServiceSettings):
@@ -34,6 +37,17 @@ class JiraWriterSettings(ServiceSettings):
     """How long a finished call's ledger row (issue key, steps done) is kept; the scheduled purge
     deletes older ones. Keep it longer than the dead-letter retention, so a replayed letter still
     finds its call's request (a row whose recording deletion is pending stays until it is done)."""
+
+    caller_hash_key: SecretStr | None = None
+    """Keys the hash under which the requests of repeat callers are remembered
+    (``VOICETICKET_CALLER_HASH_KEY``); unset: derived from ``config_api_token``. Changing it makes
+    jira-writer forget earlier callers (their next call is a new request): nothing breaks."""
+    repeat_match_threshold: float = Field(default=DEFAULT_THRESHOLD, gt=0, le=1)
+    """How much of an open request's summary a repeat call must cover to go onto it
+    (``repeat_matcher``; bench/results/repeat-matcher-2026-12-03.md measures the default)."""
+    repeat_embedding_threshold: float = Field(default=DEFAULT_EMBEDDING_THRESHOLD, gt=0, le=1)
+    """The cosine similarity a repeat call must reach with an open request's summary to go onto it,
+    on lines whose ``repeat_matcher`` is ``embedding`` (``embedding_matcher``; the same bench)."""
 
     @model_validator(mode="after")
     def _lease_outlasts_a_create(self) -> Self:

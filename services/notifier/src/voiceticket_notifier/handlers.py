@@ -16,21 +16,24 @@ and the bus waits out its Retry-After.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypedDict
 
 from voiceticket_common import texts
+from voiceticket_common.caller_hash import CallerHasher
 from voiceticket_common.config_client import RuntimeConfig
 from voiceticket_common.events import Event, NotificationFailed, NotificationSent, TicketCreated
 from voiceticket_common.provider_limits import ProviderLimits, limits
 from voiceticket_common.runtime_views import NotifierView
+from voiceticket_common.sealing import CallKeys, seal_fields
 from voiceticket_common.tracing import tag_issue_key
 
 from .adapters import AmbiguousSend
-from .caller_hash import CallerHasher
+from .conversations import CONVERSATION_PURPOSE, Conversation, SqlConversations
 from .message import compose_sms
 from .ports import Sms, SmsClaim, SmsLedger, SmsRejected, SmsSender
 from .sms_encoding import measure
@@ -48,6 +51,9 @@ class _Outcome(TypedDict):
 
 
 OPTED_OUT = "21610"
+CALLER_HASH_PURPOSE = b"voiceticket notifier opted-out caller v1"
+"""What the notifier's caller hashes (opt-outs, conversations) are keyed for; fixed: the rows stored
+under it would stop matching."""
 SEND_MARGIN_SECONDS = 5.0
 """A send is cut off this long before its lease ends (as an ambiguous send: outcome unknown)."""
 
@@ -63,6 +69,10 @@ class NotifierDeps:
     opt_out_recheck: timedelta = timedelta(days=30)
     slots: ProviderLimits = limits
     """The process's per-tenant provider slots (a test gives its own)."""
+    conversations: SqlConversations | None = None
+    """Whom we texted about which request (two-way SMS, status texts); None: not remembered."""
+    keys: CallKeys | None = None
+    """The call data keys, to seal the caller's number in ``conversations`` (and open it again)."""
 
 
 async def notify_caller(event: TicketCreated, deps: NotifierDeps) -> Sequence[Event]:
@@ -116,9 +126,11 @@ async def _notify(
                 retryable=False,
             )
         ]
-    account = config.twilio_account()
     # The template in the request's language (the caller's in auto mode), unless the line has its own.
     template = texts.sms_template(event.language or line.language, line.sms_template)
+    if event.added_to_existing:
+        # A repeat call added to the caller's open request: the text says so (built-in, per language).
+        template = texts.repeat_sms_template(event.language or line.language)
     body = compose_sms(template, event.issue_key, event.summary, deps.max_segments)
     service = line.sms_messaging_service_sid
     sms = Sms(
@@ -132,16 +144,67 @@ async def _notify(
             else None
         ),
     )
+    sent = await send_claimed(
+        deps, config, claim, sms, caller, marker=event.issue_key,
+        before_complete=lambda: remember_conversation(event, deps, caller),
+    )  # fmt: skip
+    if sent.outcome == "rejected":
+        log.warning("sms rejected", extra={"error_code": sent.error_code, "reason": sent.reason})
+        return [NotificationFailed(**base, reason=sent.reason, error_code=sent.error_code, retryable=False)]
+    if sent.outcome == "unknown" or sent.message_sid is None:  # only "sent" has Twilio's sid
+        log.error("sms outcome unknown; not resending to keep at most one sms per call")
+        return [NotificationFailed(**base, reason="outcome unknown after a timeout", retryable=False)]
+    if sent.found_earlier:
+        log.warning("found the sms an interrupted attempt sent, not sending again")
+    else:
+        size = measure(body)
+        log.info(
+            "sms sent",
+            extra={"issue_key": event.issue_key, "encoding": size.encoding, "segments": size.segments},
+        )
+    return [NotificationSent(**base, message_sid=sent.message_sid, segments=sent.segments)]
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What became of one SMS: ``sent`` (``found_earlier``: an interrupted attempt had sent it),
+    ``rejected`` (Twilio's ``error_code`` and ``reason``), ``unknown`` or ``opted-out``."""
+
+    outcome: str
+    message_sid: str | None = None
+    error_code: str | None = None
+    reason: str = ""
+    segments: int | None = None
+    found_earlier: bool = False
+
+
+async def send_claimed(
+    deps: NotifierDeps,
+    config: NotifierView,
+    claim: SmsClaim,
+    sms: Sms,
+    caller: str,
+    *,
+    marker: str,
+    before_complete: Callable[[], Awaitable[None]] | None = None,
+) -> Sent:
+    """Send ``sms`` under ``claim`` (held in the SMS ledger) and record the outcome there: first,
+    if an earlier attempt started sending, look for its SMS at Twilio (by ``marker`` in the body);
+    a refusal for an opted-out number (21610) remembers the opt-out under the ``caller`` hash.
+    ``before_complete`` runs once the SMS is known sent, before the ledger says so. A cancel while
+    the request is at Twilio leaves ``claim.send_in_flight`` set: the caller keeps the lease."""
+    account = config.twilio_account()
     limit = config.tenant.provider_concurrency.sms
     if claim.send_started_at is not None:
         # An earlier attempt started sending and recorded nothing (it crashed): did the SMS go out?
-        async with deps.slots.slot(event.tenant_id, "sms", limit):
-            earlier = await deps.sender.find_sent(account, sms, event.issue_key, claim.send_started_at)
+        async with deps.slots.slot(config.tenant_id, "sms", limit):
+            earlier = await deps.sender.find_sent(account, sms, marker, claim.send_started_at)
         if earlier is not None:
+            if before_complete is not None:
+                await before_complete()
             await deps.ledger.complete(claim, "sent", earlier.message_sid)
-            log.warning("found the sms an interrupted attempt sent, not sending again")
-            return [NotificationSent(**base, message_sid=earlier.message_sid, segments=earlier.segments)]
-    async with deps.slots.slot(event.tenant_id, "sms", limit):
+            return Sent("sent", earlier.message_sid, segments=earlier.segments, found_earlier=True)
+    async with deps.slots.slot(config.tenant_id, "sms", limit):
         # The lease's deadline is taken once the slot is held: waiting for one never eats into it.
         deadline = await deps.ledger.begin_send(claim)
         claim.send_in_flight = True
@@ -153,23 +216,43 @@ async def _notify(
         except SmsRejected as exc:
             await deps.ledger.complete(claim, "rejected", None)
             if exc.code == OPTED_OUT:
-                await deps.ledger.record_opt_out(event.tenant_id, caller)
-            log.warning("sms rejected", extra={"error_code": exc.code, "reason": exc.reason})
-            return [NotificationFailed(**base, reason=exc.reason, error_code=exc.code, retryable=False)]
+                await deps.ledger.record_opt_out(config.tenant_id, caller)
+            return Sent("rejected", error_code=exc.code, reason=exc.reason)
         except (AmbiguousSend, TimeoutError):
             await deps.ledger.complete(claim, "unknown", None)
-            log.error("sms outcome unknown; not resending to keep at most one sms per call")
-            return [NotificationFailed(**base, reason="outcome unknown after a timeout", retryable=False)]
+            return Sent("unknown")
         except Exception:
             # Nothing left Twilio's side (connection refused, 429, 5xx): a retry may send unlooked.
             claim.send_in_flight = False
             await deps.ledger.release(claim, sent_nothing=True)
             raise
         claim.send_in_flight = False  # only a cancel leaves it set (the request may still land)
+    if before_complete is not None:
+        await before_complete()
     await deps.ledger.complete(claim, "sent", receipt.message_sid)
-    size = measure(body)
-    log.info(
-        "sms sent",
-        extra={"issue_key": event.issue_key, "encoding": size.encoding, "segments": size.segments},
+    return Sent("sent", receipt.message_sid, segments=receipt.segments)
+
+
+async def remember_conversation(event: TicketCreated, deps: NotifierDeps, caller_hash: str) -> None:
+    """Note that we texted this caller about this request: their replies and the request's status
+    changes find them again (the number sealed under the call's key, ``conversations.py``)."""
+    if deps.conversations is None or deps.keys is None:
+        return
+    key = await deps.keys.key_for_opening(event.tenant_id, event.call_sid)
+    sealed = seal_fields(
+        key,
+        {"caller_number": event.caller_number},
+        tenant_id=event.tenant_id,
+        call_sid=event.call_sid,
+        purpose=CONVERSATION_PURPOSE,
     )
-    return [NotificationSent(**base, message_sid=receipt.message_sid, segments=receipt.segments)]
+    conversation = Conversation(
+        tenant_id=event.tenant_id,
+        issue_key=event.issue_key,
+        call_sid=event.call_sid,
+        line_number=event.line_number,
+        caller_sealed=json.dumps(sealed),
+        language=event.language,
+        texted_at=deps.ledger.now(),
+    )
+    await deps.conversations.remember(conversation, caller_hash)

@@ -105,7 +105,7 @@ async def transcribe_recording(event: RecordingCompleted, deps: TranscriberDeps)
     config = await deps.config.line(event.line_number)
     line = config.line
     account = config.twilio_account(event.account_sid)
-    target = speech_to_text_target(config)
+    target = speech_to_text_target(config, event.ivr_choice.language if event.ivr_choice else None)
     with Workspace.opened() as work:
         recording = await download(deps.recordings, account, event.recording_sid, work)
         audio_bytes = recording.size
@@ -198,9 +198,12 @@ async def redacted(
     return result.text, result.record(), False
 
 
-def speech_to_text_target(config: TranscriberView) -> SpeechToTextTarget:
+def speech_to_text_target(config: TranscriberView, chosen_language: str | None = None) -> SpeechToTextTarget:
     """The tenant's backend (``transcription_backend``: its OpenAI-compatible server, or the
-    local engine, which needs no endpoint and names its own model), language and vocabulary."""
+    local engine, which needs no endpoint and names its own model), language and vocabulary.
+
+    ``chosen_language``: the language of the option the caller chose in the line's IVR menu. The
+    caller said which language they speak, so it is the engine's language hint."""
 
     vocabulary = vocabulary_prompt(config.tenant.vocabulary)
     backend = config.transcription_backend()
@@ -211,8 +214,9 @@ def speech_to_text_target(config: TranscriberView) -> SpeechToTextTarget:
         model=TRANSCRIPTION_LOCAL if local else config.tenant.transcription_model,
         # Never the line's language, enforced or not: a caller may speak another one, and forcing it
         # would have speech-to-text write (or translate to) the wrong language. The analyzer writes
-        # the ticket in the enforced language; the transcript stays in the caller's.
-        language=None,
+        # the ticket in the enforced language; the transcript stays in the caller's. Only a caller
+        # who chose a language in the IVR menu has told us theirs.
+        language=chosen_language,
         prompt=vocabulary,
         backend=backend,
         vocabulary=vocabulary,

@@ -16,6 +16,12 @@ from .v1 import (
     NotificationSent,
     RecordingAbsent,
     RecordingCompleted,
+    RequestStatusChanged,
+    SmsAnswered,
+    SmsReceived,
+    SmsReplyCommented,
+    SmsReplyRouted,
+    StatusTextSent,
     TicketCreated,
 )
 
@@ -32,6 +38,12 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     NotificationFailed,
     NotificationDelivery,
     CallCompleted,
+    SmsReceived,
+    SmsReplyRouted,
+    SmsReplyCommented,
+    SmsAnswered,
+    RequestStatusChanged,
+    StatusTextSent,
     ConfigChanged,
 )
 

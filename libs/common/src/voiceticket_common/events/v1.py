@@ -16,7 +16,7 @@ from typing import Annotated, ClassVar, TypedDict
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
-from .base import Event
+from .base import CALL_SID_PATTERN, Event
 
 E164 = r"^\+[1-9]\d{6,14}$"
 
@@ -37,6 +37,27 @@ class CarriedContext(TypedDict):
     caller_number: str
     consent: str | None
     screened: str | None
+    ivr_choice: IvrChoice | None
+
+
+class IvrChoice(BaseModel):
+    """What the caller chose in the line's IVR menu (no personal data: the option, not their words)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    digit: str = Field(description="The option's key (0-9, * or #).")
+    label: str = Field(description="The option's label, as the line's ivr_menu names it.")
+    request_type_id: str | None = Field(
+        default=None,
+        description="The JSM request type the request goes to, whatever the analysis' intent; None: "
+        "the analysis decides as without a menu.",
+    )
+    language: str | None = Field(
+        default=None,
+        description="ISO 639-1: the call's language from the choice on (the prompts, the speech-to-text "
+        "hint, the request in enforced mode); None: the line's.",
+    )
+    input: str = Field(description="How the caller chose: dtmf (a key) or speech (the option's words).")
 
 
 CONSENT_NOTICE = "notice"
@@ -54,6 +75,8 @@ SCREENED_TOO_SHORT = "too_short"
 """Screened on the audio: less voice than the line's ``min_message_seconds``."""
 SCREENED_ROBOCALL = "robocall"
 """Screened by ingress: Twilio's caller data (a spam-score add-on) flags the call as spam."""
+SCREENED_BLOCKED_CALLER = "blocked_caller"
+"""Screened by ingress: the caller is on the tenant's block list (config-api, by a keyed hash)."""
 
 
 class _CallContext(Event):
@@ -71,9 +94,17 @@ class _CallContext(Event):
     screened: str | None = Field(
         default=None,
         description="Why the call was screened, when it was: silence, tone or too_short (measured on "
-        "the recording by the transcriber) or robocall (ingress, from Twilio's caller data). What "
+        "the recording by the transcriber), blocked_caller or robocall (ingress, from the tenant's "
+        "block list or Twilio's caller data). What "
         "follows is the line's screening_action: a request as any other (request), one in the line's screened request type (screened_request), or none "
         "(no_request: call.screened ends the call). None: not screened.",
+    )
+    ivr_choice: IvrChoice | None = Field(
+        default=None,
+        description="The caller's choice in the line's IVR menu (ivr_menu); its request type overrides "
+        "the analysis' intent and its language is the call's. None: no menu, no choice made (no input, "
+        "or invalid input on every attempt: the analysis decides as without a menu), call.received "
+        "(the menu follows it), or a producer that predates menus.",
     )
 
     def call_context(self) -> CarriedContext:
@@ -86,6 +117,7 @@ class _CallContext(Event):
             "caller_number": self.caller_number,
             "consent": self.consent,
             "screened": self.screened,
+            "ivr_choice": self.ivr_choice,
         }
 
 
@@ -144,7 +176,7 @@ class CallScreened(_CallContext):
     event_type: ClassVar[str] = "call.screened"
     version: ClassVar[int] = 1
 
-    reason: str = Field(description="silence, tone, too_short or robocall (as ``screened``).")
+    reason: str = Field(description="silence, tone, too_short, blocked_caller or robocall (as ``screened``).")
     by: str = Field(description="transcriber (measured on the recording) or ingress (the caller).")
     recording_sid: str | None = Field(default=None, description="The recording screened (transcriber).")
     duration_seconds: int | None = Field(default=None, ge=0, description="The recording's length (Twilio).")
@@ -325,6 +357,13 @@ class TicketCreated(_CallContext):
         description="ISO 639-1 code of the language the request is written in (the SMS to the caller "
         "is in it too): the line's in enforced mode, the caller's in auto mode.",
     )
+    added_to_existing: bool = Field(
+        default=False,
+        description="True: no request was created; the call was added as an internal comment to the "
+        "caller's open request issue_key (a repeat caller on a line with repeat_callers comment); "
+        "summary is this call's. The SMS then says the call was added to it. Absent (older "
+        "producers): a new request.",
+    )
 
 
 class NotificationSent(Event):
@@ -372,6 +411,180 @@ class CallCompleted(Event):
 
     status: str = Field(description="Twilio CallStatus: completed, busy, failed, no-answer, canceled.")
     duration_seconds: int | None = Field(default=None, ge=0, description="Twilio CallDuration.")
+
+
+# -- two-way SMS and status texts (issue #16, parts 3 and 4) -------------------------------------
+
+MESSAGE_SID_PATTERN = r"^(SM|MM)[0-9a-fA-F]{32}$"
+SMS_KEYWORD_STOP = "stop"
+SMS_KEYWORD_START = "start"
+SMS_KEYWORD_HELP = "help"
+
+
+class _InboundSms(Event):
+    """An event of one inbound SMS: keyed, sealed and deduplicated by its Twilio MessageSid (an SMS
+    belongs to no call; ``call_sid`` holds the MessageSid, so the bus's key, ``ce_id`` and the
+    sealing key all name the message, never a phone number)."""
+
+    call_sid: str = Field(
+        pattern=MESSAGE_SID_PATTERN,
+        description="The inbound message's Twilio MessageSid (SM/MM...): the event's key, and the id "
+        "its personal fields are sealed under (erased with the sender's other data).",
+    )
+    line_number: str = Field(description="Our number the message was sent to (Twilio `To`).")
+    caller_number: str = Field(
+        description="Who sent the message (Twilio `From`), personal data.", json_schema_extra=PERSONAL
+    )
+
+    @classmethod
+    def key_schema(cls) -> dict[str, str]:
+        return {"type": "string", "pattern": MESSAGE_SID_PATTERN, "description": "The inbound MessageSid."}
+
+
+class SmsReceived(_InboundSms):
+    """Someone texted one of our lines (Twilio's incoming message webhook, via ingress)."""
+
+    event_type: ClassVar[str] = "sms.received"
+    version: ClassVar[int] = 1
+
+    body: str = Field(
+        max_length=1600, description="The message text, personal data.", json_schema_extra=PERSONAL
+    )
+    keyword: str | None = Field(
+        default=None,
+        description="stop, start or help when the whole message is one of Twilio's opt-out, opt-in "
+        "or help keywords (or Twilio's Advanced Opt-Out classified it: its OptOutType); None otherwise.",
+    )
+    keyword_answered_by_twilio: bool = Field(
+        default=False,
+        description="Twilio's Advanced Opt-Out matched the keyword (OptOutType was sent) and answered it.",
+    )
+    num_media: int = Field(default=0, ge=0, description="Twilio NumMedia: attachments are not read.")
+
+
+class SmsReplyRouted(_InboundSms):
+    """notifier: the text is a reply about the request we last texted this caller about; jira-writer
+    comments it on that request if the request is still open."""
+
+    event_type: ClassVar[str] = "sms.reply.routed"
+    version: ClassVar[int] = 1
+
+    issue_key: str
+    request_call_sid: str = Field(pattern=CALL_SID_PATTERN, description="The call the request came from.")
+    body: str = Field(
+        max_length=1600, description="The message text, personal data.", json_schema_extra=PERSONAL
+    )
+
+
+SMS_REPLY_COMMENTED = "commented"
+SMS_REPLY_REQUEST_CLOSED = "request_closed"
+
+
+class SmsReplyCommented(_InboundSms):
+    """jira-writer: the reply is a comment on the request (``commented``), or the request is no
+    longer open (``request_closed``: Jira says its status category is done) and nothing was written."""
+
+    event_type: ClassVar[str] = "sms.reply.commented"
+    version: ClassVar[int] = 1
+
+    issue_key: str
+    outcome: str = Field(description="commented or request_closed.")
+    comment_id: str | None = None
+
+
+SMS_ANSWER_HELP = "help"
+SMS_ANSWER_NO_OPEN_REQUEST = "no_open_request"
+SMS_ANSWER_OPTED_OUT = "opted_out"
+SMS_ANSWER_OPTED_IN = "opted_in"
+SMS_ANSWER_NONE = "none"
+
+
+class SmsAnswered(Event):
+    """notifier: what became of an inbound SMS that needed no comment: an opt-out or opt-in
+    remembered, the help text or a polite answer sent (or not sent). No personal data."""
+
+    event_type: ClassVar[str] = "sms.answered"
+    version: ClassVar[int] = 1
+
+    call_sid: str = Field(pattern=MESSAGE_SID_PATTERN, description="The inbound message's MessageSid.")
+    action: str = Field(
+        description="opted_out (STOP remembered), opted_in (START), help (the line's help text), "
+        "no_open_request (a polite answer: no open request of theirs to add the reply to), none."
+    )
+    reply_message_sid: str | None = Field(
+        default=None, description="Our answer's MessageSid, if one was sent."
+    )
+    error_code: str | None = Field(
+        default=None, description="Twilio's error code when the answer was refused."
+    )
+
+
+STATUS_CATEGORY_DONE = "done"
+REQUEST_EVENT_NAMESPACE = uuid.UUID("8e3f0c6a-41d2-4b7e-9f5a-2c6d8b1e7a94")
+"""The namespace of a Jira request's event ids (tenant, issue and changelog id name one)."""
+
+
+class _RequestEvent(Event):
+    """An event of a Jira request rather than of a call: no CallSid; keyed by the issue key."""
+
+    call_sid: ClassVar[str] = ""  # type: ignore[misc]
+
+    issue_key: str = Field(pattern=r"^[A-Z][A-Z0-9_]{0,254}-[1-9][0-9]{0,17}$")
+    changelog_id: str = Field(
+        pattern=r"^[A-Za-z0-9_.:-]{1,64}$",
+        description="Jira's changelog id of the transition (one per status change): the dedupe key.",
+    )
+
+    @property
+    def key(self) -> str:
+        return f"{self.tenant_id}|{self.issue_key}"
+
+    @property
+    def subject(self) -> str:
+        return self.issue_key
+
+    @classmethod
+    def key_schema(cls) -> dict[str, str]:
+        return {"type": "string", "description": "<tenant id>|<issue key>."}
+
+    def deterministic_id(self, discriminator: str = "") -> str:
+        """The same id for every delivery of one transition (Jira retries a webhook)."""
+        name = f"{self.tenant_id}|{self.issue_key}|{self.changelog_id}|{self.ce_type()}|{discriminator}"
+        return str(uuid.uuid5(REQUEST_EVENT_NAMESPACE, name))
+
+
+class RequestStatusChanged(_RequestEvent):
+    """A request's status changed in Jira (Jira's signed webhook, via ingress). No personal data."""
+
+    event_type: ClassVar[str] = "request.status_changed"
+    version: ClassVar[int] = 1
+
+    from_status: str | None = Field(default=None, max_length=255)
+    to_status: str = Field(max_length=255)
+    to_category: str | None = Field(
+        default=None, description="The new status's category key: new, indeterminate or done."
+    )
+
+    @classmethod
+    def of(cls, **fields: object) -> RequestStatusChanged:
+        """Validated (type checkers read the removed ``call_sid`` as required)."""
+        return cls.model_validate(fields)
+
+
+class StatusTextSent(_RequestEvent):
+    """notifier: the outcome of the status text for one transition of a request (at most one)."""
+
+    event_type: ClassVar[str] = "status_text.sent"
+    version: ClassVar[int] = 1
+
+    to_status: str = Field(max_length=255)
+    outcome: str = Field(description="sent, opted_out, rejected or unknown (a timeout: not resent).")
+    message_sid: str | None = None
+    error_code: str | None = None
+
+    @classmethod
+    def of(cls, **fields: object) -> StatusTextSent:
+        return cls.model_validate(fields)
 
 
 # -- configuration ------------------------------------------------------------------------------
