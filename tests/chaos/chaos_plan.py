@@ -106,7 +106,7 @@ SIZES = {
         config_api_restarts=1,
         rolling_restarts=1,
         rolling_upgrades=1,
-        provider_faults=14,
+        provider_faults=21,
         poison_per_group=2,
         duplicate_share=0.15,
         out_of_order_share=0.15,
@@ -151,6 +151,8 @@ class ProviderFault:
     retry_after: float | None = None
     delay_seconds: float = 0.0
     times: int = 1
+    reset: bool = False
+    """Answer with a TCP reset (the connection dropped, no HTTP answer) instead of a status."""
 
     def spec(self, tag: str) -> dict[str, object]:
         """The stand-in's fault body; ``tag`` goes into the regex as a comment (``(?#...)``) so the
@@ -162,6 +164,7 @@ class ProviderFault:
             "retry_after": self.retry_after,
             "delay_seconds": self.delay_seconds,
             "times": self.times,
+            "reset": self.reset,
         }
 
 
@@ -188,6 +191,13 @@ PROVIDER_FAULTS = (
     ProviderFault("sms-429-retry-after", "twilio", "POST", SMS_SEND, 429, 1.0, times=2),
     ProviderFault("sms-500", "twilio", "POST", SMS_SEND, status=500, times=1),
     ProviderFault("media-503", "twilio", "GET", r"/Recordings/", status=503, times=2),
+    # Connection resets (a provider's load balancer dropping the connection): no HTTP answer at all.
+    ProviderFault("stt-reset", "openai", "POST", r"/audio/transcriptions$", times=2, reset=True),
+    ProviderFault("llm-reset", "openai", "POST", r"/chat/completions$", times=2, reset=True),
+    ProviderFault("jira-create-reset", "jira", "POST", JIRA_CREATE, times=1, reset=True),
+    ProviderFault("jira-reset", "jira", "*", r"^/rest/", times=3, reset=True),
+    ProviderFault("sms-reset", "twilio", "POST", SMS_SEND, times=1, reset=True),
+    ProviderFault("media-reset", "twilio", "GET", r"/Recordings/", times=1, reset=True),
 )
 
 
@@ -202,7 +212,7 @@ KINDS = (
     "rolling-restart",  # every product process in turn: SIGTERM, start, wait until ready
     "kill-before-commit",  # SIGKILL a consumer replica between a handler's success and its commit
     "rolling-upgrade",  # as rolling-restart, into a producer version with a new optional field
-    "provider",  # a stand-in fault (5xx, 429 with or without Retry-After, slow, timeout)
+    "provider",  # a stand-in fault (5xx, 429 with or without Retry-After, slow, timeout, reset)
     "poison",  # a malformed record on a consumer group's input topic: a deliberate dead letter
 )
 

@@ -4,7 +4,7 @@ promises (the ci size: a kill of every service and a broker restart)."""
 from __future__ import annotations
 
 import pytest
-from chaos_plan import CONSUMERS, SIZES, make_plan, process_names, service_of
+from chaos_plan import CONSUMERS, PROVIDER_FAULTS, SIZES, make_plan, process_names, service_of
 
 pytestmark = pytest.mark.chaos
 
@@ -43,6 +43,15 @@ def test_the_full_size_upgrades_and_kills_each_consumer_between_success_and_comm
     assert kinds.count("rolling-upgrade") == 1
     assert {f.target for f in plan.faults if f.kind == "kill-before-commit"} == set(CONSUMERS)
     assert [f.kind for f in make_plan(3, SIZES["ci"]).faults].count("kill-before-commit") == 1
+
+
+def test_the_full_size_strikes_with_every_provider_fault_and_resets_connections() -> None:
+    plan = make_plan(5, SIZES["full"])
+    labels = {f.provider.label for f in plan.faults if f.provider is not None}
+    assert labels == {p.label for p in PROVIDER_FAULTS}
+    resets = [p for p in PROVIDER_FAULTS if p.reset]
+    assert {p.provider for p in resets} == {"openai", "jira", "twilio"}
+    assert all(p.spec("t")["reset"] is True and p.status is None for p in resets)
 
 
 def test_the_failpoints_hold_commits_and_add_the_upgrade_field_only_when_asked(tmp_path) -> None:  # type: ignore[no-untyped-def]

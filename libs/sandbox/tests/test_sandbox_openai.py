@@ -258,3 +258,21 @@ async def test_gullible_knob_returns_what_the_caller_asked_for_even_off_schema(
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(content, SCHEMA)
     assert [r["valid"] for r in sandbox.state.records_of("openai")] == [True]  # the request was fine
+
+
+async def test_a_reset_fault_drops_the_connection_with_a_tcp_reset(
+    sandbox: Sandbox, client: openai.AsyncOpenAI, http: httpx.AsyncClient
+) -> None:
+    fault = {"method": "POST", "path_regex": "/chat/completions$", "reset": True, "times": 1}
+    assert (await http.post(f"{sandbox.urls.openai}/_sandbox/faults", json=fault)).status_code == 201
+
+    with pytest.raises(openai.APIConnectionError) as dropped:
+        await complete(client, TRANSCRIPT)
+    # a read error (the RST), not "server disconnected without sending a response" (a FIN)
+    assert isinstance(dropped.value.__cause__, httpx.ReadError)
+
+    answered = await complete(client, TRANSCRIPT)  # the fault is spent: answered on a new connection
+    assert answered.choices[0].message.content
+    first = sandbox.state.records_of("openai")[0]
+    assert first["fault"]["reset"] is True
+    assert first["status"] is None

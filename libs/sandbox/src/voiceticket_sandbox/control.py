@@ -25,6 +25,10 @@ class FaultSpec(BaseModel):
     headers: dict[str, str] = Field(default_factory=dict)
     delay_seconds: float = 0.0
     times: int | None = Field(default=1, description="None: until DELETE /_sandbox/faults")
+    reset: bool = Field(
+        default=False,
+        description="answer nothing: reset the connection (TCP RST) after the delay; status is ignored",
+    )
 
     @field_validator("path_regex")
     @classmethod

@@ -7,6 +7,8 @@ import base64
 import binascii
 import json
 import logging
+import socket
+import struct
 import time
 from collections.abc import Callable
 from typing import Any
@@ -78,6 +80,10 @@ class SandboxMiddleware:
         try:
             if fault.delay_seconds:
                 await asyncio.sleep(fault.delay_seconds)
+            if fault.reset:
+                record["status"] = None
+                await reset_connection(scope)
+                return
             if fault.status is not None:
                 record["status"] = fault.status
                 await self._send_fault(fault, path, send)
@@ -140,6 +146,38 @@ class SandboxMiddleware:
         else:
             body = fault.body
         await _send_json(send, fault.status, body, headers)
+
+
+TRANSPORT_EXTENSION = "voiceticket.sandbox.transport"
+"""Where ``expose_transport`` puts the connection's asyncio transport in the ASGI scope."""
+
+
+def expose_transport(app: ASGIApp) -> ASGIApp:
+    """Wrap ``app`` (outermost, as uvicorn calls it) so that a fault can reset its connection: the
+    uvicorn request cycle's transport goes into ``scope["extensions"]``. ASGI gives an app no
+    handle on its socket, and Starlette's middleware wraps ``send``, so it is taken here."""
+
+    async def exposing(scope: Scope, receive: Receive, send: Send) -> None:
+        transport = getattr(getattr(send, "__self__", None), "transport", None)
+        if scope["type"] == "http" and transport is not None:
+            scope.setdefault("extensions", {})[TRANSPORT_EXTENSION] = transport
+        await app(scope, receive, send)
+
+    return exposing
+
+
+async def reset_connection(scope: Scope) -> None:
+    """Abort the request's connection with SO_LINGER 0, so the kernel sends a RST, not a FIN."""
+    transport = (scope.get("extensions") or {}).get(TRANSPORT_EXTENSION)
+    if transport is None:
+        raise RuntimeError("a reset fault needs the app served through expose_transport")
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+    # Let the server see the connection lost, so it does not try to answer on it.
+    for _ in range(3):
+        await asyncio.sleep(0)
 
 
 def _status_for(errors: list[str]) -> int:

@@ -17,6 +17,7 @@ from starlette.types import ASGIApp
 from voiceticket_sandbox.contracts import preload_specs
 from voiceticket_sandbox.jira import create_jira_app
 from voiceticket_sandbox.openai import create_openai_app
+from voiceticket_sandbox.recorder import expose_transport
 from voiceticket_sandbox.state import SandboxState
 from voiceticket_sandbox.twilio import create_twilio_app
 
@@ -78,7 +79,9 @@ async def serve_apps(
 ) -> AsyncIterator[tuple[str, ...]]:
     """Serve ``apps`` concurrently with uvicorn in the running loop; yields their origins."""
     servers = [
-        _Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
+        _Server(
+            uvicorn.Config(expose_transport(app), host=host, port=port, log_level="warning", lifespan="off")
+        )
         for app, port in zip(apps, ports, strict=True)
     ]
     tasks = [asyncio.create_task(server.serve()) for server in servers]

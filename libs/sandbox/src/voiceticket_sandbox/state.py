@@ -28,6 +28,9 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     delay_seconds: float = 0.0
     times: int | None = 1  # None: until the faults are deleted
+    reset: bool = False
+    """Answer nothing: close the connection with a TCP reset (RST) after the delay, as a provider's
+    load balancer dropping a connection does; the client sees 'connection reset by peer'."""
     served: int = 0
     in_flight: int = 0
     """Requests this fault took that are still being answered (its delay, then the handler)."""
@@ -50,6 +53,7 @@ class Fault:
             "retry_after": self.retry_after,
             "delay_seconds": self.delay_seconds,
             "times": self.times,
+            "reset": self.reset,
             "served": self.served,
             "in_flight": self.in_flight,
             "peak_in_flight": self.peak_in_flight,
