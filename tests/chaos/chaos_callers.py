@@ -22,7 +22,7 @@ from chaos_plan import CallPlan
 
 from voiceticket_sandbox.audio import make_tone_wav
 from voiceticket_sandbox.caller import CallerSimulator
-from voiceticket_sandbox.demo_tenant import ACCOUNT_SID, AUTH_TOKEN, SUPPORT_LINE
+from voiceticket_sandbox.demo_tenant import ACCOUNT_SID, AUTH_TOKEN
 from voiceticket_sandbox.twilio_webhooks import rfc2822, send_webhook
 
 WEBHOOK_DEADLINE = 180.0
@@ -79,7 +79,7 @@ class ChaosCaller:
         )
         if plan.opted_out:
             await self._control("/_sandbox/opted-out", {"number": plan.caller})
-        base = self.simulator.call_params(call.call_sid, plan.caller, SUPPORT_LINE)
+        base = self.simulator.call_params(call.call_sid, plan.caller, plan.line)
         voice_url = f"{self.ingress_url}/twilio/voice"
         voice = await self._deliver(call, "voice", voice_url, {**base, "CallStatus": "ringing"})
         if voice is None:

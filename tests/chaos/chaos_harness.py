@@ -25,7 +25,16 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from chaos_plan import CONSUMERS, JIRA_CREATE, JIRA_TIMEOUT_SECONDS, REPLICAS, SMS_SEND, Fault, process_names
+from chaos_plan import (
+    CONSUMERS,
+    JIRA_CREATE,
+    JIRA_TIMEOUT_SECONDS,
+    QUIET_LINE,
+    REPLICAS,
+    SMS_SEND,
+    Fault,
+    process_names,
+)
 
 from voiceticket_common.events import CallAnalyzed, CallTranscribed, Event, RecordingCompleted, TicketCreated
 from voiceticket_sandbox.devstack import Stack
@@ -97,6 +106,7 @@ def chaos_stack(workdir: Path, broker: LocalKafkaBroker, postgres_dsn: str) -> S
         broker.bootstrap_servers,
         postgres_dsn,
         replicas=dict.fromkeys(CONSUMERS, REPLICAS),
+        extra_lines=[{"number": QUIET_LINE, "sms_enabled": False}],
         extra_env=env,
         topic_namespace=f"chaos-{secrets.token_hex(4)}",
         database_prefix=f"chaos_{secrets.token_hex(3)}_",

@@ -13,6 +13,10 @@ import random
 from dataclasses import dataclass, field, replace
 
 from voiceticket_sandbox.caller import SUPPORT_MESSAGES
+from voiceticket_sandbox.demo_tenant import SUPPORT_LINE
+
+QUIET_LINE = "+15005550010"
+"""A second line of the tenant, the support line with SMS off (the harness seeds it)."""
 
 CONSUMERS = ("transcriber", "analyzer", "jira-writer", "notifier")
 REPLICAS = 2
@@ -61,6 +65,8 @@ class Size:
     duplicate_share: float
     out_of_order_share: float
     opted_out_share: float
+    sms_disabled_share: float
+    """Calls to the line with SMS off (``QUIET_LINE``)."""
     drain_seconds: float
     """The generous deadline for the traffic to drain after the last fault."""
     timeout_seconds: float
@@ -88,6 +94,7 @@ SIZES = {
         duplicate_share=0.15,
         out_of_order_share=0.15,
         opted_out_share=0.05,
+        sms_disabled_share=0.1,
         drain_seconds=300.0,
         timeout_seconds=570.0,
     ),
@@ -111,6 +118,7 @@ SIZES = {
         duplicate_share=0.15,
         out_of_order_share=0.15,
         opted_out_share=0.05,
+        sms_disabled_share=0.1,
         drain_seconds=900.0,
         timeout_seconds=3300.0,
     ),
@@ -252,6 +260,16 @@ class CallPlan:
     """Record action and call status before the recording callback; in-progress after it."""
     opted_out: bool = False
     """The caller opted out of SMS at Twilio (21610): no SMS may reach them."""
+    sms_line: bool = True
+    """False: the call is to ``QUIET_LINE``, whose SMS is off: no SMS may reach the caller."""
+
+    @property
+    def line(self) -> str:
+        return SUPPORT_LINE if self.sms_line else QUIET_LINE
+
+    @property
+    def expects_sms(self) -> bool:
+        return self.sms_line and not self.opted_out
 
 
 @dataclass(frozen=True)
@@ -322,6 +340,7 @@ def _calls(rng: random.Random, seed: int, size: Size) -> tuple[CallPlan, ...]:
                 duplicate_recordings=duplicates,
                 out_of_order=rng.random() < size.out_of_order_share,
                 opted_out=rng.random() < size.opted_out_share,
+                sms_line=rng.random() >= size.sms_disabled_share,
             )
         )
     return tuple(calls)

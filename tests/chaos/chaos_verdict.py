@@ -34,7 +34,7 @@ class CallVerdict:
 def judge_calls(played: list[PlayedCall], world: World) -> list[CallVerdict]:
     """Exactly one request per call (by its CallSid, wherever the request names it), with the
     call's issue property and the transcript comment once; exactly one SMS with the request key
-    (none for a caller who opted out)."""
+    (none for a caller who opted out, nor on the line with SMS off)."""
     issue_texts = [(issue, json.dumps(issue)) for issue in world.issues]
     sms_by_caller: dict[str, list[dict[str, Any]]] = {}
     for message in world.messages:
@@ -65,7 +65,10 @@ def judge_calls(played: list[PlayedCall], world: World) -> list[CallVerdict]:
             verdict.problems.append(f"transcript comment {verdict.transcript_comments} times")
         sms = sms_by_caller.get(call.plan.caller, [])
         verdict.sms = len(sms)
-        if call.plan.opted_out:
+        if not call.plan.sms_line:
+            if sms:
+                verdict.problems.append(f"{len(sms)} SMS on a line with SMS off")
+        elif call.plan.opted_out:
             if sms:
                 verdict.problems.append(f"{len(sms)} SMS to a caller who opted out")
         elif len(sms) != 1:
@@ -131,6 +134,7 @@ def summary(
         "calls": len(played),
         "calls_accepted": sum(c.accepted for c in played),
         "calls_opted_out": sum(c.plan.opted_out for c in played),
+        "calls_on_the_line_without_sms": sum(not c.plan.sms_line for c in played),
         "calls_with_duplicates": sum(
             bool(c.plan.duplicate_recordings or c.plan.duplicate_voice) for c in played
         ),

@@ -42,13 +42,13 @@ def problems(calls: list[PlayedCall], world: World) -> list[list[str]]:
 
 def test_a_call_with_one_request_one_comment_and_one_sms_passes() -> None:
     call = played(0)
-    world = World([issue("HELP-1", call)], [sms(call, "HELP-1")] if not call.plan.opted_out else [], {})
+    world = World([issue("HELP-1", call)], [sms(call, "HELP-1")] if call.plan.expects_sms else [], {})
     assert problems([call], world) == [[]]
 
 
 def test_duplicates_losses_and_missing_pieces_are_each_found() -> None:
     calls = [played(i) for i in range(6)] + [played(6, accepted=False)]
-    calls = [c for c in calls if not c.plan.opted_out]
+    calls = [c for c in calls if c.plan.expects_sms]
     one, two, three, four, five = calls[:5]
     world = World(
         issues=[
@@ -78,9 +78,23 @@ def test_duplicates_losses_and_missing_pieces_are_each_found() -> None:
 
 def test_a_caller_who_opted_out_must_get_no_sms() -> None:
     call = played(0)
-    call.plan = replace(call.plan, opted_out=True)
+    call.plan = replace(call.plan, opted_out=True, sms_line=True)
     world = World([issue("HELP-1", call)], [sms(call, "HELP-1")], {})
     assert any("opted out" in p for p in problems([call], world)[0])
+
+
+def test_a_call_to_the_line_with_sms_off_must_get_no_sms_and_needs_none() -> None:
+    call = played(0)
+    call.plan = replace(call.plan, sms_line=False, opted_out=False)
+    assert call.plan.line != replace(call.plan, sms_line=True).line
+    assert problems([call], World([issue("HELP-1", call)], [], {})) == [[]]
+    found = problems([call], World([issue("HELP-1", call)], [sms(call, "HELP-1")], {}))
+    assert any("line with SMS off" in p for p in found[0])
+
+
+def test_some_calls_of_a_run_go_to_the_line_with_sms_off() -> None:
+    quiet = [c for c in make_plan(4, SIZES["full"]).calls if not c.sms_line]
+    assert 5 <= len(quiet) <= 40
 
 
 def test_dead_letters_must_be_exactly_the_poisoned_records() -> None:

@@ -6,7 +6,8 @@ moments, and while a Jira create or an SMS send is in flight), replicas SIGTERMe
 broker and config-api restarted, the stand-ins made to fail, slow down and rate-limit, Twilio's
 callbacks duplicated and reordered, and malformed records slipped onto the consumers' topics.
 After the traffic drains, each call must be exactly one JSM request with its property and the
-transcript comment once, and exactly one SMS (none for a caller who opted out); the dead-letter
+transcript comment once, and exactly one SMS (none for a caller who opted out or who called the
+line with SMS off); the dead-letter
 topics must hold the poisoned records and nothing else. Counts and recovery times are printed and
 written to ``report.json`` in the run's work directory.
 """
@@ -202,7 +203,7 @@ def finished(played: list[PlayedCall], world: World) -> int:
         if not call.accepted:
             continue
         ticket = any(call.call_sid in text for text in with_comment)
-        if ticket and (call.plan.opted_out or call.plan.caller in sms_to):
+        if ticket and (not call.plan.expects_sms or call.plan.caller in sms_to):
             done += 1
     return done
 

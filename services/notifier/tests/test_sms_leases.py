@@ -19,6 +19,7 @@ from voiceticket_common.db import create_engine
 from voiceticket_common.events import NotificationSent, SmsReceived
 from voiceticket_common.events.v1 import SMS_KEYWORD_HELP
 from voiceticket_common.testing import FakeClock
+from voiceticket_notifier.adapters import AmbiguousSend
 from voiceticket_notifier.handlers import notify_caller
 from voiceticket_notifier.ledger import SqlSmsLedger
 from voiceticket_notifier.ports import SmsReceipt
@@ -124,6 +125,30 @@ async def test_a_crash_after_sending_sends_nothing_more_and_reports_the_sms_foun
     assert len(sms.messages) == 1 and sms.lookups == 1
     assert await notify_caller(ticket(), deps(sms, ledger)) == [], "settled as sent"
     assert len(sms.messages) == 1
+
+
+@pytest.mark.parametrize("made", [True, False], ids=["twilio-made-it", "twilio-never-saw-it"])
+async def test_a_send_whose_outcome_is_unknown_is_looked_up_after_the_lease(ledger, clock, made) -> None:
+    """The connection drops (a reset, a read timeout) with the send at Twilio: the message may or
+    may not exist. The attempt keeps its lease and fails for a retry; the retry, once the lease
+    ends, looks at Twilio's list and sends only if there is none: exactly one SMS either way."""
+    sms = TwilioLike(clock)
+    if made:  # Twilio made the message, then the answer was lost
+        sms.messages.append(
+            {"sid": "SM" + "e" * 32, "to": CALLER, "from": "", "body": "Your request HELP-7 was received",
+             "date_created": format_datetime(clock(), usegmt=True)}
+        )  # fmt: skip
+    sms.failures.append(AmbiguousSend("twilio send sms outcome unknown: ReadError"))
+    with pytest.raises(TransientError, match="outcome unknown"):
+        await notify_caller(ticket(), deps(sms, ledger))
+
+    [event] = await replay_after_the_lease(ledger, sms, clock)
+    assert isinstance(event, NotificationSent) and len(sms.messages) == 1 and sms.lookups == 1
+    if made:
+        assert event.message_sid == "SM" + "e" * 32 and sms.attempts == 1, "found it, sent none"
+    else:
+        assert sms.attempts == 2 and "HELP-7" in sms.messages[0]["body"], "none found: sent once"
+    assert await notify_caller(ticket(), deps(sms, ledger)) == [] and len(sms.messages) == 1
 
 
 async def test_a_second_delivery_during_a_slow_send_waits_and_sends_nothing(ledger, clock) -> None:

@@ -103,6 +103,9 @@ class Stack:
     """Per service, arguments before ``-m module`` (a profiler, say)."""
     seed_overrides: dict[str, Any] = field(default_factory=dict)
     """Merged into the demo tenant of the config-api seed (e.g. provider limits)."""
+    extra_lines: list[dict[str, Any]] = field(default_factory=list)
+    """More lines in the seed: each is the demo support line with these fields over it (at least
+    a ``number``)."""
     database_prefix: str = ""
     """Before each service's database name on the Postgres server: two stacks on one server need
     their own (a stack's config-api database holds secrets wrapped by that stack's master key)."""
@@ -164,6 +167,7 @@ class Stack:
     def seed(self) -> dict[str, Any]:
         seeded = seed(self.sandbox.twilio, self.sandbox.openai, self.sandbox.jira)
         seeded["tenants"][0].update(self.seed_overrides)
+        seeded["lines"] += [seeded["lines"][0] | extra for extra in self.extra_lines]
         return seeded
 
     def _start_config_api(self, deadline: float) -> None:

@@ -4,7 +4,8 @@ The call's SMS is claimed in the ledger under a lease: a concurrent delivery wai
 a crashed attempt's claim is taken over when its lease expires. An attempt that takes over a claim
 whose send had started asks Twilio's Messages list for an SMS to the caller with the request key,
 created since, and sends only if there is none: a crash after the claim sends exactly once on
-replay, a crash after the send sends nothing more.
+replay, a crash after the send sends nothing more. A send that got no answer (read timeout,
+connection reset) keeps its lease and raises for a retry, which looks the same way.
 
 Each request to Twilio's Messages API holds one of the tenant's ``sms`` slots
 (``provider_concurrency``, ``voiceticket_common.provider_limits``): a burst of tickets sends at most
@@ -24,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TypedDict
 
 from voiceticket_common import texts
+from voiceticket_common.bus import PermanentError, TransientError
 from voiceticket_common.caller_hash import CallerHasher
 from voiceticket_common.config_client import RuntimeConfig
 from voiceticket_common.events import Event, NotificationFailed, NotificationSent, TicketCreated
@@ -151,9 +153,8 @@ async def _notify(
     if sent.outcome == "rejected":
         log.warning("sms rejected", extra={"error_code": sent.error_code, "reason": sent.reason})
         return [NotificationFailed(**base, reason=sent.reason, error_code=sent.error_code, retryable=False)]
-    if sent.outcome == "unknown" or sent.message_sid is None:  # only "sent" has Twilio's sid
-        log.error("sms outcome unknown; not resending to keep at most one sms per call")
-        return [NotificationFailed(**base, reason="outcome unknown after a timeout", retryable=False)]
+    if sent.message_sid is None:  # only "sent" has Twilio's sid
+        raise PermanentError(f"sms outcome {sent.outcome!r} without a message sid")
     if sent.found_earlier:
         log.warning("found the sms an interrupted attempt sent, not sending again")
     else:
@@ -168,7 +169,8 @@ async def _notify(
 @dataclass(frozen=True)
 class Sent:
     """What became of one SMS: ``sent`` (``found_earlier``: an interrupted attempt had sent it),
-    ``rejected`` (Twilio's ``error_code`` and ``reason``), ``unknown`` or ``opted-out``."""
+    ``rejected`` (Twilio's ``error_code`` and ``reason``) or ``opted-out``. A send with no answer
+    is not an outcome: ``send_claimed`` raises for a retry that looks it up first."""
 
     outcome: str
     message_sid: str | None = None
@@ -191,8 +193,9 @@ async def send_claimed(
     """Send ``sms`` under ``claim`` (held in the SMS ledger) and record the outcome there: first,
     if an earlier attempt started sending, look for its SMS at Twilio (by ``marker`` in the body);
     a refusal for an opted-out number (21610) remembers the opt-out under the ``caller`` hash.
-    ``before_complete`` runs once the SMS is known sent, before the ledger says so. A cancel while
-    the request is at Twilio leaves ``claim.send_in_flight`` set: the caller keeps the lease."""
+    ``before_complete`` runs once the SMS is known sent, before the ledger says so. A cancel, or a
+    send that got no answer, while the request is at Twilio leaves ``claim.send_in_flight`` set:
+    the caller keeps the lease (the latter raises ``TransientError``)."""
     account = config.twilio_account()
     limit = config.tenant.provider_concurrency.sms
     if claim.send_started_at is not None:
@@ -219,8 +222,14 @@ async def send_claimed(
                 await deps.ledger.record_opt_out(config.tenant_id, caller)
             return Sent("rejected", error_code=exc.code, reason=exc.reason)
         except (AmbiguousSend, TimeoutError):
-            await deps.ledger.complete(claim, "unknown", None)
-            return Sent("unknown")
+            # No answer (a read timeout, a dropped connection, the send cut at the lease's end): the
+            # SMS may or may not exist. The send stays started and the lease, taken to the send's
+            # deadline, is kept (``send_in_flight``), so the retry looks at Twilio's list once the
+            # lease ends and sends only if there is none: exactly one SMS, not none.
+            wait = max((deadline - deps.ledger.now()).total_seconds(), 0.0) + 0.1
+            raise TransientError(
+                "sms outcome unknown: looked up at Twilio once this attempt's lease ends", retry_after=wait
+            ) from None
         except Exception:
             # Nothing left Twilio's side (connection refused, 429, 5xx): a retry may send unlooked.
             claim.send_in_flight = False
