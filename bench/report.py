@@ -189,6 +189,12 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     return rows
 
 
+def _machine_note(results: dict[str, Any]) -> str:
+    if max(results["load_before"]) >= 0.5 * results["cores"]:
+        return "other work was running on the machine, so read ratios to the same-run baselines, not absolute times"
+    return "the machine was otherwise idle; still, read ratios to the same-run baselines"
+
+
 def write_report(results: dict[str, Any], path: Path, before: dict[str, Any] | None = None) -> None:
     """``bench/results/<date>.md`` and its SVG plots beside it."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -197,8 +203,8 @@ def write_report(results: dict[str, Any], path: Path, before: dict[str, Any] | N
     size = results["size"]
     lines += [
         f"Run {results['started']} → {results['finished']} UTC on {results['cores']} cores "
-        f"(load average before: {', '.join(f'{x:.2f}' for x in results['load_before'])}; other work "
-        "was running on the machine, so read ratios to the same-run baselines, not absolute times). "
+        f"(load average before: {', '.join(f'{x:.2f}' for x in results['load_before'])}; "
+        f"{_machine_note(results)}). "
         f"Size `{results.get('size_name', '?')}`: {size['repeats']} repeat(s) per figure, medians "
         "over repeats; p99 is the nearest-rank 99th percentile within a run, then the median over runs.",
         "",
@@ -222,6 +228,7 @@ def write_report(results: dict[str, Any], path: Path, before: dict[str, Any] | N
     lines += _webhooks_section(results)
     lines += _pipeline_section(results, stem, path.parent)
     lines += _saturation_section(results)
+    lines += _budget_section(results)
     lines += _burst_section(results)
     lines += _memory_section(results)
     for name, title in (("transcriber_memory", "Transcriber memory: a 60-minute recording"),
@@ -364,6 +371,85 @@ def _saturation_section(results: dict[str, Any]) -> list[str]:
         lines += [f"| {escape(p)} | {share} % |" for p, share in prof["packages"]]
         lines += ["", "| function | own ms | cumulative ms | calls |", "|---|---|---|---|"]
         lines += [f"| `{f}` | {t} | {c} | {n} |" for t, c, n, f in prof["functions"]]
+    return [*lines, ""]
+
+
+HARNESS = ("stand-ins", "load generator")
+DRAIN_TARGETS = {50: 1.25, 200: 1.5}
+"""Issue #9's drain targets: N simultaneous calls within this factor of the ideal."""
+THROUGHPUT_TARGET = 20.0
+"""Issue #9's zero-latency throughput target, calls per second."""
+
+
+def cpu_budget(row: dict[str, Any], cores: int, target_s: float | None) -> dict[str, Any]:
+    """What the CPU a run used allows: the shortest drain it permits, and the product CPU per call
+    a target drain of ``target_s`` would allow (None: no target for this load).
+
+    Two bounds, from CPU per call alone (the broker and Postgres come on top, so both are lower
+    bounds): all the CPU the run needs, product and harness, spread over every core; and the
+    busiest single product process, which runs on one core at a time (the GIL; the embedded product
+    is one process)."""
+    cpu = row["cpu_ms_per_call"]
+    n = row["calls"]
+    product = {k: v for k, v in cpu.items() if k not in HARNESS and v is not None}
+    harness = sum(v for k, v in cpu.items() if k in HARNESS and v is not None)
+    total = sum(product.values())
+    busiest = max(product, key=lambda k: product[k]) if product else None
+    all_cores = n * (total + harness) / 1000 / cores
+    one_core = n * (product[busiest] if busiest else 0.0) / 1000
+    out: dict[str, Any] = {
+        "calls": n,
+        "product_ms": total,
+        "harness_ms": harness,
+        "busiest": busiest,
+        "busiest_ms": product.get(busiest) if busiest else None,
+        "floor_s": max(all_cores, one_core),
+        "floor_all_cores_s": all_cores,
+        "floor_one_process_s": one_core,
+        "target_s": target_s,
+    }
+    if target_s is not None:
+        budget_ms = target_s * 1000 / n
+        out["allowed_product_ms"] = max(budget_ms * cores - harness, 0.0)
+        out["allowed_busiest_ms"] = budget_ms
+    return out
+
+
+def _budget_section(results: dict[str, Any]) -> list[str]:
+    cores = int(results["cores"])
+    ideal = results["ideal_call_s"]
+    rows = []
+    for bus in results["buses"]:
+        for r in results.get(bus, {}).get("pipeline", []):
+            factor = DRAIN_TARGETS.get(r["calls"])
+            rows.append((bus, f"{r['calls']} calls, realistic", r["drain_s"],
+                         cpu_budget(r, cores, factor * ideal if factor else None)))  # fmt: skip
+        sat = results.get(bus, {}).get("saturation")
+        if sat:
+            rows.append((bus, f"{sat['calls']} calls, zero latency", sat["drain_s"],
+                         cpu_budget(sat, cores, sat["calls"] / THROUGHPUT_TARGET)))  # fmt: skip
+    if not rows:
+        return []
+    lines = ["## CPU budget: what the targets need", "",
+             f"How short a drain the CPU per call measured above permits on these {cores} cores, and what "
+             "CPU per call a target would allow. Two lower bounds (the Kafka broker and Postgres use CPU "
+             "on top): the whole run's CPU, product and harness, spread over every core; and the busiest "
+             "product process, which runs on one core at a time (Python's GIL; the embedded product is a "
+             "single process). A drain target below the floor cannot be met without less CPU per call. "
+             "Allowed: the product CPU per call (all processes; the busiest one) at which the floor "
+             "equals the target, with the harness's CPU as measured. The zero-latency row's target is "
+             f"its calls at {THROUGHPUT_TARGET:g} calls/s.", "",
+             "| bus | load | drain | CPU floor (all cores / one process) | target | product CPU per call now "
+             "(busiest process) | allowed by the target (busiest) |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for bus, load, drain, b in rows:
+        allowed = (f"{b['allowed_product_ms']:.0f} ms ({b['allowed_busiest_ms']:.0f} ms)"
+                   if b["target_s"] is not None else "—")  # fmt: skip
+        target = _f(b["target_s"], 2, " s") if b["target_s"] is not None else "—"
+        lines.append(
+            f"| {bus} | {load} | {_f(drain, 2, ' s')} | {b['floor_s']:.2f} s ({b['floor_all_cores_s']:.2f} / "
+            f"{b['floor_one_process_s']:.2f}) | {target} | "
+            f"{b['product_ms']:.0f} ms ({b['busiest']} {_f(b['busiest_ms'], 0, ' ms')}) | {allowed} |"
+        )
     return [*lines, ""]
 
 
