@@ -445,10 +445,11 @@ def _budget_section(results: dict[str, Any]) -> list[str]:
         allowed = (f"{b['allowed_product_ms']:.0f} ms ({b['allowed_busiest_ms']:.0f} ms)"
                    if b["target_s"] is not None else "—")  # fmt: skip
         target = _f(b["target_s"], 2, " s") if b["target_s"] is not None else "—"
+        busiest = f"{b['busiest']} {b['busiest_ms']:.0f} ms" if b["busiest"] else "—"
         lines.append(
             f"| {bus} | {load} | {_f(drain, 2, ' s')} | {b['floor_s']:.2f} s ({b['floor_all_cores_s']:.2f} / "
             f"{b['floor_one_process_s']:.2f}) | {target} | "
-            f"{b['product_ms']:.0f} ms ({b['busiest']} {_f(b['busiest_ms'], 0, ' ms')}) | {allowed} |"
+            f"{b['product_ms']:.0f} ms ({busiest}) | {allowed} |"
         )
     return [*lines, ""]
 
