@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+
 from voiceticket_common.bus import PermanentError, RetryPolicy, TransientError
 from voiceticket_common.bus import envelope as wire
 from voiceticket_common.bus.delivery import (
@@ -134,3 +138,36 @@ async def test_a_sealed_record_waits_out_a_config_api_restart_instead_of_being_d
         value, headers, Sealer(restarting), RetryPolicy(max_attempts=5), Sleeps()
     )
     assert opened.event == event and restarting.fetches == 9
+
+
+@pytest.mark.parametrize(
+    "replacement",
+    [
+        AttributeError("'NoneType' object has no attribute 'send'"),
+        PermanentError("closed"),
+        TransientError("closed"),
+    ],
+    ids=["unexpected", "permanent", "transient"],
+)
+async def test_a_cancelled_handler_is_handed_back_even_if_its_clean_up_raises(
+    analyzed: CallAnalyzed, replacement: Exception
+) -> None:
+    """A partition handed back (rebalance, SIGTERM) cancels the handler; a library whose clean-up
+    raises while it is cancelled (a client closed under it) replaces the CancelledError with its
+    own error. That record was handed back, not failed: dead-lettering it (and committing past it)
+    would lose the call that the partition's next owner was to redo (chaos seed 303)."""
+    started = asyncio.Event()
+
+    async def handler(_):  # type: ignore[no-untyped-def]
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            raise replacement from None
+        return [analyzed]
+
+    running = asyncio.create_task(run_handler(analyzed, handler, RetryPolicy(max_attempts=5), Sleeps()))
+    await started.wait()
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 
 import httpx
 import pytest
@@ -31,6 +32,23 @@ def test_json_log_lines_carry_call_id_and_redact_numbers() -> None:
     assert line["service"] == "ingress"
     assert "+1415" not in line["msg"] and "[redacted-number]" in line["msg"]
     assert "7946" not in line["detail"]
+
+
+def test_an_exception_is_logged_by_type_and_place_never_by_its_text() -> None:
+    def handle() -> None:
+        raise AttributeError("caller +14155550100 said: my password is hunter2")
+
+    try:
+        handle()
+    except AttributeError:
+        record = logging.LogRecord("t", logging.ERROR, __file__, 1, "handler failed", (), sys.exc_info())
+    line = JsonFormatter("jira-writer").format(record)
+    entry = json.loads(line)
+    assert entry["exc_type"] == "AttributeError"
+    assert entry["exc_where"][-1].startswith("test_logging_and_http.py:") and entry["exc_where"][-1].endswith(
+        " handle"
+    )
+    assert "hunter2" not in line and "4155550100" not in line
 
 
 def test_redaction_leaves_addresses_and_timings_alone() -> None:

@@ -17,7 +17,9 @@ import logging
 import os
 import re
 import sys
+import traceback
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import Any
 
 from opentelemetry import trace
@@ -62,7 +64,15 @@ def _context(record: logging.LogRecord) -> dict[str, Any]:
             entry[key] = _clean(value) if isinstance(value, str) else value
     if record.exc_info and record.exc_info[0] is not None:
         entry["exc_type"] = record.exc_info[0].__name__
+        entry["exc_where"] = _where(record.exc_info[2])
     return entry
+
+
+def _where(tb: TracebackType | None, frames: int = 6) -> list[str]:
+    """Where an exception was raised: the innermost ``frames`` frames as ``file.py:line function``,
+    innermost last. Code locations only: never the message or a value, which may hold a caller's
+    number or words (the reason a log line has the exception's type and not its text)."""
+    return [f"{os.path.basename(f.filename)}:{f.lineno} {f.name}" for f in traceback.extract_tb(tb)[-frames:]]
 
 
 class JsonFormatter(logging.Formatter):

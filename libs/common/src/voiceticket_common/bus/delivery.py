@@ -76,9 +76,11 @@ async def run_handler(
             events = await handler(event)
             return Delivered(events=events, attempts=attempt)
         except PermanentError as exc:
+            _handed_back(exc)
             record_failure(span, exc, retrying=False)
             return DeadLettered(reason=str(exc), error_type=type(exc).__name__, attempts=attempt)
         except TransientError as exc:
+            _handed_back(exc)
             delay = backoff_delay(policy, attempt, exc.retry_after)
             elapsed = time.monotonic() - started
             if out_of_retries(policy, attempt, elapsed + delay, exc):
@@ -95,11 +97,22 @@ async def run_handler(
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # an unexpected bug: dead-letter it rather than stall the partition
+            _handed_back(exc)
             log.exception("handler failed unexpectedly", extra={"error_type": type(exc).__name__})
             record_failure(span, exc, retrying=False)
             return DeadLettered(
                 reason=f"unexpected {type(exc).__name__}", error_type=type(exc).__name__, attempts=attempt
             )
+
+
+def _handed_back(exc: BaseException) -> None:
+    """Raise CancelledError if this task is being cancelled: its record was handed back (a
+    rebalance, a SIGTERM), whatever error a library's clean-up raised in place of the cancel (a
+    client closed under it). Such a record is neither failed nor retried here: dead-lettering it
+    and committing past it would lose the call its partition's next owner is to redo."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError() from exc
 
 
 def out_of_retries(policy: RetryPolicy, attempt: int, waited_by_next: float, exc: TransientError) -> bool:
