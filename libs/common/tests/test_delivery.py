@@ -15,6 +15,7 @@ from voiceticket_common.bus.delivery import (
 )
 from voiceticket_common.bus.errors import DependencyUnavailable
 from voiceticket_common.events import CallAnalyzed
+from voiceticket_common.ledger import LeaseBusy
 from voiceticket_common.sealing import MemoryCallKeys, Sealer
 from voiceticket_common.testing import call_transcribed
 
@@ -97,6 +98,54 @@ async def test_config_api_out_of_reach_is_retried_past_the_attempts_within_the_t
 
     outcome = await run_handler(analyzed, handler, RetryPolicy(max_attempts=5), Sleeps())
     assert isinstance(outcome, Delivered) and outcome.attempts == 9
+
+
+@pytest.mark.parametrize("then", ["lease-busy", "provider"])
+async def test_an_outage_does_not_spend_the_attempts_of_what_comes_after_it(
+    analyzed: CallAnalyzed, then: str
+) -> None:
+    """Chaos seed 402 (full): a redelivered SMS waited out config-api's restart (5 attempts), then
+    found the first attempt's lease held and was dead-lettered at once, 'retries exhausted',
+    although nothing had failed: the outage had spent its attempts. Waiting for config-api or for
+    another attempt's lease is not a failure of this record; only real failures count."""
+    calls = 0
+
+    async def handler(_):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        if calls <= 5:
+            raise DependencyUnavailable("config-api unreachable: ConnectError")
+        if calls <= 7:
+            if then == "lease-busy":
+                raise LeaseBusy("another attempt holds this call's lease for 5.0s more", retry_after=5.1)
+            raise TransientError("twilio send sms failed with HTTP 500")
+        return [analyzed]
+
+    outcome = await run_handler(analyzed, handler, RetryPolicy(max_attempts=5), Sleeps())
+    assert isinstance(outcome, Delivered) and outcome.attempts == 8
+
+
+async def test_a_lease_held_elsewhere_is_waited_for_until_the_time_budget(analyzed: CallAnalyzed) -> None:
+    async def handler(_):  # type: ignore[no-untyped-def]
+        raise LeaseBusy("another attempt holds this call's lease", retry_after=0.01)
+
+    policy = RetryPolicy(max_attempts=2, initial_backoff=0.01, max_backoff=0.02, max_total_seconds=0.3)
+    outcome = await run_handler(analyzed, handler, policy)
+    assert isinstance(outcome, DeadLettered) and outcome.attempts > 2
+
+
+async def test_real_failures_stay_bounded_by_the_attempts_after_an_outage(analyzed: CallAnalyzed) -> None:
+    calls = 0
+
+    async def handler(_):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        if calls <= 3:
+            raise DependencyUnavailable("config-api unreachable: ConnectError")
+        raise TransientError("jira create failed with HTTP 503")
+
+    outcome = await run_handler(analyzed, handler, RetryPolicy(max_attempts=4), Sleeps())
+    assert isinstance(outcome, DeadLettered) and outcome.attempts == 3 + 4
 
 
 async def test_config_api_out_of_reach_still_ends_with_the_time_budget(analyzed: CallAnalyzed) -> None:

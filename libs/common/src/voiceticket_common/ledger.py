@@ -7,7 +7,7 @@ both dialects spell it the same, but SQLAlchemy builds it from the dialect's own
 
 A claim alone is not a lease: a claimed row says nothing about whether its claimer is still
 working. ``LeasedCallClaim`` rows add one (ADR 3): the claimer holds the row until ``lease_until``;
-another attempt meanwhile gets ``LeaseBusy`` (a ``TransientError`` whose ``retry_after`` is the
+another attempt meanwhile gets ``LeaseBusy`` (a ``TransientError``, ``Waiting``, whose ``retry_after`` is the
 lease's remainder), and after expiry takes the row over with the next ``fencing_token``. Every write
 of a holder is conditional on its token (``ClaimOnceLedger.fenced_update``): a stale holder's write
 is refused with ``LeaseLost`` and it stops. Leases compare the services' clocks (UTC), so replicas'
@@ -45,7 +45,7 @@ from sqlalchemy.exc import TimeoutError as SqlTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from .bus.errors import TransientError
+from .bus.errors import TransientError, Waiting
 from .events import Event
 from .sealing import SEALED, CallErased, CallKeys, Sealer, UnreadableSeal
 
@@ -80,8 +80,9 @@ class LeasedCallClaim(CallClaim):
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class LeaseBusy(TransientError):
-    """Another attempt holds the row's lease: retry after ``retry_after`` seconds (its remainder)."""
+class LeaseBusy(Waiting):
+    """Another attempt holds the row's lease: retry after ``retry_after`` seconds (its remainder).
+    Waiting for it is bounded by the time budget, not the attempts (``Waiting``)."""
 
 
 class LeaseLost(TransientError):

@@ -14,7 +14,7 @@ from ..metrics import dropped
 from ..sealing import Sealer
 from ..tracing import record_failure
 from .envelope import Envelope, Headers, MalformedMessage, dead_letter_headers, open_record
-from .errors import DependencyUnavailable, PermanentError, TransientError
+from .errors import PermanentError, TransientError, Waiting
 from .port import FollowHandler, Handler, RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ async def run_handler(
 
     span = trace.get_current_span()
     started = time.monotonic()
-    attempt = 0
+    attempt = failures = 0
     while True:
         attempt += 1
         try:
@@ -83,7 +83,8 @@ async def run_handler(
             _handed_back(exc)
             delay = backoff_delay(policy, attempt, exc.retry_after)
             elapsed = time.monotonic() - started
-            if out_of_retries(policy, attempt, elapsed + delay, exc):
+            failures += not isinstance(exc, Waiting)
+            if out_of_retries(policy, failures, elapsed + delay, exc):
                 record_failure(span, exc, retrying=False)
                 return DeadLettered(
                     reason=f"retries exhausted: {exc}", error_type=type(exc).__name__, attempts=attempt
@@ -115,12 +116,13 @@ def _handed_back(exc: BaseException) -> None:
         raise asyncio.CancelledError() from exc
 
 
-def out_of_retries(policy: RetryPolicy, attempt: int, waited_by_next: float, exc: TransientError) -> bool:
-    """Whether a transient failure ends the retries: past the time budget, or (unless config-api
-    itself is out of reach, ``DependencyUnavailable``) past the attempts."""
+def out_of_retries(policy: RetryPolicy, failures: int, waited_by_next: float, exc: TransientError) -> bool:
+    """Whether a transient failure ends the retries: past the time budget, or (unless the record
+    is only waiting, ``Waiting``: config-api out of reach, another attempt's lease) past the
+    attempts. ``failures``: the attempts that failed on their own, waits not counted."""
     if waited_by_next > policy.max_total_seconds:
         return True
-    return attempt >= policy.max_attempts and not isinstance(exc, DependencyUnavailable)
+    return failures >= policy.max_attempts and not isinstance(exc, Waiting)
 
 
 # -- sealed records (voiceticket_common.sealing): what both adapters do with erased calls --------

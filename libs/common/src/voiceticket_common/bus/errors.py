@@ -11,7 +11,13 @@ class TransientError(Exception):
         self.retry_after = retry_after
 
 
-class DependencyUnavailable(TransientError):
+class Waiting(TransientError):
+    """The record must wait for something outside it, not a failure of its own: retried for the
+    whole time budget (``RetryPolicy.max_total_seconds``), and such attempts do not count toward
+    ``max_attempts`` (an outage does not spend the attempts of a failure that follows it)."""
+
+
+class DependencyUnavailable(Waiting):
     """The deployment's own config-api (line views, call keys) is out of reach: an outage, not
     this record's fault. Retried for the whole time budget (``RetryPolicy.max_total_seconds``)
     whatever the attempt count, so a config-api restart delays calls instead of dead-lettering
