@@ -28,6 +28,18 @@ class Sleeps:
         self.delays.append(delay)
 
 
+def scripted(failures: list[Exception], events: list[CallAnalyzed]):  # type: ignore[no-untyped-def]
+    """A handler that raises ``failures`` one call each, in order, then returns ``events``."""
+    pending = list(failures)
+
+    async def handler(_):  # type: ignore[no-untyped-def]
+        if pending:
+            raise pending.pop(0)
+        return events
+
+    return handler
+
+
 async def test_transient_failures_are_retried_then_succeed(analyzed: CallAnalyzed) -> None:
     calls = 0
 
@@ -87,15 +99,7 @@ async def test_config_api_out_of_reach_is_retried_past_the_attempts_within_the_t
     analyzed: CallAnalyzed,
 ) -> None:
     # A config-api restart: more failures than max_attempts allows for a provider's, then it is back.
-    calls = 0
-
-    async def handler(_):  # type: ignore[no-untyped-def]
-        nonlocal calls
-        calls += 1
-        if calls <= 8:
-            raise DependencyUnavailable("config-api unreachable: ConnectError")
-        return [analyzed]
-
+    handler = scripted([DependencyUnavailable("config-api unreachable: ConnectError")] * 8, [analyzed])
     outcome = await run_handler(analyzed, handler, RetryPolicy(max_attempts=5), Sleeps())
     assert isinstance(outcome, Delivered) and outcome.attempts == 9
 
@@ -108,19 +112,14 @@ async def test_an_outage_does_not_spend_the_attempts_of_what_comes_after_it(
     found the first attempt's lease held and was dead-lettered at once, 'retries exhausted',
     although nothing had failed: the outage had spent its attempts. Waiting for config-api or for
     another attempt's lease is not a failure of this record; only real failures count."""
-    calls = 0
-
-    async def handler(_):  # type: ignore[no-untyped-def]
-        nonlocal calls
-        calls += 1
-        if calls <= 5:
-            raise DependencyUnavailable("config-api unreachable: ConnectError")
-        if calls <= 7:
-            if then == "lease-busy":
-                raise LeaseBusy("another attempt holds this call's lease for 5.0s more", retry_after=5.1)
-            raise TransientError("twilio send sms failed with HTTP 500")
-        return [analyzed]
-
+    after: Exception = (
+        LeaseBusy("another attempt holds this call's lease for 5.0s more", retry_after=5.1)
+        if then == "lease-busy"
+        else TransientError("twilio send sms failed with HTTP 500")
+    )
+    handler = scripted(
+        [DependencyUnavailable("config-api unreachable: ConnectError")] * 5 + [after] * 2, [analyzed]
+    )
     outcome = await run_handler(analyzed, handler, RetryPolicy(max_attempts=5), Sleeps())
     assert isinstance(outcome, Delivered) and outcome.attempts == 8
 
@@ -135,15 +134,8 @@ async def test_a_lease_held_elsewhere_is_waited_for_until_the_time_budget(analyz
 
 
 async def test_real_failures_stay_bounded_by_the_attempts_after_an_outage(analyzed: CallAnalyzed) -> None:
-    calls = 0
-
-    async def handler(_):  # type: ignore[no-untyped-def]
-        nonlocal calls
-        calls += 1
-        if calls <= 3:
-            raise DependencyUnavailable("config-api unreachable: ConnectError")
-        raise TransientError("jira create failed with HTTP 503")
-
+    outage = [DependencyUnavailable("config-api unreachable: ConnectError")] * 3
+    handler = scripted(outage + [TransientError("jira create failed with HTTP 503")] * 10, [analyzed])
     outcome = await run_handler(analyzed, handler, RetryPolicy(max_attempts=4), Sleeps())
     assert isinstance(outcome, DeadLettered) and outcome.attempts == 3 + 4
 
